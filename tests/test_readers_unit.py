@@ -29,7 +29,10 @@ def _xml(regions, mpp="0.25"):
         + "</Vertices></Region>"
         for i, r in enumerate(regions, 1)
     )
-    return f'<Annotations MicronsPerPixel="{mpp}"><Annotation><Regions>{body}</Regions></Annotation></Annotations>'
+    return (
+        f'<Annotations MicronsPerPixel="{mpp}"><Annotation><Regions>{body}'
+        "</Regions></Annotation></Annotations>"
+    )
 
 
 def test_aperio_xml_polygons_mpp_and_degenerates(tmp_path):
