@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from cellbench import config
 from cellbench.errors import CellbenchError
 
 st.set_page_config(page_title="cellbench", layout="wide")
@@ -15,16 +16,17 @@ st.caption("Multi-source cell and nucleus datasets: catalog, evaluation, compari
 
 
 @st.cache_data(show_spinner="Reading the catalog and local data ...")
-def _catalog_rows() -> tuple[list[dict], str, str]:
+def _catalog_rows(cat_path: str, root: str) -> list[dict]:
+    """Summary rows; cached per catalog file and data root."""
     from cellbench.catalog import load_catalog
     from cellbench.cli import catalog_rows
 
-    cat = load_catalog()
-    return catalog_rows(cat), str(cat.path), str(cat.root)
+    return catalog_rows(load_catalog(cat_path, root))
 
 
+cat_path, root = str(config.catalog_path()), str(config.data_root())
 try:
-    rows, cat_path, root = _catalog_rows()
+    rows = _catalog_rows(cat_path, root)
 except CellbenchError as e:
     st.error(f"The catalog could not be read: {e}")
     st.stop()

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from cellbench.catalog import load_catalog, parse_catalog
 from cellbench.errors import CatalogError
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from cellbench.catalog import load_catalog
 from cellbench.classes import class_leaves, label_map, load_hierarchy, shared_level
 

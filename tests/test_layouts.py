@@ -9,10 +9,11 @@ import json
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
+
 from cellbench.catalog import load_catalog
 from cellbench.errors import CatalogError, DataError, UnknownClassError
 from cellbench.samples import load_sample, sample_table
-from PIL import Image
 
 
 def _write_catalog(tmp_path, entries):

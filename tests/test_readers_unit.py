@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
+
 from cellbench.errors import DataError, UnknownClassError
 from cellbench.imageio import as_label_image, check_same_size, read_image, read_label_image
 from cellbench.rasterize import polygons_to_instances
@@ -17,7 +19,6 @@ from cellbench.readers.imagej_roi import read_roiset
 from cellbench.readers.masks import binary_to_instances, pannuke_to_instances
 from cellbench.readers.oscc import read_oscc_metadata
 from cellbench.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
-from PIL import Image
 
 SQUARE = [(2, 2), (6, 2), (6, 6), (2, 6)]
 
