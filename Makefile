@@ -22,7 +22,7 @@ app: install
 	$(BIN)/streamlit run app.py --server.headless true
 
 lint: install
-	$(BIN)/ruff check lib tests app.py pages benchmarks
+	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest -q tests
