@@ -118,38 +118,30 @@ def open_slide(path: str | Path) -> Slide:
     if not p.exists():
         raise DataError(p, "file not found")
     errors = []
-    try:
-        import tiffslide
+    for backend, mpp_key in (("tiffslide", "tiffslide.mpp-x"), ("openslide", "openslide.mpp-x")):
+        try:
+            if backend == "tiffslide":
+                import tiffslide
 
-        h = tiffslide.TiffSlide(p)
-        mpp = h.properties.get("tiffslide.mpp-x")
+                h = tiffslide.TiffSlide(p)
+            else:
+                import openslide
+
+                h = openslide.OpenSlide(str(p))
+        except ImportError:
+            errors.append(f"{backend}: not installed (pip install {backend}-python {backend}-bin)")
+            continue
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"{backend}: {type(e).__name__}: {e}")
+            continue
         return Slide(
             p,
-            "tiffslide",
+            backend,
             h,
             tuple(h.dimensions),
-            _mpp(mpp),
+            _mpp(h.properties.get(mpp_key)),
             tuple(float(d) for d in h.level_downsamples),
         )
-    except Exception as e:  # noqa: BLE001
-        errors.append(f"tiffslide: {type(e).__name__}: {e}")
-    try:
-        import openslide
-
-        h = openslide.OpenSlide(str(p))
-        mpp = h.properties.get("openslide.mpp-x")
-        return Slide(
-            p,
-            "openslide",
-            h,
-            tuple(h.dimensions),
-            _mpp(mpp),
-            tuple(float(d) for d in h.level_downsamples),
-        )
-    except ImportError:
-        errors.append("openslide: not installed (pip install openslide-python openslide-bin)")
-    except Exception as e:  # noqa: BLE001
-        errors.append(f"openslide: {type(e).__name__}: {e}")
     raise DataError(p, "cannot open slide (" + "; ".join(errors) + ")")
 
 
