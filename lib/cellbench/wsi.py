@@ -129,7 +129,8 @@ def open_slide(path: str | Path) -> Slide:
 
                 h = openslide.OpenSlide(str(p))
         except ImportError:
-            errors.append(f"{backend}: not installed (pip install {backend}-python {backend}-bin)")
+            hint = "openslide-python openslide-bin" if backend == "openslide" else "tiffslide"
+            errors.append(f"{backend}: not installed (pip install {hint})")
             continue
         except Exception as e:  # noqa: BLE001
             errors.append(f"{backend}: {type(e).__name__}: {e}")
