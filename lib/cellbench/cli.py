@@ -19,6 +19,10 @@ from cellbench.errors import CellbenchError
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cellbench workbench CLI")
 catalog_app = typer.Typer(no_args_is_help=True, help="Browse and validate the dataset catalog.")
 app.add_typer(catalog_app, name="catalog")
+score_app = typer.Typer(
+    no_args_is_help=True, help="Score stored predictions (instance maps or points)."
+)
+app.add_typer(score_app, name="score")
 
 
 def _friendly(fn):
@@ -155,6 +159,84 @@ def samples_cmd(
         out.write_text(text) if out else sys.stdout.write(text)
     if out:
         typer.echo(f"wrote {t.height} rows to {out}", err=True)
+
+
+def _write_result(result: dict, out: Path | None) -> None:
+    from cellbench.atomic import write_json_atomic
+
+    if out is None:
+        typer.echo(json.dumps(result, indent=1, allow_nan=False))
+    else:
+        write_json_atomic(out, result)
+        typer.echo(f"wrote {out}", err=True)
+
+
+def _summary(agg: dict, keys: tuple[str, ...]) -> str:
+    parts = [f"{k}={agg[k]:.4f}" for k in keys if isinstance(agg.get(k), float)]
+    return " ".join(parts)
+
+
+@score_app.command("instances")
+@_friendly
+def score_instances(
+    gt: Annotated[Path, typer.Option(help="Folder of ground-truth instance maps.")],
+    pred: Annotated[Path, typer.Option(help="Folder of same-named predicted maps.")],
+    preset: Annotated[str, typer.Option(help="hovernet, stardist, conic, torchmetrics.")] = (
+        "hovernet"
+    ),
+    iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = (
+        "0.5"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
+):
+    """Score instance maps (.npy, .png, .tif; 0 = background, any integer ids)."""
+    from cellbench.metrics.io import score_instance_dirs
+
+    def progress(k: int, n: int, stem: str) -> None:
+        if out is not None:
+            typer.echo(f"\r[{k}/{n}] {stem}", err=True, nl=k == n)
+
+    res = score_instance_dirs(gt, pred, preset, iou, progress=progress)
+    _write_result(res, out)
+    if out is not None:
+        typer.echo(_summary(res["aggregate"], ("pq", "dq", "sq", "aji", "aji_plus", "dice1")),
+                   err=True)
+
+
+@score_app.command("points")
+@_friendly
+def score_points(
+    gt: Annotated[Path, typer.Option(help="Ground truth, Grand-Challenge Multiple points.")],
+    pred: Annotated[Path, typer.Option(help="Predictions, same format.")],
+    preset: Annotated[str, typer.Option(help="ocelot or hungarian.")] = "ocelot",
+    radius_px: Annotated[float | None, typer.Option(help="Radius in pixels (15).")] = None,
+    radius_um: Annotated[float | None, typer.Option(help="Radius in microns.")] = None,
+    mpp: Annotated[float | None, typer.Option(help="Microns per pixel.")] = None,
+    order: Annotated[
+        str, typer.Option(help="ocelot: probability, or official (the challenge script).")
+    ] = "probability",
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
+):
+    """Score point detections per class (precision, recall, F1) and mF1."""
+    from cellbench.metrics.io import score_point_files
+
+    res = score_point_files(
+        gt, pred, preset, radius_px=radius_px, radius_um=radius_um, mpp=mpp, order=order
+    )
+    _write_result(res, out)
+    if out is not None:
+        agg = res["aggregate"]
+        f1 = " ".join(f"F1/{c}={v['f1']}" for c, v in agg["per_class"].items())
+        typer.echo(f"{f1} mF1={agg['mf1']}", err=True)
+
+
+@score_app.command("presets")
+def score_presets():
+    """Describe every metric preset (matching, epsilons, averaging, empty images)."""
+    from cellbench.metrics import PRESETS, describe
+
+    for name in PRESETS:
+        typer.echo(describe(name) + "\n")
 
 
 def main() -> None:

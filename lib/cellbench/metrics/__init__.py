@@ -1,0 +1,54 @@
+"""cellbench's metrics engine: exact, convention-aware scoring (``shared/DESIGN.md`` §5).
+
+One entry point per image and kind, plus dataset aggregation per preset:
+
+- :func:`instance_scores` / :func:`aggregate_instances`: PQ, DQ, SQ, AJI, AJI+, Dice1/2,
+  F1 at IoU thresholds, per-class PQ, mPQ, bPQ, mPQ+, HoVer-Net type classification;
+- :func:`point_scores` / :func:`aggregate_points`: OCELOT-style point detection;
+- :func:`semantic_scores` / :func:`aggregate_semantic`: pixel accuracy, IoU, Dice;
+- :func:`type_counts` / :func:`type_terms`: HoVer-Net F_d and F_t from centroids and types;
+- :func:`compare_presets`: where two conventions disagree on the same inputs, and why.
+
+Presets (:data:`PRESETS`, :func:`describe`): ``hovernet``, ``stardist``, ``conic``,
+``torchmetrics`` for instances; ``ocelot``, ``hungarian`` for points.
+
+Numpy/scipy only, so that evaluation can run on machines without polars or streamlit.
+"""
+
+from cellbench.metrics.aggregate import aggregate_groups, aggregate_instances, aggregate_points
+from cellbench.metrics.compare import compare_presets
+from cellbench.metrics.instance import IOU_RANGE, instance_scores, parse_thresholds
+from cellbench.metrics.overlap import Overlap, compute_overlap
+from cellbench.metrics.points import point_scores, type_counts, type_terms
+from cellbench.metrics.presets import (
+    INSTANCE_PRESETS,
+    POINT_PRESETS,
+    PRESETS,
+    Preset,
+    describe,
+    get_preset,
+)
+from cellbench.metrics.semantic import aggregate_semantic, semantic_scores
+
+__all__ = [
+    "INSTANCE_PRESETS",
+    "IOU_RANGE",
+    "POINT_PRESETS",
+    "PRESETS",
+    "Overlap",
+    "Preset",
+    "aggregate_groups",
+    "aggregate_instances",
+    "aggregate_points",
+    "aggregate_semantic",
+    "compare_presets",
+    "compute_overlap",
+    "describe",
+    "get_preset",
+    "instance_scores",
+    "parse_thresholds",
+    "point_scores",
+    "semantic_scores",
+    "type_counts",
+    "type_terms",
+]

@@ -1,0 +1,384 @@
+"""Instance segmentation scores of one image pair: PQ/DQ/SQ, AJI, AJI+, Dice, F1, per class.
+
+All numbers come from one :class:`~cellbench.metrics.overlap.Overlap` (areas and the
+intersections of overlapping pairs); see :mod:`cellbench.metrics.presets` for what each preset
+reproduces. Areas are pixel counts; IoU thresholds are fractions in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellbench.errors import CellbenchError, DataError
+from cellbench.metrics.matching import max_weight_matching
+from cellbench.metrics.overlap import Overlap, centroids, check_label_map, compute_overlap
+from cellbench.metrics.presets import get_preset
+
+#: IoU thresholds of "0.5:0.95" (COCO / DSB 2018 style).
+IOU_RANGE = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+
+
+def parse_thresholds(iou: float | Sequence[float] | str) -> tuple[float, ...]:
+    """``0.5``, ``[0.5, 0.75]``, ``"0.5"`` or ``"0.5:0.95"`` -> tuple of thresholds."""
+    if isinstance(iou, str):
+        s = iou.strip()
+        if s in ("0.5:0.95", "0.50:0.95"):
+            return IOU_RANGE
+        try:
+            vals = tuple(float(v) for v in s.split(","))
+        except ValueError:
+            raise CellbenchError(
+                f"IoU threshold {iou!r}: give a number, a list or 0.5:0.95"
+            ) from None
+    elif np.isscalar(iou):
+        vals = (float(iou),)
+    else:
+        vals = tuple(float(v) for v in iou)
+    if not vals or any(not (0.0 <= v < 1.0) or np.isnan(v) for v in vals):
+        raise CellbenchError(f"IoU thresholds must lie in [0, 1): {vals}")
+    return vals
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else 0.0
+
+
+def pq_terms(tp: int, fp: int, fn: int, iou_sum: float, preset: str) -> dict[str, float | None]:
+    """DQ, SQ, PQ (and RQ) from counts with the preset's epsilons; None if nothing to score."""
+    if tp + fp + fn == 0:
+        return {"dq": None, "sq": None, "pq": None}
+    if preset == "hovernet":
+        dq = tp / (tp + 0.5 * fp + 0.5 * fn)
+        sq = iou_sum / (tp + 1.0e-6)
+        pq = dq * sq
+    elif preset == "conic":
+        dq = tp / (tp + 0.5 * fp + 0.5 * fn + 1.0e-6)
+        sq = iou_sum / (tp + 1.0e-6)
+        pq = dq * sq
+    else:  # stardist, torchmetrics: no epsilon, 0 when undefined
+        den = tp + 0.5 * fp + 0.5 * fn
+        dq = _ratio(tp, den)
+        sq = _ratio(iou_sum, tp)
+        pq = _ratio(iou_sum, den)
+    return {"dq": float(dq), "sq": float(sq), "pq": float(pq)}
+
+
+def detection_terms(tp: int, fp: int, fn: int) -> dict[str, float | None]:
+    """Precision, recall, F1, accuracy = TP/(TP+FP+FN) (StarDist: 0 when TP = 0)."""
+    if tp + fp + fn == 0:
+        return {"precision": None, "recall": None, "f1": None, "accuracy": None}
+    return {
+        "precision": _ratio(tp, tp + fp) if tp else 0.0,
+        "recall": _ratio(tp, tp + fn) if tp else 0.0,
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn) if tp else 0.0,
+        "accuracy": _ratio(tp, tp + fp + fn) if tp else 0.0,
+    }
+
+
+def match_pairs(ov: Overlap, thr: float, preset: str) -> np.ndarray:
+    """Boolean mask over ``ov``'s pairs: the matched (true positive) pairs at threshold ``thr``.
+
+    Strict presets (``IoU > thr``) need no assignment for ``thr >= 0.5`` (such pairs are
+    unique); below it HoVer-Net's rule applies (Hungarian on -IoU, then ``IoU > thr``).
+    StarDist (``IoU >= thr``) maximises the number of matches with IoU as tie-breaker; an
+    assignment step is only needed where a candidate shares a node (IoU exactly 0.5 or
+    ``thr < 0.5``).
+    """
+    iou = ov.iou
+    if get_preset(preset, "instance").inclusive:
+        ok = iou >= thr
+        cand_t = np.bincount(ov.ti[ok], minlength=ov.n_true)
+        cand_p = np.bincount(ov.pj[ok], minlength=ov.n_pred)
+        if (cand_t.max(initial=0) <= 1) and (cand_p.max(initial=0) <= 1):
+            return ok
+        n_matched = min(ov.n_true, ov.n_pred)
+        w = ok + iou / (2 * n_matched)
+        return max_weight_matching(ov.ti, ov.pj, w, ov.n_true, ov.n_pred) & ok
+    if thr >= 0.5:
+        return iou > thr
+    chosen = max_weight_matching(ov.ti, ov.pj, iou, ov.n_true, ov.n_pred)
+    return chosen & (iou > thr)
+
+
+def aji_scores(ov: Overlap) -> dict[str, float | None]:
+    """AJI and AJI+ exactly as HoVer-Net ``get_fast_aji`` / ``get_fast_aji_plus``.
+
+    Both pair instances by ``inter / (union + 1e-6)``; AJI lets every GT take its best
+    prediction (a prediction may be reused, its union counted again), AJI+ pairs one-to-one
+    (Hungarian). Unpaired GT and unused predictions add their areas to the union.
+    """
+    if ov.n_true == 0 and ov.n_pred == 0:
+        return {"aji": None, "aji_plus": None}
+    w = ov.inter / (ov.union + 1.0e-6)
+    out = {}
+    # AJI: first pair of highest weight per GT (HoVer-Net's argmax keeps the first index)
+    order = np.lexsort((ov.pj, -w, ov.ti))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ov.ti[order[1:]] != ov.ti[order[:-1]]
+    aji_sel = np.zeros(len(w), dtype=bool)
+    aji_sel[order[first]] = True
+    plus_sel = max_weight_matching(ov.ti, ov.pj, w, ov.n_true, ov.n_pred)
+    for key, sel in (("aji", aji_sel), ("aji_plus", plus_sel)):
+        t_used = np.zeros(ov.n_true, dtype=bool)
+        p_used = np.zeros(ov.n_pred, dtype=bool)
+        t_used[ov.ti[sel]] = True
+        p_used[ov.pj[sel]] = True
+        inter = int(ov.inter[sel].sum())
+        union = int(ov.union[sel].sum())
+        union += int(ov.true_area[~t_used].sum()) + int(ov.pred_area[~p_used].sum())
+        out[key] = inter / union if union else 0.0
+    return out
+
+
+def dice_scores(ov: Overlap) -> dict[str, float | None]:
+    """Dice1 (binary, of the foregrounds) and Dice2 (ensemble over overlapping pairs)."""
+    at, ap = int(ov.true_area.sum()), int(ov.pred_area.sum())
+    if at + ap == 0:
+        return {"dice1": None, "dice2": None}
+    inter = int(ov.inter.sum())
+    den2 = int(ov.true_area[ov.ti].sum() + ov.pred_area[ov.pj].sum())
+    return {"dice1": 2.0 * inter / (at + ap), "dice2": 2.0 * inter / den2 if den2 else 0.0}
+
+
+def _class_lookup(classes: Any, ids: np.ndarray, name: str | Path) -> np.ndarray:
+    """Class of each instance id from a mapping ``{id: class}`` or an array indexed by id."""
+    if isinstance(classes, Mapping):
+        missing = [int(i) for i in ids if int(i) not in classes]
+        if missing:
+            raise DataError(name, f"no class given for instance ids {missing[:5]}")
+        return np.array([int(classes[int(i)]) for i in ids], dtype=np.int64)
+    arr = np.asarray(classes)
+    if arr.dtype.kind not in "iu":
+        raise DataError(name, f"classes must be integers, got dtype {arr.dtype}")
+    if len(ids) and ids.max() >= len(arr):
+        raise DataError(name, f"no class given for instance id {int(ids.max())}")
+    return arr[ids].astype(np.int64)
+
+
+def _class_restricted(
+    true: np.ndarray, pred: np.ndarray, tcls: np.ndarray, pcls: np.ndarray, names: tuple
+) -> tuple[Overlap, np.ndarray, np.ndarray]:
+    """Overlap of the (instance, class) composites of pixel class maps (CoNIC's definition).
+
+    ``inst * (class == c)`` for every class c: an instance whose pixels carry several classes
+    becomes several class-restricted instances; pixels of class 0 belong to none.
+    """
+    for arr, cm, nm in ((true, tcls, names[0]), (pred, pcls, names[1])):
+        check_label_map(cm, nm)
+        if cm.shape != arr.shape:
+            raise DataError(nm, f"class map shape {cm.shape} differs from instance map {arr.shape}")
+    m = int(max(tcls.max(initial=0), pcls.max(initial=0))) + 1
+    if min(tcls.min(initial=0), pcls.min(initial=0)) < 0:
+        raise DataError(names[0], "class map has negative classes")
+    ct = np.where(tcls > 0, true.astype(np.int64) * m + tcls, 0)
+    cp = np.where(pcls > 0, pred.astype(np.int64) * m + pcls, 0)
+    ct[true == 0] = 0
+    cp[pred == 0] = 0
+    ov = compute_overlap(ct, cp, names[0], names[1])
+    return ov, ov.true_ids % m, ov.pred_ids % m
+
+
+def _per_class(
+    ov: Overlap, tc: np.ndarray, pc: np.ndarray, thr: float, preset: str, classes: Sequence[int]
+) -> dict[str, dict[str, Any]]:
+    same = tc[ov.ti] == pc[ov.pj]
+    sub = Overlap(
+        ov.true_ids, ov.pred_ids, ov.true_area, ov.pred_area,
+        ov.ti[same], ov.pj[same], ov.inter[same], ov.shape,
+    )
+    matched = match_pairs(sub, thr, preset)
+    mc = tc[sub.ti[matched]]
+    out = {}
+    for c in classes:
+        nt = int((tc == c).sum())
+        npd = int((pc == c).sum())
+        sel = mc == c
+        tp = int(sel.sum())
+        iou_sum = float(sub.iou[matched][sel].sum())
+        row = {"n_true": nt, "n_pred": npd, "tp": tp, "fp": npd - tp, "fn": nt - tp,
+               "iou_sum": iou_sum}
+        row.update(pq_terms(tp, npd - tp, nt - tp, iou_sum, preset))
+        out[str(int(c))] = row
+    return out
+
+
+def instance_scores(
+    true: np.ndarray,
+    pred: np.ndarray,
+    preset: str = "hovernet",
+    *,
+    iou: float | Sequence[float] | str = 0.5,
+    true_classes: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
+    pred_classes: Mapping[int, int] | Sequence[int] | np.ndarray | None = None,
+    true_class_map: np.ndarray | None = None,
+    pred_class_map: np.ndarray | None = None,
+    classes: Sequence[int] | None = None,
+    radius_px: float | None = None,
+    radius_um: float | None = None,
+    mpp: float | None = None,
+    background_stuff: bool = False,
+    true_name: str | Path = "true",
+    pred_name: str | Path = "pred",
+) -> dict[str, Any]:
+    """Every instance metric of one image pair under one preset.
+
+    Parameters
+    ----------
+    true, pred
+        ``(H, W)`` integer instance maps, 0 = background; ids need not be contiguous.
+    preset
+        ``hovernet``, ``stardist``, ``conic`` or ``torchmetrics`` (see :func:`describe`).
+    iou
+        Matching threshold(s): a number, a list, or ``"0.5:0.95"``. The first is the primary
+        one (top-level ``tp``, ``pq``...); with several, ``by_threshold`` holds each and
+        ``*_mean`` the averages (``accuracy_mean`` is the DSB 2018 score).
+    true_classes, pred_classes
+        Class of each instance: ``{id: class}`` or an array indexed by id.
+    true_class_map, pred_class_map
+        Alternatively ``(H, W)`` pixel class maps (CoNIC/PanNuke style; 0 = no class).
+    classes
+        Class ids to report (default: those present in either image).
+    radius_px, radius_um, mpp
+        Centroid pairing radius of the type classification (default 12 px, HoVer-Net at 40x);
+        ``radius_um`` needs ``mpp`` (microns per pixel).
+    background_stuff
+        ``torchmetrics`` only: also score the background as a "stuff" segment.
+    true_name, pred_name
+        Names (file paths) used in error messages.
+
+    Returns
+    -------
+    dict
+        Counts (``n_true, n_pred, tp, fp, fn, iou_sum``), ``dq, sq, pq`` (``rq`` too for
+        torchmetrics), ``precision, recall, f1, accuracy, mean_matched_score,
+        mean_true_score, aji, aji_plus, dice1, dice2``; with classes also ``per_class``,
+        ``mpq``, ``bpq`` and ``types`` (HoVer-Net classification counts, ``f_d``, ``f_t``).
+        Ratios are ``None`` for an image with neither GT nor prediction.
+    """
+    p = get_preset(preset, "instance")
+    thrs = parse_thresholds(iou)
+    if preset == "torchmetrics" and thrs != (0.5,):
+        raise CellbenchError("the torchmetrics preset matches at IoU > 0.5 only")
+    if background_stuff and preset != "torchmetrics":
+        raise CellbenchError("background_stuff applies to the torchmetrics preset only")
+    has_cls = true_classes is not None or pred_classes is not None
+    has_map = true_class_map is not None or pred_class_map is not None
+    if has_cls and has_map:
+        raise CellbenchError("give classes per instance or pixel class maps, not both")
+    if (has_cls and (true_classes is None or pred_classes is None)) or (
+        has_map and (true_class_map is None or pred_class_map is None)
+    ):
+        raise CellbenchError("classes are needed for both the ground truth and the prediction")
+
+    res = compute_overlap(true, pred, true_name, pred_name, want_pixels=has_cls or has_map)
+    ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
+    out: dict[str, Any] = {"preset": p.name, "n_true": ov.n_true, "n_pred": ov.n_pred}
+    by_thr = {}
+    for thr in thrs:
+        m = match_pairs(ov, thr, preset)
+        tp = int(m.sum())
+        row = {"tp": tp, "fp": ov.n_pred - tp, "fn": ov.n_true - tp,
+               "iou_sum": float(ov.iou[m].sum())}
+        row.update(pq_terms(tp, row["fp"], row["fn"], row["iou_sum"], preset))
+        row.update(detection_terms(tp, row["fp"], row["fn"]))
+        by_thr[f"{thr:.2f}"] = row
+    first = by_thr[f"{thrs[0]:.2f}"]
+    out["iou_threshold"] = thrs[0]
+    out.update(first)
+    empty = ov.n_true == 0 and ov.n_pred == 0
+    out["mean_matched_score"] = None if empty else _ratio(first["iou_sum"], first["tp"])
+    out["mean_true_score"] = None if empty else _ratio(first["iou_sum"], ov.n_true)
+    if preset == "torchmetrics":
+        out["rq"] = out["dq"]
+        if background_stuff:
+            out["background"] = _background_stuff(ov)
+    out.update(aji_scores(ov))
+    out.update(dice_scores(ov))
+    if len(thrs) > 1:
+        out["by_threshold"] = by_thr
+        for k in ("accuracy", "f1", "pq"):
+            vals = [r[k] for r in by_thr.values()]
+            out[f"{k}_mean"] = None if empty else float(np.mean(vals))
+    if has_cls or has_map:
+        out["bpq"] = out["pq"]
+        out.update(
+            _class_scores(
+                ov, pix, true, pred, preset, thrs[0],
+                (true_classes, pred_classes, true_class_map, pred_class_map),
+                classes, radius_px, radius_um, mpp, (true_name, pred_name),
+            )
+        )
+    return out
+
+
+def _background_stuff(ov: Overlap) -> dict[str, Any]:
+    """torchmetrics' background 'stuff' segment: all pixels with id 0 in each map."""
+    h, w = ov.shape
+    bt = h * w - int(ov.true_area.sum())
+    bp = h * w - int(ov.pred_area.sum())
+    # background intersection = pixels background in both
+    fg_union = int(ov.true_area.sum() + ov.pred_area.sum() - ov.inter.sum())
+    inter = h * w - fg_union
+    union = bt + bp - inter
+    iou = inter / union if union else 0.0
+    tp = int(bt > 0 and bp > 0 and iou > 0.5)
+    return {"tp": tp, "fp": int(bp > 0) - tp, "fn": int(bt > 0) - tp,
+            "iou_sum": float(iou) if tp else 0.0}
+
+
+def _class_scores(
+    ov, pix, true, pred, preset, thr, cls_in, classes, radius_px, radius_um, mpp, names
+) -> dict[str, Any]:
+    from cellbench.metrics.points import resolve_radius, type_counts
+
+    true_classes, pred_classes, tmap, pmap = cls_in
+    if true_classes is not None:
+        tc = _class_lookup(true_classes, ov.true_ids, names[0])
+        pc = _class_lookup(pred_classes, ov.pred_ids, names[1])
+        cov, ctc, cpc = ov, tc, pc
+    else:
+        tmap = np.asarray(tmap)
+        pmap = np.asarray(pmap)
+        cov, ctc, cpc = _class_restricted(
+            np.asarray(true), np.asarray(pred), tmap, pmap, names
+        )
+        tc = _majority(cov, ctc, ov.true_ids, side="true")
+        pc = _majority(cov, cpc, ov.pred_ids, side="pred")
+    if classes is None:
+        present = np.union1d(ctc, cpc)
+        classes = [int(c) for c in present if c > 0]
+    per_class = _per_class(cov, ctc, cpc, thr, preset, classes)
+    in_gt = [r["pq"] for r in per_class.values() if r["n_true"] > 0]
+    scored = [r["pq"] for r in per_class.values() if r["pq"] is not None]
+    out: dict[str, Any] = {"per_class": per_class}
+    # image mPQ: PanNuke convention (classes present in the GT) for hovernet, else all scored
+    vals = in_gt if preset == "hovernet" else scored
+    out["mpq"] = float(np.mean(vals)) if vals else None
+    idx, tcomp, pcomp = pix
+    width = ov.shape[1]
+    tcent = centroids(idx, tcomp, ov.n_true, width)
+    pcent = centroids(idx, pcomp, ov.n_pred, width)
+    r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
+    out["types"] = type_counts(
+        tcent, tc, pcent, pc, r, hovernet=(preset == "hovernet"), classes=classes
+    )
+    return out
+
+
+def _majority(cov: Overlap, comp_cls: np.ndarray, ids: np.ndarray, side: str) -> np.ndarray:
+    """Majority pixel class of each original instance from its class-restricted parts."""
+    m = int(comp_cls.max(initial=0)) + 1
+    cids = cov.true_ids if side == "true" else cov.pred_ids
+    area = cov.true_area if side == "true" else cov.pred_area
+    inst = cids // m
+    pos = np.searchsorted(ids, inst)
+    out = np.zeros(len(ids), dtype=np.int64)  # 0 = instance has no classed pixel
+    order = np.lexsort((comp_cls, -area, pos))  # largest part first, lowest class on ties
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pos[order[1:]] != pos[order[:-1]]
+    out[pos[order[first]]] = comp_cls[order[first]]
+    return out

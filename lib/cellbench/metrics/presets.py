@@ -1,0 +1,188 @@
+"""Named metric conventions (``shared/DESIGN.md`` §5).
+
+Published scorers disagree on small things that change numbers visibly: whether IoU = 0.5
+matches, which epsilons sit in which denominator, whether a dataset figure is a mean over
+images or a ratio of pooled counts. cellbench never picks silently: every score is computed
+under a named preset, stored with its name, and :func:`describe` says what it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cellbench.errors import CellbenchError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One scorer's conventions.
+
+    Attributes
+    ----------
+    name
+        Identifier used in the API, the CLI and stored results.
+    kind
+        ``"instance"`` (label maps) or ``"points"``.
+    inclusive
+        Instances: a pair matches when ``IoU >= t`` (True) or ``IoU > t`` (False).
+        Points: a pair matches when ``distance <= r`` (always inclusive in the references).
+    averaging
+        ``"image"``: dataset figure = mean of per-image values; ``"pooled"``: counts (TP, FP,
+        FN, summed IoU) are added over images first.
+    matching
+        How pairs are chosen, in words.
+    epsilons
+        Where the reference adds small constants.
+    empty
+        What happens to images without ground truth and/or predictions.
+    reference
+        The implementation reproduced.
+    """
+
+    name: str
+    kind: str
+    inclusive: bool
+    averaging: str
+    matching: str
+    epsilons: str
+    empty: str
+    reference: str
+
+
+_EMPTY = (
+    "An image with neither ground truth nor prediction has null scores and is left out of "
+    "means (the reference cannot score it: division by zero). Ground truth only or "
+    "prediction only scores 0 and counts."
+)
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="hovernet",
+            kind="instance",
+            inclusive=False,
+            averaging="image",
+            matching=(
+                "IoU > t (strict). For t >= 0.5 such pairs are unique, no assignment step; "
+                "for t < 0.5 Hungarian on -IoU, then pairs with IoU > t kept. AJI: each GT "
+                "takes the prediction of highest IoU (reuse allowed); AJI+: Hungarian. "
+                "Classification: centroids truncated to integers, Hungarian on distance over "
+                "all pairs, pairs beyond the radius dropped afterwards."
+            ),
+            epsilons=(
+                "DQ = TP/(TP + FP/2 + FN/2) (none); SQ = sum IoU/(TP + 1e-6); "
+                "AJI/AJI+ pairing IoU = inter/(union + 1e-6)."
+            ),
+            empty=_EMPTY
+            + " Per-class PQ, as in the PanNuke metrics, is averaged over the images whose "
+            "ground truth has the class.",
+            reference="vqdang/hover_net metrics/stats_utils.py, compute_stats.py",
+        ),
+        Preset(
+            name="stardist",
+            kind="instance",
+            inclusive=True,
+            averaging="pooled",
+            matching=(
+                "IoU >= t (inclusive); Hungarian maximising the number of matches, IoU as "
+                "tie-breaker. `by_image=True` averages per-image ratios instead of pooling."
+            ),
+            epsilons="none: ratios are 0 when their numerator (TP) is 0.",
+            empty=_EMPTY
+            + " (stardist.matching_dataset with by_image=True would count such an image as "
+            "0 in the mean; pooled counts are unaffected.)",
+            reference="stardist/matching.py matching, matching_dataset",
+        ),
+        Preset(
+            name="conic",
+            kind="instance",
+            inclusive=False,
+            averaging="pooled",
+            matching="IoU > t (strict), t = 0.5; per class on the class-restricted maps.",
+            epsilons="DQ = TP/(TP + FP/2 + FN/2 + 1e-6); SQ = sum IoU/(TP + 1e-6).",
+            empty=_EMPTY
+            + " mPQ+ pools TP/FP/FN/sum IoU per class over all images, then averages PQ "
+            "over all declared classes (a class absent everywhere counts as 0); bPQ is the "
+            "mean of per-image binary PQ.",
+            reference="TissueImageAnalytics/CoNIC compute_stats.py, metrics/stats_utils.py",
+        ),
+        Preset(
+            name="torchmetrics",
+            kind="instance",
+            inclusive=False,
+            averaging="pooled",
+            matching="IoU > 0.5 (strict) between segments of the same category.",
+            epsilons=(
+                "none: PQ = sum IoU/(TP + FP/2 + FN/2), SQ = sum IoU/TP, RQ = TP/(TP + FP/2 "
+                "+ FN/2), 0 where the denominator is 0; classes with a zero denominator are "
+                "left out of the class mean. Returned as [PQ, SQ, RQ]."
+            ),
+            empty=_EMPTY
+            + " Background is not scored (things only); torchmetrics with stuffs={0} "
+            "would add a background 'stuff' class to the mean: use background_stuff=True.",
+            reference="torchmetrics.detection.PanopticQuality",
+        ),
+        Preset(
+            name="ocelot",
+            kind="points",
+            inclusive=True,
+            averaging="pooled",
+            matching=(
+                "Per class and image, predictions in descending confidence take the nearest "
+                "unmatched GT of the same class within the radius (distance <= r, float32), "
+                "else FP. order='official' reproduces the challenge script, which sorts by "
+                "the class column instead of the probability."
+            ),
+            epsilons=(
+                "P = TP/(TP + FP + 1e-7), R = TP/(n_GT + 1e-7), F1 = 2PR/(P + R + 1e-7), "
+                "each rounded to 4 decimals; mF1 = mean of the class F1s."
+            ),
+            empty=(
+                "Counts are pooled over images, so an image without points adds nothing; "
+                "its own per-image values are null."
+            ),
+            reference="lunit-io/ocelot23algo evaluation/eval.py (radius 15 px)",
+        ),
+        Preset(
+            name="hungarian",
+            kind="points",
+            inclusive=True,
+            averaging="pooled",
+            matching=(
+                "Optimal one-to-one assignment restricted to pairs within the radius: the "
+                "most matches, then the smallest total distance. Ignores confidence."
+            ),
+            epsilons="none: ratios are 0 when their numerator is 0; no rounding.",
+            empty=(
+                "Counts are pooled over images, so an image without points adds nothing; "
+                "its own per-image values are null."
+            ),
+            reference="cellbench (radius-restricted variant of HoVer-Net pair_coordinates)",
+        ),
+    )
+}
+
+INSTANCE_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "instance")
+POINT_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "points")
+
+
+def get_preset(name: str, kind: str | None = None) -> Preset:
+    """Look up a preset by name; unknown names (or the wrong kind) raise a clear error."""
+    p = PRESETS.get(name)
+    if p is None or (kind is not None and p.kind != kind):
+        names = INSTANCE_PRESETS if kind == "instance" else POINT_PRESETS if kind else PRESETS
+        raise CellbenchError(
+            f"unknown {kind + ' ' if kind else ''}metric preset {name!r}; "
+            f"choose one of {', '.join(names)}"
+        )
+    return p
+
+
+def describe(name: str) -> str:
+    """A paragraph describing the preset's conventions, for the CLI, app and figures."""
+    p = get_preset(name)
+    return (
+        f"{p.name} ({p.kind}; reproduces {p.reference}). Matching: {p.matching} "
+        f"Epsilons: {p.epsilons} Averaging: {p.averaging}. Empty images: {p.empty}"
+    )

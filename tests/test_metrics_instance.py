@@ -1,0 +1,261 @@
+"""Instance metrics: hand-worked cases that expose each preset's conventions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cellbench.errors import CellbenchError, DataError
+from cellbench.metrics import aggregate_instances, compare_presets, instance_scores
+
+EPS = 1e-6
+
+
+def rect(shape, boxes):
+    """Label map from ``{id: (y0, y1, x0, x1)}``; later boxes overwrite earlier ones."""
+    a = np.zeros(shape, dtype=np.int32)
+    for i, (y0, y1, x0, x1) in boxes.items():
+        a[y0:y1, x0:x1] = i
+    return a
+
+
+def test_iou_exactly_half_strict_vs_inclusive():
+    # GT: one 2x2 nucleus (4 px); prediction covers 2 of its pixels: IoU = 2/4 = 0.5 exactly
+    t = rect((8, 8), {1: (2, 4, 2, 4)})
+    p = rect((8, 8), {9: (2, 3, 2, 4)})
+    hv = instance_scores(t, p, "hovernet")
+    sd = instance_scores(t, p, "stardist")
+    cn = instance_scores(t, p, "conic")
+    tm = instance_scores(t, p, "torchmetrics")
+    assert (hv["tp"], hv["fp"], hv["fn"]) == (0, 1, 1)  # IoU > 0.5 required
+    assert hv["pq"] == 0 and hv["dq"] == 0 and hv["sq"] == 0
+    assert cn["tp"] == tm["tp"] == 0
+    assert (sd["tp"], sd["fp"], sd["fn"]) == (1, 0, 0)  # IoU >= 0.5 matches
+    assert sd["pq"] == pytest.approx(0.5) and sd["f1"] == 1.0
+    assert sd["mean_true_score"] == pytest.approx(0.5)
+    diff = compare_presets({"tie": (t, p)}, "hovernet", "stardist")
+    rows = {r["metric"]: r for r in diff["per_image"]}
+    assert rows["tp"]["hovernet"] == 0 and rows["tp"]["stardist"] == 1
+    assert "IoU exactly 0.5" in rows["pq"]["reason"]
+
+
+def test_two_predictions_tied_at_half_stardist_assigns_one():
+    t = rect((8, 8), {1: (2, 4, 2, 4)})
+    p = rect((8, 8), {3: (2, 3, 2, 4), 4: (3, 4, 2, 4)})  # both halves: IoU 0.5 each
+    sd = instance_scores(t, p, "stardist")
+    assert (sd["tp"], sd["fp"], sd["fn"]) == (1, 1, 0)
+    assert sd["pq"] == pytest.approx(0.5 / 1.5)
+    assert sd["f1"] == pytest.approx(2 / 3)
+
+
+def test_merged_nuclei_aji_reuses_prediction():
+    # two 10x10 GT side by side, one 10x20 prediction over both: IoU 100/200 = 0.5 each
+    t = rect((20, 30), {1: (0, 10, 0, 10), 2: (0, 10, 10, 20)})
+    p = rect((20, 30), {7: (0, 10, 0, 20)})
+    s = instance_scores(t, p, "hovernet")
+    assert (s["tp"], s["fp"], s["fn"]) == (0, 1, 2)
+    # AJI: both GT take prediction 7 (reuse): (100 + 100) / (200 + 200)
+    assert s["aji"] == pytest.approx(0.5)
+    # AJI+: one pair (100/200); the other GT is unpaired and adds 100 to the union
+    assert s["aji_plus"] == pytest.approx(100 / 300)
+    assert s["dice1"] == pytest.approx(1.0)
+    # Dice2 over overlapping pairs: 2 * 200 / ((100 + 200) + (100 + 200))
+    assert s["dice2"] == pytest.approx(400 / 600)
+    sd = instance_scores(t, p, "stardist")
+    assert (sd["tp"], sd["fp"], sd["fn"]) == (1, 0, 1)
+    assert sd["pq"] == pytest.approx(0.5 / 1.5)
+
+
+def test_split_nucleus():
+    t = rect((10, 30), {1: (0, 10, 0, 20)})  # 200 px
+    p = rect((10, 30), {3: (0, 10, 0, 12), 5: (0, 10, 12, 20)})  # 120 px + 80 px
+    s = instance_scores(t, p, "hovernet")
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 0)
+    assert s["dq"] == pytest.approx(1 / 1.5)
+    assert s["sq"] == pytest.approx(0.6 / (1 + EPS), abs=0)
+    assert s["pq"] == pytest.approx((1 / 1.5) * 0.6 / (1 + EPS), abs=1e-15)
+    assert s["aji"] == pytest.approx(120 / 280)
+    assert s["aji_plus"] == pytest.approx(120 / 280)
+    c = instance_scores(t, p, "conic")
+    assert c["dq"] == pytest.approx(1 / (1.5 + EPS), abs=1e-15)
+
+
+def test_perfect_prediction_hovernet_sq_epsilon():
+    t = rect((10, 10), {1: (0, 3, 0, 3), 2: (5, 9, 5, 9)})
+    s = instance_scores(t, t * 5, "hovernet")  # non-contiguous ids 5, 10
+    assert s["dq"] == 1.0
+    assert s["sq"] == pytest.approx(2 / (2 + EPS), abs=0)  # HoVer-Net's epsilon
+    assert s["aji"] == s["aji_plus"] == s["dice1"] == s["dice2"] == 1.0
+    assert instance_scores(t, t, "stardist")["pq"] == 1.0  # no epsilon
+
+
+def test_non_contiguous_ids_do_not_change_scores():
+    rng = np.random.default_rng(3)
+    from cellbench.synthetic import perturb_instances, random_instances
+
+    t = random_instances((64, 64), 12, seed=4)
+    p = perturb_instances(t, seed=5)
+    a = instance_scores(t, p, "hovernet")
+    lut_t = np.concatenate([[0], rng.permutation(np.arange(1, t.max() + 1)) * 97 + 1000])
+    lut_p = np.concatenate([[0], np.arange(1, p.max() + 1) * 31 + 7])
+    b = instance_scores(lut_t[t], lut_p[p].astype(np.uint32), "hovernet")
+    for k in ("tp", "fp", "fn", "pq", "dq", "sq", "aji", "aji_plus", "dice1", "dice2"):
+        assert a[k] == pytest.approx(b[k], abs=1e-15)
+
+
+def test_empty_image_policy():
+    z = np.zeros((6, 6), dtype=np.int32)
+    one = rect((6, 6), {1: (1, 3, 1, 3)})
+    both = instance_scores(z, z, "hovernet")
+    assert both["pq"] is None and both["aji"] is None and both["dice1"] is None
+    assert both["tp"] == both["fp"] == both["fn"] == 0
+    gt_only = instance_scores(one, z, "hovernet")
+    assert (gt_only["pq"], gt_only["aji"], gt_only["dice1"], gt_only["fn"]) == (0, 0, 0, 1)
+    pred_only = instance_scores(z, one, "stardist")
+    assert (pred_only["pq"], pred_only["aji"], pred_only["fp"]) == (0, 0, 1)
+    agg = aggregate_instances(
+        {"empty": both, "gt_only": gt_only, "perfect": instance_scores(one, one, "hovernet")},
+        "hovernet",
+    )
+    assert agg["n_images"] == 3 and agg["n_scored"] == 2
+    assert agg["pq"] == pytest.approx((0 + 1 / (1 + EPS)) / 2)  # empty image left out
+
+
+def test_image_mean_vs_pooled():
+    big = rect((40, 40), {i + 1: (4 * i, 4 * i + 3, 0, 3) for i in range(9)})
+    miss = np.zeros_like(big)
+    miss[big == 1] = 1  # predicts only the first of 9
+    small = rect((10, 10), {1: (0, 3, 0, 3)})
+    rows_hv = {"a": instance_scores(big, miss, "hovernet"),
+               "b": instance_scores(small, small, "hovernet")}
+    rows_sd = {"a": instance_scores(big, miss, "stardist"),
+               "b": instance_scores(small, small, "stardist")}
+    hv = aggregate_instances(rows_hv)
+    sd = aggregate_instances(rows_sd)
+    assert hv["dq"] == pytest.approx((1 / 5 + 1) / 2)  # mean of per-image DQ
+    assert sd["f1"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 8))  # pooled: TP 2, FN 8
+    assert sd["averaging"].startswith("pooled")
+    by_img = aggregate_instances(rows_sd, by_image=True)
+    assert by_img["f1"] == pytest.approx((1 / 5 + 1) / 2)
+
+
+def test_thresholds_range_and_below_half():
+    t = rect((10, 30), {1: (0, 10, 0, 20)})
+    p = rect((10, 30), {3: (0, 10, 0, 12), 5: (0, 10, 12, 20)})  # IoU 0.6 and 0.4
+    s = instance_scores(t, p, "stardist", iou="0.5:0.95")
+    assert list(s["by_threshold"]) == [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
+    assert s["by_threshold"]["0.55"]["tp"] == 1 and s["by_threshold"]["0.60"]["tp"] == 1
+    assert s["by_threshold"]["0.65"]["tp"] == 0
+    # DSB 2018 score: mean over thresholds of TP/(TP+FP+FN)
+    assert s["accuracy_mean"] == pytest.approx(3 * 0.5 / 10)
+    # below 0.5 HoVer-Net runs Hungarian on IoU: still one pair (the 0.6 one)
+    low = instance_scores(t, p, "hovernet", iou=0.3)
+    assert (low["tp"], low["fp"]) == (1, 1)
+
+
+def test_hungarian_below_half_prefers_total_iou():
+    # t1 overlaps p1 (IoU 9/29) and p2 (8/20); t2 overlaps only p1 (9/29). Hungarian on
+    # IoU pairs t1-p2 and t2-p1 (total 0.71) rather than t1-p1 alone.
+    t = np.zeros((1, 40), dtype=np.int32)
+    p = np.zeros((1, 40), dtype=np.int32)
+    t[0, 0:20] = 1
+    t[0, 20:40] = 2
+    p[0, 11:29] = 1  # with t1: 9/29; with t2: 9/29
+    p[0, 0:8] = 2  # with t1: 8/20 = 0.4
+    s = instance_scores(t, p, "hovernet", iou=0.25)
+    assert s["tp"] == 2
+
+
+def test_multiclass_per_class_mpq_and_mpq_plus():
+    t = rect((20, 40), {1: (0, 5, 0, 5), 2: (0, 5, 10, 15), 3: (10, 15, 0, 5)})
+    p = rect((20, 40), {1: (0, 5, 0, 5), 2: (0, 5, 10, 15), 4: (10, 15, 20, 25)})
+    tc = {1: 1, 2: 2, 3: 2}
+    pc = {1: 1, 2: 1, 4: 2}  # nucleus 2 predicted as class 1; an FP of class 2
+    s = instance_scores(t, p, "conic", true_classes=tc, pred_classes=pc)
+    c1, c2 = s["per_class"]["1"], s["per_class"]["2"]
+    assert (c1["tp"], c1["fp"], c1["fn"]) == (1, 1, 0)
+    assert (c2["tp"], c2["fp"], c2["fn"]) == (0, 1, 2)
+    assert s["bpq"] == s["pq"]
+    z = instance_scores(t, t, "conic", true_classes=tc, pred_classes=tc)
+    agg = aggregate_instances({"a": s, "b": z}, classes=[1, 2, 3])
+    # pooled per class: class 1 TP 2 FP 1; class 2 TP 2 FP 1 FN 2; class 3 absent -> 0
+    pq1 = (2 / (2 + 0.5 + EPS)) * (2 / (2 + EPS))
+    pq2 = (2 / (2 + 0.5 + 1 + EPS)) * (2 / (2 + EPS))
+    assert agg["per_class"]["1"]["pq"] == pytest.approx(pq1, abs=1e-12)
+    assert agg["mpq_plus"] == pytest.approx((pq1 + pq2 + 0) / 3, abs=1e-12)
+    hv = instance_scores(t, p, "hovernet", true_classes=tc, pred_classes=pc)
+    # PanNuke-style image mPQ: classes present in the GT (1 and 2)
+    assert hv["mpq"] == pytest.approx((hv["per_class"]["1"]["pq"] + 0.0) / 2)
+
+
+def test_pixel_class_maps_split_mixed_instances():
+    t = rect((10, 20), {1: (0, 4, 0, 8)})
+    cls_t = np.where(t > 0, 1, 0)
+    cls_t[0:4, 4:8] = 2  # half of the nucleus is class 2: CoNIC treats it as two
+    s = instance_scores(t, t, "conic", true_class_map=cls_t, pred_class_map=cls_t)
+    assert s["per_class"]["1"]["tp"] == 1 and s["per_class"]["2"]["tp"] == 1
+    assert s["types"]["per_type"]["1"]["tp"] == 1  # majority class (tie -> lower class)
+
+
+def test_type_classification_weights():
+    from cellbench.metrics import type_counts, type_terms
+
+    txy = np.array([[10, 10], [50, 50], [90, 90], [130, 130]], dtype=float)
+    tcl = np.array([1, 1, 2, 2])
+    pxy = np.array([[11, 10], [51, 52], [91, 90], [300, 300]], dtype=float)
+    pcl = np.array([1, 2, 2, 1])
+    c = type_counts(txy, tcl, pxy, pcl, radius_px=12)
+    assert (c["tp_d"], c["fp_d"], c["fn_d"], c["correct"]) == (3, 1, 1, 2)
+    assert c["f_d"] == pytest.approx(6 / 8)
+    t1 = c["per_type"]["1"]  # tp 1; fn 1 (true 1 -> pred 2); fp_d 1 (unpaired pred 1)
+    assert (t1["tp"], t1["fp"], t1["fn"], t1["fp_d"], t1["fn_d"]) == (1, 0, 1, 1, 0)
+    assert c["f_t"]["1"] == pytest.approx(2 / (2 + 0 + 2 + 1 + 0))
+    t2 = c["per_type"]["2"]  # tp 1; fp 1; fn_d 1 (unpaired true 2)
+    assert c["f_t"]["2"] == pytest.approx(2 / (2 + 2 + 0 + 0 + 1))
+    assert t2["fn_d"] == 1
+    pooled = type_terms([c, c])
+    assert pooled["f_d"] == pytest.approx(c["f_d"])
+
+
+def test_hovernet_type_pairing_is_unrestricted_hungarian():
+    # HoVer-Net pairs centroids by Hungarian over all distances and drops far pairs after:
+    # a near pair can be displaced. a0-b0 = 10 and a1-b1 = 12.54 are both within r = 12.6,
+    # but a0-b1 (13) + a1-b0 (0.5) is the smaller total, and a0-b1 is then dropped.
+    from cellbench.metrics.points import full_hungarian_match, hungarian_match
+
+    a = np.array([[0.0, 0.0], [10.0, 0.5]])
+    b = np.array([[10.0, 0.0], [5.0, 12.0]])
+    ia, ib = full_hungarian_match(a, b, 12.6)
+    assert list(zip(ia.tolist(), ib.tolist(), strict=False)) == [(1, 0)]
+    ra, rb = hungarian_match(a, b, 12.6)  # restricted to the radius: both pairs
+    assert sorted(zip(ra.tolist(), rb.tolist(), strict=False)) == [(0, 0), (1, 1)]
+
+
+def test_bad_inputs_name_the_file():
+    t = np.zeros((4, 4), dtype=np.int32)
+    with pytest.raises(DataError, match="p.npy.*differs"):
+        instance_scores(t, np.zeros((4, 5), np.int32), pred_name="p.npy")
+    with pytest.raises(DataError, match="p.tif.*float"):
+        instance_scores(t, np.zeros((4, 4), np.float32), pred_name="p.tif")
+    with pytest.raises(DataError, match="NaN"):
+        instance_scores(t, np.full((4, 4), np.nan), pred_name="p.tif")
+    neg = t.copy()
+    neg[0, 0] = -3
+    with pytest.raises(DataError, match="g.png.*negative"):
+        instance_scores(neg, t, true_name="g.png")
+    with pytest.raises(DataError, match="boolean"):
+        instance_scores(t.astype(bool), t)
+    with pytest.raises(CellbenchError, match="unknown instance metric preset"):
+        instance_scores(t, t, "nope")
+    with pytest.raises(CellbenchError, match="IoU"):
+        instance_scores(t, t, iou=1.5)
+    with pytest.raises(CellbenchError, match="0.5 only"):
+        instance_scores(t, t, "torchmetrics", iou=0.6)
+
+
+def test_torchmetrics_background_stuff():
+    t = rect((10, 10), {1: (0, 3, 0, 3)})
+    s = instance_scores(t, t, "torchmetrics", background_stuff=True)
+    assert s["background"]["tp"] == 1 and s["rq"] == 1.0 and s["pq"] == 1.0
+    agg = aggregate_instances([s])
+    assert agg["background_pq"] == 1.0 and agg["rq"] == 1.0
