@@ -148,6 +148,32 @@ def _compact(values: np.ndarray, vmax: int) -> tuple[np.ndarray, np.ndarray]:
     return inv, ids
 
 
+#: Pixels per block when gathering foreground: small enough that both blocks stay in L2.
+_BLOCK = 1 << 15
+
+
+def _gather_foreground(tr: np.ndarray, pr: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flat indices and values of the pixels where either map is non-zero.
+
+    Works block by block so each block of both maps is read from memory once (the mask and
+    the gather then hit the cache); ``np.take`` is several times faster than fancy indexing.
+    """
+    n = len(tr)
+    if n <= _BLOCK:
+        idx = np.flatnonzero(np.logical_or(tr, pr))
+        return idx, np.take(tr, idx), np.take(pr, idx)
+    parts_i, parts_t, parts_p = [], [], []
+    for s in range(0, n, _BLOCK):
+        a = tr[s : s + _BLOCK]
+        b = pr[s : s + _BLOCK]
+        i = np.flatnonzero(np.logical_or(a, b))
+        parts_t.append(np.take(a, i))
+        parts_p.append(np.take(b, i))
+        i += s
+        parts_i.append(i)
+    return np.concatenate(parts_i), np.concatenate(parts_t), np.concatenate(parts_p)
+
+
 def compute_overlap(
     true: np.ndarray,
     pred: np.ndarray,
@@ -182,12 +208,7 @@ def compute_overlap(
         )
     tr = t.ravel()
     pr = p.ravel()
-    fg = tr != 0  # boolean temporaries: 1 byte per pixel
-    fg |= pr != 0
-    idx = np.flatnonzero(fg)
-    del fg
-    tf = np.take(tr, idx)  # np.take is several times faster than fancy indexing here
-    pf = np.take(pr, idx)
+    idx, tf, pf = _gather_foreground(tr, pr)
     if len(idx):
         if t.dtype.kind == "i" and tf.min() < 0:
             raise DataError(true_name, "instance map has negative ids")

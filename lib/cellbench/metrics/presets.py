@@ -76,7 +76,9 @@ PRESETS: dict[str, Preset] = {
             ),
             empty=_EMPTY
             + " Per-class PQ, as in the PanNuke metrics, is averaged over the images whose "
-            "ground truth has the class.",
+            "ground truth has the class. For type classification compute_stats.py inserts a "
+            "dummy nucleus at (0, 0) of type 0 into an image without nuclei; cellbench does "
+            "not (it would add a phantom FN or FP).",
             reference="vqdang/hover_net metrics/stats_utils.py, compute_stats.py",
         ),
         Preset(

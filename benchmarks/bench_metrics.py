@@ -1,0 +1,148 @@
+"""Speed and memory of the metrics engine (issue 3 targets), measured in one run.
+
+Run by hand: ``python benchmarks/bench_metrics.py [--repeat N]``. Prints medians and ratios:
+
+- 1000x1000 tile, ~600 nuclei: PQ + AJI + AJI+ (target <= 10 ms); PQ alone against one
+  ``np.bincount`` over the tile's (true, pred) pixel pairs (target <= 1.5x);
+- 2048x2048 tile, ~2000 nuclei: all instance metrics (target <= 40 ms, <= 500 MB peak);
+- points, 5000 vs 5000: OCELOT greedy matching (target <= 30 ms);
+- a plain per-instance-mask implementation (the reference algorithm) on the same tiles for
+  the speed-up, as HoVer-Net's ``get_fast_pq`` computes it.
+
+Peak memory is the tracemalloc peak of the call (numpy reports its buffers to tracemalloc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from cellbench.metrics import compute_overlap, instance_scores, point_scores
+from cellbench.metrics.instance import aji_scores, match_pairs
+from cellbench.sample import Points
+from cellbench.synthetic import perturb_instances, random_instances
+
+
+def median_ms(fn, repeat: int) -> float:
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts) * 1e3
+
+
+def paired_ms(fa, fb, repeat: int) -> tuple[float, float, float]:
+    """Medians of ``fa`` and ``fb`` timed alternately, and the median of their ratios.
+
+    Alternating makes both see the same machine state (noisy neighbours, page cache)."""
+    fa()
+    fb()
+    ta, tb = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        t2 = time.perf_counter()
+        ta.append(t1 - t0)
+        tb.append(t2 - t1)
+    ratio = statistics.median(b / a for a, b in zip(ta, tb, strict=True))
+    return statistics.median(ta) * 1e3, statistics.median(tb) * 1e3, ratio
+
+
+def peak_mb(fn) -> float:
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def pq_aji(t, p):
+    ov = compute_overlap(t, p)
+    m = match_pairs(ov, 0.5, "hovernet")
+    return m, aji_scores(ov)
+
+
+def pq_only(t, p):
+    ov = compute_overlap(t, p)
+    return match_pairs(ov, 0.5, "hovernet")
+
+
+def naive_pq(t, p):
+    """Per-GT-instance masks, as the reference implementations do (IoU > 0.5 pairs)."""
+    tp = 0
+    for i in np.unique(t)[1:]:
+        tm = t == i
+        for j in np.unique(p[tm]):
+            if j == 0:
+                continue
+            pm = p == j
+            inter = np.count_nonzero(tm & pm)
+            if inter / (np.count_nonzero(tm | pm)) > 0.5:
+                tp += 1
+    return tp
+
+
+def tile(shape, n, seed):
+    t = random_instances(shape, n, radius=(6.0, 14.0), seed=seed)
+    return t, perturb_instances(t, seed=seed + 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=30)
+    a = ap.parse_args()
+    r = a.repeat
+
+    t, p = tile((1000, 1000), 600, 1)
+    nt, npd = len(np.unique(t)) - 1, len(np.unique(p)) - 1
+    k = int(p.max()) + 1
+    keys = (t.astype(np.intp) * k + p).ravel()
+    bins = (int(t.max()) + 1) * k
+    base, pq, ratio = paired_ms(
+        lambda: np.bincount(keys, minlength=bins), lambda: pq_only(t, p), 3 * r
+    )
+    three = median_ms(lambda: pq_aji(t, p), r)
+    full = median_ms(lambda: instance_scores(t, p, "hovernet"), r)
+    naive = median_ms(lambda: naive_pq(t, p), 3)
+    print(f"1000x1000, {nt} GT / {npd} predicted nuclei")
+    print(f"  np.bincount over the pixel pairs  {base:8.2f} ms  (baseline)")
+    print(f"  PQ                                {pq:8.2f} ms  = {ratio:.2f}x bincount "
+          "(median of alternated pairs; target <= 1.5x)")
+    print(f"  PQ + AJI + AJI+                   {three:8.2f} ms  (target <= 10 ms)")
+    print(f"  instance_scores (all metrics)     {full:8.2f} ms")
+    print(f"  per-instance masks (reference)    {naive:8.2f} ms  = {naive / pq:.0f}x slower "
+          "than PQ")
+
+    t2, p2 = tile((2048, 2048), 2000, 3)
+    nt2 = len(np.unique(t2)) - 1
+    full2 = median_ms(lambda: instance_scores(t2, p2, "hovernet"), max(r // 3, 5))
+    sd2 = median_ms(lambda: instance_scores(t2, p2, "stardist"), max(r // 3, 5))
+    mem = peak_mb(lambda: instance_scores(t2, p2, "hovernet"))
+    print(f"2048x2048, {nt2} GT nuclei")
+    print(f"  instance_scores hovernet          {full2:8.2f} ms  (target <= 40 ms)")
+    print(f"  instance_scores stardist          {sd2:8.2f} ms")
+    print(f"  peak memory                       {mem:8.1f} MB  (target <= 500 MB; inputs "
+          f"{(t2.nbytes + p2.nbytes) / 2**20:.0f} MB)")
+
+    rng = np.random.default_rng(0)
+    gxy = rng.uniform(0, 1024 * 4, (5000, 2))
+    pxy = gxy + rng.normal(0, 4, gxy.shape)
+    gt = Points(gxy, rng.integers(1, 3, 5000).astype(np.int32), np.ones(5000))
+    pr = Points(pxy, gt.cls.copy(), rng.random(5000))
+    pts = median_ms(lambda: point_scores(gt, pr, "ocelot"), r)
+    hun = median_ms(lambda: point_scores(gt, pr, "hungarian"), r)
+    print("points, 5000 vs 5000 (2 classes)")
+    print(f"  ocelot greedy                     {pts:8.2f} ms  (target <= 30 ms)")
+    print(f"  hungarian within radius           {hun:8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
