@@ -73,18 +73,15 @@ def aggregate_instances(
     tp = counts["tp"]
     pooled["mean_matched_score"] = counts["iou_sum"] / tp if tp else 0.0
     pooled["mean_true_score"] = counts["iou_sum"] / counts["n_true"] if counts["n_true"] else 0.0
+    out.update(means)
     if preset == "hovernet" or (preset == "stardist" and by_image):
-        out.update(means)
         out["averaging"] = "mean over images"
     else:
-        out.update(means)
         for k in ("pq", "dq", "sq", "precision", "recall", "f1", "accuracy",
                   "mean_matched_score", "mean_true_score"):
             out[k] = pooled[k]
-        out["averaging"] = "pooled counts" + (
-            " (bPQ, AJI, Dice: mean over images)" if preset == "conic" else
-            " (AJI, Dice: mean over images)"
-        )
+        kept = "bPQ, AJI, Dice" if preset == "conic" else "AJI, Dice"
+        out["averaging"] = f"pooled counts ({kept}: mean over images)"
         if preset == "torchmetrics":
             out["rq"] = out["dq"]
     if preset == "conic":

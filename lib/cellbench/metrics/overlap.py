@@ -112,26 +112,6 @@ class Overlap:
         """``(E,)`` IoU of each pair, ``inter / union`` in float64 (no epsilon)."""
         return self.inter / self.union
 
-    def select(self, keep: np.ndarray, true_keep: np.ndarray, pred_keep: np.ndarray) -> Overlap:
-        """Sub-problem with the pairs ``keep`` and the instances ``true_keep``/``pred_keep``.
-
-        Used for per-class scoring when every instance has one class: an instance's IoU with
-        another does not change when other classes are removed.
-        """
-        tmap = np.cumsum(true_keep) - 1
-        pmap = np.cumsum(pred_keep) - 1
-        keep = keep & true_keep[self.ti] & pred_keep[self.pj]
-        return Overlap(
-            self.true_ids[true_keep],
-            self.pred_ids[pred_keep],
-            self.true_area[true_keep],
-            self.pred_area[pred_keep],
-            tmap[self.ti[keep]],
-            pmap[self.pj[keep]],
-            self.inter[keep],
-            self.shape,
-        )
-
 
 def _compact(values: np.ndarray, vmax: int) -> tuple[np.ndarray, np.ndarray]:
     """Map ids to ``1..n`` keeping order; returns ``(compact values, ids)`` (0 stays 0)."""
