@@ -259,3 +259,16 @@ def test_torchmetrics_background_stuff():
     assert s["background"]["tp"] == 1 and s["rq"] == 1.0 and s["pq"] == 1.0
     agg = aggregate_instances([s])
     assert agg["background_pq"] == 1.0 and agg["rq"] == 1.0
+
+
+def test_class_maps_with_different_class_ranges():
+    # GT uses classes up to 1, the prediction up to 5: types must still map to instances
+    t = rect((10, 30), {1: (0, 4, 0, 4), 2: (0, 4, 10, 14)})
+    p = rect((10, 30), {1: (0, 4, 0, 4), 2: (0, 4, 10, 14)})
+    ct = np.where(t > 0, 1, 0)
+    cp = np.where(p == 1, 1, np.where(p == 2, 5, 0))
+    cp[0, 10] = 1  # one pixel of nucleus 2 disagrees: majority stays 5
+    s = instance_scores(t, p, "hovernet", true_class_map=ct, pred_class_map=cp)
+    ty = s["types"]
+    assert ty["tp_d"] == 2 and ty["correct"] == 1
+    assert ty["per_type"]["1"]["fn"] == 1  # true class 1 predicted as 5

@@ -161,7 +161,7 @@ def _class_lookup(classes: Any, ids: np.ndarray, name: str | Path) -> np.ndarray
 
 def _class_restricted(
     true: np.ndarray, pred: np.ndarray, tcls: np.ndarray, pcls: np.ndarray, names: tuple
-) -> tuple[Overlap, np.ndarray, np.ndarray]:
+) -> tuple[Overlap, np.ndarray, np.ndarray, int]:
     """Overlap of the (instance, class) composites of pixel class maps (CoNIC's definition).
 
     ``inst * (class == c)`` for every class c: an instance whose pixels carry several classes
@@ -179,7 +179,7 @@ def _class_restricted(
     ct[true == 0] = 0
     cp[pred == 0] = 0
     ov = compute_overlap(ct, cp, names[0], names[1])
-    return ov, ov.true_ids % m, ov.pred_ids % m
+    return ov, ov.true_ids % m, ov.pred_ids % m, m
 
 
 def _per_class(
@@ -343,11 +343,11 @@ def _class_scores(
     else:
         tmap = np.asarray(tmap)
         pmap = np.asarray(pmap)
-        cov, ctc, cpc = _class_restricted(
+        cov, ctc, cpc, m = _class_restricted(
             np.asarray(true), np.asarray(pred), tmap, pmap, names
         )
-        tc = _majority(cov, ctc, ov.true_ids, side="true")
-        pc = _majority(cov, cpc, ov.pred_ids, side="pred")
+        tc = _majority(cov.true_ids, cov.true_area, m, ov.true_ids)
+        pc = _majority(cov.pred_ids, cov.pred_area, m, ov.pred_ids)
     if classes is None:
         present = np.union1d(ctc, cpc)
         classes = [int(c) for c in present if c > 0]
@@ -369,15 +369,16 @@ def _class_scores(
     return out
 
 
-def _majority(cov: Overlap, comp_cls: np.ndarray, ids: np.ndarray, side: str) -> np.ndarray:
-    """Majority pixel class of each original instance from its class-restricted parts."""
-    m = int(comp_cls.max(initial=0)) + 1
-    cids = cov.true_ids if side == "true" else cov.pred_ids
-    area = cov.true_area if side == "true" else cov.pred_area
-    inst = cids // m
+def _majority(comp_ids: np.ndarray, area: np.ndarray, m: int, ids: np.ndarray) -> np.ndarray:
+    """Majority pixel class of each instance ``ids`` from its class-restricted parts.
+
+    ``comp_ids`` are composite ids ``instance * m + class`` with their ``area``; instances
+    without a classed pixel get class 0; ties go to the lower class.
+    """
+    inst, comp_cls = np.divmod(comp_ids, m)
     pos = np.searchsorted(ids, inst)
-    out = np.zeros(len(ids), dtype=np.int64)  # 0 = instance has no classed pixel
-    order = np.lexsort((comp_cls, -area, pos))  # largest part first, lowest class on ties
+    out = np.zeros(len(ids), dtype=np.int64)
+    order = np.lexsort((comp_cls, -area, pos))
     first = np.ones(len(order), dtype=bool)
     first[1:] = pos[order[1:]] != pos[order[:-1]]
     out[pos[order[first]]] = comp_cls[order[first]]
