@@ -88,19 +88,22 @@ def as_label_image(arr: np.ndarray, path: str | Path) -> np.ndarray:
     return arr.astype(np.int32, copy=False)
 
 
+def read_label_array(path: str | Path) -> np.ndarray:
+    """Read a label image from ``.npy``, ``.png`` or ``.tif`` as stored (dtype unchanged)."""
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        return read_image(p)
+    try:
+        return np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise DataError(p, f"unreadable .npy ({type(e).__name__}: {e})") from None
+
+
 def read_label_image(path: str | Path) -> np.ndarray:
     """Read an instance map from ``.npy``, ``.png`` or ``.tif`` as ``(H, W) int32``."""
-    p = Path(path)
-    if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(p, "file not found") from None
-        except Exception as e:  # noqa: BLE001
-            raise DataError(p, f"unreadable .npy ({type(e).__name__}: {e})") from None
-    else:
-        arr = read_image(p)
-    return as_label_image(arr, p)
+    return as_label_image(read_label_array(path), Path(path))
 
 
 def check_same_size(image: np.ndarray, mask: np.ndarray, mask_path: str | Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from cellbench.errors import CellbenchError, DataError
-from cellbench.metrics.matching import max_weight_matching
+from cellbench.metrics.matching import best_per_group, max_weight_matching
 from cellbench.metrics.overlap import Overlap, centroids, check_label_map, compute_overlap
 from cellbench.metrics.presets import get_preset
 
@@ -116,11 +116,8 @@ def aji_scores(ov: Overlap) -> dict[str, float | None]:
     w = ov.inter / (ov.union + 1.0e-6)
     out = {}
     # AJI: first pair of highest weight per GT (HoVer-Net's argmax keeps the first index)
-    order = np.lexsort((ov.pj, -w, ov.ti))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = ov.ti[order[1:]] != ov.ti[order[:-1]]
     aji_sel = np.zeros(len(w), dtype=bool)
-    aji_sel[order[first]] = True
+    aji_sel[best_per_group(ov.ti, w, ov.pj)] = True
     plus_sel = max_weight_matching(ov.ti, ov.pj, w, ov.n_true, ov.n_pred)
     for key, sel in (("aji", aji_sel), ("aji_plus", plus_sel)):
         t_used = np.zeros(ov.n_true, dtype=bool)
@@ -378,8 +375,6 @@ def _majority(comp_ids: np.ndarray, area: np.ndarray, m: int, ids: np.ndarray) -
     inst, comp_cls = np.divmod(comp_ids, m)
     pos = np.searchsorted(ids, inst)
     out = np.zeros(len(ids), dtype=np.int64)
-    order = np.lexsort((comp_cls, -area, pos))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = pos[order[1:]] != pos[order[:-1]]
-    out[pos[order[first]]] = comp_cls[order[first]]
+    best = best_per_group(pos, area, comp_cls)
+    out[pos[best]] = comp_cls[best]
     return out

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cellbench.errors import DataError
+from cellbench.imageio import read_label_array
 from cellbench.metrics.aggregate import aggregate_instances, aggregate_points
 from cellbench.metrics.instance import instance_scores, parse_thresholds
 from cellbench.metrics.overlap import check_label_map
@@ -28,19 +29,7 @@ def read_instance_map(path: str | Path) -> np.ndarray:
 
     Float, boolean, NaN or non-2-D content raises :class:`DataError` naming the file.
     """
-    p = Path(path)
-    if p.suffix.lower() == ".npy":
-        try:
-            arr = np.load(p, allow_pickle=False)
-        except FileNotFoundError:
-            raise DataError(p, "file not found") from None
-        except Exception as e:  # noqa: BLE001 - any unreadable content
-            raise DataError(p, f"unreadable .npy ({type(e).__name__}: {e})") from None
-    else:
-        from cellbench.imageio import read_image
-
-        arr = read_image(p)
-    return check_label_map(arr, p)
+    return check_label_map(read_label_array(path), Path(path))
 
 
 def instance_files(folder: str | Path) -> dict[str, Path]:

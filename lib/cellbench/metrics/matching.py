@@ -20,6 +20,17 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 
+def best_per_group(group: np.ndarray, value: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+    """Index of the largest ``value`` in each ``group``; ties go to the smallest ``tiebreak``.
+
+    Returns one index per distinct group, in increasing group order.
+    """
+    order = np.lexsort((tiebreak, -value, group))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = group[order[1:]] != group[order[:-1]]
+    return order[first]
+
+
 def max_weight_matching(
     ti: np.ndarray, pj: np.ndarray, w: np.ndarray, n_true: int, n_pred: int
 ) -> np.ndarray:
@@ -67,10 +78,8 @@ def max_weight_matching(
     s_edges = np.flatnonzero(is_star[comp])
     if len(s_edges):
         # heaviest edge per star; ties -> first in (ti, pj) order (edges arrive sorted)
-        order = s_edges[np.lexsort((s_edges, -rw[s_edges], comp[s_edges]))]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = comp[order[1:]] != comp[order[:-1]]
-        chosen[rest[order[first]]] = True
+        best = best_per_group(comp[s_edges], rw[s_edges], s_edges)
+        chosen[rest[s_edges[best]]] = True
     g_edges = np.flatnonzero(~is_star[comp])
     if len(g_edges):
         _solve_components(rest[g_edges], ti, pj, w, comp[g_edges], n_true, n_pred, chosen)

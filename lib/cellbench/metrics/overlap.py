@@ -139,9 +139,6 @@ def _gather_foreground(tr: np.ndarray, pr: np.ndarray) -> tuple[np.ndarray, ...]
     the gather then hit the cache); ``np.take`` is several times faster than fancy indexing.
     """
     n = len(tr)
-    if n <= _BLOCK:
-        idx = np.flatnonzero(np.logical_or(tr, pr))
-        return idx, np.take(tr, idx), np.take(pr, idx)
     parts_i, parts_t, parts_p = [], [], []
     for s in range(0, n, _BLOCK):
         a = tr[s : s + _BLOCK]
@@ -204,17 +201,15 @@ def compute_overlap(
         pf, pids = _compact(pf, pmax)
         tmax, pmax = len(tids) - 1, len(pids) - 1
     else:
-        tids = pids = None
+        tids, pids = np.arange(tmax + 1), np.arange(pmax + 1)
     k = pmax + 1
+    key = tf * k
+    key += pf
     if (tmax + 1) * k <= MAX_BINS:
-        key = tf * k
-        key += pf
         hist = np.bincount(key, minlength=(tmax + 1) * k)
         nz = np.flatnonzero(hist != 0)
         cnt = hist[nz]
     else:  # very many instances: sort-based, memory stays O(pixels)
-        key = tf * k
-        key += pf
         nz, cnt = np.unique(key, return_counts=True)
     rows, cols = np.divmod(nz, k)
     t_area_all = np.bincount(rows, weights=cnt, minlength=tmax + 1)
@@ -225,10 +220,6 @@ def compute_overlap(
     tlut = np.cumsum(t_present) - 1
     plut = np.cumsum(p_present) - 1
     both = (rows > 0) & (cols > 0)
-    if tids is None:
-        tids = np.arange(tmax + 1)
-    if pids is None:
-        pids = np.arange(pmax + 1)
     ov = Overlap(
         true_ids=tids[t_present],
         pred_ids=pids[p_present],

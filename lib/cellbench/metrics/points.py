@@ -184,11 +184,10 @@ def point_scores(
         pm = pred.cls == c
         txy, pxy = true.xy[tm], pred.xy[pm]
         if p.name == "ocelot":
-            key = pred.cls[pm].astype(np.float32) if order == "official" else pred.score[pm]
-            if order == "official":
-                o = np.argsort(-key)
+            if order == "official":  # the script's column 2 (class) as float32
+                o = np.argsort(-pred.cls[pm].astype(np.float32))
             else:
-                o = np.argsort(-np.asarray(key, dtype=np.float64), kind="stable")
+                o = np.argsort(-pred.score[pm].astype(np.float64), kind="stable")
             mp, _ = greedy_match(pxy, o, txy, r)
         else:
             _, mp = hungarian_match(txy, pxy, r)
