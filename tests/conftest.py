@@ -34,3 +34,41 @@ def table(catalog):
     from cellbench.samples import sample_table
 
     return sample_table(catalog)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own empty workspace (store, user models, jobs)."""
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def data_env(shared_data, monkeypatch):
+    """``CELLBENCH_DATA`` pointed at the shared data (model cards with ``data:`` weights)."""
+    monkeypatch.setenv("CELLBENCH_DATA", str(shared_data))
+    monkeypatch.setenv("CELLBENCH_CATALOG", str(REPO / "data_catalog.yaml"))
+    return shared_data
+
+
+def tiny_checkpoint(folder, model_id: str = "tiny", n_types: int = 0, seed: int = 0, **card):
+    """Save a small random-weight ``hovernet_lite`` checkpoint with its card; return the card."""
+    import torch
+
+    from cellbench.models.nets import build
+    from cellbench.models.registry import save_checkpoint
+
+    torch.manual_seed(seed)
+    kwargs = {"n_types": n_types, "base": 8, "depth": 3}
+    net = build("hovernet_lite", **kwargs)
+    fields = {
+        "id": model_id,
+        "name": "tiny random hovernet_lite",
+        "architecture": "hovernet_lite",
+        "kwargs": kwargs,
+        "input": {"channels": "rgb", "mpp": 0.25, "tile": 128, "halo": 16, "multiple_of": 8},
+        "output": {"kind": "hovernet", "n_types": n_types},
+        "postprocess": {"method": "hovernet"},
+        "training": {"datasets": ["monuseg"], "notes": "random weights (tests)"},
+        **card,
+    }
+    return save_checkpoint(net, folder, fields)

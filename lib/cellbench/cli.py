@@ -184,9 +184,7 @@ def score_instances(
     preset: Annotated[str, typer.Option(help="hovernet, stardist, conic, torchmetrics.")] = (
         "hovernet"
     ),
-    iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = (
-        "0.5"
-    ),
+    iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = ("0.5"),
     out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
 ):
     """Score instance maps (.npy, .png, .tif; 0 = background, any integer ids)."""
@@ -199,8 +197,9 @@ def score_instances(
     res = score_instance_dirs(gt, pred, preset, iou, progress=progress)
     _write_result(res, out)
     if out is not None:
-        typer.echo(_summary(res["aggregate"], ("pq", "dq", "sq", "aji", "aji_plus", "dice1")),
-                   err=True)
+        typer.echo(
+            _summary(res["aggregate"], ("pq", "dq", "sq", "aji", "aji_plus", "dice1")), err=True
+        )
 
 
 @score_app.command("points")
@@ -237,6 +236,307 @@ def score_presets():
 
     for name in PRESETS:
         typer.echo(describe(name) + "\n")
+
+
+# -- models -----------------------------------------------------------------------------------
+
+models_app = typer.Typer(no_args_is_help=True, help="The model registry (bundled and user models).")
+app.add_typer(models_app, name="models")
+runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs in the metrics store.")
+app.add_typer(runs_app, name="runs")
+jobs_app = typer.Typer(no_args_is_help=True, help="Background evaluation jobs.")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _table(rows: list[dict], cols: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*cols)
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
+    Console(width=None if sys.stdout.isatty() else 240).print(t)
+
+
+@models_app.command("list")
+@_friendly
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Registered models: bundled ones, then the user's ($CELLBENCH_HOME/models)."""
+    from cellbench.models.registry import list_models, model_row
+
+    rows = [model_row(c) for c in list_models()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        _table(rows, ["id", "kind", "output", "channels", "mpp", "train_datasets", "available"])
+
+
+@models_app.command("show")
+@_friendly
+def models_show(model_id: str):
+    """Print a model's card."""
+    from cellbench.models.card import dump_card
+    from cellbench.models.registry import get_model
+
+    card = get_model(model_id)
+    typer.echo(f"# {card.path}\n" + dump_card(card.card))
+
+
+@models_app.command("verify")
+@_friendly
+def models_verify(model_id: str):
+    """Check a model's weights against its card's sha256 and load them."""
+    from cellbench.models.registry import get_model, load_predictor
+
+    load_predictor(get_model(model_id))
+    typer.echo(f"{model_id}: weights verified and loaded")
+
+
+@models_app.command("import-bioimageio")
+@_friendly
+def models_import(
+    path: Annotated[Path, typer.Argument(help="bioimageio.yaml (or rdf.yaml) of a model.")],
+):
+    """Register a bioimage.io model (one card per TorchScript / ONNX weights) as a user model."""
+    from cellbench.models.registry import import_bioimageio
+
+    for c in import_bioimageio(path):
+        typer.echo(f"registered {c.id} ({c.path})")
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+_DATASET = Annotated[str, typer.Option(help="Test dataset id (see `cellbench catalog list`).")]
+_SPLIT = Annotated[str | None, typer.Option(help="Split (default: every sample).")]
+_MODEL = Annotated[str | None, typer.Option(help="Registered model id.")]
+_PREDS = Annotated[
+    str | None,
+    typer.Option(help="Folder of instance maps named by sample id, or a stored prediction set."),
+]
+_PRESET = Annotated[str | None, typer.Option(help="Metric preset (hovernet / ocelot default).")]
+_IOU = Annotated[str, typer.Option(help="IoU threshold or range 0.5:0.95.")]
+_DEVICE = Annotated[str, typer.Option(help="cpu or cuda.")]
+_LIMIT = Annotated[int | None, typer.Option(help="Only the first N samples.")]
+_SAMPLE = Annotated[list[str] | None, typer.Option("--sample", help="Only these samples.")]
+
+
+def _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample):
+    from cellbench.evaluate import EvalSpec
+
+    if (model is None) == (predictions is None):
+        raise typer.BadParameter("give exactly one of --model and --predictions")
+    return EvalSpec(
+        dataset=dataset,
+        split=split,
+        model=model,
+        predictions=predictions,
+        preset=preset,
+        iou=iou,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        samples=sample or None,
+    )
+
+
+@app.command("evaluate")
+@_friendly
+def evaluate_cmd(
+    dataset: _DATASET,
+    split: _SPLIT = None,
+    model: _MODEL = None,
+    predictions: _PREDS = None,
+    preset: _PRESET = None,
+    iou: _IOU = "0.5",
+    device: _DEVICE = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
+    limit: _LIMIT = None,
+    sample: _SAMPLE = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+):
+    """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
+
+    Evaluating the same request again resumes an interrupted run (stored samples are skipped).
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from cellbench.evaluate import Evaluation
+
+    ev = Evaluation(
+        _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample)
+    )
+    cols = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*cols, transient=True) as bar:
+        task = bar.add_task(ev.run_id[:48], total=len(ev.records))
+
+        def progress(p) -> None:
+            bar.update(task, completed=p.done, description=f"{p.sample_id or 'done'}")
+
+        final = ev.run(progress=progress)
+    if as_json:
+        typer.echo(json.dumps(final, indent=1))
+        return
+    from cellbench.analysis import dataset_figures
+
+    figs = dataset_figures(ev.store, [ev.run_id]).filter(
+        pl_col_in("metric", ("pq", "aji", "dice1", "f1", "mf1", "mpq"))
+    )
+    typer.echo(f"run {final['run_id']}: {final['status']} ({final['n_done']}/{final['n_samples']})")
+    for r in figs.iter_rows(named=True):
+        if r["value"] is not None:
+            typer.echo(f"  {r['class']:>12} {r['metric']:<6} {r['value']:.4f}")
+
+
+def pl_col_in(col: str, values):
+    import polars as pl
+
+    return pl.col(col).is_in(list(values))
+
+
+@runs_app.command("list")
+@_friendly
+def runs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Runs in the store, newest first (status, model, dataset, preset, progress)."""
+    from cellbench.store import Store
+
+    rows = Store().runs().to_dicts()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1, default=str))
+    else:
+        _table(
+            rows,
+            [
+                "run_id",
+                "status",
+                "model_id",
+                "test_dataset",
+                "split",
+                "preset",
+                "n_done",
+                "n_samples",
+                "finished",
+            ],
+        )
+
+
+@runs_app.command("show")
+@_friendly
+def runs_show(run_id: str):
+    """A run's record: provenance, parameters, status."""
+    from cellbench.store import Store
+
+    typer.echo(json.dumps(Store().get_run(run_id), indent=1))
+
+
+@app.command("results")
+@_friendly
+def results_cmd(
+    run: Annotated[list[str], typer.Option(help="Run id (repeatable).")],
+    metric: Annotated[str, typer.Option(help="Metric (pq, aji, dice1, f1 ...).")] = "pq",
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(help="Group key: center, organ, stain, category, class, sample_id ..."),
+    ] = None,
+    cls: Annotated[str, typer.Option("--class", help="Class name or all.")] = "all",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CI.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+):
+    """Per-group means of a per-sample metric with bootstrap 95% confidence intervals."""
+    from cellbench.analysis import group_summary
+    from cellbench.store import Store
+
+    store = Store()
+    for r in run:
+        store.get_run(r)
+    by = ["run_id", *(group_by or [])]
+    df = group_summary(store, run, metric, by, cls=cls, n_boot=n_boot)
+    if as_json:
+        typer.echo(json.dumps(df.to_dicts(), indent=1))
+    else:
+        rows = [
+            {**r, "mean": f"{r['mean']:.4f}", "95% CI": f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"}
+            for r in df.to_dicts()
+        ]
+        _table(rows, [*by, "n", "mean", "95% CI", "resampled"])
+
+
+@jobs_app.command("submit")
+@_friendly
+def jobs_submit(
+    dataset: _DATASET,
+    split: _SPLIT = None,
+    model: _MODEL = None,
+    predictions: _PREDS = None,
+    preset: _PRESET = None,
+    iou: _IOU = "0.5",
+    device: _DEVICE = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
+    limit: _LIMIT = None,
+    sample: _SAMPLE = None,
+):
+    """Start an evaluation in the background; prints the job id."""
+    from cellbench.jobs import submit_job
+
+    spec = _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample)
+    typer.echo(submit_job(spec))
+
+
+@jobs_app.command("list")
+@_friendly
+def jobs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Jobs, newest first, with their progress."""
+    from cellbench.jobs import list_jobs
+
+    rows = list_jobs()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        _table(rows, ["job_id", "status", "done", "total", "sample_id", "run_id"])
+
+
+@jobs_app.command("status")
+@_friendly
+def jobs_status(job_id: str):
+    """One job's progress (done/total, current sample, ETA, status) as JSON."""
+    from cellbench.jobs import job_status
+
+    typer.echo(json.dumps(job_status(job_id), indent=1))
+
+
+@jobs_app.command("cancel")
+@_friendly
+def jobs_cancel(
+    job_id: str,
+    kill: Annotated[bool, typer.Option(help="Stop now (SIGTERM) instead of after the sample.")] = (
+        False
+    ),
+):
+    """Cancel a job; samples already stored stay, `jobs resume` finishes it later."""
+    from cellbench.jobs import cancel_job
+
+    cancel_job(job_id, kill=kill)
+    typer.echo(f"cancel requested for {job_id}")
+
+
+@jobs_app.command("resume")
+@_friendly
+def jobs_resume(job_id: str):
+    """Start an interrupted, failed or cancelled job again (stored samples are skipped)."""
+    from cellbench.jobs import resume_job
+
+    resume_job(job_id)
+    typer.echo(f"resumed {job_id}")
 
 
 def main() -> None:

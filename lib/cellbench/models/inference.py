@@ -1,0 +1,245 @@
+"""Tiled inference: image in, nucleus instances out.
+
+Steps for one image (units: pixels of the image unless "model pixels" is said):
+
+1. **Channels**: RGB models get RGB (grey images are repeated); grey models get the luminance
+   of RGB images (ITU-R 601 weights) or the image itself.
+2. **Normalisation** over the whole image, before tiling, so that results do not depend on the
+   tiling: ``zero_mean_unit_variance`` (per channel, ``(x - mean) / (std + eps)``, the
+   bioimage.io convention), ``scale_unit`` (x / 255) or ``mean_std`` (per-channel constants).
+3. **Resolution**: when the card gives the model's mpp and the image's mpp is known, the image is
+   resized by ``image_mpp / model_mpp`` (bilinear, anti-aliased when shrinking) unless the two
+   agree within 2 %. Post-processing runs in model pixels and the label map is brought back to
+   the image grid by nearest-neighbour sampling.
+4. **Tiles** of ``input.tile`` model pixels overlapping by ``input.halo`` (images smaller than a
+   tile are reflect-padded), in batches; outputs are blended with a weight that ramps linearly
+   over the overlap (the outermost quarter of the overlap, whose receptive field reaches into a
+   tile's padding, gets weight 0), so seams get the mean of neighbouring tiles weighted
+   towards each tile's centre; image borders keep full weight. Models with a fixed input
+   shape (ONNX graphs) get exactly that shape.
+5. **Activations**: sigmoid on the foreground channel when the card says the model gives logits,
+   softmax over type channels; h/v maps are left as they are.
+6. **Post-processing** (:mod:`cellbench.models.postprocess`) per the card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellbench.models.postprocess import Instances, postprocess
+
+MPP_TOLERANCE = 0.02
+
+
+def to_channels(image: np.ndarray, channels: str) -> np.ndarray:
+    """``(C, H, W) float32`` model input channels from an ``(H, W)`` or ``(H, W, C)`` image."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 4:
+        img = img[..., :3]
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3):
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {img.shape}")
+    img = img.astype(np.float32)
+    if channels == "gray":
+        if img.ndim == 3:
+            img = img @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return img[None]
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    return np.moveaxis(img, -1, 0)
+
+
+def normalize(x: np.ndarray, spec) -> np.ndarray:
+    """Normalise ``(C, H, W)`` input per the card's input spec (whole image, float32)."""
+    if spec.normalization == "zero_mean_unit_variance":
+        mean = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
+        std = x.std(axis=(1, 2), keepdims=True, dtype=np.float64)
+        return ((x - mean) / (std + spec.eps)).astype(np.float32)
+    if spec.normalization == "mean_std":
+        mean = np.asarray(spec.mean, np.float32).reshape(-1, 1, 1)
+        std = np.asarray(spec.std, np.float32).reshape(-1, 1, 1)
+        return (x - mean) / std
+    return x / np.float32(255.0)
+
+
+def resize_chw(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of ``(C, H, W)`` float32 (anti-aliased when shrinking)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(x))[None]
+    shrink = size[0] < x.shape[1] or size[1] < x.shape[2]
+    out = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+    return out[0].numpy()
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resampling of a label map onto a ``size`` grid (pixel centres)."""
+    h, w = labels.shape
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
+    return labels[np.ix_(rows, cols)]
+
+
+def _starts(n: int, tile: int, stride: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    s = list(range(0, n - tile, stride))
+    return [*s, n - tile]
+
+
+def _ramp(tile: int, overlap: int, head: bool, tail: bool) -> np.ndarray:
+    """1-D blending weight of a tile: ramps only on sides shared with a neighbour tile.
+
+    On a shared side the outermost ``overlap // 4`` pixels get weight 0 (their receptive
+    field reaches into the tile's padding) and the rest of the overlap ramps up linearly;
+    sides on the image border keep weight 1.
+    """
+    w = np.ones(tile, np.float32)
+    if overlap <= 0:
+        return w
+    m = overlap // 4
+    r = np.clip((np.arange(overlap, dtype=np.float32) - m + 1) / (overlap - m + 1), 0, 1)
+    if head:
+        w[:overlap] = r
+    if tail:
+        w[tile - overlap :] = np.minimum(w[tile - overlap :], r[::-1])
+    return w
+
+
+def tiled_forward(
+    backend: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    tile: int,
+    overlap: int,
+    batch_size: int = 8,
+    multiple_of: int = 1,
+    fixed_shape: bool = False,
+) -> np.ndarray:
+    """Run ``backend`` over overlapping tiles of ``x`` ``(C, H, W)``; blended ``(K, H, W)``.
+
+    ``tile`` and ``overlap`` in input pixels. Without ``fixed_shape`` an image smaller than a
+    tile runs as one tile padded only to ``multiple_of``.
+    """
+    _, h, w = x.shape
+    if fixed_shape:
+        th = tw = tile
+    else:
+        th = min(tile, -(-h // multiple_of) * multiple_of)
+        tw = min(tile, -(-w // multiple_of) * multiple_of)
+    ph, pw = max(h, th), max(w, tw)
+    if (ph, pw) != (h, w):
+        x = np.pad(
+            x, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge"
+        )
+    ov_h, ov_w = min(overlap, th // 2), min(overlap, tw // 2)
+    ys = _starts(ph, th, th - ov_h)
+    xs = _starts(pw, tw, tw - ov_w)
+
+    def weight(y: int, x0: int) -> np.ndarray:
+        wy = _ramp(th, ov_h, y > 0, y + th < ph)
+        wx = _ramp(tw, ov_w, x0 > 0, x0 + tw < pw)
+        return wy[:, None] * wx[None, :]
+
+    acc = None
+    wsum = np.zeros((ph, pw), np.float32)
+    coords = [(y, x0) for y in ys for x0 in xs]
+    for i in range(0, len(coords), batch_size):
+        chunk = coords[i : i + batch_size]
+        batch = np.stack([x[:, y : y + th, x0 : x0 + tw] for y, x0 in chunk])
+        out = backend(batch)
+        if acc is None:
+            acc = np.zeros((out.shape[1], ph, pw), np.float32)
+        for (y, x0), o in zip(chunk, out, strict=True):
+            wt = weight(y, x0)
+            acc[:, y : y + th, x0 : x0 + tw] += o * wt
+            wsum[y : y + th, x0 : x0 + tw] += wt
+    acc /= wsum
+    return acc[:, :h, :w]
+
+
+def activate(out: np.ndarray, output_spec) -> np.ndarray:
+    """Apply the card's activations in place: sigmoid on channel 0, softmax over types."""
+    if output_spec.activation == "sigmoid":
+        out[0] = 1.0 / (1.0 + np.exp(-out[0]))
+    if output_spec.kind == "hovernet" and out.shape[0] > 3:
+        t = out[3:]
+        t -= t.max(axis=0, keepdims=True)
+        np.exp(t, out=t)
+        t /= t.sum(axis=0, keepdims=True)
+    return out
+
+
+@dataclass
+class Predictor:
+    """A loaded model ready to segment images.
+
+    Build with :func:`cellbench.models.registry.load_predictor` (or directly from a card and a
+    backend). ``batch_size`` counts tiles.
+    """
+
+    card: object
+    backend: Callable[[np.ndarray], np.ndarray]
+    batch_size: int = 8
+
+    def _geometry(self) -> tuple[int, int, bool, int]:
+        spec = self.card.input
+        fixed = getattr(self.backend, "fixed_tile", None)
+        tile = fixed or spec.tile
+        batch = getattr(self.backend, "max_batch", None) or self.batch_size
+        return tile, batch, bool(fixed) or spec.fixed_shape, spec.multiple_of
+
+    def scale_for(self, mpp: float | None) -> float:
+        """Image pixels per model pixel: ``model_mpp / image_mpp`` inverted; 1 when unknown."""
+        model_mpp = self.card.input.mpp
+        if model_mpp is None or mpp is None:
+            return 1.0
+        f = mpp / model_mpp
+        return 1.0 if abs(f - 1.0) <= MPP_TOLERANCE else f
+
+    def output_maps(self, image: np.ndarray, mpp: float | None = None) -> np.ndarray:
+        """Activated output maps ``(K, h, w)`` in model pixels (see module docstring)."""
+        spec = self.card.input
+        x = normalize(to_channels(image, spec.channels), spec)
+        f = self.scale_for(mpp)
+        if f != 1.0:
+            size = (max(1, round(x.shape[1] * f)), max(1, round(x.shape[2] * f)))
+            x = resize_chw(x, size)
+        tile, batch, fixed, mult = self._geometry()
+        out = tiled_forward(self.backend, x, tile, spec.halo, batch, mult, fixed)
+        return activate(out, self.card.output)
+
+    def predict(self, image: np.ndarray, mpp: float | None = None) -> Instances:
+        """Instances of one image on the image's own pixel grid."""
+        out = self.output_maps(image, mpp)
+        inst = postprocess(out, self.card.output.kind, self.card.postprocess)
+        h, w = np.asarray(image).shape[:2]
+        if inst.labels.shape != (h, w):
+            labels = resize_labels(inst.labels, (h, w))
+            kept = set(np.unique(labels).tolist())
+            inst = Instances(
+                labels,
+                None
+                if inst.classes is None
+                else {k: c for k, c in inst.classes.items() if k in kept},
+                {k: s for k, s in inst.scores.items() if k in kept},
+            )
+        return inst
+
+    def predict_region(self, slide, x: int, y: int, width: int, height: int) -> Instances:
+        """Instances of a whole-slide region read at the model's mpp.
+
+        ``x, y`` are the level-0 top-left corner; ``width, height`` the output size in model
+        pixels (a model without an mpp reads level 0). Label coordinates are those of the
+        returned region; multiply by ``model_mpp / slide.mpp`` and add ``(x, y)`` for level-0.
+        """
+        model_mpp = self.card.input.mpp
+        if model_mpp is None:
+            region = slide.read_region(x, y, width, height)
+        else:
+            region = slide.read_region_mpp(x, y, width, height, model_mpp)
+        return self.predict(region, model_mpp)

@@ -1,0 +1,211 @@
+"""The model registry: bundled models (``models/`` in the checkout) and the user's
+(``$CELLBENCH_HOME/models``), one folder per model holding ``card.yaml`` and, usually, the
+weights.
+
+Also: model cards from bioimage.io ``rdf``/``bioimageio.yaml`` descriptions, and saving a
+built-in architecture's checkpoint together with its card.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cellbench import config
+from cellbench.atomic import write_bytes_atomic
+from cellbench.errors import DataError
+from cellbench.models.card import LoadedCard, dump_card, load_card, parse_card
+
+BUNDLED_DIR = config.REPO_DIR / "models"
+
+
+def user_dir() -> Path:
+    """Folder of the user's models (``$CELLBENCH_HOME/models``)."""
+    return config.home() / "models"
+
+
+def model_dirs() -> list[Path]:
+    return [BUNDLED_DIR, user_dir()]
+
+
+def list_models() -> list[LoadedCard]:
+    """Every registered model card, bundled first; duplicate ids are an error."""
+    cards: dict[str, LoadedCard] = {}
+    for d in model_dirs():
+        for p in sorted(d.glob("*/card.yaml")) if d.is_dir() else []:
+            c = load_card(p)
+            if c.id in cards:
+                raise DataError(p, f"model id '{c.id}' is also defined in {cards[c.id].path}")
+            cards[c.id] = c
+    return list(cards.values())
+
+
+def get_model(model_id: str) -> LoadedCard:
+    """The card of a registered model (``KeyError`` listing the known ids)."""
+    for c in list_models():
+        if c.id == model_id:
+            return c
+    known = ", ".join(c.id for c in list_models()) or "none"
+    raise KeyError(f"no model '{model_id}' in the registry (known: {known})")
+
+
+def is_available(card: LoadedCard) -> bool:
+    """Whether the card's weights file is present (data-root weights may be absent)."""
+    return card.weights_path.is_file()
+
+
+def model_row(card: LoadedCard) -> dict[str, Any]:
+    """A flat summary of a card (for tables and ``cellbench models list --json``)."""
+    return {
+        "id": card.id,
+        "name": card.name,
+        "kind": card.kind,
+        "architecture": card.architecture,
+        "channels": card.input.channels,
+        "mpp": card.input.mpp,
+        "output": card.output.kind,
+        "classes": [c.name for c in card.classes],
+        "train_datasets": card.train_datasets,
+        "weights": str(card.weights_path),
+        "sha256": card.weights.sha256,
+        "available": is_available(card),
+        "bundled": card.path is not None and BUNDLED_DIR in card.path.parents,
+        "card": str(card.path),
+    }
+
+
+def load_predictor(model, device: str = "cpu", batch_size: int = 8, amp: bool = True):
+    """A :class:`~cellbench.models.inference.Predictor` for a model id or card."""
+    from cellbench.models.backends import load_backend
+    from cellbench.models.inference import Predictor
+
+    card = get_model(model) if isinstance(model, str) else model
+    return Predictor(card, load_backend(card, device=device, amp=amp), batch_size=batch_size)
+
+
+# -- bioimage.io ------------------------------------------------------------------------------
+
+
+def _weights_ref(path: Path) -> str:
+    """``data:<relative>`` for files under the data root, else the absolute path."""
+    root = config.data_root()
+    try:
+        return "data:" + path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def card_from_bioimageio(path: str | Path, kind: str = "torchscript") -> dict[str, Any]:
+    """A cellbench card (as a mapping) from a bioimage.io model description.
+
+    Reads the facts the description states: name, licence, citation, input axes and size,
+    ``zero_mean_unit_variance`` preprocessing, the halo, a sigmoid postprocessing (the network
+    gives logits), and the ``torchscript`` or ``onnx`` weights with their sha256. Only
+    single-channel 2D nucleus-foreground models with that preprocessing are supported.
+    Instances come from the foreground by ``distance_watershed``.
+    """
+    p = Path(path)
+    try:
+        rdf = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise DataError(p, f"cannot read bioimage.io description: {e}") from None
+    try:
+        inp, out = rdf["inputs"][0], rdf["outputs"][0]
+        w = rdf["weights"][kind]
+    except (KeyError, IndexError, TypeError) as e:
+        raise DataError(
+            p, f"not a bioimage.io model description with '{kind}' weights ({e})"
+        ) from None
+    axes = inp["axes"]
+    chan = next(a for a in axes if a.get("type") == "channel")
+    if len(chan.get("channel_names", [])) != 1:
+        raise DataError(p, "only single-channel models are supported")
+    sizes = [a["size"] for a in axes if a.get("type") == "space"]
+    if len(sizes) != 2 or not all(isinstance(s, int) for s in sizes):
+        raise DataError(p, "expected two fixed spatial input sizes")
+    pre = [s["id"] for s in inp.get("preprocessing", [])]
+    if "zero_mean_unit_variance" not in pre:
+        raise DataError(p, f"unsupported preprocessing {pre}")
+    post = [s["id"] for s in out.get("postprocessing", [])]
+    halo = max((a.get("halo", 0) for a in out["axes"] if a.get("type") == "space"), default=0)
+    slug = p.parent.name.lower().replace(" ", "_")
+    cite = "; ".join(c.get("text", "") for c in rdf.get("cite", []))
+    return {
+        "id": f"{slug}_{kind}",
+        "name": f"{rdf['name']} ({kind})",
+        "description": rdf.get("description", ""),
+        "license": rdf.get("license", "unknown"),
+        "citation": cite,
+        "kind": kind,
+        "weights": {"file": _weights_ref(p.parent / w["source"]), "sha256": w["sha256"]},
+        "input": {
+            "channels": "gray",
+            "mpp": None,
+            "normalization": "zero_mean_unit_variance",
+            "eps": 1e-6,
+            "tile": int(sizes[0]),
+            "halo": int(halo),
+            "fixed_shape": kind == "onnx",
+            "multiple_of": 16,
+        },
+        "output": {
+            "kind": "foreground",
+            "activation": "sigmoid" if "sigmoid" in post else "none",
+        },
+        "postprocess": {"method": "distance_watershed", "threshold": 0.5, "min_size": 10},
+        "training": {
+            "datasets": ["dsb2018"] if "dsb2018" in rdf.get("tags", []) else [],
+            "notes": f"bioimage.io training data: {rdf.get('training_data', {}).get('id', '?')}",
+        },
+        "provenance": f"generated by cellbench from {p.name} (format {rdf.get('format_version')})",
+    }
+
+
+def write_card(card: dict[str, Any] | LoadedCard, folder: Path) -> LoadedCard:
+    """Validate a card and write it atomically as ``folder/card.yaml``."""
+    loaded = card if isinstance(card, LoadedCard) else parse_card(card, folder / "card.yaml")
+    path = folder / "card.yaml"
+    write_bytes_atomic(path, dump_card(loaded.card).encode("utf-8"))
+    return load_card(path)
+
+
+def import_bioimageio(path: str | Path, dest: Path | None = None) -> list[LoadedCard]:
+    """Register a bioimage.io model: one card per supported weights format (into the user dir)."""
+    p = Path(path)
+    rdf = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    kinds = [k for k in ("torchscript", "onnx") if k in (rdf.get("weights") or {})]
+    if not kinds:
+        raise DataError(p, "no torchscript or onnx weights in the description")
+    out = []
+    for kind in kinds:
+        card = card_from_bioimageio(p, kind)
+        out.append(write_card(card, (dest or user_dir()) / card["id"]))
+    return out
+
+
+# -- built-in checkpoints ---------------------------------------------------------------------
+
+
+def save_checkpoint(module, folder: str | Path, card: dict[str, Any]) -> LoadedCard:
+    """Save a built-in architecture's ``state_dict`` as ``folder/weights.pt`` with its card.
+
+    ``card`` holds every card field except ``weights`` and ``kind`` (filled in here). The
+    weights are written first, atomically, then the card naming their sha256.
+    """
+    import torch
+
+    from cellbench.models.backends import sha256_file
+
+    folder = Path(folder)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, buf)
+    weights = write_bytes_atomic(folder / "weights.pt", buf.getvalue())
+    full = {
+        **card,
+        "kind": "cellbench",
+        "weights": {"file": "weights.pt", "sha256": sha256_file(weights)},
+    }
+    return write_card(full, folder)

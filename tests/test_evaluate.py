@@ -1,0 +1,343 @@
+"""Evaluation runs, the metrics store, queries with bootstrap CIs, background jobs, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import tiny_checkpoint
+from typer.testing import CliRunner
+
+from cellbench.analysis import as_matrix, bootstrap_mean, group_summary, train_test_matrix
+from cellbench.errors import DataError
+from cellbench.evaluate import EvalSpec, Evaluation, evaluate, flatten
+from cellbench.models.registry import user_dir
+from cellbench.store import SCHEMA, RunBusyError, Store
+
+# -- store and queries without data -----------------------------------------------------------
+
+
+def _rows(run, n, value, organ="lung", patient=None):
+    return [
+        {
+            "run_id": run,
+            "model_id": "m",
+            "train_datasets": "a",
+            "test_dataset": "b",
+            "level": "sample",
+            "sample_id": f"s{i}",
+            "organ": organ,
+            "patient_id": None if patient is None else f"p{i // patient}",
+            "class": "all",
+            "metric": "pq",
+            "value": value(i),
+        }
+        for i in range(n)
+    ]
+
+
+def test_store_appends_parts_and_never_rewrites(tmp_path):
+    st = Store(tmp_path / "s")
+    p1 = st.append("r1", _rows("r1", 3, float), {"s0": {}})
+    before = p1.read_bytes()
+    st.append("r1", _rows("r1", 5, float)[3:])
+    assert p1.read_bytes() == before
+    assert st.done_samples("r1") == {f"s{i}" for i in range(5)}
+    df = st.scan().collect()
+    assert df.schema == pl.Schema(SCHEMA) and df.height == 5
+    with pytest.raises(ValueError, match="cannot be added"):
+        st.append("r2", _rows("r1", 1, float))
+    # a writer killed mid-part leaves only a dot-temp file: invisible, then cleaned
+    (st.metrics_dir / "r1" / ".part-x.parquet.tmp").write_bytes(b"half")
+    assert st.scan().collect().height == 5
+    assert st.clean_temporary("r1") == 1
+
+
+def test_run_lock_refuses_a_second_writer_and_marks_dead_runs(tmp_path):
+    st = Store(tmp_path / "s")
+    st.write_run({"run_id": "r", "status": "running", "created": "t"})
+    with st.lock("r"):
+        assert st.get_run("r")["status"] == "running"
+        with pytest.raises(RunBusyError, match="being evaluated by pid"), st.lock("r"):
+            pass
+    assert st.get_run("r")["status"] == "interrupted"
+
+
+def test_bootstrap_interval_by_cluster():
+    v = np.array([0.1, 0.2, 0.3, 0.9, 1.0, 1.1])
+    lo, hi = bootstrap_mean(v, n_boot=2000)
+    assert lo < v.mean() < hi
+    # clusters of identical values: resampling 2 clusters is wider than 6 samples
+    clo, chi = bootstrap_mean(v, np.array([0, 0, 0, 1, 1, 1]), n_boot=2000)
+    assert chi - clo > hi - lo
+    # one sample per cluster = the ordinary bootstrap, draw for draw
+    assert bootstrap_mean(v, np.arange(6), seed=3) == bootstrap_mean(v, None, seed=3)
+    assert np.isnan(bootstrap_mean(v[:1])[0])
+
+
+def test_group_summary_means_counts_and_cluster_unit(tmp_path):
+    st = Store(tmp_path / "s")
+    st.append("r", _rows("r", 6, lambda i: i / 10, organ="lung", patient=3))
+    st.append(
+        "r",
+        [
+            {**r, "sample_id": "x" + r["sample_id"]}
+            for r in _rows("r", 4, lambda i: 1.0, organ="colon")
+        ],
+    )
+    st.append("r", [{**_rows("r", 1, float)[0], "sample_id": "empty", "value": None}])
+    g = group_summary(st, ["r"], "pq", ["run_id", "organ"], n_boot=200)
+    lung = g.filter(pl.col("organ") == "lung").row(0, named=True)
+    assert lung["n"] == 6 and lung["mean"] == pytest.approx(0.25)
+    assert lung["resampled"] == "patient_id"
+    colon = g.filter(pl.col("organ") == "colon").row(0, named=True)
+    assert colon["mean"] == 1.0 and colon["ci_low"] == colon["ci_high"] == 1.0
+    assert colon["resampled"] == "sample_id"
+
+
+def test_flatten_results_into_rows():
+    res = {
+        "preset": "hovernet",
+        "iou_threshold": 0.5,
+        "tp": 3,
+        "pq": 0.5,
+        "aji": None,
+        "per_class": {"1": {"tp": 1, "pq": 0.25}},
+        "by_threshold": {"0.75": {"pq": 0.1}},
+        "types": {"f_d": 0.8, "acc": 0.5, "f_t": {"1": 0.4}},
+    }
+    got = set(flatten(res, {"1": "tumour"}))
+    assert ("all", "pq", 0.5) in got and ("all", "aji", None) in got
+    assert ("tumour", "pq", 0.25) in got and ("all", "pq@0.75", 0.1) in got
+    assert ("tumour", "f_t", 0.4) in got and ("all", "f_d", 0.8) in got
+    assert not any(m in ("iou_threshold", "preset") for _, m, _ in got)
+
+
+# -- evaluations on the shared data -----------------------------------------------------------
+
+
+def test_bioimageio_model_on_dsb2018(data_env, catalog, tmp_path):
+    st = Store(tmp_path / "s")
+    run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_onnx"), catalog, st)
+    assert run["status"] == "complete" and run["n_done"] == 2
+    assert run["model_sha256"].startswith("85f5ac80") and run["catalog_version"]
+    df = st.scan([run["run_id"]]).collect()
+    pq = df.filter((pl.col("metric") == "pq") & (pl.col("level") == "sample"))
+    assert pq.height == 2 and pq.get_column("value").min() > 0.45
+    dataset_pq = df.filter((pl.col("metric") == "pq") & (pl.col("level") == "dataset"))
+    assert dataset_pq.item(0, "value") == pytest.approx(pq.get_column("value").mean())
+    # same request again: the run is complete, nothing is recomputed or duplicated
+    again = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_onnx"), catalog, st)
+    assert again["run_id"] == run["run_id"] and st.scan().collect().height == df.height
+
+
+def test_builtin_checkpoint_on_three_he_datasets_grouped_by_center_and_organ(
+    data_env, catalog, tmp_path
+):
+    tiny_checkpoint(user_dir() / "tiny")
+    st = Store(tmp_path / "s")
+    ids = []
+    for ds, split, limit in (("monuseg", "test", 4), ("consep", "test", 8), ("cryonuseg", None, 2)):
+        run = evaluate(EvalSpec(dataset=ds, split=split, model="tiny", limit=limit), catalog, st)
+        assert run["status"] == "complete" and run["train_datasets"] == "monuseg"
+        ids.append(run["run_id"])
+    by_center = group_summary(st, ids, "pq", ["test_dataset", "center"], n_boot=100)
+    assert by_center.filter(pl.col("test_dataset") == "monuseg").height >= 2
+    assert set(by_center.get_column("test_dataset")) == {"monuseg", "consep", "cryonuseg"}
+    by_organ = group_summary(st, ids, "dice1", ["test_dataset", "organ"], n_boot=100)
+    assert (
+        by_organ.filter(pl.col("test_dataset") == "monuseg").get_column("organ").null_count() == 0
+    )
+    m = as_matrix(train_test_matrix(st, "pq", n_boot=50))
+    assert m.columns[0] == "train_datasets" and set(m.columns[1:]) == {
+        "monuseg",
+        "consep",
+        "cryonuseg",
+    }
+
+
+def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_path):
+    from cellbench.samples import iter_samples
+
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    sids = []
+    for k, (rec, s) in enumerate(iter_samples(catalog, "consep", "test")):
+        if k == 3:
+            break
+        np.save(folder / f"{rec.sample_id}.npy", s.instances)
+        sids.append(rec.sample_id)
+    st = Store(tmp_path / "s")
+    run = evaluate(
+        EvalSpec(dataset="consep", split="test", predictions=str(folder), samples=sids), catalog, st
+    )
+    pq = st.scan([run["run_id"]]).filter(pl.col("metric") == "pq").collect()
+    assert pq.get_column("value").min() > 0.9999
+    run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"), catalog, st)
+    f1 = (
+        st.scan([run["run_id"]])
+        .filter((pl.col("level") == "dataset") & (pl.col("metric") == "f1"))
+        .collect()
+    )
+    got = dict(zip(f1.get_column("class"), f1.get_column("value"), strict=True))
+    assert got["BC"] == pytest.approx(0.6403) and got["TC"] == pytest.approx(0.7439)
+    # a folder missing a sample's map names the folder and the sample
+    ev = Evaluation(
+        EvalSpec(dataset="consep", split="test", predictions=str(folder), limit=5), catalog, st
+    )
+    with pytest.raises(DataError, match="no prediction for sample"):
+        ev.run()
+    assert st.get_run(ev.run_id)["status"] == "failed"
+    assert st.done_samples(ev.run_id) == set(sids)  # finished samples kept
+
+
+def test_bad_requests(data_env, catalog, tmp_path):
+    st = Store(tmp_path / "s")
+    with pytest.raises(DataError, match="neither a folder"):
+        Evaluation(EvalSpec(dataset="ocelot", predictions="nope"), catalog, st)
+    with pytest.raises(KeyError, match="no model"):
+        Evaluation(EvalSpec(dataset="dsb2018", model="nope"), catalog, st)
+    with pytest.raises(DataError, match="no local data"):
+        Evaluation(EvalSpec(dataset="pannuke", model="unet2d_nuclei_broad_onnx"), catalog, st)
+
+
+def test_stop_request_keeps_finished_samples_and_rerun_completes(data_env, catalog, tmp_path):
+    tiny_checkpoint(user_dir() / "tiny")
+    st = Store(tmp_path / "s")
+    spec = EvalSpec(dataset="consep", split="test", model="tiny", limit=6)
+    seen = []
+    run = Evaluation(spec, catalog, st).run(
+        flush_every=1, should_stop=lambda: len(seen) >= 3, progress=seen.append
+    )
+    assert run["status"] == "cancelled" and len(st.done_samples(run["run_id"])) == 3
+    done = Evaluation(spec, catalog, st).run()
+    assert done["status"] == "complete"
+    fresh = Store(tmp_path / "fresh")
+    Evaluation(spec, catalog, fresh).run()
+
+    def rows(s):
+        return (
+            s.scan()
+            .filter(pl.col("level") == "sample")
+            .drop("run_id")
+            .sort(["sample_id", "class", "metric"])
+            .collect()
+        )
+
+    assert rows(st).equals(rows(fresh))
+
+
+# -- background jobs --------------------------------------------------------------------------
+
+
+def _wait(job_id, cond, timeout=120):
+    from cellbench.jobs import job_status
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        st = job_status(job_id)
+        if cond(st):
+            return st
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} stuck: {st}")
+
+
+def test_killed_job_loses_no_rows_and_resumes(data_env):
+    from cellbench.jobs import job_status, resume_job, submit_job, wait_job
+
+    tiny_checkpoint(user_dir() / "tiny")
+    spec = EvalSpec(dataset="consep", split="test", model="tiny", limit=40)
+    job = submit_job(spec, flush_every=1)
+    st = _wait(job, lambda s: (s.get("done") or 0) >= 4)
+    os.kill(st["pid"], signal.SIGKILL)
+    store = Store()
+    # the lock is released when the last thread of the killed process is gone
+    _wait(job, lambda s: s["status"] == "interrupted"
+          and store.get_run(s["run_id"])["status"] == "interrupted")
+    kept = store.done_samples(st["run_id"])
+    assert len(kept) >= 4
+    per_sample = store.scan().filter(pl.col("level") == "sample").group_by("sample_id").len()
+    assert per_sample.collect().get_column("len").n_unique() == 1  # no half-written sample
+    resume_job(job)
+    final = wait_job(job, timeout=300)
+    assert final["status"] == "complete" and final["done"] == 40
+    assert kept <= store.done_samples(st["run_id"]) and len(store.done_samples(st["run_id"])) == 40
+    assert job_status(job)["status"] == "complete"
+
+
+def test_two_jobs_at_once_and_cancel(data_env):
+    from cellbench.jobs import cancel_job, list_jobs, submit_job, wait_job
+
+    tiny_checkpoint(user_dir() / "tiny")
+    a = submit_job(EvalSpec(dataset="consep", split="test", model="tiny", limit=6))
+    b = submit_job(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    same = submit_job(EvalSpec(dataset="consep", split="test", model="tiny", limit=6))
+    ra, rb, rs = (wait_job(j, timeout=300) for j in (a, b, same))
+    assert rb["status"] == "complete"
+    # the same run twice: one job evaluates it, the other is refused by the run lock (or finds
+    # the run complete); rows are never written twice
+    assert "complete" in (ra["status"], rs["status"])
+    refused = [r for r in (ra, rs) if r["status"] == "failed"]
+    assert all("being evaluated" in r["error"] for r in refused)
+    store = Store()
+    per_sample = store.scan([ra["run_id"]]).filter(pl.col("level") == "sample")
+    assert per_sample.group_by("sample_id").len().collect().height == 6
+    assert per_sample.group_by("sample_id", "class", "metric").len().collect()["len"].max() == 1
+    assert {j["job_id"] for j in list_jobs()} == {a, b, same}
+    c = submit_job(EvalSpec(dataset="consep", split="test", model="tiny", limit=200), flush_every=1)
+    _wait(c, lambda s: (s.get("done") or 0) >= 2)
+    cancel_job(c)
+    rc = wait_job(c, timeout=120)
+    assert rc["status"] == "cancelled" and 2 <= len(store.done_samples(rc["run_id"])) < 200
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def test_cli_models_evaluate_runs_results(data_env):
+    from cellbench.cli import app
+
+    r = CliRunner()
+    out = r.invoke(app, ["models", "list", "--json"])
+    assert out.exit_code == 0, out.output
+    assert {m["id"] for m in json.loads(out.output)} >= {
+        "unet2d_nuclei_broad_onnx",
+        "unet2d_nuclei_broad_torchscript",
+    }
+    out = r.invoke(
+        app,
+        [
+            "evaluate",
+            "--dataset",
+            "dsb2018",
+            "--model",
+            "unet2d_nuclei_broad_torchscript",
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    run = json.loads(out.output[out.output.index("{") :])
+    out = r.invoke(app, ["runs", "list", "--json"])
+    assert [x["run_id"] for x in json.loads(out.output)] == [run["run_id"]]
+    out = r.invoke(app, ["results", "--run", run["run_id"], "--group-by", "sample_id", "--json"])
+    rows = json.loads(out.output)
+    assert len(rows) == 2 and all(0.45 < x["mean"] < 0.7 for x in rows)
+    out = r.invoke(app, ["results", "--run", "nope"])
+    assert out.exit_code == 2 and "no run 'nope'" in out.output
+    out = r.invoke(app, ["evaluate", "--dataset", "dsb2018"])
+    assert out.exit_code != 0 and "exactly one of --model and --predictions" in out.output
+
+
+def test_cli_reports_a_corrupted_checkpoint(data_env):
+    from cellbench.cli import app
+
+    card = tiny_checkpoint(user_dir() / "tiny")
+    card.weights_path.write_bytes(b"garbage")
+    out = CliRunner().invoke(app, ["models", "verify", "tiny"])
+    assert out.exit_code == 2 and "sha256 mismatch" in out.output
+    assert str(card.weights_path) in out.output
