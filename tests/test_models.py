@@ -279,3 +279,16 @@ def test_instance_types_majority_and_scores():
     assert sc[1] == pytest.approx(0.9) and sc[2] == pytest.approx(0.6)
     assert pp.remove_small(labels, 13).max() == 0
     assert pp.remove_small(labels, 12).max() == 2
+
+
+def test_predict_many_with_worker_processes_equals_predict():
+    tiny_checkpoint(user_dir() / "tiny", seed=1)  # these random weights do segment "nuclei"
+    pred = load_predictor("tiny")
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 255, (96, 80 + 16 * k, 3), dtype=np.uint8) for k in range(3)]
+    one = [pred.predict(i, 0.5) for i in imgs]
+    many = list(pred.predict_many(imgs, [0.5] * 3, workers=2))
+    assert [m.labels.shape for m in many] == [(96, 80), (96, 96), (96, 112)]
+    assert one[-1].labels.max() > 10
+    for a, b in zip(one, many, strict=True):
+        assert np.array_equal(a.labels, b.labels) and a.scores == b.scores

@@ -217,7 +217,12 @@ class Predictor:
         """Instances of one image on the image's own pixel grid."""
         out = self.output_maps(image, mpp)
         inst = postprocess(out, self.card.output.kind, self.card.postprocess)
-        h, w = np.asarray(image).shape[:2]
+        return self._on_grid(inst, np.asarray(image).shape[:2])
+
+    @staticmethod
+    def _on_grid(inst: Instances, shape: tuple[int, int]) -> Instances:
+        """Bring instances computed in model pixels onto the image's ``shape``."""
+        h, w = shape
         if inst.labels.shape != (h, w):
             labels = resize_labels(inst.labels, (h, w))
             kept = set(np.unique(labels).tolist())
@@ -229,6 +234,35 @@ class Predictor:
                 {k: s for k, s in inst.scores.items() if k in kept},
             )
         return inst
+
+    def predict_many(self, images, mpps=None, workers: int = 1):
+        """Instances of several images; post-processing overlaps inference in ``workers``
+        processes (the network runs in this process, one image after another).
+
+        Yields results in input order. ``workers = 1`` runs everything here.
+        """
+        mpps = list(mpps) if mpps is not None else [None] * len(images)
+        if workers <= 1:
+            for img, mpp in zip(images, mpps, strict=True):
+                yield self.predict(img, mpp)
+            return
+        from concurrent.futures import ProcessPoolExecutor
+
+        kind, params = self.card.output.kind, self.card.postprocess
+        with ProcessPoolExecutor(workers) as pool:
+            pending = []
+            for img, mpp in zip(images, mpps, strict=True):
+                pending.append(
+                    (img, pool.submit(postprocess, self.output_maps(img, mpp), kind, params))
+                )
+                while len(pending) > 2 * workers:
+                    yield self._to_image(pending.pop(0))
+            while pending:
+                yield self._to_image(pending.pop(0))
+
+    def _to_image(self, item) -> Instances:
+        img, fut = item
+        return self._on_grid(fut.result(), np.asarray(img).shape[:2])
 
     def predict_region(self, slide, x: int, y: int, width: int, height: int) -> Instances:
         """Instances of a whole-slide region read at the model's mpp.
