@@ -292,3 +292,13 @@ def test_predict_many_with_worker_processes_equals_predict():
     assert one[-1].labels.max() > 10
     for a, b in zip(one, many, strict=True):
         assert np.array_equal(a.labels, b.labels) and a.scores == b.scores
+
+
+def test_predict_region_of_a_whole_slide_at_the_model_mpp(shared_data):
+    from cellbench.wsi import open_slide
+
+    tiny_checkpoint(user_dir() / "tiny", seed=1)
+    pred = load_predictor("tiny")
+    with open_slide(shared_data / "wsi/small_HE.svs") as slide:  # 0.499 um/px
+        inst = pred.predict_region(slide, 600, 800, 96, 64)  # 96x64 px at 0.25 um/px
+    assert inst.labels.shape == (64, 96)
