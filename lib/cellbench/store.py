@@ -61,23 +61,9 @@ SCHEMA: dict[str, pl.DataType] = {
 #: Sample metadata columns copied onto each metric row (the grouping keys).
 GROUP_KEYS: tuple[str, ...] = ("center", "organ", "stain", "category", "slide_id", "patient_id")
 
-RUN_STATUSES = ("running", "complete", "failed", "cancelled", "interrupted")
-
 
 class RunBusyError(CellbenchError):
     """Another process is evaluating this run."""
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Store:
