@@ -341,3 +341,16 @@ def test_cli_reports_a_corrupted_checkpoint(data_env):
     out = CliRunner().invoke(app, ["models", "verify", "tiny"])
     assert out.exit_code == 2 and "sha256 mismatch" in out.output
     assert str(card.weights_path) in out.output
+
+
+def test_post_processing_workers_give_the_same_rows(data_env, catalog, tmp_path):
+    tiny_checkpoint(user_dir() / "tiny", seed=1)
+    rows = []
+    for workers in (1, 2):
+        st = Store(tmp_path / f"s{workers}")
+        spec = EvalSpec(dataset="consep", split="test", model="tiny", limit=5, workers=workers)
+        run = evaluate(spec, catalog, st)
+        rows.append(st.scan().drop("run_id").sort(["sample_id", "class", "metric"]).collect())
+        assert run["parameters"]["workers"] == workers
+    assert rows[0].equals(rows[1])
+    assert rows[0].filter(pl.col("metric") == "n_pred").get_column("value").max() > 0

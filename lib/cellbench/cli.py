@@ -320,7 +320,9 @@ _LIMIT = Annotated[int | None, typer.Option(help="Only the first N samples.")]
 _SAMPLE = Annotated[list[str] | None, typer.Option("--sample", help="Only these samples.")]
 
 
-def _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample):
+def _spec(
+    dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample, workers=1
+):
     from cellbench.evaluate import EvalSpec
 
     if (model is None) == (predictions is None):
@@ -336,6 +338,7 @@ def _spec(dataset, split, model, predictions, preset, iou, device, batch_size, l
         batch_size=batch_size,
         limit=limit,
         samples=sample or None,
+        workers=workers,
     )
 
 
@@ -352,6 +355,7 @@ def evaluate_cmd(
     batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
     limit: _LIMIT = None,
     sample: _SAMPLE = None,
+    workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
@@ -369,7 +373,19 @@ def evaluate_cmd(
     from cellbench.evaluate import Evaluation
 
     ev = Evaluation(
-        _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample)
+        _spec(
+            dataset,
+            split,
+            model,
+            predictions,
+            preset,
+            iou,
+            device,
+            batch_size,
+            limit,
+            sample,
+            workers,
+        )
     )
     cols = (
         TextColumn("{task.description}"),

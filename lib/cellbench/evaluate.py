@@ -68,9 +68,9 @@ class EvalSpec:
         Point matching radius in microns (default: the preset's radius in pixels).
     samples, limit
         Evaluate only these sample ids / the first ``limit`` samples (part of the run's id).
-    device, batch_size
-        Inference settings (not part of the run's id: results do not depend on them beyond
-        floating-point rounding).
+    device, batch_size, workers
+        Inference settings: device, tiles per batch, post-processing processes. Not part of
+        the run's id: results do not depend on them beyond floating-point rounding.
     """
 
     dataset: str
@@ -84,6 +84,7 @@ class EvalSpec:
     limit: int | None = None
     device: str = "cpu"
     batch_size: int = 8
+    workers: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -232,17 +233,41 @@ class _Source:
                 self.card, device=self.spec.device, batch_size=self.spec.batch_size
             )
 
-    def predict(self, record, sample):
-        """Instances ``(labels, classes, scores)`` or :class:`Points` of one sample."""
-        if self.predictor is not None:
-            inst = self.predictor.predict(sample.image, sample.meta.get("mpp"))
-            classes = inst.classes
-            if classes is not None and self.class_map is not None:
-                classes = {i: self.class_map.get(c) for i, c in classes.items()}
-                classes = {i: c for i, c in classes.items() if c is not None}
-            elif classes is not None:
-                classes = None
-            return inst.labels, classes, inst.scores
+    def _classes(self, inst) -> dict[int, int] | None:
+        """The model's instance classes in the test dataset's class ids (None: agnostic)."""
+        if inst.classes is None or self.class_map is None:
+            return None
+        mapped = {i: self.class_map.get(c) for i, c in inst.classes.items()}
+        return {i: c for i, c in mapped.items() if c is not None}
+
+    def predictions(self, records, load):
+        """Yield ``(record, sample, prediction)`` in order; ``load(record)`` gives the sample.
+
+        A prediction is ``(labels, classes, scores)`` for instances or :class:`Points`. With a
+        model and ``workers`` > 1, post-processing of earlier samples overlaps inference.
+        """
+        if self.predictor is None:
+            for rec in records:
+                sample = load(rec)
+                yield rec, sample, self._stored(rec, sample)
+            return
+        queue: list = []
+
+        def images():
+            for rec in records:
+                sample = load(rec)
+                queue.append((rec, sample))
+                yield sample.image
+
+        def mpps():
+            while True:
+                yield queue[-1][1].meta.get("mpp")
+
+        for inst in self.predictor.predict_many(images(), mpps(), workers=self.spec.workers):
+            rec, sample = queue.pop(0)
+            yield rec, sample, (inst.labels, self._classes(inst), inst.scores)
+
+    def _stored(self, record, sample):
         if self.folder is not None:
             path = self.folder.get(record.sample_id)
             if path is None:
@@ -326,9 +351,8 @@ class Evaluation:
 
     # -- scoring ----------------------------------------------------------------------------
 
-    def score(self, record, sample) -> dict[str, Any]:
-        """The metrics engine's result for one sample."""
-        pred = self.source.predict(record, sample)
+    def score(self, record, sample, pred) -> dict[str, Any]:
+        """The metrics engine's result for one sample and its prediction."""
         if self.task == "instances":
             if sample.instances is None:
                 raise DataError(Path(record.sample_id), "sample has no instance ground truth")
@@ -454,19 +478,20 @@ class Evaluation:
 
             status, error = "complete", None
             try:
-                for k, rec in enumerate(todo):
-                    if should_stop is not None and should_stop():
-                        status = "cancelled"
-                        break
+                stream = self.source.predictions(todo, self.reader.load)
+                for k, (rec, sample, pred) in enumerate(stream):
                     if progress:
                         eta = (time.monotonic() - t0) / k * (len(todo) - k) if k else None
                         progress(Progress(self.run_id, n_done, n_total, rec.sample_id, eta))
-                    sample = self.reader.load(rec)
-                    res = self.score(rec, sample)
+                    res = self.score(rec, sample, pred)
                     buf.append(
                         (rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample"))
                     )
                     n_done += 1
+                    if should_stop is not None and should_stop():
+                        status = "cancelled"
+                        stream.close()
+                        break
                     if len(buf) >= flush_every or time.monotonic() - last > flush_seconds:
                         flush()
                         store.write_run(

@@ -236,14 +236,17 @@ class Predictor:
         return inst
 
     def predict_many(self, images, mpps=None, workers: int = 1):
-        """Instances of several images; post-processing overlaps inference in ``workers``
-        processes (the network runs in this process, one image after another).
+        """Instances of several images, yielded in input order.
 
-        Yields results in input order. ``workers = 1`` runs everything here.
+        ``images`` and ``mpps`` may be lazy iterables. With ``workers`` > 1, post-processing
+        runs in that many processes while the network (in this process) goes on to the next
+        images; at most ``2 * workers`` images are in flight.
         """
-        mpps = list(mpps) if mpps is not None else [None] * len(images)
+        import itertools
+
+        pairs = zip(images, itertools.repeat(None) if mpps is None else mpps, strict=False)
         if workers <= 1:
-            for img, mpp in zip(images, mpps, strict=True):
+            for img, mpp in pairs:
                 yield self.predict(img, mpp)
             return
         from concurrent.futures import ProcessPoolExecutor
@@ -251,10 +254,9 @@ class Predictor:
         kind, params = self.card.output.kind, self.card.postprocess
         with ProcessPoolExecutor(workers) as pool:
             pending = []
-            for img, mpp in zip(images, mpps, strict=True):
-                pending.append(
-                    (img, pool.submit(postprocess, self.output_maps(img, mpp), kind, params))
-                )
+            for img, mpp in pairs:
+                maps = self.output_maps(img, mpp)
+                pending.append((img, pool.submit(postprocess, maps, kind, params)))
                 while len(pending) > 2 * workers:
                     yield self._to_image(pending.pop(0))
             while pending:
