@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CELLBENCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export CELLBENCH_DATA
 
-.PHONY: install app test lint clean
+.PHONY: install sysdeps app test lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -18,13 +18,23 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
-app: install
+app: install sysdeps
 	$(BIN)/streamlit run app.py --server.headless true
+
+# Chromium + chromedriver (Debian) for figure export (kaleido) and the browser test. Installed
+# with apt when missing and running as root; otherwise those tests skip and say why.
+sysdeps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium / chromium-driver missing: figure export and browser tests skip"; fi; \
+	fi
 
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+test: lint sysdeps
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -1,59 +1,27 @@
-"""cellbench workbench: entry page (overview of the catalog).
+"""cellbench workbench: the entry point (``make app`` or ``streamlit run app.py``).
 
-Run with ``make app`` (or ``streamlit run app.py``). Pages stay thin: they call ``cellbench``.
+Declares the pages; each page is a thin script under ``pages/`` that calls ``cellbench``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
-from cellbench import config
-from cellbench.errors import CellbenchError
+HERE = Path(__file__).resolve().parent / "pages"
 
-st.set_page_config(page_title="cellbench", layout="wide")
-st.title("cellbench")
-st.caption("Multi-source cell and nucleus datasets: catalog, evaluation, comparison, QuPath.")
+PAGES = [
+    ("0_Home.py", "Home", "", ":material/home:"),
+    ("1_Catalog.py", "Catalog", "Catalog", ":material/dataset:"),
+    ("2_Dataset_explorer.py", "Dataset explorer", "Dataset_explorer", ":material/image_search:"),
+    ("3_Evaluate.py", "Evaluate", "Evaluate", ":material/play_circle:"),
+    ("4_Results.py", "Results", "Results", ":material/monitoring:"),
+    ("5_Cross-dataset.py", "Cross-dataset", "Cross-dataset", ":material/grid_on:"),
+    ("6_Figures.py", "Figures", "Figures", ":material/insert_chart:"),
+]
 
-
-@st.cache_data(show_spinner="Reading the catalog and local data ...")
-def _catalog_rows(cat_path: str, root: str) -> list[dict]:
-    """Summary rows; cached per catalog file and data root."""
-    from cellbench.catalog import load_catalog
-    from cellbench.cli import catalog_rows
-
-    return catalog_rows(load_catalog(cat_path, root))
-
-
-cat_path, root = str(config.catalog_path()), str(config.data_root())
-try:
-    rows = _catalog_rows(cat_path, root)
-except CellbenchError as e:
-    st.error(f"The catalog could not be read: {e}")
-    st.stop()
-
-n_avail = sum(r["available"] for r in rows)
-c1, c2, c3 = st.columns(3)
-c1.metric("Datasets in catalog", len(rows))
-c2.metric("Available locally", n_avail)
-c3.metric("Local samples", sum(r["n_samples"] for r in rows))
-st.caption(f"Catalog: `{cat_path}` · data root: `{root}` (set `CELLBENCH_DATA` to change it)")
-
-st.dataframe(
-    [
-        {
-            "id": r["id"],
-            "name": r["name"],
-            "available": r["available"],
-            "samples": r["n_samples"],
-            "stain": ", ".join(r["stain"]),
-            "modality": r["modality"],
-            "organs": ", ".join(r["organs"]),
-            "tasks": ", ".join(r["tasks"]),
-            "license": r["license"],
-            "how to obtain": r["obtain"] or "",
-        }
-        for r in rows
-    ],
-    hide_index=True,
-    use_container_width=True,
+nav = st.navigation(
+    [st.Page(HERE / f, title=t, url_path=u or None, icon=i, default=not u) for f, t, u, i in PAGES]
 )
+nav.run()

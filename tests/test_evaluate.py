@@ -257,8 +257,12 @@ def test_killed_job_loses_no_rows_and_resumes(data_env):
     os.kill(st["pid"], signal.SIGKILL)
     store = Store()
     # the lock is released when the last thread of the killed process is gone
-    _wait(job, lambda s: s["status"] == "interrupted"
-          and store.get_run(s["run_id"])["status"] == "interrupted")
+    _wait(
+        job,
+        lambda s: (
+            s["status"] == "interrupted" and store.get_run(s["run_id"])["status"] == "interrupted"
+        ),
+    )
     kept = store.done_samples(st["run_id"])
     assert len(kept) >= 4
     per_sample = store.scan().filter(pl.col("level") == "sample").group_by("sample_id").len()

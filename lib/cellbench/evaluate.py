@@ -284,7 +284,7 @@ class _Source:
         return self.reader.load_predictions(record, self.set_name)
 
 
-def _centroid_points(labels, classes, scores) -> Points:
+def centroid_points(labels, classes, scores) -> Points:
     from scipy import ndimage as ndi
 
     ids = np.unique(labels)
@@ -364,7 +364,7 @@ class Evaluation:
                 sample.instances, labels, preset=self.preset, iou=self.spec.iou, **kw
             )
         gt = sample.points if sample.points is not None else Points.empty()
-        pts = pred if isinstance(pred, Points) else _centroid_points(*pred)
+        pts = pred if isinstance(pred, Points) else centroid_points(*pred)
         if isinstance(pred, tuple) and pred[1] is None:  # class-agnostic model
             gt = Points(gt.xy, np.ones(len(gt)), gt.score)
             pts = Points(pts.xy, np.ones(len(pts)), pts.score)

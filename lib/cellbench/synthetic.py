@@ -91,3 +91,80 @@ def perturb_instances(
     add = (fp > 0) & (pred == 0)
     pred[add] = fp[add] + nid
     return (pred * id_stride).astype(np.int32)
+
+
+def synthetic_store(
+    store,
+    train_sets: tuple[str, ...] = ("monuseg", "consep", "monuseg+consep"),
+    test_sets: tuple[str, ...] = ("monuseg", "consep"),
+    n_samples: int = 20,
+    metrics: tuple[str, ...] = ("pq", "dq", "sq", "aji", "dice1", "f1"),
+    classes: tuple[str, ...] = (),
+    seed: int = 0,
+) -> list[str]:
+    """Fill a store with complete runs of made-up models (for UI tests and benchmarks).
+
+    One run per training set x test set; model ``m_<train>``; per-sample values drawn around a
+    level that is highest on the model's own test set, with organs, centers and patients
+    cycling through small vocabularies. Rows and run records go through the store's API, so
+    what pages and queries see is exactly what real runs produce. Returns the run ids.
+    """
+    from cellbench.store import frame
+
+    rng = np.random.default_rng(seed)
+    organs = ("breast", "kidney", "lung", "colon")
+    ids = []
+    for tr in train_sets:
+        for te in test_sets:
+            run_id = f"m_{tr.replace('+', '_')}_{te}_test_hovernet_synthetic"
+            level = 0.65 if te in tr.split("+") else 0.45
+            level += 0.03 * (tr.count("+"))
+            rows = []
+            for s in range(n_samples):
+                base = {
+                    "run_id": run_id,
+                    "model_id": f"m_{tr}",
+                    "train_datasets": tr,
+                    "test_dataset": te,
+                    "split": "test",
+                    "level": "sample",
+                    "sample_id": f"{te}_{s:04d}",
+                    "organ": organs[s % len(organs)],
+                    "center": f"C{s % 5}",
+                    "stain": "H&E",
+                    "patient_id": f"{te}_p{s // 2}",
+                    "slide_id": f"{te}_s{s // 2}",
+                }
+                for m in metrics:
+                    v = float(np.clip(level + rng.normal(0, 0.08), 0, 1))
+                    rows.append({**base, "class": "all", "metric": m, "value": v})
+                    for c in classes:
+                        rows.append(
+                            {
+                                **base,
+                                "class": c,
+                                "metric": m,
+                                "value": float(np.clip(v + rng.normal(0, 0.05), 0, 1)),
+                            }
+                        )
+            store.append(run_id, frame(rows))
+            store.write_run(
+                {
+                    "run_id": run_id,
+                    "status": "complete",
+                    "model_id": f"m_{tr}",
+                    "train_datasets": tr,
+                    "test_dataset": te,
+                    "split": "test",
+                    "task": "instances",
+                    "preset": "hovernet",
+                    "n_samples": n_samples,
+                    "n_done": n_samples,
+                    "created": "2026-01-01T00:00:00+00:00",
+                    "finished": "2026-01-01T00:01:00+00:00",
+                    "parameters": {},
+                    "code_version": "synthetic",
+                }
+            )
+            ids.append(run_id)
+    return ids

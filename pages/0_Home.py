@@ -1,0 +1,108 @@
+"""Home: what is in the catalog, what is available here, models, recent runs, running jobs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cellbench import ui
+
+ui.header(
+    "cellbench", "Multi-source cell and nucleus datasets: catalog, evaluation, comparison, QuPath."
+)
+
+with ui.guard("The overview"):
+    rows = ui.catalog_rows()
+    n_avail = sum(r["available"] for r in rows)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Datasets in catalog", len(rows))
+    c2.metric("Available locally", n_avail)
+    c3.metric("Local samples", sum(r["n_samples"] for r in rows))
+    runs = ui.runs()
+    c4.metric("Evaluation runs", runs.height)
+    st.caption(
+        f"Catalog `{ui.catalog().path}` · {ui.data_hint()} (set `CELLBENCH_DATA`) · "
+        f"workspace `{ui.store().root.parent}` (set `CELLBENCH_HOME`)"
+    )
+
+    st.subheader("Datasets")
+    st.dataframe(
+        [
+            {
+                "id": r["id"],
+                "name": r["name"],
+                "available": r["available"],
+                "samples": r["n_samples"],
+                "stain": ", ".join(r["stain"]),
+                "modality": r["modality"],
+                "organs": ", ".join(r["organs"]),
+                "tasks": ", ".join(r["tasks"]),
+                "license": r["license"],
+                "how to obtain": "" if r["available"] else r["obtain"] or "",
+            }
+            for r in rows
+        ],
+        hide_index=True,
+    )
+
+with ui.guard("The model list"):
+    from cellbench.models.registry import list_models, model_row
+
+    st.subheader("Models")
+    models = [model_row(c) for c in list_models()]
+    st.dataframe(
+        [
+            {
+                k: m[k]
+                for k in (
+                    "id",
+                    "kind",
+                    "output",
+                    "channels",
+                    "mpp",
+                    "train_datasets",
+                    "available",
+                    "bundled",
+                )
+            }
+            for m in models
+        ],
+        hide_index=True,
+    )
+
+with ui.guard("The run list"):
+    st.subheader("Recent runs")
+    if runs.is_empty():
+        st.info(
+            "No evaluation runs yet: start one on the Evaluate page or with `cellbench evaluate`."
+        )
+    else:
+        cols = [
+            c
+            for c in (
+                "run_id",
+                "status",
+                "model_id",
+                "test_dataset",
+                "split",
+                "preset",
+                "n_done",
+                "n_samples",
+                "finished",
+            )
+            if c in runs.columns
+        ]
+        st.dataframe(runs.head(10).select(cols), hide_index=True)
+
+with ui.guard("The job list"):
+    from cellbench.jobs import list_jobs
+
+    active = [j for j in list_jobs() if j["status"] in ("queued", "running")]
+    st.subheader("Running jobs")
+    if not active:
+        st.caption("No job is running.")
+    for j in active:
+        total = j.get("total") or 1
+        st.progress(
+            min(1.0, (j.get("done") or 0) / total),
+            text=f"{j['job_id']}: {j.get('done', 0)}/{total} · {j.get('sample_id') or ''}",
+        )

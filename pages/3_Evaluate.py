@@ -1,0 +1,147 @@
+"""Evaluate: models x datasets x split x preset as background jobs, with progress and cancel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cellbench import ui
+
+ui.header(
+    "Evaluate",
+    "Launch evaluations as background jobs. Progress survives a reload; "
+    "cancelled or interrupted jobs resume where they stopped.",
+)
+
+AUTO = "test split where there is one, else all samples"
+
+with ui.guard("The evaluation form"):
+    from cellbench.jobs import submit_job
+    from cellbench.metrics import INSTANCE_PRESETS, POINT_PRESETS
+    from cellbench.models.registry import is_available, list_models
+    from cellbench.readers import get_reader
+
+    cat = ui.catalog()
+    table = ui.sample_table()
+    models = [m for m in list_models() if is_available(m)]
+    datasets = [
+        d.id
+        for d in cat
+        if cat.is_available(d) and {"instance_segmentation", "detection"} & set(d.tasks)
+    ]
+    with st.form("launch"):
+        c = st.columns(2)
+        chosen_models = c[0].multiselect("Models", [m.id for m in models], key="e_models")
+        chosen_sets = c[1].multiselect("Datasets", datasets, key="e_datasets")
+        stored = {d: get_reader(cat, d).prediction_sets() for d in datasets}
+        pred_sets = sorted({f"{d}:{p}" for d, ps in stored.items() for p in ps})
+        chosen_preds = st.multiselect(
+            "Or stored predictions (dataset:set)", pred_sets, key="e_preds"
+        )
+        c = st.columns(5)
+        splits = sorted(
+            {s for s in table["split"].unique().to_list() if s} if table.height else set()
+        )
+        split = c[0].selectbox("Split", [AUTO, "all", *splits], key="e_split")
+        preset = c[1].selectbox(
+            "Preset",
+            ["default", *INSTANCE_PRESETS, *POINT_PRESETS],
+            key="e_preset",
+            help="default: hovernet for instances, ocelot for points",
+        )
+        limit = c[2].number_input("Samples per dataset (0 = all)", 0, 100000, 0, key="e_limit")
+        import torch
+
+        devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+        device = c[3].selectbox("Device", devices, key="e_device")
+        workers = c[4].number_input("Post-processing workers", 1, 64, 1, key="e_workers")
+        go = st.form_submit_button("Launch", type="primary")
+
+    if go:
+        from cellbench.evaluate import EvalSpec
+
+        def split_of(d: str) -> str | None:
+            if split == "all":
+                return None
+            if split == AUTO:
+                have = set(table.filter(table["dataset"] == d)["split"].drop_nulls().to_list())
+                return "test" if "test" in have else None
+            return split
+
+        requests = [(d, {"model": m}) for m in chosen_models for d in chosen_sets]
+        requests += [(p.split(":")[0], {"predictions": p.split(":", 1)[1]}) for p in chosen_preds]
+        if not requests:
+            st.warning("Choose at least one model and one dataset, or a stored prediction set.")
+        for d, src in requests:
+            spec = EvalSpec(
+                dataset=d,
+                split=split_of(d),
+                preset=None if preset == "default" else preset,
+                limit=limit or None,
+                device=device,
+                workers=int(workers),
+                **src,
+            )
+            try:
+                job = submit_job(spec)
+                st.success(f"Started job {job}: {src} on {d} ({spec.split or 'all samples'})")
+            except Exception as e:  # noqa: BLE001 - one bad combination does not stop the rest
+                st.error(f"{src} on {d}: {e}")
+
+
+@st.fragment(run_every=2)
+def jobs_panel() -> None:
+    with ui.guard("The job list"):
+        from cellbench.jobs import cancel_job, list_jobs, resume_job
+
+        st.subheader("Jobs")
+        jobs = list_jobs()
+        if not jobs:
+            st.caption("No jobs yet.")
+        for j in jobs[:20]:
+            total = j.get("total") or 1
+            done = j.get("done") or 0
+            eta = j.get("eta_s")
+            c = st.columns([5, 1])
+            text = (
+                f"{j['job_id']} · {j['status']} · {done}/{total}"
+                + (f" · {j['sample_id']}" if j.get("sample_id") else "")
+                + (f" · ETA {eta:.0f} s" if eta else "")
+                + (f" · {j['error']}" if j.get("error") else "")
+            )
+            c[0].progress(min(1.0, done / total), text=text)
+            if j["status"] in ("running", "queued"):
+                if c[1].button("Cancel", key=f"cancel_{j['job_id']}"):
+                    cancel_job(j["job_id"])
+                    st.rerun(scope="fragment")
+            elif j["status"] in ("interrupted", "cancelled", "failed") and c[1].button(
+                "Resume", key=f"resume_{j['job_id']}"
+            ):
+                resume_job(j["job_id"])
+                st.rerun(scope="fragment")
+
+
+jobs_panel()
+
+with ui.guard("The run list"):
+    st.subheader("Finished runs")
+    runs = ui.runs()
+    if runs.is_empty():
+        st.caption("No runs yet.")
+    else:
+        cols = [
+            c
+            for c in (
+                "run_id",
+                "status",
+                "model_id",
+                "test_dataset",
+                "split",
+                "preset",
+                "n_done",
+                "n_samples",
+                "finished",
+                "code_version",
+            )
+            if c in runs.columns
+        ]
+        st.dataframe(runs.select(cols), hide_index=True)

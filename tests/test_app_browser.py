@@ -1,0 +1,129 @@
+"""Real-browser test: `streamlit run app.py` in headless Chromium (Selenium), every page.
+
+Screenshots go to ``$CELLBENCH_SCREENSHOTS`` (default ``screenshots/`` in the checkout, git-
+ignored). Skips with a message when Chromium / chromedriver or Selenium are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: (url path, text the finished page shows with or without data)
+PAGES = [
+    ("", "Running jobs"),
+    ("Catalog", "Samples"),
+    ("Dataset_explorer", "Whole-slide images"),
+    ("Evaluate", "Finished runs"),
+    ("Results", "Results"),
+    ("Cross-dataset", "Cross-dataset"),
+    ("Figures", "Figures"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("selenium", reason="selenium is not installed")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.skip(
+            "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,2600",
+        "--disable-gpu",
+    ):
+        opts.add_argument(a)
+    drv = webdriver.Chrome(service=Service(driver_bin), options=opts)
+    yield drv
+    drv.quit()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    home = os.environ.get("CELLBENCH_HOME") or str(tmp_path_factory.mktemp("home"))
+    env = {**os.environ, "CELLBENCH_HOME": home}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(REPO / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 60:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
+def _wait_rendered(drv, expect: str, timeout=120):
+    """Until the page shows ``expect`` and no spinner or running indicator is left."""
+    from selenium.webdriver.common.by import By
+
+    busy = "[data-testid='stSpinner'], [data-testid='stStatusWidget'] button"
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        body = drv.find_element(By.TAG_NAME, "body").text
+        if expect in body and not drv.find_elements(By.CSS_SELECTOR, busy):
+            time.sleep(2.0)  # charts draw after the script ends
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"page did not finish: expected '{expect}'")
+
+
+def test_every_page_renders_in_chromium(browser, server):
+    out = Path(os.environ.get("CELLBENCH_SCREENSHOTS", REPO / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    for k, (page, expect) in enumerate(PAGES):
+        browser.get(f"{server}/{page}")
+        _wait_rendered(browser, expect)
+        text = browser.find_element("tag name", "body").text
+        name = page or "Home"
+        browser.save_screenshot(str(out / f"{k}_{name}.png"))
+        assert "Traceback" not in text, f"{name} shows a traceback"
+        assert "Error" not in text.split("\n")[0]
+        h1 = browser.find_elements("css selector", "h1")
+        assert h1 and h1[0].text, f"{name} has no title"
+        assert (out / f"{k}_{name}.png").stat().st_size > 10_000

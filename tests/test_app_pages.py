@@ -1,0 +1,201 @@
+"""Every page driven with Streamlit's AppTest: widgets set, what the page shows asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = REPO / "pages"
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(PAGES / name), default_timeout=120)
+
+
+def _text(at: AppTest) -> str:
+    parts = [
+        e.value
+        for e in (
+            *at.markdown,
+            *at.caption,
+            *at.info,
+            *at.warning,
+            *at.success,
+            *at.error,
+            *at.subheader,
+        )
+    ]
+    return "\n".join(str(p) for p in parts)
+
+
+def _charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _no_errors(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "nodata"))
+    monkeypatch.setenv("CELLBENCH_CATALOG", str(REPO / "data_catalog.yaml"))
+
+
+@pytest.fixture
+def synthetic_runs():
+    from cellbench.store import Store
+    from cellbench.synthetic import synthetic_store
+
+    return synthetic_store(Store(), classes=("epithelial", "inflammatory"))
+
+
+def test_home_without_data(no_data):
+    at = _page("0_Home.py").run()
+    _no_errors(at)
+    values = [m.value for m in at.metric]
+    assert values[:2] == ["17", "0"]
+    models = at.dataframe[1].value
+    assert "unet2d_nuclei_broad_onnx" in set(models["id"])
+    assert not models["available"].any()  # weights live under the (missing) data root
+    assert "No evaluation runs yet" in _text(at)
+
+
+def test_catalog_facets_without_data(no_data):
+    at = _page("1_Catalog.py").run()
+    _no_errors(at)
+    at.multiselect(key="facet_stain").set_value(["PAP"]).run()
+    shown = at.dataframe[0].value
+    assert set(shown["id"]) == {"oscc", "apacs23"}
+    assert shown["obtain"].str.len().min() > 10  # unavailable datasets say how to get them
+    assert "No dataset is available locally" in _text(at)
+
+
+def test_catalog_sample_filters(data_env):
+    at = _page("1_Catalog.py").run()
+    _no_errors(at)
+    at.multiselect(key="s_dataset").set_value(["monuseg"]).run()
+    at.multiselect(key="s_split").set_value(["test"]).run()
+    assert "14 of 768 samples" in _text(at)
+    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
+    assert "Samples per center" in titles and any("Nuclei per sample" in t for t in titles)
+    at.selectbox(key="facet_avail").set_value("available here").run()
+    assert set(at.dataframe[0].value["id"]) == {
+        "consep",
+        "monuseg",
+        "ocelot",
+        "dsb2018",
+        "cryonuseg",
+    }
+
+
+def test_explorer_gallery_one_sample_and_broken_slide(data_env):
+    at = _page("2_Dataset_explorer.py").run()
+    _no_errors(at)
+    at.selectbox(key="x_dataset").set_value("dsb2018").run()
+    assert "Gallery: dsb2018 (2 samples)" in _text(at)
+    assert len(at.get("image")) >= 2
+    at.selectbox(key="x_sample").set_value("img2d_256").run()
+    assert any(c["layout"]["title"]["text"] == "img2d_256" for c in _charts(at))
+    slides = at.selectbox(key="w_slide")
+    broken = next(o for o in slides.options if "unreadable" in str(o))
+    slides.set_value(Path(broken) if not isinstance(broken, Path) else broken).run()
+    assert not at.exception
+    assert any("unreadable" in e.value for e in at.error)  # a message, not a traceback
+
+
+def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
+    from cellbench.jobs import list_jobs, wait_job
+
+    at = _page("3_Evaluate.py").run()
+    _no_errors(at)
+    at.multiselect(key="e_models").set_value(["unet2d_nuclei_broad_onnx"])
+    at.multiselect(key="e_datasets").set_value(["dsb2018"])
+    at.button[0].click().run()  # the form's Launch button
+    assert any("Started job" in s.value for s in at.success), _text(at)
+    job = list_jobs()[0]
+    assert wait_job(job["job_id"], timeout=120)["status"] == "complete"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.dataframe, _text(at)
+    runs = at.dataframe[-1].value
+    assert list(runs["test_dataset"]) == ["dsb2018"] and list(runs["status"]) == ["complete"]
+    assert "complete" in _text(at) or any("complete" in str(p.proto) for p in at.get("progress"))
+
+
+def test_results_page_groups_and_classes(synthetic_runs, no_data):
+    at = _page("4_Results.py").run()
+    _no_errors(at)
+    at.selectbox(key="r_group").set_value("organ").run()
+    heat = _charts(at)[0]
+    assert heat["data"][0]["type"] == "heatmap"
+    assert set(heat["data"][0]["x"]) == {"breast", "kidney", "lung", "colon"}
+    assert "95% CI" in json.dumps(heat["data"][0]["customdata"])
+    at.selectbox(key="r_group").set_value("class").run()
+    assert set(_charts(at)[0]["data"][0]["x"]) == {"all", "epithelial", "inflammatory"}
+    table = at.dataframe[0].value
+    assert {"mean", "ci_low", "ci_high", "resampled"} <= set(table.columns)
+    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+
+
+def test_results_error_view(data_env):
+    from cellbench.evaluate import EvalSpec, evaluate
+
+    evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    at = _page("4_Results.py").run()
+    _no_errors(at)
+    at.session_state["r_pick"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    _no_errors(at)
+    counts = {m.label: int(m.value) for m in at.metric}
+    assert counts["True positives"] > 20 and counts["Missed (FN)"] >= 0
+    assert any(
+        "errors" in c["layout"]["title"]["text"] or "img2d" in c["layout"]["title"]["text"]
+        for c in _charts(at)
+    )
+
+
+def test_cross_dataset_switching_normalisation(synthetic_runs, no_data):
+    at = _page("5_Cross-dataset.py").run()
+    _no_errors(at)
+    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
+    assert any("normalised by the diagonal" in t for t in titles)
+    at.radio(key="c_form").set_value("paper").run()
+    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
+    assert any("as printed in NucFuseRank" in t for t in titles)
+    assert any(t.startswith("Top-k fusion") for t in titles)
+    fus = at.dataframe[-1].value
+    fused = fus[fus["k"] == 2].iloc[0]
+    assert fused["observed"] > 0 and fused["expected"] > 0
+
+
+def test_figures_page_lists_the_standard_figures(synthetic_runs, no_data):
+    at = _page("6_Figures.py").run()
+    _no_errors(at)
+    names = at.selectbox(key="f_pick").options
+    assert {"train_test_pq", "cij_diagonal", "ranking", "fusion", "pq_per_organ"} <= set(names)
+    at.selectbox(key="f_pick").set_value("fusion").run()
+    assert _charts(at)[0]["layout"]["title"]["text"].startswith("Top-k fusion")
+
+
+def test_export_figure_writes_valid_svg_and_pdf():
+    from cellbench.figures import count_bar, export_figure
+
+    pytest.importorskip("kaleido", reason="kaleido is not installed")
+    import shutil
+
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("figure export needs Chromium (apt-get install chromium)")
+    import polars as pl
+
+    fig = count_bar(pl.DataFrame({"center": ["A", "A", "B", None]}), "center")
+    svg = export_figure(fig, "svg", 89, 70)
+    assert svg.lstrip().startswith(b"<svg") and b"Samples per center" in svg
+    assert b'width="336"' in svg  # 89 mm at 96 px per inch
+    pdf = export_figure(fig, "pdf", 183, 110)
+    assert pdf.startswith(b"%PDF-")
