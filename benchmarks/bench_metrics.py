@@ -114,12 +114,15 @@ def main() -> None:
     naive = median_ms(lambda: naive_pq(t, p), 3)
     print(f"1000x1000, {nt} GT / {npd} predicted nuclei")
     print(f"  np.bincount over the pixel pairs  {base:8.2f} ms  (baseline)")
-    print(f"  PQ                                {pq:8.2f} ms  = {ratio:.2f}x bincount "
-          "(median of alternated pairs; target <= 1.5x)")
+    print(
+        f"  PQ                                {pq:8.2f} ms  = {ratio:.2f}x bincount "
+        "(median of alternated pairs; target <= 1.5x)"
+    )
     print(f"  PQ + AJI + AJI+                   {three:8.2f} ms  (target <= 10 ms)")
     print(f"  instance_scores (all metrics)     {full:8.2f} ms")
-    print(f"  per-instance masks (reference)    {naive:8.2f} ms  = {naive / pq:.0f}x slower "
-          "than PQ")
+    print(
+        f"  per-instance masks (reference)    {naive:8.2f} ms  = {naive / pq:.0f}x slower than PQ"
+    )
 
     t2, p2 = tile((2048, 2048), 2000, 3)
     nt2 = len(np.unique(t2)) - 1
@@ -129,8 +132,10 @@ def main() -> None:
     print(f"2048x2048, {nt2} GT nuclei")
     print(f"  instance_scores hovernet          {full2:8.2f} ms  (target <= 40 ms)")
     print(f"  instance_scores stardist          {sd2:8.2f} ms")
-    print(f"  peak memory                       {mem:8.1f} MB  (target <= 500 MB; inputs "
-          f"{(t2.nbytes + p2.nbytes) / 2**20:.0f} MB)")
+    print(
+        f"  peak memory                       {mem:8.1f} MB  (target <= 500 MB; inputs "
+        f"{(t2.nbytes + p2.nbytes) / 2**20:.0f} MB)"
+    )
 
     rng = np.random.default_rng(0)
     gxy = rng.uniform(0, 1024 * 4, (5000, 2))

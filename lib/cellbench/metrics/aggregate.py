@@ -18,9 +18,24 @@ from cellbench.metrics.presets import get_preset
 
 #: Per-image values averaged by image-averaging presets (None values are left out).
 MEAN_KEYS = (
-    "pq", "dq", "sq", "aji", "aji_plus", "dice1", "dice2", "precision", "recall", "f1",
-    "accuracy", "mean_matched_score", "mean_true_score", "accuracy_mean", "f1_mean",
-    "pq_mean", "mpq", "bpq",
+    "pq",
+    "dq",
+    "sq",
+    "aji",
+    "aji_plus",
+    "dice1",
+    "dice2",
+    "precision",
+    "recall",
+    "f1",
+    "accuracy",
+    "mean_matched_score",
+    "mean_true_score",
+    "accuracy_mean",
+    "f1_mean",
+    "pq_mean",
+    "mpq",
+    "bpq",
 )
 
 
@@ -77,8 +92,17 @@ def aggregate_instances(
     if preset == "hovernet" or (preset == "stardist" and by_image):
         out["averaging"] = "mean over images"
     else:
-        for k in ("pq", "dq", "sq", "precision", "recall", "f1", "accuracy",
-                  "mean_matched_score", "mean_true_score"):
+        for k in (
+            "pq",
+            "dq",
+            "sq",
+            "precision",
+            "recall",
+            "f1",
+            "accuracy",
+            "mean_matched_score",
+            "mean_true_score",
+        ):
             out[k] = pooled[k]
         kept = "bPQ, AJI, Dice" if preset == "conic" else "AJI, Dice"
         out["averaging"] = f"pooled counts ({kept}: mean over images)"
@@ -93,8 +117,9 @@ def aggregate_instances(
     if any("types" in r for r in rows):
         out["types"] = type_terms([r["types"] for r in rows if "types" in r])
     if any("background" in r for r in rows) and preset == "torchmetrics":
-        bg = _sum_counts([r["background"] for r in rows if "background" in r],
-                         ("tp", "fp", "fn", "iou_sum"))
+        bg = _sum_counts(
+            [r["background"] for r in rows if "background" in r], ("tp", "fp", "fn", "iou_sum")
+        )
         den = bg["tp"] + 0.5 * bg["fp"] + 0.5 * bg["fn"]
         out["background_pq"] = bg["iou_sum"] / den if den else None
     return out
@@ -108,8 +133,10 @@ def _by_threshold(rows, scored, preset, by_image) -> dict[str, dict[str, Any]]:
         c = _sum_counts(sub, ("tp", "fp", "fn", "iou_sum"))
         if preset == "hovernet" or by_image:
             ssub = [r["by_threshold"][t] for r in scored]
-            v = {k: _mean(s[k] for s in ssub) for k in ("pq", "dq", "sq", "precision",
-                                                         "recall", "f1", "accuracy")}
+            v = {
+                k: _mean(s[k] for s in ssub)
+                for k in ("pq", "dq", "sq", "precision", "recall", "f1", "accuracy")
+            }
         else:
             v = pq_terms(c["tp"], c["fp"], c["fn"], c["iou_sum"], preset)
             v.update(detection_terms(c["tp"], c["fp"], c["fn"]))

@@ -73,13 +73,18 @@ def compare_presets(
         else:
             reason = f"matching: {pa.name}: {pa.matching} {pb.name}: {pb.matching}"
         for m in diffs:
-            rows.append({"image": name, "metric": m, a: sa.get(m), b: sb.get(m),
-                         "reason": reason})
+            rows.append({"image": name, "metric": m, a: sa.get(m), b: sb.get(m), "reason": reason})
     aa, ab = aggregate_instances(ra, a), aggregate_instances(rb, b)
     agg = []
     for m in ("pq", "dq", "sq", "f1", "aji", "aji_plus", "dice1", "dice2"):
         if _differ(aa.get(m), ab.get(m), tol):
-            agg.append({"metric": m, a: aa.get(m), b: ab.get(m),
-                        "reason": f"averaging: {a} {aa['averaging']}, {b} {ab['averaging']}"
-                        + ("; per-image differences above" if rows else "")})
+            agg.append(
+                {
+                    "metric": m,
+                    a: aa.get(m),
+                    b: ab.get(m),
+                    "reason": f"averaging: {a} {aa['averaging']}, {b} {ab['averaging']}"
+                    + ("; per-image differences above" if rows else ""),
+                }
+            )
     return {"per_image": rows, "aggregate": agg}

@@ -184,8 +184,14 @@ def _per_class(
 ) -> dict[str, dict[str, Any]]:
     same = tc[ov.ti] == pc[ov.pj]
     sub = Overlap(
-        ov.true_ids, ov.pred_ids, ov.true_area, ov.pred_area,
-        ov.ti[same], ov.pj[same], ov.inter[same], ov.shape,
+        ov.true_ids,
+        ov.pred_ids,
+        ov.true_area,
+        ov.pred_area,
+        ov.ti[same],
+        ov.pj[same],
+        ov.inter[same],
+        ov.shape,
     )
     matched = match_pairs(sub, thr, preset)
     mc = tc[sub.ti[matched]]
@@ -196,8 +202,14 @@ def _per_class(
         sel = mc == c
         tp = int(sel.sum())
         iou_sum = float(sub.iou[matched][sel].sum())
-        row = {"n_true": nt, "n_pred": npd, "tp": tp, "fp": npd - tp, "fn": nt - tp,
-               "iou_sum": iou_sum}
+        row = {
+            "n_true": nt,
+            "n_pred": npd,
+            "tp": tp,
+            "fp": npd - tp,
+            "fn": nt - tp,
+            "iou_sum": iou_sum,
+        }
         row.update(pq_terms(tp, npd - tp, nt - tp, iou_sum, preset))
         out[str(int(c))] = row
     return out
@@ -278,8 +290,12 @@ def instance_scores(
     for thr in thrs:
         m = match_pairs(ov, thr, preset)
         tp = int(m.sum())
-        row = {"tp": tp, "fp": ov.n_pred - tp, "fn": ov.n_true - tp,
-               "iou_sum": float(ov.iou[m].sum())}
+        row = {
+            "tp": tp,
+            "fp": ov.n_pred - tp,
+            "fn": ov.n_true - tp,
+            "iou_sum": float(ov.iou[m].sum()),
+        }
         row.update(pq_terms(tp, row["fp"], row["fn"], row["iou_sum"], preset))
         row.update(detection_terms(tp, row["fp"], row["fn"]))
         by_thr[f"{thr:.2f}"] = row
@@ -304,9 +320,18 @@ def instance_scores(
         out["bpq"] = out["pq"]
         out.update(
             _class_scores(
-                ov, pix, true, pred, preset, thrs[0],
+                ov,
+                pix,
+                true,
+                pred,
+                preset,
+                thrs[0],
                 (true_classes, pred_classes, true_class_map, pred_class_map),
-                classes, radius_px, radius_um, mpp, (true_name, pred_name),
+                classes,
+                radius_px,
+                radius_um,
+                mpp,
+                (true_name, pred_name),
             )
         )
     return out
@@ -323,8 +348,12 @@ def _background_stuff(ov: Overlap) -> dict[str, Any]:
     union = bt + bp - inter
     iou = inter / union if union else 0.0
     tp = int(bt > 0 and bp > 0 and iou > 0.5)
-    return {"tp": tp, "fp": int(bp > 0) - tp, "fn": int(bt > 0) - tp,
-            "iou_sum": float(iou) if tp else 0.0}
+    return {
+        "tp": tp,
+        "fp": int(bp > 0) - tp,
+        "fn": int(bt > 0) - tp,
+        "iou_sum": float(iou) if tp else 0.0,
+    }
 
 
 def _class_scores(
@@ -340,9 +369,7 @@ def _class_scores(
     else:
         tmap = np.asarray(tmap)
         pmap = np.asarray(pmap)
-        cov, ctc, cpc, m = _class_restricted(
-            np.asarray(true), np.asarray(pred), tmap, pmap, names
-        )
+        cov, ctc, cpc, m = _class_restricted(np.asarray(true), np.asarray(pred), tmap, pmap, names)
         tc = _majority(cov.true_ids, cov.true_area, m, ov.true_ids)
         pc = _majority(cov.pred_ids, cov.pred_area, m, ov.pred_ids)
     if classes is None:

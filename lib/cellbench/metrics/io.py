@@ -131,8 +131,14 @@ def score_point_files(
     per_image = {}
     for k in sorted(gt):
         per_image[f"image_{k}"] = point_scores(
-            gt[k], pr.get(k, Points.empty()), preset, radius_px=radius_px,
-            radius_um=radius_um, mpp=mpp, classes=classes, order=order,
+            gt[k],
+            pr.get(k, Points.empty()),
+            preset,
+            radius_px=radius_px,
+            radius_um=radius_um,
+            mpp=mpp,
+            classes=classes,
+            order=order,
         )
     agg = aggregate_points(per_image, preset)
     return {

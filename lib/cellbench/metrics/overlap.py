@@ -237,9 +237,7 @@ def compute_overlap(
     return ov, idx, tcomp, pcomp
 
 
-def centroids(
-    flat_index: np.ndarray, comp: np.ndarray, n: int, width: int
-) -> np.ndarray:
+def centroids(flat_index: np.ndarray, comp: np.ndarray, n: int, width: int) -> np.ndarray:
     """``(n, 2)`` centroids ``(x, y)`` in pixels of instances given their pixels.
 
     ``flat_index`` are flat pixel indices, ``comp`` the compact instance index of each

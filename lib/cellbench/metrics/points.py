@@ -96,9 +96,7 @@ def greedy_match(
     return np.array(mp, dtype=np.intp), np.array(mg, dtype=np.intp)
 
 
-def hungarian_match(
-    a: np.ndarray, b: np.ndarray, r: float
-) -> tuple[np.ndarray, np.ndarray]:
+def hungarian_match(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
     """Most pairs within ``r``, then the smallest total distance; returns ``(ia, ib)``."""
     i, j, d = pairs_within(a, b, r)
     if not len(i):
@@ -109,9 +107,7 @@ def hungarian_match(
     return i[sel], j[sel]
 
 
-def full_hungarian_match(
-    a: np.ndarray, b: np.ndarray, r: float
-) -> tuple[np.ndarray, np.ndarray]:
+def full_hungarian_match(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
     """HoVer-Net ``pair_coordinates``: Hungarian on all pairwise distances, then ``<= r``.
 
     The assignment is unrestricted (a far pair can displace a near one), which is why this
@@ -192,14 +188,25 @@ def point_scores(
         else:
             _, mp = hungarian_match(txy, pxy, r)
         nt, npd, tp = len(txy), len(pxy), len(mp)
-        per_class[str(int(c))] = {"n_true": nt, "n_pred": npd, "tp": tp, "fp": npd - tp,
-                                  "fn": nt - tp, **prf(tp, npd - tp, nt, p.name)}
+        per_class[str(int(c))] = {
+            "n_true": nt,
+            "n_pred": npd,
+            "tp": tp,
+            "fp": npd - tp,
+            "fn": nt - tp,
+            **prf(tp, npd - tp, nt, p.name),
+        }
     tot = {k: sum(v[k] for v in per_class.values()) for k in ("n_true", "n_pred", "tp")}
     tot.update(fp=tot["n_pred"] - tot["tp"], fn=tot["n_true"] - tot["tp"])
     tot.update(prf(tot["tp"], tot["fp"], tot["n_true"], p.name))
     f1s = [v["f1"] for v in per_class.values() if v["f1"] is not None]
-    return {"preset": p.name, "radius_px": r, "per_class": per_class, "all": tot,
-            "mf1": float(np.mean(f1s)) if f1s else None}
+    return {
+        "preset": p.name,
+        "radius_px": r,
+        "per_class": per_class,
+        "all": tot,
+        "mf1": float(np.mean(f1s)) if f1s else None,
+    }
 
 
 def prf(tp: int, fp: int, n_true: int, preset: str) -> dict[str, float | None]:
@@ -268,8 +275,13 @@ def type_counts(
             "fp_d": int((pred_cls[up] == t).sum()),
             "fn_d": int((true_cls[ut] == t).sum()),
         }
-    out = {"tp_d": len(ia), "fp_d": int(up.sum()), "fn_d": int(ut.sum()),
-           "correct": int((pt == pp).sum()), "per_type": per_type}
+    out = {
+        "tp_d": len(ia),
+        "fp_d": int(up.sum()),
+        "fn_d": int(ut.sum()),
+        "correct": int((pt == pp).sum()),
+        "per_type": per_type,
+    }
     out.update(type_terms([out]))
     return out
 

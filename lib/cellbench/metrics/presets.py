@@ -120,8 +120,7 @@ PRESETS: dict[str, Preset] = {
                 "+ FN/2), 0 where the denominator is 0; classes with a zero denominator are "
                 "left out of the class mean. Returned as [PQ, SQ, RQ]."
             ),
-            empty=_EMPTY
-            + " Background is not scored (things only); torchmetrics with stuffs={0} "
+            empty=_EMPTY + " Background is not scored (things only); torchmetrics with stuffs={0} "
             "would add a background 'stuff' class to the mean: use background_stuff=True.",
             reference="torchmetrics.detection.PanopticQuality",
         ),

@@ -66,7 +66,9 @@ def semantic_scores(
         fp = int(cm[:, c].sum()) - tp if c < k else 0
         den = tp + fp + fn
         per_class[str(int(c))] = {
-            "tp": tp, "fp": fp, "fn": fn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
             "iou": tp / den if den else None,
             "dice": 2 * tp / (2 * tp + fp + fn) if den else None,
         }
@@ -104,8 +106,10 @@ def aggregate_semantic(
         else:
             tp, fp, fn = (sum(s[k] for s in sub) for k in ("tp", "fp", "fn"))
             den = tp + fp + fn
-            per_class[c] = {"iou": tp / den if den else None,
-                            "dice": 2 * tp / (2 * tp + fp + fn) if den else None}
+            per_class[c] = {
+                "iou": tp / den if den else None,
+                "dice": 2 * tp / (2 * tp + fp + fn) if den else None,
+            }
     if averaging == "image":
         acc = _mean(r["pixel_accuracy"] for r in rows)
     else:
