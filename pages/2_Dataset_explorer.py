@@ -106,5 +106,8 @@ with ui.guard("The whole-slide viewer"):
                 size = r[1].selectbox("Region size", [256, 512, 1024], index=1, key="w_size")
                 x = r[2].number_input("x (level-0 px)", 0, max(0, w0 - 1), w0 // 3, key="w_x")
                 y = r[3].number_input("y (level-0 px)", 0, max(0, h0 - 1), h0 // 3, key="w_y")
-                region = slide.read_region(int(x), int(y), size, size, level)
+                ds = slide.level_downsamples[level]
+                rw = max(1, min(size, int((w0 - x) / ds)))  # stay inside the slide
+                rh = max(1, min(size, int((h0 - y) / ds)))
+                region = slide.read_region(int(x), int(y), rw, rh, level)
                 st.image(region, caption=f"region at ({x}, {y}), level {level}")

@@ -38,8 +38,10 @@ def table(catalog):
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path, monkeypatch):
-    """Every test gets its own empty workspace (store, user models, jobs)."""
+    """Every test gets its own empty workspace (store, user models, jobs), and no reference
+    results unless it sets ``CELLBENCH_REFERENCE`` itself."""
     monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CELLBENCH_REFERENCE", "")
 
 
 @pytest.fixture

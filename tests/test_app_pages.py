@@ -199,3 +199,19 @@ def test_export_figure_writes_valid_svg_and_pdf():
     assert b'width="336"' in svg  # 89 mm at 96 px per inch
     pdf = export_figure(fig, "pdf", 183, 110)
     assert pdf.startswith(b"%PDF-")
+
+
+def test_fresh_clone_shows_reference_results(no_data, tmp_path, monkeypatch):
+    """Without data and without runs of one's own, committed reference results are shown."""
+    from cellbench.store import Store
+    from cellbench.synthetic import synthetic_store
+
+    ref = tmp_path / "reference"
+    synthetic_store(Store(ref))
+    monkeypatch.setenv("CELLBENCH_REFERENCE", str(ref))
+    at = _page("0_Home.py").run()
+    _no_errors(at)
+    assert [m.value for m in at.metric][3] == "6"
+    at = _page("5_Cross-dataset.py").run()
+    _no_errors(at)
+    assert any(c["data"][0]["type"] == "heatmap" for c in _charts(at))

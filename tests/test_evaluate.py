@@ -358,3 +358,20 @@ def test_post_processing_workers_give_the_same_rows(data_env, catalog, tmp_path)
         assert run["parameters"]["workers"] == workers
     assert rows[0].equals(rows[1])
     assert rows[0].filter(pl.col("metric") == "n_pred").get_column("value").max() > 0
+
+
+def test_reference_store_is_read_with_the_workspace_and_never_written(tmp_path):
+    from cellbench.synthetic import synthetic_store
+
+    ref = tmp_path / "reference"
+    ids = synthetic_store(Store(ref), train_sets=("monuseg",), test_sets=("monuseg",), n_samples=3)
+    before = sorted(p.name for p in ref.rglob("*"))
+    st = Store(tmp_path / "work", reference=ref)
+    st.append("r_local", _rows("r_local", 2, float))
+    st.write_run({"run_id": "r_local", "status": "complete", "created": "t"})
+    assert set(st.run_ids()) == {ids[0], "r_local"}
+    assert st.get_run(ids[0])["reference"] and not st.get_run("r_local")["reference"]
+    assert st.scan().collect().height == 3 * 6 + 2
+    assert st.done_samples(ids[0]) == {f"monuseg_{i:04d}" for i in range(3)}
+    assert sorted(p.name for p in ref.rglob("*")) == before
+    assert Store(tmp_path / "work", reference="").run_ids() == ["r_local"]

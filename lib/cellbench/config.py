@@ -4,6 +4,8 @@
   (relative to the current working directory). The Makefile and ``.ci/run`` point it at
   ``../shared/data`` when that folder exists.
 - ``CELLBENCH_HOME``: the workspace for results, user catalogs and jobs. Default ``./workspace``.
+- ``CELLBENCH_REFERENCE``: a read-only store of reference results shown with the workspace's
+  runs. Default ``results/reference`` of the checkout; empty = none.
 - ``CELLBENCH_CATALOG``: the catalog file. Default: ``data_catalog.yaml`` in the working directory
   if present, else the
   one at the root of the checkout the package was installed from.
@@ -38,3 +40,11 @@ def catalog_path() -> Path:
     if local.exists():
         return local.resolve()
     return REPO_DIR / "data_catalog.yaml"
+
+
+def reference_store() -> Path | None:
+    """The reference results store (``CELLBENCH_REFERENCE``, default ``results/reference``)."""
+    env = os.environ.get("CELLBENCH_REFERENCE")
+    if env is not None:
+        return Path(env).expanduser().resolve() if env else None
+    return REPO_DIR / "results" / "reference"

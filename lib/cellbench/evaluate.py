@@ -442,7 +442,7 @@ class Evaluation:
         store = self.store
         with store.lock(self.run_id):
             store.clean_temporary(self.run_id)
-            prev = store.get_run(self.run_id) if store.run_path(self.run_id).exists() else {}
+            prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
             done = store.done_samples(self.run_id)
             todo = [r for r in self.records if r.sample_id not in done]
             n_total = len(self.records)

@@ -67,13 +67,39 @@ class RunBusyError(CellbenchError):
 
 
 class Store:
-    """A metrics store rooted at ``root`` (default ``$CELLBENCH_HOME/store``)."""
+    """A metrics store rooted at ``root`` (default ``$CELLBENCH_HOME/store``).
 
-    def __init__(self, root: str | Path | None = None):
-        self.root = Path(root) if root is not None else config.home() / "store"
+    ``reference`` is a read-only store laid out the same way whose runs are listed and queried
+    with this one's (never written): by default, for the workspace store, the reference results
+    committed with cellbench (``results/reference`` in the checkout, or
+    ``$CELLBENCH_REFERENCE``; set it empty to leave them out). A run in both is read from
+    ``root``.
+    """
+
+    def __init__(self, root: str | Path | None = None, reference: str | Path | None = None):
+        if root is None:
+            self.root = config.home() / "store"
+            if reference is None:
+                reference = config.reference_store()
+        else:
+            self.root = Path(root)
+        self.reference = Path(reference) if reference else None
         self.runs_dir = self.root / "runs"
         self.metrics_dir = self.root / "metrics"
         self.locks_dir = self.root / "locks"
+
+    def roots(self) -> list[Path]:
+        """Where runs are read from: this store, then the reference store if there is one."""
+        out = [self.root]
+        if self.reference is not None and self.reference.is_dir():
+            out.append(self.reference)
+        return out
+
+    def _read_root(self, run_id: str) -> Path:
+        for r in self.roots():
+            if (r / "runs" / f"{run_id}.json").is_file() or (r / "metrics" / run_id).is_dir():
+                return r
+        return self.root
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -86,21 +112,23 @@ class Store:
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         """A run's record, with ``status`` = ``interrupted`` when its process has died."""
-        p = self.run_path(run_id)
+        root = self._read_root(run_id)
+        p = root / "runs" / f"{run_id}.json"
         if not p.is_file():
             raise KeyError(f"no run '{run_id}' in the store at {self.root}")
         try:
             info = json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise DataError(p, f"unreadable run record: {e}") from None
+        info["reference"] = root != self.root
         if info.get("status") == "running" and not self.is_locked(run_id):
             info["status"] = "interrupted"
         return info
 
     def run_ids(self) -> list[str]:
-        return (
-            sorted(p.stem for p in self.runs_dir.glob("*.json")) if self.runs_dir.is_dir() else []
-        )
+        """Ids of every run (this store's and the reference store's)."""
+        ids = {p.stem for r in self.roots() for p in (r / "runs").glob("*.json")}
+        return sorted(ids)
 
     def runs(self) -> pl.DataFrame:
         """The runs table: one row per run, newest first."""
@@ -155,7 +183,7 @@ class Store:
     # -- rows -------------------------------------------------------------------------------
 
     def _parts(self, run_id: str, ext: str = "parquet") -> list[Path]:
-        d = self.metrics_dir / run_id
+        d = self._read_root(run_id) / "metrics" / run_id
         return sorted(d.glob(f"part-*.{ext}")) if d.is_dir() else []
 
     def append(
@@ -218,8 +246,9 @@ class Store:
     def scan(self, run_ids: Iterable[str] | None = None) -> pl.LazyFrame:
         """All metric rows (of the given runs) as a lazy frame with :data:`SCHEMA`."""
         if run_ids is None:
-            d = self.metrics_dir
-            ids = sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+            ids = sorted(
+                {p.name for r in self.roots() for p in (r / "metrics").glob("*") if p.is_dir()}
+            )
         else:
             ids = list(run_ids)
         parts = [p for r in ids for p in self._parts(r)]

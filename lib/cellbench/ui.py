@@ -88,11 +88,11 @@ def store_signature() -> tuple:
     """What is on disk in the store (file names and modification times): the cache key."""
     s = store()
     sig = []
-    for d in (s.runs_dir, s.metrics_dir):
-        if d.is_dir():
-            for p in sorted(d.rglob("*")):
+    for root in s.roots():
+        for d in (root / "runs", root / "metrics"):
+            for p in sorted(d.rglob("*")) if d.is_dir() else []:
                 if p.suffix in (".json", ".parquet") and not p.name.startswith("."):
-                    sig.append((str(p.relative_to(s.root)), p.stat().st_mtime_ns))
+                    sig.append((str(p), p.stat().st_mtime_ns))
     return (str(s.root), tuple(sig))
 
 
