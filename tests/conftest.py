@@ -74,3 +74,13 @@ def tiny_checkpoint(folder, model_id: str = "tiny", n_types: int = 0, seed: int 
         **card,
     }
     return save_checkpoint(net, folder, fields)
+
+
+@pytest.fixture
+def no_chromium_skip():
+    """Skip (saying why) where figure export cannot run: kaleido needs a Chromium."""
+    import shutil
+
+    pytest.importorskip("kaleido", reason="kaleido is not installed")
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("figure export needs Chromium (apt-get install chromium)")

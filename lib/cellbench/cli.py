@@ -555,6 +555,60 @@ def jobs_resume(job_id: str):
     typer.echo(f"resumed {job_id}")
 
 
+# -- QuPath -----------------------------------------------------------------------------------
+
+qupath_app = typer.Typer(no_args_is_help=True, help="QuPath GeoJSON and projects.")
+app.add_typer(qupath_app, name="qupath")
+
+
+@qupath_app.command("export")
+@_friendly
+def qupath_export(
+    dataset: _DATASET,
+    sample: Annotated[str, typer.Option(help="Sample id.")],
+    out: Annotated[Path, typer.Option(help="GeoJSON file to write.")],
+    what: Annotated[str, typer.Option(help="gt, pred or errors (TP/FP/FN).")] = "gt",
+    run: Annotated[str | None, typer.Option(help="Run id (for pred and errors).")] = None,
+):
+    """Write a sample's ground truth, a run's prediction or its errors as QuPath GeoJSON."""
+    from cellbench.qupath import sample_features, write_geojson
+    from cellbench.store import Store
+
+    store = Store()
+    rec = store.get_run(run) if run else None
+    if rec is not None and rec.get("test_dataset") != dataset:
+        raise typer.BadParameter(f"run '{run}' was evaluated on '{rec.get('test_dataset')}'")
+    feats = sample_features(_catalog(), dataset, sample, what, rec, store)
+    write_geojson(feats, out)
+    typer.echo(f"wrote {len(feats)} objects to {out}", err=True)
+
+
+@app.command("figures")
+@_friendly
+def figures_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the figures.")],
+    metric: Annotated[str, typer.Option(help="Metric of the result figures.")] = "pq",
+    preset: Annotated[str, typer.Option(help="Preset of the runs used.")] = "hovernet",
+    width_mm: Annotated[float, typer.Option(help="Figure width in mm.")] = 89,
+    height_mm: Annotated[float, typer.Option(help="Figure height in mm.")] = 70,
+):
+    """Write every standard figure as SVG and PDF (plus its data as CSV) from the store."""
+    from cellbench.atomic import write_bytes_atomic
+    from cellbench.figures import export_figure, frame_bytes, standard_figures
+    from cellbench.samples import sample_table
+    from cellbench.store import Store
+
+    figs = standard_figures(Store(), sample_table(_catalog()), metric, preset)
+    if not figs:
+        typer.echo("nothing to draw: no local samples and no runs", err=True)
+    for name, (fig, data) in figs.items():
+        for fmt in ("svg", "pdf"):
+            write_bytes_atomic(out / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
+        write_bytes_atomic(out / f"{name}.csv", frame_bytes(data, "csv"))
+        typer.echo(f"{name}: svg, pdf, csv", err=True)
+    typer.echo(f"wrote {len(figs)} figures to {out}", err=True)
+
+
 def main() -> None:
     """Entry point of the ``cellbench`` script."""
     app()

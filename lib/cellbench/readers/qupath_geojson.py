@@ -145,23 +145,37 @@ def read_qupath_geojson(path: str | Path) -> list[QuPathObject]:
     return parse_qupath_features(read_json(path), path)
 
 
-def rasterize_geometry(geom, shape: tuple[int, int], value: int, out: np.ndarray) -> None:
-    """Fill a shapely (Multi)Polygon into ``out`` with ``value``; holes stay unfilled."""
+#: QuPath puts pixel (x, y) at [x, x + 1) x [y, y + 1); cellbench samples pixel centres at integer
+#: coordinates (``skimage.draw.polygon``), so QuPath geometries are shifted by this much first.
+QUPATH_SHIFT = -0.5
+
+
+def rasterize_geometry(
+    geom, shape: tuple[int, int], value: int, out: np.ndarray, shift: float = QUPATH_SHIFT
+) -> None:
+    """Fill a shapely (Multi)Polygon into ``out`` with ``value``; holes stay unfilled.
+
+    A pixel is filled when its centre lies inside (QuPath frame: ``(x + 0.5, y + 0.5)``), so a
+    polygon tracing pixel edges fills exactly those pixels.
+    """
     from skimage.draw import polygon as fill
 
-    polys = getattr(geom, "geoms", [geom])
-    for poly in polys:
+    for poly in getattr(geom, "geoms", [geom]):
         if poly.geom_type != "Polygon":
             continue
-        ext = np.asarray(poly.exterior.coords)
-        mask = np.zeros(shape, dtype=bool)
+        ext = np.asarray(poly.exterior.coords) + shift
         rr, cc = fill(ext[:, 1], ext[:, 0], shape=shape)
-        mask[rr, cc] = True
-        for ring in poly.interiors:
-            h = np.asarray(ring.coords)
-            rr, cc = fill(h[:, 1], h[:, 0], shape=shape)
-            mask[rr, cc] = False
-        out[mask] = value
+        if len(poly.interiors) and len(rr):
+            keep = np.ones(len(rr), bool)
+            r0, c0 = rr.min(), cc.min()
+            box = np.zeros((rr.max() - r0 + 1, cc.max() - c0 + 1), bool)
+            for ring in poly.interiors:
+                h = np.asarray(ring.coords) + shift
+                hr, hc = fill(h[:, 1] - r0, h[:, 0] - c0, shape=box.shape)
+                box[hr, hc] = True
+            keep = ~box[rr - r0, cc - c0]
+            rr, cc = rr[keep], cc[keep]
+        out[rr, cc] = value
 
 
 def objects_to_annotations(
@@ -174,6 +188,8 @@ def objects_to_annotations(
 
     Areas (Polygon/MultiPolygon; a cell's nucleus geometry when present) become instances in
     file order (later objects win where they overlap); Point/MultiPoint objects become points.
+    Coordinates move from QuPath's frame (pixel ``(x, y)`` spans ``[x, x + 1)``) to cellbench's
+    (pixel centres at integers) by :data:`QUPATH_SHIFT`.
     ``class_id(name)`` maps a class name to the dataset class id (None = unclassified -> 0).
     """
     inst = np.zeros(shape, dtype=np.int32)
@@ -187,7 +203,7 @@ def objects_to_annotations(
         g = o.nucleus if o.nucleus is not None else o.geometry
         if g.geom_type in ("Point", "MultiPoint"):
             for pt in getattr(g, "geoms", [g]):
-                xs.append((pt.x, pt.y, cid))
+                xs.append((pt.x + QUPATH_SHIFT, pt.y + QUPATH_SHIFT, cid))
         elif g.geom_type in ("Polygon", "MultiPolygon"):
             rasterize_geometry(g, shape, next_id, inst)
             classes[next_id] = cid

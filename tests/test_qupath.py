@@ -1,0 +1,159 @@
+"""QuPath GeoJSON export: exact round trips on real annotations, errors, points, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cellbench.qupath import detection_features, instance_geometries, write_geojson
+from cellbench.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
+from cellbench.synthetic import random_instances
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> dict[int, int]:
+    """Assert two label maps are the same up to ids; return the id map a -> b."""
+    assert np.array_equal(a > 0, b > 0)
+    pairs = set(zip(a[a > 0].tolist(), b[a > 0].tolist(), strict=True))
+    lut = dict(pairs)
+    assert len(lut) == len(pairs) == len(set(lut.values()))
+    return lut
+
+
+def _read_back(path, shape, names=None):
+    return objects_to_annotations(read_qupath_geojson(path), shape, (names or {}).get)
+
+
+def test_geometries_trace_pixel_edges_with_holes_and_parts(tmp_path):
+    lab = np.zeros((12, 12), np.int32)
+    lab[1:6, 1:6] = 1
+    lab[3, 3] = 0  # a hole
+    lab[8:10, 1:3] = 2
+    lab[10:12, 3:5] = 2  # touches the first part at a corner only
+    g = instance_geometries(lab)
+    assert g[1].area == 24 and len(g[1].interiors) == 1
+    assert g[1].exterior.bounds == (1, 1, 6, 6) and len(g[1].exterior.coords) == 5
+    assert g[2].area == 8
+    write_geojson(detection_features(lab), tmp_path / "x.geojson")
+    inst, _, _ = _read_back(tmp_path / "x.geojson", lab.shape)
+    _same_partition(lab, inst)
+
+
+def test_round_trip_random_instances_and_frame(tmp_path):
+    lab = random_instances((200, 180), 80, seed=4, overlap=True)
+    write_geojson(detection_features(lab), tmp_path / "a.geojson")
+    inst, _, _ = _read_back(tmp_path / "a.geojson", lab.shape)
+    _same_partition(lab, inst)
+    feats = detection_features(lab, offset=(1000, 500), downsample=2.0, mpp=0.25)
+    coords = np.asarray(feats[0]["geometry"]["coordinates"][0])
+    ref = np.asarray(detection_features(lab)[0]["geometry"]["coordinates"][0])
+    np.testing.assert_allclose(coords, ref * 2 + [1000, 500])
+    m = feats[0]["properties"]["measurements"]
+    area = float((lab == 1).sum())
+    assert m["Area px^2"] == 4 * area and m["Area um^2"] == pytest.approx(area * 0.25**2)
+
+
+@pytest.mark.parametrize("dataset", ["monuseg", "consep"])
+def test_round_trip_real_annotations(data_env, catalog, tmp_path, dataset):
+    from cellbench.qupath import sample_features
+    from cellbench.samples import iter_samples
+
+    names = {c.name: c.id for c in catalog.get(dataset).classes}
+    for k, (rec, s) in enumerate(iter_samples(catalog, dataset, "test")):
+        if k == 2:
+            break
+        feats = sample_features(catalog, dataset, rec.sample_id)
+        assert all(f["properties"]["objectType"] == "detection" for f in feats)
+        write_geojson(feats, tmp_path / f"{k}.geojson")
+        inst, cls, _ = _read_back(tmp_path / f"{k}.geojson", s.instances.shape, names)
+        lut = _same_partition(s.instances, inst)
+        if s.classes:
+            assert all(s.classes[o] == cls[n] for o, n in lut.items())
+        c = feats[0]["properties"]["classification"]
+        assert c["name"] in names and len(c["color"]) == 3
+
+
+def test_errors_and_cli(data_env, catalog, tmp_path):
+    from cellbench.cli import app
+    from cellbench.evaluate import EvalSpec, evaluate
+
+    run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    r = CliRunner()
+    out = tmp_path / "err.geojson"
+    res = r.invoke(
+        app,
+        [
+            "qupath",
+            "export",
+            "--dataset",
+            "dsb2018",
+            "--sample",
+            "img2d_256",
+            "--what",
+            "errors",
+            "--run",
+            run["run_id"],
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    objs = read_qupath_geojson(out)
+    kinds = {o.class_name for o in objs}
+    assert kinds <= {"TP", "FP", "FN"} and "TP" in kinds
+    tps = [o for o in objs if o.class_name == "TP"]
+    assert all(0.5 < o.measurements["Matched IoU"] <= 1 for o in tps)
+    from cellbench.metrics import instance_scores
+    from cellbench.review import run_prediction
+
+    sample, pred, _ = run_prediction(run, "img2d_256")
+    sc = instance_scores(sample.instances, pred[0])  # counts agree with the metrics engine
+    assert (
+        len(tps),
+        sum(o.class_name == "FP" for o in objs),
+        sum(o.class_name == "FN" for o in objs),
+    ) == (sc["tp"], sc["fp"], sc["fn"])
+    res = r.invoke(
+        app,
+        [
+            "qupath",
+            "export",
+            "--dataset",
+            "dsb2018",
+            "--sample",
+            "nope",
+            "--out",
+            str(tmp_path / "n.geojson"),
+        ],
+    )
+    assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_point_export_round_trip(data_env, catalog, tmp_path):
+    from cellbench.qupath import sample_features
+    from cellbench.samples import load_sample
+
+    s = load_sample(catalog, "ocelot", "fold_0_000")
+    feats = sample_features(catalog, "ocelot", "fold_0_000")
+    write_geojson(feats, tmp_path / "p.geojson")
+    names = {c.name: c.id for c in catalog.get("ocelot").classes}
+    _, _, pts = _read_back(tmp_path / "p.geojson", (1024, 1024), names)
+    order = np.lexsort((s.points.xy[:, 1], s.points.xy[:, 0]))
+    back = np.lexsort((pts.xy[:, 1], pts.xy[:, 0]))
+    np.testing.assert_allclose(pts.xy[back], s.points.xy[order])
+    assert pts.cls[back].tolist() == s.points.cls[order].tolist()
+
+
+def test_figures_cli_writes_valid_svg_and_pdf(no_chromium_skip, tmp_path):
+    from cellbench.cli import app
+    from cellbench.store import Store
+    from cellbench.synthetic import synthetic_store
+
+    synthetic_store(Store(), n_samples=4)
+    res = CliRunner().invoke(app, ["figures", "--out", str(tmp_path / "figs")])
+    assert res.exit_code == 0, res.output
+    names = {p.stem for p in (tmp_path / "figs").glob("*.svg")}
+    assert {"train_test_pq", "cij_diagonal", "ranking", "fusion"} <= names
+    for n in names:
+        assert (tmp_path / "figs" / f"{n}.svg").read_bytes().lstrip().startswith(b"<svg")
+        assert (tmp_path / "figs" / f"{n}.pdf").read_bytes().startswith(b"%PDF-")
