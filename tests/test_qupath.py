@@ -80,23 +80,8 @@ def test_errors_and_cli(data_env, catalog, tmp_path):
     run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
     r = CliRunner()
     out = tmp_path / "err.geojson"
-    res = r.invoke(
-        app,
-        [
-            "qupath",
-            "export",
-            "--dataset",
-            "dsb2018",
-            "--sample",
-            "img2d_256",
-            "--what",
-            "errors",
-            "--run",
-            run["run_id"],
-            "--out",
-            str(out),
-        ],
-    )
+    args = f"qupath export --dataset dsb2018 --sample img2d_256 --what errors --run {run['run_id']}"
+    res = r.invoke(app, [*args.split(), "--out", str(out)])
     assert res.exit_code == 0, res.output
     objs = read_qupath_geojson(out)
     kinds = {o.class_name for o in objs}
@@ -113,19 +98,8 @@ def test_errors_and_cli(data_env, catalog, tmp_path):
         sum(o.class_name == "FP" for o in objs),
         sum(o.class_name == "FN" for o in objs),
     ) == (sc["tp"], sc["fp"], sc["fn"])
-    res = r.invoke(
-        app,
-        [
-            "qupath",
-            "export",
-            "--dataset",
-            "dsb2018",
-            "--sample",
-            "nope",
-            "--out",
-            str(tmp_path / "n.geojson"),
-        ],
-    )
+    args = "qupath export --dataset dsb2018 --sample nope --out"
+    res = r.invoke(app, [*args.split(), str(tmp_path / "n.geojson")])
     assert res.exit_code == 2 and "nope" in res.output
 
 
