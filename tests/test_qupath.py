@@ -131,3 +131,89 @@ def test_figures_cli_writes_valid_svg_and_pdf(no_chromium_skip, tmp_path):
     for n in names:
         assert (tmp_path / "figs" / f"{n}.svg").read_bytes().lstrip().startswith(b"<svg")
         assert (tmp_path / "figs" / f"{n}.pdf").read_bytes().startswith(b"%PDF-")
+
+
+# -- projects ---------------------------------------------------------------------------------
+
+
+def test_read_the_real_qupath_project(shared_data):
+    from cellbench.qupath_project import read_project
+
+    p = read_project(shared_data / "qupath_project")
+    assert p.version == "0.2.0-m12"
+    assert [(i.entry_id, i.name) for i in p.images] == [
+        (1, "Edu+_RFP+_(3).tif"),
+        (2, "Edu+_RFP+_(4).tif"),
+    ]
+    # the URIs point at the author's machine: the images are found inside the moved project
+    assert all(i.path is not None and i.path.is_file() for i in p.images)
+    assert {(i.width, i.height) for i in p.images} == {(512, 512)}
+    assert p.images[0].mpp == pytest.approx(0.41513292348643577)
+    assert p.classes["Tumor"] == (200, 0, 0) and p.classes["Stroma"] == (150, 200, 150)
+    assert len(p.classes) == 33
+
+
+def test_malformed_project_names_the_file(tmp_path):
+    from cellbench.errors import DataError
+    from cellbench.qupath_project import read_project
+
+    (tmp_path / "project.qpproj").write_text("{ not json")
+    with pytest.raises(DataError, match="project.qpproj: malformed JSON"):
+        read_project(tmp_path)
+
+
+def test_write_a_project_and_read_it_back(data_env, tmp_path):
+    from cellbench.cli import app
+    from cellbench.qupath_project import argb_to_rgb, read_project, rgb_to_argb, write_project
+
+    assert argb_to_rgb(rgb_to_argb("#c80000")) == (200, 0, 0) and rgb_to_argb((200, 0, 0)) < 0
+    out = tmp_path / "proj"
+    res = CliRunner().invoke(
+        app,
+        [
+            "qupath",
+            "project",
+            "--dataset",
+            "consep",
+            "--split",
+            "test",
+            "--limit",
+            "2",
+            "--backend",
+            "files",
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    p = read_project(out)
+    assert len(p.images) == 2 and all(i.path.is_file() for i in p.images)
+    assert p.images[0].mpp == 0.25 and p.images[0].width == 256
+    assert set(p.classes) == {"other", "inflammatory", "epithelial", "spindle-shaped"}
+    geo = out / "objects" / f"{p.images[0].name}.geojson"
+    assert read_qupath_geojson(geo)[0].object_type == "detection"
+    groovy = (out / "scripts" / "import_cellbench.groovy").read_text()
+    assert "PathIO.readObjects" in groovy and "objects" in groovy
+    with pytest.raises(Exception, match="already exists"):
+        write_project(out, [], {}, "files")
+
+
+def test_paquo_backend(tmp_path):
+    from cellbench.qupath_project import paquo_reason, write_project
+
+    reason = paquo_reason()
+    if reason:
+        pytest.skip(reason)
+    img = tmp_path / "x.tif"
+    import tifffile
+
+    tifffile.imwrite(img, np.zeros((32, 32, 3), np.uint8))
+    assert (
+        write_project(
+            tmp_path / "p",
+            [{"path": img, "width": 32, "height": 32, "features": []}],
+            {"A": "#ff0000"},
+            "paquo",
+        )
+        == "paquo"
+    )

@@ -583,6 +583,83 @@ def qupath_export(
     typer.echo(f"wrote {len(feats)} objects to {out}", err=True)
 
 
+@qupath_app.command("project")
+@_friendly
+def qupath_project(
+    dataset: _DATASET,
+    out: Annotated[Path, typer.Option(help="New project folder.")],
+    split: _SPLIT = None,
+    sample: _SAMPLE = None,
+    limit: _LIMIT = None,
+    what: Annotated[str, typer.Option(help="gt, pred or errors (TP/FP/FN).")] = "gt",
+    run: Annotated[str | None, typer.Option(help="Run id (for pred and errors).")] = None,
+    backend: Annotated[str, typer.Option(help="auto, files or paquo.")] = "auto",
+):
+    """Write a QuPath project of a dataset's samples with their objects.
+
+    Backend ``files`` writes project.qpproj, classes, one GeoJSON per image and a Groovy
+    import script; ``paquo`` (automatic where QuPath is installed) writes objects directly.
+    """
+    from cellbench.overlay import ERROR_COLORS, PALETTE
+    from cellbench.qupath import sample_features
+    from cellbench.qupath_project import write_project
+    from cellbench.readers import get_reader
+    from cellbench.store import Store
+
+    cat = _catalog()
+    store = Store()
+    rec = store.get_run(run) if run else None
+    recs = [r for r in get_reader(cat, dataset).records() if split is None or r.split == split]
+    if sample:
+        recs = [r for r in recs if r.sample_id in set(sample)]
+    recs = recs[:limit] if limit else recs
+    images = []
+    for r in recs:
+        path = r.files.get("image")
+        if path is None:
+            raise typer.BadParameter(f"sample '{r.sample_id}' has no image file to reference")
+        images.append(
+            {
+                "path": path,
+                "width": r.meta.get("width"),
+                "height": r.meta.get("height"),
+                "mpp": r.meta.get("mpp"),
+                "features": sample_features(cat, dataset, r.sample_id, what, rec, store),
+            }
+        )
+    ds = cat.get(dataset)
+    classes = {c.name: c.color or PALETTE[k % len(PALETTE)] for k, c in enumerate(ds.classes)}
+    if what == "errors":
+        classes = dict(ERROR_COLORS)
+    used = write_project(out, images, classes, backend)
+    typer.echo(
+        f"wrote a QuPath project of {len(images)} images to {out} ({used} backend)", err=True
+    )
+
+
+@qupath_app.command("read")
+@_friendly
+def qupath_read(project: Annotated[Path, typer.Argument(help="Project folder or .qpproj.")]):
+    """Print a QuPath project's images and path classes as JSON."""
+    from dataclasses import asdict
+
+    from cellbench.qupath_project import read_project
+
+    p = read_project(project)
+    typer.echo(
+        json.dumps(
+            {
+                "path": str(p.path),
+                "version": p.version,
+                "images": [asdict(i) for i in p.images],
+                "classes": p.classes,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+
+
 @app.command("figures")
 @_friendly
 def figures_cmd(
