@@ -19,6 +19,7 @@ PAGES = [
     ("4_Results.py", "Results", "Results", ":material/monitoring:"),
     ("5_Cross-dataset.py", "Cross-dataset", "Cross-dataset", ":material/grid_on:"),
     ("6_Figures.py", "Figures", "Figures", ":material/insert_chart:"),
+    ("7_QuPath.py", "QuPath", "QuPath", ":material/share:"),
 ]
 
 nav = st.navigation(

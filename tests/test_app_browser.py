@@ -26,6 +26,7 @@ PAGES = [
     ("Results", "Results"),
     ("Cross-dataset", "Cross-dataset"),
     ("Figures", "Figures"),
+    ("QuPath", "Read a QuPath project"),
 ]
 
 

@@ -215,3 +215,16 @@ def test_fresh_clone_shows_reference_results(no_data, tmp_path, monkeypatch):
     at = _page("5_Cross-dataset.py").run()
     _no_errors(at)
     assert any(c["data"][0]["type"] == "heatmap" for c in _charts(at))
+
+
+def test_qupath_page_exports_and_reads(data_env):
+    at = _page("7_QuPath.py").run()
+    _no_errors(at)
+    at.selectbox(key="q_dataset").set_value("consep").run()
+    assert any("objects:" in m.value for m in at.markdown)
+    assert any("epithelial" in m.value for m in at.markdown)
+    at.text_input(key="q_folder").set_value(str(data_env / "qupath_project")).run()
+    _no_errors(at)
+    assert any("2 images, 33 path classes" in m.value for m in at.markdown)
+    at.text_input(key="q_folder").set_value(str(data_env / "nope")).run()
+    assert not at.exception and any("cannot read" in e.value for e in at.error)
