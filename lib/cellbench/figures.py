@@ -345,3 +345,30 @@ def standard_figures(
                 if fus.filter(pl.col("k") > 1).height:
                     out["fusion"] = (fusion_curve(fus, metric), fus)
     return out
+
+
+def preset_bars(table: pl.DataFrame, title: str = "The same predictions under each preset"):
+    """Grouped bars: one group per metric, one bar per preset (``preset``, ``metric``,
+    ``value`` columns)."""
+    fig = go.Figure()
+    for p in table["preset"].unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("preset") == p)
+        fig.add_bar(x=part["metric"].to_list(), y=part["value"].to_list(), name=p)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="value")
+    return style(fig, title)
+
+
+def save_figure(
+    fig: go.Figure, folder, name: str, width_mm: float = 120, height_mm: float = 85
+) -> list:
+    """Write ``name.svg`` and ``name.pdf`` into ``folder`` (atomically); return the paths."""
+    from pathlib import Path
+
+    from cellbench.atomic import write_bytes_atomic
+
+    folder = Path(folder)
+    return [
+        write_bytes_atomic(folder / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
+        for fmt in ("svg", "pdf")
+    ]
