@@ -13,6 +13,42 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 
 NOTEBOOKS = {
+    "02_ocelot_detection": [
+        ("md", """# OCELOT cell detection: the fold-0 model per class, organ and center
+
+The OCELOT 2023 fold-0 model's cell detections, stored with the data, scored with the
+challenge's convention (greedy by confidence within 15 px, ~3 um; counts pooled) through the
+evaluation machinery into the metrics store, then broken down by organ and by TCGA tissue
+source site (center), with 95% bootstrap intervals resampled by patient where possible."""),
+        ("code", """import os
+from pathlib import Path
+
+import polars as pl
+
+from cellbench.analysis import dataset_figures, group_summary
+from cellbench.evaluate import EvalSpec, evaluate
+from cellbench.figures import save_figure, summary_heatmap
+from cellbench.store import Store
+
+OUT = Path(os.environ.get("CELLBENCH_FIGURES", "figures"))
+run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"))
+store = Store()
+figs = dataset_figures(store, [run["run_id"]])
+figs.filter(pl.col("metric").is_in(["precision", "recall", "f1", "mf1"]))"""),
+        ("md", "Mean per-image F1 per organ and class (the seed-004 view per organ):"),
+        ("code", """ids = [run["run_id"]]
+organ = group_summary(store, ids, "f1", ["organ", "class"], cls=None)
+organ = organ.filter(pl.col("class") != "all")
+fig = summary_heatmap(organ, "organ", "class", "f1", "OCELOT fold 0: F1 per organ and class")
+save_figure(fig, OUT, "02_ocelot_f1_organ_class")
+organ"""),
+        ("code", """center = group_summary(store, ids, "f1", ["center", "class"], cls=None)
+center = center.filter(pl.col("class") != "all")
+fig = summary_heatmap(center, "center", "class", "f1",
+                      "OCELOT fold 0: F1 per center (TCGA tissue source site) and class")
+save_figure(fig, OUT, "02_ocelot_f1_center_class")
+center.sort("n", descending=True).head(10)"""),
+    ],
     "04_metric_conventions": [
         ("md", """# Metric conventions: the same predictions under each preset
 
