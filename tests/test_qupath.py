@@ -217,3 +217,19 @@ def test_paquo_backend(tmp_path):
         )
         == "paquo"
     )
+
+
+def test_point_errors_match_the_point_scores(data_env, catalog):
+    """TP / FP / FN of the error review are exactly the counts the metrics engine reports."""
+    from cellbench.metrics import point_scores
+    from cellbench.review import point_errors
+    from cellbench.samples import load_predictions, load_sample
+
+    pred = load_predictions(catalog, "ocelot", "ocelot_fold0_model")
+    for sid in ("fold_0_000", "fold_0_010", "fold_0_040"):
+        gt = load_sample(catalog, "ocelot", sid).points
+        for preset in ("ocelot", "hungarian"):
+            err = point_errors(gt, pred[sid], preset)
+            tot = point_scores(gt, pred[sid], preset)["all"]
+            assert err.counts() == {"tp": tot["tp"], "fp": tot["fp"], "fn": tot["fn"]}
+            assert len(err.tp_true) == len(set(err.tp_true.tolist()))

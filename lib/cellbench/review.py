@@ -14,7 +14,7 @@ import numpy as np
 
 from cellbench.metrics.instance import match_pairs, parse_thresholds
 from cellbench.metrics.overlap import compute_overlap
-from cellbench.metrics.points import greedy_match, hungarian_match, resolve_radius
+from cellbench.metrics.points import OCELOT_RADIUS_PX, match_class, resolve_radius
 from cellbench.sample import Points
 
 
@@ -87,20 +87,10 @@ def point_errors(
 ) -> PointErrors:
     """TP / FP / FN points; a class is matched only to itself (OCELOT greedy by confidence,
     or Hungarian within the radius)."""
-    r = resolve_radius(preset, radius_px, radius_um, mpp)
-    tt, tp = [], []
-    for c in np.union1d(true.cls, pred.cls):
-        gi = np.flatnonzero(true.cls == c)
-        pi = np.flatnonzero(pred.cls == c)
-        if preset == "ocelot":
-            order = np.argsort(-pred.score[pi], kind="stable")
-            mp, mg = greedy_match(pred.xy[pi], order, true.xy[gi], r)
-        else:
-            mg, mp = hungarian_match(true.xy[gi], pred.xy[pi], r)
-        tt.append(gi[mg])
-        tp.append(pi[mp])
-    t = np.concatenate(tt) if tt else np.zeros(0, np.intp)
-    p = np.concatenate(tp) if tp else np.zeros(0, np.intp)
+    r = resolve_radius(radius_px, radius_um, mpp, default_px=OCELOT_RADIUS_PX)
+    pairs = [match_class(true, pred, c, preset, r) for c in np.union1d(true.cls, pred.cls)]
+    t = np.concatenate([a for a, _ in pairs]) if pairs else np.zeros(0, np.intp)
+    p = np.concatenate([b for _, b in pairs]) if pairs else np.zeros(0, np.intp)
     fn = np.setdiff1d(np.arange(len(true)), t)
     fp = np.setdiff1d(np.arange(len(pred)), p)
     return PointErrors(t, p, fp, fn, {"radius_px": r})

@@ -130,6 +130,27 @@ def _check_points(pts: Points, name: str) -> Points:
     return pts
 
 
+def match_class(
+    true: Points, pred: Points, c: int, preset: str, r: float, order: str = "probability"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matched pairs of class ``c`` as indices into ``true`` and ``pred`` (aligned).
+
+    ``ocelot``: greedy by descending confidence (``order="official"``: the challenge script's
+    order, by the class column); ``hungarian``: most pairs within ``r``, then least distance.
+    """
+    ti = np.flatnonzero(true.cls == c)
+    pi = np.flatnonzero(pred.cls == c)
+    if preset == "ocelot":
+        if order == "official":  # the script's column 2 (class) as float32
+            o = np.argsort(-pred.cls[pi].astype(np.float32))
+        else:
+            o = np.argsort(-pred.score[pi].astype(np.float64), kind="stable")
+        mp, mt = greedy_match(pred.xy[pi], o, true.xy[ti], r)
+    else:
+        mt, mp = hungarian_match(true.xy[ti], pred.xy[pi], r)
+    return ti[mt], pi[mp]
+
+
 def point_scores(
     true: Points,
     pred: Points,
@@ -176,18 +197,8 @@ def point_scores(
         classes = sorted({int(c) for c in np.concatenate([true.cls, pred.cls])})
     per_class = {}
     for c in classes:
-        tm = true.cls == c
-        pm = pred.cls == c
-        txy, pxy = true.xy[tm], pred.xy[pm]
-        if p.name == "ocelot":
-            if order == "official":  # the script's column 2 (class) as float32
-                o = np.argsort(-pred.cls[pm].astype(np.float32))
-            else:
-                o = np.argsort(-pred.score[pm].astype(np.float64), kind="stable")
-            mp, _ = greedy_match(pxy, o, txy, r)
-        else:
-            _, mp = hungarian_match(txy, pxy, r)
-        nt, npd, tp = len(txy), len(pxy), len(mp)
+        ti, _ = match_class(true, pred, c, p.name, r, order)
+        nt, npd, tp = int((true.cls == c).sum()), int((pred.cls == c).sum()), len(ti)
         per_class[str(int(c))] = {
             "n_true": nt,
             "n_pred": npd,
