@@ -61,7 +61,7 @@ with ui.guard("The model list"):
                     "mpp",
                     "train_datasets",
                     "available",
-                    "bundled",
+                    "source",
                 )
             }
             for m in models

@@ -14,11 +14,11 @@ from cellbench.models import postprocess as pp
 from cellbench.models.card import load_card, parse_card
 from cellbench.models.inference import Predictor, normalize, tiled_forward, to_channels
 from cellbench.models.registry import (
-    BUNDLED_DIR,
     card_from_bioimageio,
     get_model,
     list_models,
     load_predictor,
+    model_row,
     user_dir,
 )
 from cellbench.synthetic import random_instances
@@ -64,17 +64,21 @@ def test_malformed_card_yaml(tmp_path):
         load_card(p)
 
 
-def test_bundled_cards_are_the_bioimageio_facts(data_env):
-    """The registered cards of the real bioimage.io model are generated from its YAML."""
+def test_bioimageio_model_of_the_data_root_is_registered_from_its_facts(
+    data_env, tmp_path, monkeypatch
+):
+    """The real model's cards are generated from its bioimageio.yaml, read where it lies."""
     rdf = data_env / "models/unet2d_nuclei_broad/bioimageio.yaml"
     for kind in ("torchscript", "onnx"):
-        want = parse_card(card_from_bioimageio(rdf, kind)).card
         got = get_model(f"unet2d_nuclei_broad_{kind}")
-        assert got.card == want
-        assert got.path.parent.parent == BUNDLED_DIR
-        assert got.weights_path.is_file()
+        assert got.card == parse_card(card_from_bioimageio(rdf, kind)).card
+        assert got.path == rdf.resolve() and got.weights_path.is_file()
+        assert got.weights.file.startswith("data:models/unet2d_nuclei_broad/")
     assert got.input.normalization == "zero_mean_unit_variance"
     assert got.output.activation == "sigmoid" and got.input.halo == 32
+    assert model_row(got)["source"] == "data root (bioimage.io)"
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path))  # no data: no such model
+    assert not any(c.id.startswith("unet2d") for c in list_models())
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])

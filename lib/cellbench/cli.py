@@ -240,7 +240,7 @@ def score_presets():
 
 # -- models -----------------------------------------------------------------------------------
 
-models_app = typer.Typer(no_args_is_help=True, help="The model registry (bundled and user models).")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 app.add_typer(models_app, name="models")
 runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs in the metrics store.")
 app.add_typer(runs_app, name="runs")
@@ -261,7 +261,7 @@ def _table(rows: list[dict], cols: list[str]) -> None:
 @models_app.command("list")
 @_friendly
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
-    """Registered models: bundled ones, then the user's ($CELLBENCH_HOME/models)."""
+    """Registered models: bundled, the user's ($CELLBENCH_HOME/models), data-root bioimage.io."""
     from cellbench.models.registry import list_models, model_row
 
     rows = [model_row(c) for c in list_models()]

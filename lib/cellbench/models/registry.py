@@ -1,6 +1,10 @@
-"""The model registry: bundled models (``models/`` in the checkout) and the user's
-(``$CELLBENCH_HOME/models``), one folder per model holding ``card.yaml`` and, usually, the
-weights.
+"""The model registry, from three places (in this order; duplicate ids are an error):
+
+- bundled checkpoints: ``models/<id>/card.yaml`` in the checkout (with their weights);
+- the user's: ``$CELLBENCH_HOME/models/<id>/card.yaml``;
+- bioimage.io models found in the data root: ``$CELLBENCH_DATA/models/*/bioimageio.yaml`` (or
+  ``rdf.yaml``), one card per TorchScript / ONNX weights, generated from the description on
+  each listing (:func:`card_from_bioimageio`), so nothing of the data is copied.
 
 Also: model cards from bioimage.io ``rdf``/``bioimageio.yaml`` descriptions, and saving a
 built-in architecture's checkpoint together with its card.
@@ -31,15 +35,26 @@ def model_dirs() -> list[Path]:
     return [BUNDLED_DIR, user_dir()]
 
 
+def data_root_cards() -> list[LoadedCard]:
+    """Cards of the bioimage.io models under ``$CELLBENCH_DATA/models`` (generated)."""
+    d = config.data_root() / "models"
+    out = []
+    for rdf in sorted(d.glob("*/bioimageio.yaml")) + sorted(d.glob("*/rdf.yaml")):
+        for kind in _bioimageio_kinds(rdf):
+            out.append(parse_card(card_from_bioimageio(rdf, kind), rdf.resolve()))
+    return out
+
+
 def list_models() -> list[LoadedCard]:
-    """Every registered model card, bundled first; duplicate ids are an error."""
+    """Every registered model card: bundled, user, then data-root bioimage.io models."""
     cards: dict[str, LoadedCard] = {}
-    for d in model_dirs():
-        for p in sorted(d.glob("*/card.yaml")) if d.is_dir() else []:
-            c = load_card(p)
-            if c.id in cards:
-                raise DataError(p, f"model id '{c.id}' is also defined in {cards[c.id].path}")
-            cards[c.id] = c
+    saved = [
+        load_card(p) for d in model_dirs() if d.is_dir() for p in sorted(d.glob("*/card.yaml"))
+    ]
+    for c in [*saved, *data_root_cards()]:
+        if c.id in cards:
+            raise DataError(c.path, f"model id '{c.id}' is also defined in {cards[c.id].path}")
+        cards[c.id] = c
     return list(cards.values())
 
 
@@ -72,9 +87,18 @@ def model_row(card: LoadedCard) -> dict[str, Any]:
         "weights": str(card.weights_path),
         "sha256": card.weights.sha256,
         "available": is_available(card),
-        "bundled": card.path is not None and BUNDLED_DIR in card.path.parents,
+        "source": _source(card),
         "card": str(card.path),
     }
+
+
+def _source(card: LoadedCard) -> str:
+    p = card.path
+    if p is None:
+        return "unsaved"
+    if BUNDLED_DIR in p.parents:
+        return "bundled"
+    return "user" if user_dir() in p.parents else "data root (bioimage.io)"
 
 
 def load_predictor(model, device: str = "cpu", batch_size: int = 8, amp: bool = True):
@@ -172,11 +196,20 @@ def write_card(card: dict[str, Any] | LoadedCard, folder: Path) -> LoadedCard:
     return load_card(path)
 
 
+def _bioimageio_kinds(path: Path) -> list[str]:
+    """The weights formats of a bioimage.io description that cellbench loads."""
+    try:
+        rdf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise DataError(path, f"cannot read bioimage.io description: {e}") from None
+    weights = rdf.get("weights") if isinstance(rdf, dict) else None
+    return [k for k in ("torchscript", "onnx") if k in (weights or {})]
+
+
 def import_bioimageio(path: str | Path, dest: Path | None = None) -> list[LoadedCard]:
     """Register a bioimage.io model: one card per supported weights format (into the user dir)."""
     p = Path(path)
-    rdf = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    kinds = [k for k in ("torchscript", "onnx") if k in (rdf.get("weights") or {})]
+    kinds = _bioimageio_kinds(p)
     if not kinds:
         raise DataError(p, "no torchscript or onnx weights in the description")
     out = []
