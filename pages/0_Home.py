@@ -76,22 +76,7 @@ with ui.guard("The run list"):
             "No evaluation runs yet: start one on the Evaluate page or with `cellbench evaluate`."
         )
     else:
-        cols = [
-            c
-            for c in (
-                "run_id",
-                "status",
-                "model_id",
-                "test_dataset",
-                "split",
-                "preset",
-                "n_done",
-                "n_samples",
-                "finished",
-            )
-            if c in runs.columns
-        ]
-        st.dataframe(runs.head(10).select(cols), hide_index=True)
+        st.dataframe(ui.runs_overview(runs.head(10)), hide_index=True)
 
 with ui.guard("The job list"):
     from cellbench.jobs import list_jobs
@@ -101,8 +86,4 @@ with ui.guard("The job list"):
     if not active:
         st.caption("No job is running.")
     for j in active:
-        total = j.get("total") or 1
-        st.progress(
-            min(1.0, (j.get("done") or 0) / total),
-            text=f"{j['job_id']}: {j.get('done', 0)}/{total} · {j.get('sample_id') or ''}",
-        )
+        ui.job_progress(j)

@@ -98,17 +98,8 @@ def jobs_panel() -> None:
         if not jobs:
             st.caption("No jobs yet.")
         for j in jobs[:20]:
-            total = j.get("total") or 1
-            done = j.get("done") or 0
-            eta = j.get("eta_s")
             c = st.columns([5, 1])
-            text = (
-                f"{j['job_id']} · {j['status']} · {done}/{total}"
-                + (f" · {j['sample_id']}" if j.get("sample_id") else "")
-                + (f" · ETA {eta:.0f} s" if eta else "")
-                + (f" · {j['error']}" if j.get("error") else "")
-            )
-            c[0].progress(min(1.0, done / total), text=text)
+            ui.job_progress(j, c[0])
             if j["status"] in ("running", "queued"):
                 if c[1].button("Cancel", key=f"cancel_{j['job_id']}"):
                     cancel_job(j["job_id"])
@@ -128,20 +119,4 @@ with ui.guard("The run list"):
     if runs.is_empty():
         st.caption("No runs yet.")
     else:
-        cols = [
-            c
-            for c in (
-                "run_id",
-                "status",
-                "model_id",
-                "test_dataset",
-                "split",
-                "preset",
-                "n_done",
-                "n_samples",
-                "finished",
-                "code_version",
-            )
-            if c in runs.columns
-        ]
-        st.dataframe(runs.select(cols), hide_index=True)
+        st.dataframe(ui.runs_overview(runs, ("code_version",)), hide_index=True)

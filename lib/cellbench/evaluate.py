@@ -110,24 +110,19 @@ def _now() -> str:
 def code_version() -> str:
     """``cellbench <version>`` plus the git commit of the checkout when there is one."""
     v = f"cellbench {cellbench.__version__}"
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(config.REPO_DIR), *args]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(config.REPO_DIR), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(config.REPO_DIR), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return f"{v} ({sha}{'+dirty' if dirty else ''})"
+        sha = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return v
+    return f"{v} ({sha}{'+dirty' if dirty else ''})"
 
 
 def _float(v: Any) -> float | None:

@@ -210,3 +210,35 @@ def error_image(run_id: str, sample_id: str):
     from cellbench.review import error_view
 
     return error_view(store().get_run(run_id), sample_id, catalog(), store())
+
+
+RUN_COLUMNS = (
+    "run_id",
+    "status",
+    "model_id",
+    "test_dataset",
+    "split",
+    "preset",
+    "n_done",
+    "n_samples",
+    "finished",
+)
+
+
+def runs_overview(runs: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The runs table's columns a page shows (those present)."""
+    return runs.select([c for c in (*RUN_COLUMNS, *extra) if c in runs.columns])
+
+
+def job_progress(job: dict[str, Any], where=None) -> None:
+    """A job's progress bar: done / total, current sample, ETA, error."""
+    total = job.get("total") or 1
+    done = job.get("done") or 0
+    eta = job.get("eta_s")
+    text = (
+        f"{job['job_id']} · {job['status']} · {done}/{total}"
+        + (f" · {job['sample_id']}" if job.get("sample_id") else "")
+        + (f" · ETA {eta:.0f} s" if eta else "")
+        + (f" · {job['error']}" if job.get("error") else "")
+    )
+    (where or st).progress(min(1.0, done / total), text=text)
