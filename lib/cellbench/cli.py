@@ -342,6 +342,71 @@ def _spec(
     )
 
 
+@app.command("train")
+@_friendly
+def train_cmd(
+    config: Annotated[Path, typer.Option(help="Training config YAML (see cellbench.train).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint folder (default: $CELLBENCH_HOME/models/<id>, registered)."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override optim.epochs.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+):
+    """Train the built-in architecture from a config; write weights, card, config and log."""
+    from cellbench.models.registry import user_dir
+    from cellbench.train import load_config, train
+
+    cfg = load_config(config)
+    if epochs is not None:
+        cfg.optim.epochs = epochs
+    if threads is not None:
+        cfg.threads = threads
+    dest = out or user_dir() / cfg.id
+
+    def progress(epoch: int, rec: dict) -> None:
+        typer.echo(
+            f"epoch {epoch}/{cfg.optim.epochs}  train {rec['train_loss']:.4f}  "
+            f"val {rec['val_loss']:.4f}  ({rec['seconds']:.0f} s)",
+            err=True,
+        )
+
+    card = train(cfg, dest, progress=progress)
+    typer.echo(f"wrote {card}")
+
+
+splits_app = typer.Typer(no_args_is_help=True, help="Splits that keep centers whole.")
+app.add_typer(splits_app, name="splits")
+
+
+@splits_app.command("centers")
+@_friendly
+def splits_centers(
+    dataset: _DATASET,
+    split: _SPLIT = None,
+    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+    fractions: Annotated[str, typer.Option(help="Train,val,test shares.")] = "0.6,0.2,0.2",
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+):
+    """Seed 000's center-held-out split (whole centers to train / val / test)."""
+    from cellbench.samples import records
+    from cellbench.splits import center_held_out
+
+    fr = tuple(float(x) for x in fractions.split(","))
+    if len(fr) != 3:
+        raise typer.BadParameter("--fractions needs three numbers")
+    cs = center_held_out([r.meta for r in records(_catalog(), dataset, split)], fr, seed)
+    if as_json:
+        parts = {p: {"centers": cs.centers[p], "samples": cs.part(p)} for p in cs.centers}
+        typer.echo(json.dumps(parts, indent=1))
+        return
+    for p in ("train", "val", "test"):
+        typer.echo(
+            f"{p:<5} {len(cs.centers[p]):>2} centers, {len(cs.part(p)):>3} samples: "
+            f"{' '.join(cs.centers[p])}"
+        )
+
+
 @app.command("evaluate")
 @_friendly
 def evaluate_cmd(

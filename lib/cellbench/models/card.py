@@ -16,7 +16,10 @@ A card is a YAML file next to (or pointing at) the weights. Fields (``shared/DES
   ``n_types`` type channels), ``activation`` applied to the foreground channel
   (``sigmoid`` for logits, ``none`` for probabilities);
 - ``classes``: the class set of the type head (ids 1.., names, class-hierarchy nodes);
-- ``postprocess``: parameters of :mod:`cellbench.models.postprocess`;
+- ``postprocess``: parameters of :mod:`cellbench.models.postprocess`; ``grid`` says where it
+  runs when the model's mpp differs from the image's: ``model`` (in model pixels, labels
+  brought back by nearest-neighbour sampling) or ``image`` (output maps resized bilinearly to
+  the image grid first, so boundaries keep the image's resolution; sizes in image pixels);
 - ``training``: datasets, splits and notes; ``provenance``: where the card's facts come from.
 
 Loading validates the YAML with a schema; problems raise :class:`~cellbench.errors.DataError`
@@ -79,6 +82,7 @@ class PostProcess(_Strict):
     marker_threshold: float = Field(default=0.4, gt=0, lt=1)
     sigma: float = Field(default=1.0, gt=0)
     min_distance: int = Field(default=3, ge=1)
+    grid: Literal["model", "image"] = "model"
 
 
 class Training(_Strict):

@@ -10,7 +10,8 @@ Steps for one image (units: pixels of the image unless "model pixels" is said):
 3. **Resolution**: when the card gives the model's mpp and the image's mpp is known, the image is
    resized by ``image_mpp / model_mpp`` (bilinear, anti-aliased when shrinking) unless the two
    agree within 2 %. Post-processing runs in model pixels and the label map is brought back to
-   the image grid by nearest-neighbour sampling.
+   the image grid by nearest-neighbour sampling; with the card's ``postprocess.grid: image``
+   the output maps are resized bilinearly to the image grid instead and post-processed there.
 4. **Tiles** of ``input.tile`` model pixels overlapping by ``input.halo`` (images smaller than a
    tile are reflect-padded), in batches; outputs are blended with a weight that ramps linearly
    over the overlap (the outermost quarter of the overlap, whose receptive field reaches into a
@@ -215,9 +216,18 @@ class Predictor:
 
     def predict(self, image: np.ndarray, mpp: float | None = None) -> Instances:
         """Instances of one image on the image's own pixel grid."""
-        out = self.output_maps(image, mpp)
+        out = self.maps_for_postprocess(image, mpp)
         inst = postprocess(out, self.card.output.kind, self.card.postprocess)
         return self._on_grid(inst, np.asarray(image).shape[:2])
+
+    def maps_for_postprocess(self, image: np.ndarray, mpp: float | None = None) -> np.ndarray:
+        """:meth:`output_maps`, resized to the image grid when the card's post-processing runs
+        there (``postprocess.grid: image``)."""
+        out = self.output_maps(image, mpp)
+        shape = np.asarray(image).shape[:2]
+        if self.card.postprocess.grid == "image" and out.shape[1:] != shape:
+            out = resize_chw(out, shape)
+        return out
 
     @staticmethod
     def _on_grid(inst: Instances, shape: tuple[int, int]) -> Instances:
@@ -255,7 +265,7 @@ class Predictor:
         with ProcessPoolExecutor(workers) as pool:
             pending = []
             for img, mpp in pairs:
-                maps = self.output_maps(img, mpp)
+                maps = self.maps_for_postprocess(img, mpp)
                 pending.append((img, pool.submit(postprocess, maps, kind, params)))
                 while len(pending) > 2 * workers:
                     yield self._to_image(pending.pop(0))
