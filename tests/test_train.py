@@ -82,7 +82,7 @@ def test_train_writes_a_loadable_checkpoint_with_card_config_and_log(data_env, t
     card = load_card(card_path)
     assert card.output.n_types == 4 and card.input.mpp == 0.5
     assert card.training.datasets == ["consep", "cryonuseg"]
-    assert set(card.training.metrics) >= {"val_loss", "val_pq", "val_aji"}
+    assert set(card.training.metrics) >= {"val_segmentation_loss", "val_pq", "val_aji"}
     assert json.loads(card.training.splits["consep"])["val_samples"]
     log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2]

@@ -375,6 +375,32 @@ def train_cmd(
     typer.echo(f"wrote {card}")
 
 
+@app.command("reference")
+@_friendly
+def reference_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Export folder (default: results/reference of the checkout)."),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="matrix, pair or centers (default: all).")
+    ] = None,
+):
+    """Run the reference experiments (bundled checkpoints x local test sets) into the
+    workspace store, resuming what is stored, and export them as the committed reference."""
+    from cellbench import config, reference
+    from cellbench.store import Store
+
+    store = Store(reference="")
+
+    def progress(k: int, n: int, run_id: str) -> None:
+        typer.echo(f"[{k + 1}/{n}] {run_id}", err=True)
+
+    ids = reference.run(store, experiment, progress=progress)
+    dest = reference.export(store, ids, out or config.REPO_DIR / "results" / "reference")
+    typer.echo(f"exported {len(ids)} runs to {dest}")
+
+
 splits_app = typer.Typer(no_args_is_help=True, help="Splits that keep centers whole.")
 app.add_typer(splits_app, name="splits")
 
