@@ -170,3 +170,44 @@ with ui.guard("Reading QuPath files"):
             summary.group_by("type", "class", "geometry").len().sort("len", descending=True),
             hide_index=True,
         )
+        with st.form("q_import"):
+            st.markdown("**Add it to a user dataset** (kept in the workspace's user catalog)")
+            img_up = st.file_uploader(
+                "The image the objects were drawn on", type=["tif", "tiff", "png", "jpg"]
+            )
+            c1, c2, c3 = st.columns(3)
+            ds_id = c1.text_input("Dataset id", value="my_qupath_data")
+            mpp = c2.number_input("Microns per pixel (0: unknown)", min_value=0.0, value=0.0)
+            organ = c3.text_input("Organ", value="")
+            submitted = st.form_submit_button("Import")
+        if submitted:
+            if img_up is None:
+                st.warning("Choose the image too.")
+            else:
+                import tempfile
+                from pathlib import Path
+
+                from cellbench.user_data import import_qupath
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    img_path = Path(tmp) / Path(img_up.name).name
+                    img_path.write_bytes(img_up.getvalue())
+                    gj_path = Path(tmp) / f"{img_path.stem}.geojson"
+                    gj_path.write_bytes(up.getvalue())
+                    res = import_qupath(
+                        gj_path,
+                        img_path,
+                        ds_id.strip(),
+                        mpp=mpp or None,
+                        organ=organ.strip() or None,
+                    )
+                st.success(
+                    f"Added {res['sample_id']} ({res['n_objects']} objects) to "
+                    f"'{res['dataset']}'; it is listed in the catalog and the sample browser."
+                )
+                if res["guessed_root"]:
+                    st.info(
+                        "Mapped to the root class 'nucleus' (no hierarchy node of that name): "
+                        + ", ".join(res["guessed_root"])
+                        + ". Name their nodes with `cellbench qupath import --class NAME=NODE`."
+                    )

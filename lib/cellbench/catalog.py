@@ -157,6 +157,16 @@ class Catalog:
         self.path = path
         self.root = root
         self._by_id = {d.id: d for d in datasets}
+        #: datasets of a merged user catalog: id -> (its file, its data root)
+        self.user: dict[str, tuple[Path, Path]] = {}
+
+    def merge_user(self, user: Catalog) -> None:
+        """Add a user catalog's datasets (their locations are relative to its own root)."""
+        for d in user:
+            if d.id in self._by_id:
+                raise CatalogError(user.path, f"dataset '{d.id}' is already defined in {self.path}")
+            self._by_id[d.id] = d
+            self.user[d.id] = (user.path, user.root)
 
     def __iter__(self):
         return iter(self._by_id.values())
@@ -185,8 +195,9 @@ class Catalog:
         d = self.get(dataset) if isinstance(dataset, str) else dataset
         if d.local is None:
             return None
-        loc = (self.root / d.local.location).resolve()
-        if not loc.is_relative_to(self.root.resolve()):
+        root = self.user[d.id][1] if d.id in self.user else self.root
+        loc = (root / d.local.location).resolve()
+        if not loc.is_relative_to(root.resolve()):
             raise CatalogError(self.path, f"dataset '{d.id}': local.location escapes the data root")
         return loc
 
@@ -200,7 +211,10 @@ class Catalog:
         """Short sha256 of the catalog file, recorded with results as the catalog version."""
         import hashlib
 
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:12]
+        h = hashlib.sha256(self.path.read_bytes())
+        for p in sorted({p for p, _ in self.user.values()}):
+            h.update(p.read_bytes())
+        return h.hexdigest()[:12]
 
 
 def _format_validation_error(err: ValidationError, entry: str) -> str:
@@ -258,8 +272,10 @@ def _check_classes(cat: Catalog) -> None:
                     )
 
 
-def load_catalog(path: str | Path | None = None, root: str | Path | None = None) -> Catalog:
-    """Load and validate a catalog.
+def load_catalog(
+    path: str | Path | None = None, root: str | Path | None = None, user: bool = True
+) -> Catalog:
+    """Load and validate a catalog, merged with the user catalog when there is one.
 
     Parameters
     ----------
@@ -267,6 +283,9 @@ def load_catalog(path: str | Path | None = None, root: str | Path | None = None)
         Catalog YAML; default :func:`cellbench.config.catalog_path`.
     root
         Data root; default :func:`cellbench.config.data_root`.
+    user
+        Merge the user catalog (``$CELLBENCH_HOME/user_catalog.yaml``, datasets added with
+        ``cellbench qupath import``; locations relative to ``$CELLBENCH_HOME/user_data``).
 
     Raises
     ------
@@ -281,4 +300,8 @@ def load_catalog(path: str | Path | None = None, root: str | Path | None = None)
         raise CatalogError(p, "catalog file not found") from None
     except (OSError, UnicodeDecodeError) as e:
         raise CatalogError(p, f"cannot read catalog: {e}") from None
-    return parse_catalog(text, p, r)
+    cat = parse_catalog(text, p, r)
+    up = config.user_catalog_path()
+    if user and up.is_file() and up.resolve() != p.resolve():
+        cat.merge_user(load_catalog(up, config.user_data_root(), user=False))
+    return cat

@@ -674,6 +674,52 @@ def qupath_export(
     typer.echo(f"wrote {len(feats)} objects to {out}", err=True)
 
 
+@qupath_app.command("import")
+@_friendly
+def qupath_import(
+    geojson: Annotated[Path, typer.Argument(help="QuPath GeoJSON (any version).")],
+    image: Annotated[Path, typer.Option(help="The image the objects were drawn on.")],
+    dataset_id: Annotated[str, typer.Option(help="User dataset to add the sample to.")],
+    name: Annotated[str | None, typer.Option(help="Dataset name (new datasets).")] = None,
+    mpp: Annotated[float | None, typer.Option(help="Microns per pixel of the image.")] = None,
+    stain: Annotated[str, typer.Option(help="Stain (new datasets).")] = "H&E",
+    organ: Annotated[str | None, typer.Option(help="Organ (new datasets).")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of the imported samples.")] = None,
+    class_node: Annotated[
+        list[str] | None,
+        typer.Option("--class", help="NAME=NODE: map a QuPath class onto a hierarchy node."),
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Replace a sample of the same name.")] = False,
+):
+    """Add a QuPath GeoJSON + image to a user dataset in the user catalog."""
+    from cellbench.user_data import import_qupath
+
+    nodes = {}
+    for item in class_node or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--class needs NAME=NODE, got '{item}'")
+        k, v = item.split("=", 1)
+        nodes[k] = v
+    res = import_qupath(
+        geojson,
+        image,
+        dataset_id,
+        name=name,
+        mpp=mpp,
+        stain=stain,
+        organ=organ,
+        split=split,
+        class_nodes=nodes,
+        replace=replace,
+    )
+    typer.echo(
+        f"added {res['sample_id']} ({res['n_objects']} objects) to user dataset "
+        f"'{res['dataset']}' in {res['catalog']}"
+    )
+    for n in res["guessed_root"]:
+        typer.echo(f"note: class '{n}' mapped to 'nucleus'; name its node with --class", err=True)
+
+
 @qupath_app.command("project")
 @_friendly
 def qupath_project(

@@ -48,3 +48,13 @@ def reference_store() -> Path | None:
     if env is not None:
         return Path(env).expanduser().resolve() if env else None
     return REPO_DIR / "results" / "reference"
+
+
+def user_catalog_path() -> Path:
+    """The user catalog (``$CELLBENCH_HOME/user_catalog.yaml``), merged into the catalog."""
+    return home() / "user_catalog.yaml"
+
+
+def user_data_root() -> Path:
+    """Where imported user datasets are kept (``$CELLBENCH_HOME/user_data``)."""
+    return home() / "user_data"

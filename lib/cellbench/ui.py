@@ -39,12 +39,15 @@ def header(title: str, caption: str) -> None:
 # -- cached data ------------------------------------------------------------------------------
 
 
-def _paths() -> tuple[str, str]:
-    return str(config.catalog_path()), str(config.data_root())
+def _paths() -> tuple[str, str, str]:
+    """Cache key of the catalog: its file, the data root and the user catalog's state."""
+    up = config.user_catalog_path()
+    user = f"{up}:{up.stat().st_mtime_ns}" if up.is_file() else ""
+    return str(config.catalog_path()), str(config.data_root()), user
 
 
 @st.cache_resource(show_spinner=False)
-def _catalog(cat_path: str, root: str):
+def _catalog(cat_path: str, root: str, user: str = ""):
     from cellbench.catalog import load_catalog
 
     return load_catalog(cat_path, root)
@@ -56,10 +59,10 @@ def catalog():
 
 
 @st.cache_data(show_spinner="Reading sample metadata ...")
-def _sample_table(cat_path: str, root: str) -> pl.DataFrame:
+def _sample_table(cat_path: str, root: str, user: str = "") -> pl.DataFrame:
     from cellbench.samples import sample_table
 
-    return sample_table(_catalog(cat_path, root))
+    return sample_table(_catalog(cat_path, root, user))
 
 
 def sample_table() -> pl.DataFrame:
@@ -68,10 +71,10 @@ def sample_table() -> pl.DataFrame:
 
 
 @st.cache_data(show_spinner=False)
-def _catalog_rows(cat_path: str, root: str) -> list[dict]:
+def _catalog_rows(cat_path: str, root: str, user: str = "") -> list[dict]:
     from cellbench.cli import catalog_rows
 
-    return catalog_rows(_catalog(cat_path, root))
+    return catalog_rows(_catalog(cat_path, root, user))
 
 
 def catalog_rows() -> list[dict]:
