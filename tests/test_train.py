@@ -109,6 +109,7 @@ def test_fine_tune_keeps_layers_and_refuses_other_architectures(data_env, tmp_pa
     }
     card = yaml.safe_load(train(TrainConfig.model_validate(ft), tmp_path / "ft").read_text())
     assert "initialised from 'tiny_fused'" in card["training"]["notes"]
+    assert card["training"]["label"] == "consep>cryonuseg"
     bad = {**ft, "kwargs": {"base": 8, "depth": 2}}
     with pytest.raises(DataError, match="does not fit"):
         train(TrainConfig.model_validate(bad), tmp_path / "bad")

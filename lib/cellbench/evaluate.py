@@ -218,7 +218,7 @@ class _Source:
 
     @property
     def train_datasets(self) -> str:
-        return "+".join(self.card.train_datasets) if self.card is not None else ""
+        return self.card.training_set if self.card is not None else ""
 
     def load(self):
         if self.card is not None and self.predictor is None:

@@ -158,6 +158,7 @@ class TrainConfig(_Strict):
         default_factory=lambda: PostProcess(method="hovernet", grid="image")
     )
     init: str | None = None
+    label: str | None = None
     seed: int = 0
     threads: int | None = None
 
@@ -444,7 +445,7 @@ def _card_fields(cfg: TrainConfig, training: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _init_weights(model, ref: str) -> str:
+def _init_weights(model, ref: str):
     """Load another checkpoint's state_dict into ``model`` (same layers required)."""
     import torch
 
@@ -463,7 +464,7 @@ def _init_weights(model, ref: str) -> str:
         raise DataError(
             card.weights_path, f"init checkpoint does not fit this architecture: {e}"
         ) from None
-    return card.id
+    return card
 
 
 def validation_scores(predictor, items: list[Item]) -> dict[str, float]:
@@ -520,7 +521,8 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
         val_items += [_to_item(k, reader.load(r), ds, cfg.mpp, True) for r in va]
 
     model = build(cfg.architecture, **{**cfg.kwargs, "n_types": len(cfg.classes)})
-    init_id = _init_weights(model, cfg.init) if cfg.init else None
+    init = _init_weights(model, cfg.init) if cfg.init else None
+    init_id = init.id if init else None
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
@@ -587,6 +589,7 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
     minutes = (time.time() - t0) / 60
     training = {
         "datasets": [d.dataset for d in cfg.data],
+        "label": cfg.label or _default_label(cfg, init),
         "splits": splits,
         "epochs": best_epoch,
         "metrics": {f"val_{cfg.optim.monitor}_loss": round(best, 5)},
@@ -604,6 +607,15 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
     scores = validation_scores(load_predictor(card, amp=False), val_items)
     training["metrics"].update(scores)
     return save_checkpoint(model, out, _card_fields(cfg, training)).path
+
+
+def _default_label(cfg: TrainConfig, init) -> str | None:
+    """``a>b`` for a fine-tune (on ``b``) of a model trained on ``a``; ``d@centers`` for
+    center-held-out training; None (datasets joined by "+") otherwise."""
+    name = "+".join(f"{d.dataset}@centers" if d.centers else d.dataset for d in cfg.data)
+    if init is not None:
+        name = f"{init.training_set}>{name}"
+    return None if name == "+".join(d.dataset for d in cfg.data) else name
 
 
 def _hardware() -> str:

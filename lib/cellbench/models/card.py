@@ -87,6 +87,11 @@ class PostProcess(_Strict):
 
 class Training(_Strict):
     datasets: list[str] = Field(default_factory=list)
+    #: how the training set is named in comparisons (the store's ``train_datasets``); default
+    #: the datasets joined with "+" (a fused set). Recipes that are not plain (fused) training
+    #: sets name themselves, e.g. ``consep>monuseg`` (pretrain > fine-tune) or
+    #: ``monuseg@centers`` (a center-held-out subset), so they never share a matrix row.
+    label: str | None = None
     splits: dict[str, str] = Field(default_factory=dict)
     notes: str = ""
     epochs: int | None = None
@@ -137,6 +142,11 @@ class ModelCard(_Strict):
     @property
     def train_datasets(self) -> list[str]:
         return list(self.training.datasets)
+
+    @property
+    def training_set(self) -> str:
+        """The training set's name in comparisons (see :class:`Training`)."""
+        return self.training.label or "+".join(self.training.datasets)
 
 
 class LoadedCard:
