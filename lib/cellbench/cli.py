@@ -806,13 +806,21 @@ def figures_cmd(
     width_mm: Annotated[float, typer.Option(help="Figure width in mm.")] = 89,
     height_mm: Annotated[float, typer.Option(help="Figure height in mm.")] = 70,
 ):
-    """Write every standard figure as SVG and PDF (plus its data as CSV) from the store."""
+    """Write every standard and notebook figure as SVG and PDF (plus its data as CSV).
+
+    Notebook figures (01-04, :mod:`cellbench.paper`) come from the store (reference results
+    included) and, where the data is present, from the data.
+    """
     from cellbench.atomic import write_bytes_atomic
     from cellbench.figures import export_figure, frame_bytes, standard_figures
+    from cellbench.paper import all_figures
     from cellbench.samples import sample_table
     from cellbench.store import Store
 
-    figs = standard_figures(Store(), sample_table(_catalog()), metric, preset)
+    cat, store = _catalog(), Store()
+    table = sample_table(cat)
+    # the catalog distributions are drawn once, as notebook 01's
+    figs = {**standard_figures(store, None, metric, preset), **all_figures(store, cat, table)}
     if not figs:
         typer.echo("nothing to draw: no local samples and no runs", err=True)
     for name, (fig, data) in figs.items():
