@@ -12,7 +12,50 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
+SETUP = """import os
+from pathlib import Path
+
+import polars as pl
+
+from cellbench import paper
+from cellbench.figures import save_figure
+
+OUT = Path(os.environ.get("CELLBENCH_FIGURES", "figures"))
+
+
+def save(figs):
+    \"\"\"Write each figure as SVG + PDF under OUT; list the files.\"\"\"
+    return [p.name for name, (fig, _) in figs.items() for p in save_figure(fig, OUT, name)]"""
+
 NOTEBOOKS = {
+    "01_catalog_tour": [
+        ("md", """# Catalog tour: datasets, metadata distributions, overlays
+
+Every dataset of the seed papers is in the catalog, with or without a local copy; this tour
+lists them, then looks at the local samples: how many per dataset, organ, center (TCGA tissue
+source site where the barcode gives one) and stain, how many nuclei each holds, their field of
+view in microns, and one ground-truth overlay per dataset."""),
+        ("code", SETUP + """
+
+from cellbench.catalog import load_catalog
+from cellbench.cli import catalog_rows
+from cellbench.samples import sample_table
+
+cat = load_catalog()
+pl.DataFrame(catalog_rows(cat)).select("id", "available", "n_samples", "stain", "organs", "name")"""),
+        ("code", """table = sample_table(cat)
+table.group_by("dataset").agg(
+    pl.len().alias("samples"),
+    pl.col("n_objects").sum().alias("objects"),
+    pl.col("center").n_unique().alias("centers"),
+    pl.col("organ").n_unique().alias("organs"),
+    pl.col("mpp").mean().round(3).alias("mpp"),
+).sort("dataset")"""),
+        ("code", """figs = paper.catalog_figures(cat, table)
+figs["01_samples_per_organ"][0]"""),
+        ("code", """figs["01_overlay_consep"][0]"""),
+        ("code", "save(figs)"),
+    ],
     "02_ocelot_detection": [
         ("md", """# OCELOT cell detection: the fold-0 model per class, organ and center
 
@@ -20,34 +63,50 @@ The OCELOT 2023 fold-0 model's cell detections, stored with the data, scored wit
 challenge's convention (greedy by confidence within 15 px, ~3 um; counts pooled) through the
 evaluation machinery into the metrics store, then broken down by organ and by TCGA tissue
 source site (center), with 95% bootstrap intervals resampled by patient where possible."""),
-        ("code", """import os
-from pathlib import Path
+        ("code", SETUP + """
 
-import polars as pl
-
-from cellbench.analysis import dataset_figures, group_summary
+from cellbench.analysis import dataset_figures
 from cellbench.evaluate import EvalSpec, evaluate
-from cellbench.figures import save_figure, summary_heatmap
 from cellbench.store import Store
 
-OUT = Path(os.environ.get("CELLBENCH_FIGURES", "figures"))
 run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"))
 store = Store()
 figs = dataset_figures(store, [run["run_id"]])
 figs.filter(pl.col("metric").is_in(["precision", "recall", "f1", "mf1"]))"""),
-        ("md", "Mean per-image F1 per organ and class (the seed-004 view per organ):"),
-        ("code", """ids = [run["run_id"]]
-organ = group_summary(store, ids, "f1", ["organ", "class"], cls=None)
-organ = organ.filter(pl.col("class") != "all")
-fig = summary_heatmap(organ, "organ", "class", "f1", "OCELOT fold 0: F1 per organ and class")
-save_figure(fig, OUT, "02_ocelot_f1_organ_class")
-organ"""),
-        ("code", """center = group_summary(store, ids, "f1", ["center", "class"], cls=None)
-center = center.filter(pl.col("class") != "all")
-fig = summary_heatmap(center, "center", "class", "f1",
-                      "OCELOT fold 0: F1 per center (TCGA tissue source site) and class")
-save_figure(fig, OUT, "02_ocelot_f1_center_class")
-center.sort("n", descending=True).head(10)"""),
+        ("md", "Mean per-image F1 per organ and class (seed 004 per organ), then per center:"),
+        ("code", """figs = paper.ocelot_figures(store, run["run_id"])
+figs["02_ocelot_f1_organ_class"][0]"""),
+        ("code", """figs["02_ocelot_f1_center_class"][1].sort("n", descending=True).head(10)"""),
+        ("code", "save(figs)"),
+    ],
+    "03_cross_dataset": [
+        ("md", """# Cross-dataset generalisation, ranking and fusion (seed 003 on local data)
+
+The reference experiments (`cellbench reference`, committed under `results/reference`): the
+bundled checkpoints trained on MoNuSeg, on CoNSeP and on both fused, each tested on MoNuSeg
+test, CoNSeP test, CryoNuSeg and DSB 2018 (fluorescence: expected to fail), HoVer-Net preset.
+Means are over test images with 95% bootstrap intervals (resampling patients, else slides).
+Then the pretrain -> fine-tune pair across label levels (seed 002) and the MoNuSeg checkpoint
+trained with whole centers held out (seed 000's protocol), scored per held-out center."""),
+        ("code", SETUP + """
+
+from cellbench import analysis, reference
+from cellbench.store import Store
+
+store = Store()
+matrix_runs = paper.experiment_runs(store, "matrix")
+reference.summary(store, matrix_runs + paper.experiment_runs(store, "pair"))"""),
+        ("code", """figs = paper.cross_dataset_figures(store)
+analysis.as_matrix(figs["03_train_test_pq"][1])"""),
+        ("code", """figs["03_train_test_pq"][0]"""),
+        ("md", "C_ij in both normalisations (see `analysis.CROSS_FORMS`):"),
+        ("code", """for form in ("diagonal", "paper"):
+    print(analysis.CROSS_FORMS[form])
+    print(analysis.as_matrix(figs[f"03_cij_{form}"][1], value="value"))"""),
+        ("code", """figs["03_fusion"][1]"""),
+        ("code", """figs["03_pretrain_finetune"][1]"""),
+        ("code", """figs["03_held_out_centers"][1]"""),
+        ("code", "save(figs)"),
     ],
     "04_metric_conventions": [
         ("md", """# Metric conventions: the same predictions under each preset
@@ -55,29 +114,13 @@ center.sort("n", descending=True).head(10)"""),
 Real predictions (the bioimage.io nucleus model on the DSB 2018 images, and the OCELOT fold-0
 model's cell detections) scored under every preset cellbench reproduces, and the reasons where
 two presets disagree. Everything here calls the `cellbench` library."""),
-        ("code", """import os
-from pathlib import Path
-
-import polars as pl
+        ("code", SETUP + """
 
 from cellbench import metrics
 from cellbench.catalog import load_catalog
-from cellbench.figures import preset_bars, save_figure
-from cellbench.models.registry import load_predictor
-from cellbench.samples import iter_samples, load_predictions
 
-OUT = Path(os.environ.get("CELLBENCH_FIGURES", "figures"))
-cat = load_catalog()"""),
-        ("md", "## Instances: DSB 2018 with the bioimage.io model"),
-        ("code", """model = load_predictor("unet2d_nuclei_broad_onnx")
-pairs = {r.sample_id: (s.instances, model.predict(s.image).labels)
-         for r, s in iter_samples(cat, "dsb2018")}
-rows = []
-for preset in metrics.INSTANCE_PRESETS:
-    per = {k: metrics.instance_scores(t, p, preset=preset) for k, (t, p) in pairs.items()}
-    agg = metrics.aggregate_instances(per, preset)
-    rows += [{"preset": preset, "metric": m, "value": agg[m]} for m in ("pq", "dq", "sq", "f1")]
-table = pl.DataFrame(rows)
+cat = load_catalog()
+table, pairs = paper.preset_table(cat)
 table.pivot(on="preset", index="metric", values="value")"""),
         ("code", """for p in metrics.INSTANCE_PRESETS:
     print(metrics.describe(p), end="\\n\\n")"""),
@@ -85,21 +128,7 @@ table.pivot(on="preset", index="metric", values="value")"""),
                "counts) disagree, and why:"),
         ("code", """diff = metrics.compare_presets(pairs, "hovernet", "stardist")
 pl.DataFrame(diff["aggregate"])"""),
-        ("md", "## Points: OCELOT fold 0, greedy (challenge) vs Hungarian matching"),
-        ("code", """preds = load_predictions(cat, "ocelot", "ocelot_fold0_model")
-gts = {r.sample_id: s.points for r, s in iter_samples(cat, "ocelot")}
-names = {str(c.id): c.name for c in cat.get("ocelot").classes}
-prows = []
-for preset in ("ocelot", "hungarian"):
-    per = {k: metrics.point_scores(gts[k], preds[k], preset=preset) for k in gts}
-    agg = metrics.aggregate_points(per, preset)
-    prows += [{"preset": preset, "metric": f"F1 {names.get(str(c), c)}", "value": v["f1"]}
-              for c, v in agg["per_class"].items()]
-    prows.append({"preset": preset, "metric": "mF1", "value": agg["mf1"]})
-points = pl.DataFrame(prows)
-points"""),
-        ("code", """fig = preset_bars(pl.concat([table, points]))
-[str(p) for p in save_figure(fig, OUT, "04_metric_conventions")]"""),
+        ("code", """save(paper.metric_convention_figures(cat, table))"""),
     ],
 }
 
