@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CELLBENCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export CELLBENCH_DATA
 
-.PHONY: install sysdeps app test lint clean
+.PHONY: install sysdeps app test lint clean reference
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ lint: install
 
 test: lint sysdeps
 	$(BIN)/python -m pytest -q tests
+
+# re-run the reference experiments (bundled checkpoints x local test sets) and export them
+reference: install
+	$(BIN)/cellbench reference
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -16,6 +17,8 @@ def test_notebook_runs_and_saves_figures(path, data_env, no_chromium_skip, tmp_p
 
     out = tmp_path / "figures"
     monkeypatch.setenv("CELLBENCH_FIGURES", str(out))
+    # the committed reference results (notebook 03 reads them)
+    monkeypatch.setenv("CELLBENCH_REFERENCE", str(REPO / "results" / "reference"))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}

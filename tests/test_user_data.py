@@ -20,8 +20,11 @@ def _square(x, y, s, cls=None, kind="detection"):
     props = {"objectType": kind}
     if cls:
         props["classification"] = {"name": cls, "color": [255, 0, 0]}
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": props}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": props,
+    }
 
 
 @pytest.fixture
@@ -29,7 +32,11 @@ def pair(tmp_path):
     img = tmp_path / "tile_1.tif"
     tifffile.imwrite(img, np.full((64, 64, 3), 180, np.uint8))
     gj = tmp_path / "tile_1.geojson"
-    feats = [_square(5, 5, 10, "Tumor"), _square(30, 30, 12, "Lymphocyte"), _square(45, 5, 8, "Blob")]
+    feats = [
+        _square(5, 5, 10, "Tumor"),
+        _square(30, 30, 12, "Lymphocyte"),
+        _square(45, 5, 8, "Blob"),
+    ]
     gj.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     return gj, img
 
@@ -92,13 +99,37 @@ def test_cli_import_round_trips_real_monuseg_annotations(data_env, tmp_path):
     cat = load_catalog()
     src = load_sample(cat, "monuseg", "TCGA-2Z-A9J9-01A-01-TS1")
     out = tmp_path / "TCGA-2Z-A9J9-01A-01-TS1.geojson"
-    r = CliRunner().invoke(app, ["qupath", "export", "--dataset", "monuseg", "--sample",
-                                 "TCGA-2Z-A9J9-01A-01-TS1", "--out", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "qupath",
+            "export",
+            "--dataset",
+            "monuseg",
+            "--sample",
+            "TCGA-2Z-A9J9-01A-01-TS1",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     image = next((data_env / "monuseg").rglob("TCGA-2Z-A9J9-01A-01-TS1.tif"))
-    r = CliRunner().invoke(app, ["qupath", "import", str(out), "--image", str(image),
-                                 "--dataset-id", "mine", "--mpp", "0.25",
-                                 "--class", "nucleus=nucleus"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "qupath",
+            "import",
+            str(out),
+            "--image",
+            str(image),
+            "--dataset-id",
+            "mine",
+            "--mpp",
+            "0.25",
+            "--class",
+            "nucleus=nucleus",
+        ],
+    )
     assert r.exit_code == 0, r.output
     back = load_sample(load_catalog(), "mine", "TCGA-2Z-A9J9-01A-01-TS1")
     # identical instances up to relabelling
