@@ -33,7 +33,10 @@ def catalog_figures(catalog, table: pl.DataFrame, overlays: bool = True) -> Figu
     if table is None or not table.height:
         return out
     for col in ("dataset", "organ", "center", "stain"):
-        out[f"01_samples_per_{col}"] = (F.count_bar(table, col), table.group_by(col).len())
+        fig = F.count_bar(table, col)
+        if col == "center":  # one center (CoNSeP's 656 patches) dwarfs the TCGA sites
+            fig.update_yaxes(type="log", title="samples (log)")
+        out[f"01_samples_per_{col}"] = (fig, table.group_by(col).len())
     out["01_nuclei_per_sample"] = (
         F.histogram(table, "n_objects", "Annotated objects per sample", nbins=30),
         table.select("dataset", "sample_id", "n_objects"),
