@@ -17,7 +17,7 @@ Data
 Every training sample is read through the catalog's reader, resized from its own mpp to the
 config's ``mpp`` (image: bilinear with anti-aliasing; instances: nearest neighbour), and kept
 in memory. Each step draws a dataset (by ``weight``), an image (by area) and a random
-``patch`` x ``patch`` crop (reflect-padded when the image is smaller), then applies
+``patch`` x ``patch`` crop (padded with white when the image is smaller), then applies
 augmentation: random 90-degree rotations and flips, stain jitter in HED optical-density space
 (Ruifrok-Johnston matrix, per-channel scale and shift), brightness and contrast. Targets are
 computed after the geometric augmentation: foreground, HoVer-Net h/v maps
@@ -294,7 +294,8 @@ class Batcher:
         h, w = inst.shape
         if h < p or w < p:
             ph, pw = max(0, p - h), max(0, p - w)
-            img = np.pad(img, ((0, 0), (0, ph), (0, pw)), mode="reflect")
+            # white (empty brightfield background) so padding never shows unlabelled nuclei
+            img = np.pad(img, ((0, 0), (0, ph), (0, pw)), constant_values=1.0)
             inst = np.pad(inst, ((0, ph), (0, pw)))
             typ = np.pad(typ, ((0, ph), (0, pw)), constant_values=-1)
         return img[:, y : y + p, x : x + p], inst[y : y + p, x : x + p], typ[y : y + p, x : x + p]
