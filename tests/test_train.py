@@ -50,6 +50,7 @@ CONFIG = {
     "id": "tiny_fused",
     "name": "tiny",
     "kwargs": {"base": 4, "depth": 2},
+    "mpp": 0.5,
     "patch": 64,
     "tile": 128,
     "classes": [

@@ -144,7 +144,7 @@ class TrainConfig(_Strict):
     license: str = "CC BY-NC-SA 4.0 (inherits the training data's licences)"
     architecture: str = "hovernet_lite"
     kwargs: dict[str, Any] = Field(default_factory=lambda: {"base": 16, "depth": 4})
-    mpp: float = Field(default=0.5, gt=0)
+    mpp: float = Field(default=0.25, gt=0)
     patch: int = Field(default=128, ge=32)
     tile: int = Field(default=256, ge=32)
     halo: int = Field(default=32, ge=0)
