@@ -306,3 +306,21 @@ def test_predict_region_of_a_whole_slide_at_the_model_mpp(shared_data):
     with open_slide(shared_data / "wsi/small_HE.svs") as slide:  # 0.499 um/px
         inst = pred.predict_region(slide, 600, 800, 96, 64)  # 96x64 px at 0.25 um/px
     assert inst.labels.shape == (64, 96)
+
+
+def test_postprocess_on_the_image_grid(tmp_path):
+    """``postprocess.grid: image`` upsamples the maps of a coarser model before the watershed."""
+    import numpy as np
+
+    from cellbench.models.registry import load_predictor
+
+    img = np.random.default_rng(0).integers(0, 255, (96, 80, 3), dtype=np.uint8)
+    for grid, shape in (("model", (48, 40)), ("image", (96, 80))):
+        card = tiny_checkpoint(
+            tmp_path / grid,
+            input={"channels": "rgb", "mpp": 0.5, "tile": 64, "halo": 8, "multiple_of": 8},
+            postprocess={"method": "hovernet", "grid": grid},
+        )
+        pred = load_predictor(card)
+        assert pred.maps_for_postprocess(img, mpp=0.25).shape[1:] == shape
+        assert pred.predict(img, mpp=0.25).labels.shape == (96, 80)
