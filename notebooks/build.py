@@ -35,14 +35,14 @@ Every dataset of the seed papers is in the catalog, with or without a local copy
 lists them, then looks at the local samples: how many per dataset, organ, center (TCGA tissue
 source site where the barcode gives one) and stain, how many nuclei each holds, their field of
 view in microns, and one ground-truth overlay per dataset."""),
-        ("code", SETUP + """
-
-from cellbench.catalog import load_catalog
+        ("code", SETUP),
+        ("code", """from cellbench.catalog import load_catalog
 from cellbench.cli import catalog_rows
 from cellbench.samples import sample_table
 
 cat = load_catalog()
-pl.DataFrame(catalog_rows(cat)).select("id", "available", "n_samples", "stain", "organs", "name")"""),
+rows = pl.DataFrame(catalog_rows(cat))
+rows.select("id", "available", "n_samples", "stain", "organs", "name")"""),
         ("code", """table = sample_table(cat)
 table.group_by("dataset").agg(
     pl.len().alias("samples"),
@@ -63,9 +63,8 @@ The OCELOT 2023 fold-0 model's cell detections, stored with the data, scored wit
 challenge's convention (greedy by confidence within 15 px, ~3 um; counts pooled) through the
 evaluation machinery into the metrics store, then broken down by organ and by TCGA tissue
 source site (center), with 95% bootstrap intervals resampled by patient where possible."""),
-        ("code", SETUP + """
-
-from cellbench.analysis import dataset_figures
+        ("code", SETUP),
+        ("code", """from cellbench.analysis import dataset_figures
 from cellbench.evaluate import EvalSpec, evaluate
 from cellbench.store import Store
 
@@ -88,9 +87,8 @@ test, CoNSeP test, CryoNuSeg and DSB 2018 (fluorescence: expected to fail), HoVe
 Means are over test images with 95% bootstrap intervals (resampling patients, else slides).
 Then the pretrain -> fine-tune pair across label levels (seed 002) and the MoNuSeg checkpoint
 trained with whole centers held out (seed 000's protocol), scored per held-out center."""),
-        ("code", SETUP + """
-
-from cellbench import analysis, reference
+        ("code", SETUP),
+        ("code", """from cellbench import analysis, reference
 from cellbench.store import Store
 
 store = Store()
@@ -103,7 +101,7 @@ analysis.as_matrix(figs["03_train_test_pq"][1])"""),
         ("code", """for form in ("diagonal", "paper"):
     print(analysis.CROSS_FORMS[form])
     print(analysis.as_matrix(figs[f"03_cij_{form}"][1], value="value"))"""),
-        ("code", """figs["03_fusion"][1]"""),
+        ("code", """figs["03_fusion"][1].with_columns(pl.col(pl.Float64).round(3))"""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
         ("code", """figs["03_held_out_centers"][1]"""),
         ("code", "save(figs)"),
@@ -114,9 +112,8 @@ analysis.as_matrix(figs["03_train_test_pq"][1])"""),
 Real predictions (the bioimage.io nucleus model on the DSB 2018 images, and the OCELOT fold-0
 model's cell detections) scored under every preset cellbench reproduces, and the reasons where
 two presets disagree. Everything here calls the `cellbench` library."""),
-        ("code", SETUP + """
-
-from cellbench import metrics
+        ("code", SETUP),
+        ("code", """from cellbench import metrics
 from cellbench.catalog import load_catalog
 
 cat = load_catalog()
