@@ -117,8 +117,11 @@ def ci_bars(
             else summary.filter(pl.col(color).cast(pl.Utf8).fill_null("unknown") == g)
         )
         mean = part["mean"].to_numpy()
-        lo = part["ci_low"].fill_nan(None).fill_null(strategy="zero").to_numpy()
-        hi = part["ci_high"].fill_nan(None).fill_null(strategy="zero").to_numpy()
+        # no interval (a single sample): no error bar, not one reaching down to 0
+        lo = part["ci_low"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        hi = part["ci_high"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        lo = np.where(np.isnan(lo), mean, lo)
+        hi = np.where(np.isnan(hi), mean, hi)
         fig.add_bar(
             x=_labels(part[x].to_list()),
             y=mean,
