@@ -515,26 +515,13 @@ def pl_col_in(col: str, values):
 @_friendly
 def runs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
     """Runs in the store, newest first (status, model, dataset, preset, progress)."""
-    from cellbench.store import Store
+    from cellbench.store import RUN_COLUMNS, Store
 
     rows = Store().runs().to_dicts()
     if as_json:
         typer.echo(json.dumps(rows, indent=1, default=str))
     else:
-        _table(
-            rows,
-            [
-                "run_id",
-                "status",
-                "model_id",
-                "test_dataset",
-                "split",
-                "preset",
-                "n_done",
-                "n_samples",
-                "finished",
-            ],
-        )
+        _table(rows, list(RUN_COLUMNS))
 
 
 @runs_app.command("show")

@@ -116,10 +116,10 @@ def experiment_runs(store, experiment: str, preset: str = "hovernet") -> list[st
     if experiment == "centers":
         runs = runs.filter(pl.col("split").is_null())
     else:
-        split = {d: s for d, s in R.TEST_SETS}
         runs = runs.filter(
-            pl.struct("test_dataset", "split").map_elements(
-                lambda r: split[r["test_dataset"]] == r["split"], return_dtype=pl.Boolean
+            pl.any_horizontal(
+                (pl.col("test_dataset") == d) & pl.col("split").eq_missing(s)
+                for d, s in R.TEST_SETS
             )
         )
     latest = runs.sort("finished", descending=True).unique(

@@ -19,6 +19,7 @@ Experiments
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -109,8 +110,6 @@ def export(store: Store, ids: list[str], dest: str | Path) -> Path:
         info.pop("reference", None)
         info.pop("pid", None)
         df = store.scan([rid]).collect().sort(["level", "sample_id", "class", "metric"])
-        import io
-
         buf = io.BytesIO()
         df.write_parquet(buf, compression="zstd", compression_level=19, statistics=True)
         for old in (dest / "metrics" / rid).glob("part-*"):

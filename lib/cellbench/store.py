@@ -58,6 +58,18 @@ SCHEMA: dict[str, pl.DataType] = {
     "metric": pl.Utf8,
     "value": pl.Float64,
 }
+#: The columns of the runs table shown in listings (CLI and app), in order.
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "status",
+    "model_id",
+    "test_dataset",
+    "split",
+    "preset",
+    "n_done",
+    "n_samples",
+    "finished",
+)
 #: Sample metadata columns copied onto each metric row (the grouping keys).
 GROUP_KEYS: tuple[str, ...] = ("center", "organ", "stain", "category", "slide_id", "patient_id")
 

@@ -230,12 +230,10 @@ def _to_item(k: int, sample, dataset, mpp: float, keep_source: bool) -> Item:
     )
 
 
-def select_samples(catalog, spec: DataSpec, validation: Validation):
+def select_samples(catalog, reader, spec: DataSpec, validation: Validation):
     """``(train records, validation records, split description)`` of one dataset."""
-    from cellbench.readers import get_reader
     from cellbench.splits import center_held_out, group_holdout
 
-    reader = get_reader(catalog, spec.dataset)
     recs = reader.records()
     pool = [r for r in recs if spec.split is None or r.split == spec.split]
     if spec.samples is not None:
@@ -495,6 +493,7 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
     from cellbench.losses import label_groups
     from cellbench.models.nets import build, n_parameters
     from cellbench.models.registry import load_predictor, save_checkpoint
+    from cellbench.readers import get_reader
 
     out = Path(out)
     catalog = catalog or load_catalog()
@@ -513,11 +512,9 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
                 groups.append(label_groups(cfg.classes, ds.classes))
             except ValueError as e:
                 raise DataError(catalog.path, f"dataset '{ds.id}': {e}") from None
-        tr, va, desc = select_samples(catalog, spec, cfg.validation)
-        splits[spec.dataset] = json.dumps(desc)
-        from cellbench.readers import get_reader
-
         reader = get_reader(catalog, spec.dataset)
+        tr, va, desc = select_samples(catalog, reader, spec, cfg.validation)
+        splits[spec.dataset] = json.dumps(desc)
         train_items += [_to_item(k, reader.load(r), ds, cfg.mpp, False) for r in tr]
         val_items += [_to_item(k, reader.load(r), ds, cfg.mpp, True) for r in va]
 

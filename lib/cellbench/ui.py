@@ -15,6 +15,7 @@ import streamlit as st
 
 from cellbench import config
 from cellbench.errors import CellbenchError
+from cellbench.store import RUN_COLUMNS
 
 
 @contextlib.contextmanager
@@ -213,19 +214,6 @@ def error_image(run_id: str, sample_id: str):
     from cellbench.review import error_view
 
     return error_view(store().get_run(run_id), sample_id, catalog(), store())
-
-
-RUN_COLUMNS = (
-    "run_id",
-    "status",
-    "model_id",
-    "test_dataset",
-    "split",
-    "preset",
-    "n_done",
-    "n_samples",
-    "finished",
-)
 
 
 def runs_overview(runs: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:

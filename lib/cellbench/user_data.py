@@ -121,7 +121,7 @@ def import_qupath(
         )
 
     tree = load_hierarchy()
-    names = sorted({o.class_name for o in objs if o.class_name}) or []
+    names = sorted({o.class_name for o in objs if o.class_name})
     mapping, guessed = {}, []
     for n in names:
         mapping[n], g = _node_for(n, class_nodes or {}, tree)
@@ -166,7 +166,7 @@ def import_qupath(
     stem = image.stem
     img_dst = folder / "images" / image.name
     ann_dst = folder / "annotations" / f"{stem}.geojson"
-    clash = [p for p in (folder / "images").glob(f"{stem}.*")] if folder.is_dir() else []
+    clash = list((folder / "images").glob(f"{stem}.*")) if folder.is_dir() else []
     if clash and not replace:
         raise DataError(clash[0], f"sample '{stem}' is already in '{dataset_id}' (use replace)")
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
