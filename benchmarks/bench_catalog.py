@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 
-from cellbench.catalog import load_catalog
-from cellbench.cli import catalog_rows
-from cellbench.samples import load_sample, sample_table
+from cellbench.data.catalog import load_catalog
+from cellbench.data.samples import catalog_rows, load_sample, sample_table
 
 
 def _t(fn):

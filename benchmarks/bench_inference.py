@@ -30,14 +30,14 @@ from cellbench.models.card import parse_card
 from cellbench.models.inference import Predictor
 from cellbench.models.nets import build, n_parameters
 from cellbench.models.postprocess import hv_targets, postprocess
-from cellbench.synthetic import random_instances
+from cellbench.runs.synthetic import random_instances
 
 
 def real_tiles(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(image, instances) of MoNuSeg test tiles (1000x1000), or synthetic ones."""
     try:
-        from cellbench.catalog import load_catalog
-        from cellbench.samples import iter_samples
+        from cellbench.data.catalog import load_catalog
+        from cellbench.data.samples import iter_samples
 
         out = []
         for _, s in iter_samples(load_catalog(), "monuseg", "test"):

@@ -21,10 +21,10 @@ import tracemalloc
 
 import numpy as np
 
+from cellbench.data.sample import Points
 from cellbench.metrics import compute_overlap, instance_scores, point_scores
 from cellbench.metrics.instance import aji_scores, match_pairs
-from cellbench.sample import Points
-from cellbench.synthetic import perturb_instances, random_instances
+from cellbench.runs.synthetic import perturb_instances, random_instances
 
 
 def median_ms(fn, repeat: int) -> float:

@@ -24,8 +24,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="cellbench_bench_"))
     os.environ["CELLBENCH_HOME"] = str(home)
     os.environ.setdefault("CELLBENCH_DATA", str(home / "nodata"))
-    from cellbench.store import Store
-    from cellbench.synthetic import synthetic_store
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
 
     t0 = time.perf_counter()
     store = Store()

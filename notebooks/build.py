@@ -17,8 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
-from cellbench import paper
-from cellbench.figures import save_figure
+from cellbench.viz import paper
+from cellbench.viz.figures import save_figure
 
 OUT = Path(os.environ.get("CELLBENCH_FIGURES", "figures"))
 
@@ -36,9 +36,8 @@ lists them, then looks at the local samples: how many per dataset, organ, center
 source site where the barcode gives one) and stain, how many nuclei each holds, their field of
 view in microns, and one ground-truth overlay per dataset."""),
         ("code", SETUP),
-        ("code", """from cellbench.catalog import load_catalog
-from cellbench.cli import catalog_rows
-from cellbench.samples import sample_table
+        ("code", """from cellbench.data.catalog import load_catalog
+from cellbench.data.samples import catalog_rows, sample_table
 
 cat = load_catalog()
 rows = pl.DataFrame(catalog_rows(cat))
@@ -65,8 +64,8 @@ evaluation machinery into the metrics store, then broken down by organ and by TC
 source site (center), with 95% bootstrap intervals resampled by patient where possible."""),
         ("code", SETUP),
         ("code", """from cellbench.analysis import dataset_figures
-from cellbench.evaluate import EvalSpec, evaluate
-from cellbench.store import Store
+from cellbench.runs.evaluate import EvalSpec, evaluate
+from cellbench.runs.store import Store
 
 run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"))
 store = Store()
@@ -88,12 +87,13 @@ Means are over test images with 95% bootstrap intervals (resampling patients, el
 Then the pretrain -> fine-tune pair across label levels (seed 002) and the MoNuSeg checkpoint
 trained with whole centers held out (seed 000's protocol), scored per held-out center."""),
         ("code", SETUP),
-        ("code", """from cellbench import analysis, reference
-from cellbench.store import Store
+        ("code", """from cellbench import analysis
+from cellbench.runs import reference
+from cellbench.runs.store import Store
 
 store = Store()
 matrix_runs = paper.experiment_runs(store, "matrix")
-reference.summary(store, matrix_runs + paper.experiment_runs(store, "pair"))"""),
+analysis.model_summary(store, matrix_runs + paper.experiment_runs(store, "pair"))"""),
         ("code", """figs = paper.cross_dataset_figures(store)
 analysis.as_matrix(figs["03_train_test_pq"][1])"""),
         ("code", """figs["03_train_test_pq"][0]"""),
@@ -114,7 +114,7 @@ model's cell detections) scored under every preset cellbench reproduces, and the
 two presets disagree. Everything here calls the `cellbench` library."""),
         ("code", SETUP),
         ("code", """from cellbench import metrics
-from cellbench.catalog import load_catalog
+from cellbench.data.catalog import load_catalog
 
 cat = load_catalog()
 table, pairs = paper.preset_table(cat)

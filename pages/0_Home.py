@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cellbench import ui
+from cellbench.app import ui
 
 ui.header(
     "cellbench", "Multi-source cell and nucleus datasets: catalog, evaluation, comparison, QuPath."
@@ -79,7 +79,7 @@ with ui.guard("The run list"):
         st.dataframe(ui.runs_overview(runs.head(10)), hide_index=True)
 
 with ui.guard("The job list"):
-    from cellbench.jobs import list_jobs
+    from cellbench.runs.jobs import list_jobs
 
     active = [j for j in list_jobs() if j["status"] in ("queued", "running")]
     st.subheader("Running jobs")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from cellbench import config, figures, overlay, ui
+from cellbench.app import ui
+from cellbench.core import config
+from cellbench.viz import figures, overlay
 
 ui.header(
     "Dataset explorer",
@@ -17,7 +19,7 @@ ui.header(
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _overlay(dataset: str, sample_id: str, inst: bool, pts: bool, tissue: bool, side: int):
-    from cellbench.samples import load_sample
+    from cellbench.data.samples import load_sample
 
     cat = ui.catalog()
     s = load_sample(cat, dataset, sample_id)
@@ -87,7 +89,7 @@ with ui.guard("The whole-slide viewer"):
     if not slides:
         st.caption(f"No slides under `{root / 'wsi'}`.")
     else:
-        from cellbench.wsi import open_slide
+        from cellbench.data.wsi import open_slide
 
         path = st.selectbox("Slide", slides, format_func=lambda p: Path(p).name, key="w_slide")
         with open_slide(path) as slide:

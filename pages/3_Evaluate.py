@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cellbench import ui
+from cellbench.app import ui
 
 ui.header(
     "Evaluate",
@@ -15,10 +15,10 @@ ui.header(
 AUTO = "test split where there is one, else all samples"
 
 with ui.guard("The evaluation form"):
-    from cellbench.jobs import submit_job
+    from cellbench.data.readers import get_reader
     from cellbench.metrics import INSTANCE_PRESETS, POINT_PRESETS
     from cellbench.models.registry import is_available, list_models
-    from cellbench.readers import get_reader
+    from cellbench.runs.jobs import submit_job
 
     cat = ui.catalog()
     table = ui.sample_table()
@@ -57,7 +57,7 @@ with ui.guard("The evaluation form"):
         go = st.form_submit_button("Launch", type="primary")
 
     if go:
-        from cellbench.evaluate import EvalSpec
+        from cellbench.runs.evaluate import EvalSpec
 
         def split_of(d: str) -> str | None:
             if split == "all":
@@ -91,7 +91,7 @@ with ui.guard("The evaluation form"):
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
     with ui.guard("The job list"):
-        from cellbench.jobs import cancel_job, list_jobs, resume_job
+        from cellbench.runs.jobs import cancel_job, list_jobs, resume_job
 
         st.subheader("Jobs")
         jobs = list_jobs()

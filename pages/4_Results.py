@@ -5,7 +5,8 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cellbench import figures, ui
+from cellbench.app import ui
+from cellbench.viz import figures
 
 ui.header(
     "Results",

@@ -7,7 +7,8 @@ import zipfile
 
 import streamlit as st
 
-from cellbench import figures, ui
+from cellbench.app import ui
+from cellbench.viz import figures
 
 ui.header(
     "Figures",

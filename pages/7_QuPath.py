@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import streamlit as st
 
-from cellbench import ui
+from cellbench.app import ui
 
 ui.header(
     "QuPath",
@@ -21,7 +21,7 @@ ui.header(
 )
 
 with ui.guard("The QuPath export"):
-    from cellbench.qupath import sample_features
+    from cellbench.qupath.geojson import sample_features
 
     st.subheader("Export objects of a sample")
     cat = ui.catalog()
@@ -81,9 +81,9 @@ with ui.guard("The QuPath project export"):
         n = c[0].number_input("Samples (first N of the dataset)", 1, 200, 4, key="q_n")
 
         def project_zip() -> bytes:
-            from cellbench.overlay import PALETTE
-            from cellbench.qupath_project import write_project
-            from cellbench.readers import get_reader
+            from cellbench.data.readers import get_reader
+            from cellbench.qupath.project import write_project
+            from cellbench.viz.overlay import PALETTE
 
             recs = get_reader(cat, dataset).records()[: int(n)]
             images = [
@@ -128,7 +128,7 @@ with ui.guard("Reading QuPath files"):
     st.subheader("Read a QuPath project or GeoJSON file")
     folder = st.text_input("Project folder (on this machine)", key="q_folder")
     if folder:
-        from cellbench.qupath_project import read_project
+        from cellbench.qupath.project import read_project
 
         p = read_project(folder)
         st.write(f"QuPath {p.version}: {len(p.images)} images, {len(p.classes)} path classes")
@@ -155,7 +155,7 @@ with ui.guard("Reading QuPath files"):
         )
     up = st.file_uploader("QuPath GeoJSON (any version)", type=["geojson", "json"], key="q_upload")
     if up is not None:
-        from cellbench.readers.qupath_geojson import parse_qupath_features
+        from cellbench.data.readers.qupath_geojson import parse_qupath_features
 
         objs = parse_qupath_features(json.loads(up.getvalue()), up.name)
         summary = pl.DataFrame(
@@ -187,7 +187,7 @@ with ui.guard("Reading QuPath files"):
                 import tempfile
                 from pathlib import Path
 
-                from cellbench.user_data import import_qupath
+                from cellbench.data.user_data import import_qupath
 
                 with tempfile.TemporaryDirectory() as tmp:
                     img_path = Path(tmp) / Path(img_up.name).name

@@ -24,14 +24,14 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def catalog(shared_data):
-    from cellbench.catalog import load_catalog
+    from cellbench.data.catalog import load_catalog
 
     return load_catalog(REPO / "data_catalog.yaml", root=shared_data)
 
 
 @pytest.fixture(scope="session")
 def table(catalog):
-    from cellbench.samples import sample_table
+    from cellbench.data.samples import sample_table
 
     return sample_table(catalog)
 

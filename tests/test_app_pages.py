@@ -49,8 +49,8 @@ def no_data(tmp_path, monkeypatch):
 
 @pytest.fixture
 def synthetic_runs():
-    from cellbench.store import Store
-    from cellbench.synthetic import synthetic_store
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
 
     return synthetic_store(Store(), classes=("epithelial", "inflammatory"))
 
@@ -109,7 +109,7 @@ def test_explorer_gallery_one_sample_and_broken_slide(data_env):
 
 
 def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
-    from cellbench.jobs import list_jobs, wait_job
+    from cellbench.runs.jobs import list_jobs, wait_job
 
     at = _page("3_Evaluate.py").run()
     _no_errors(at)
@@ -143,7 +143,7 @@ def test_results_page_groups_and_classes(synthetic_runs, no_data):
 
 
 def test_results_error_view(data_env):
-    from cellbench.evaluate import EvalSpec, evaluate
+    from cellbench.runs.evaluate import EvalSpec, evaluate
 
     evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
     at = _page("4_Results.py").run()
@@ -183,7 +183,7 @@ def test_figures_page_lists_the_standard_figures(synthetic_runs, no_data):
 
 
 def test_export_figure_writes_valid_svg_and_pdf():
-    from cellbench.figures import count_bar, export_figure
+    from cellbench.viz.figures import count_bar, export_figure
 
     pytest.importorskip("kaleido", reason="kaleido is not installed")
     import shutil
@@ -202,8 +202,8 @@ def test_export_figure_writes_valid_svg_and_pdf():
 
 def test_fresh_clone_shows_reference_results(no_data, tmp_path, monkeypatch):
     """Without data and without runs of one's own, committed reference results are shown."""
-    from cellbench.store import Store
-    from cellbench.synthetic import synthetic_store
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
 
     ref = tmp_path / "reference"
     synthetic_store(Store(ref))

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cellbench.catalog import load_catalog, parse_catalog
-from cellbench.errors import CatalogError
+from cellbench.core.errors import CatalogError
+from cellbench.data.catalog import load_catalog, parse_catalog
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_DATASETS = {

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from cellbench.catalog import load_catalog
-from cellbench.classes import class_leaves, label_map, load_hierarchy, shared_level
+from cellbench.data.catalog import load_catalog
+from cellbench.data.classes import class_leaves, label_map, load_hierarchy, shared_level
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,10 +14,10 @@ from conftest import tiny_checkpoint
 from typer.testing import CliRunner
 
 from cellbench.analysis import as_matrix, bootstrap_mean, group_summary, train_test_matrix
-from cellbench.errors import DataError
-from cellbench.evaluate import EvalSpec, Evaluation, evaluate, flatten
+from cellbench.core.errors import DataError
 from cellbench.models.registry import user_dir
-from cellbench.store import SCHEMA, RunBusyError, Store
+from cellbench.runs.evaluate import EvalSpec, Evaluation, evaluate, flatten
+from cellbench.runs.store import SCHEMA, RunBusyError, Store
 
 # -- store and queries without data -----------------------------------------------------------
 
@@ -162,7 +162,7 @@ def test_builtin_checkpoint_on_three_he_datasets_grouped_by_center_and_organ(
 
 
 def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_path):
-    from cellbench.samples import iter_samples
+    from cellbench.data.samples import iter_samples
 
     folder = tmp_path / "preds"
     folder.mkdir()
@@ -236,7 +236,7 @@ def test_stop_request_keeps_finished_samples_and_rerun_completes(data_env, catal
 
 
 def _wait(job_id, cond, timeout=120):
-    from cellbench.jobs import job_status
+    from cellbench.runs.jobs import job_status
 
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -248,7 +248,7 @@ def _wait(job_id, cond, timeout=120):
 
 
 def test_killed_job_loses_no_rows_and_resumes(data_env):
-    from cellbench.jobs import job_status, resume_job, submit_job, wait_job
+    from cellbench.runs.jobs import job_status, resume_job, submit_job, wait_job
 
     tiny_checkpoint(user_dir() / "tiny")
     spec = EvalSpec(dataset="consep", split="test", model="tiny", limit=40)
@@ -275,7 +275,7 @@ def test_killed_job_loses_no_rows_and_resumes(data_env):
 
 
 def test_two_jobs_at_once_and_cancel(data_env):
-    from cellbench.jobs import cancel_job, list_jobs, submit_job, wait_job
+    from cellbench.runs.jobs import cancel_job, list_jobs, submit_job, wait_job
 
     tiny_checkpoint(user_dir() / "tiny")
     a = submit_job(EvalSpec(dataset="consep", split="test", model="tiny", limit=6))
@@ -361,7 +361,7 @@ def test_post_processing_workers_give_the_same_rows(data_env, catalog, tmp_path)
 
 
 def test_reference_store_is_read_with_the_workspace_and_never_written(tmp_path):
-    from cellbench.synthetic import synthetic_store
+    from cellbench.runs.synthetic import synthetic_store
 
     ref = tmp_path / "reference"
     ids = synthetic_store(Store(ref), train_sets=("monuseg",), test_sets=("monuseg",), n_samples=3)

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from cellbench.catalog import load_catalog
-from cellbench.errors import CatalogError, DataError, UnknownClassError
-from cellbench.samples import load_sample, sample_table
+from cellbench.core.errors import CatalogError, DataError, UnknownClassError
+from cellbench.data.catalog import load_catalog
+from cellbench.data.samples import load_sample, sample_table
 
 
 def _write_catalog(tmp_path, entries):

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cellbench import losses
-from cellbench.catalog import ClassDef
+from cellbench.data.catalog import ClassDef
+from cellbench.models import losses
 
 FINE = [
     ClassDef(id=1, name="other", nodes=["other"]),

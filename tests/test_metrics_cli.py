@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cellbench.cli import app
 from cellbench.metrics import aggregate_groups, instance_scores
-from cellbench.synthetic import perturb_instances, random_instances
+from cellbench.runs.synthetic import perturb_instances, random_instances
 
 runner = CliRunner()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellbench.errors import CellbenchError, DataError
+from cellbench.core.errors import CellbenchError, DataError
 from cellbench.metrics import aggregate_instances, compare_presets, instance_scores
 
 EPS = 1e-6
@@ -91,7 +91,7 @@ def test_perfect_prediction_hovernet_sq_epsilon():
 
 def test_non_contiguous_ids_do_not_change_scores():
     rng = np.random.default_rng(3)
-    from cellbench.synthetic import perturb_instances, random_instances
+    from cellbench.runs.synthetic import perturb_instances, random_instances
 
     t = random_instances((64, 64), 12, seed=4)
     p = perturb_instances(t, seed=5)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from cellbench.errors import CellbenchError
+from cellbench.core.errors import CellbenchError
+from cellbench.data.sample import Points
 from cellbench.metrics import (
     aggregate_points,
     aggregate_semantic,
@@ -14,8 +15,7 @@ from cellbench.metrics import (
     point_scores,
     semantic_scores,
 )
-from cellbench.sample import Points
-from cellbench.synthetic import perturb_instances, random_instances
+from cellbench.runs.synthetic import perturb_instances, random_instances
 
 
 def pts(xy, cls, score=None):

@@ -8,7 +8,7 @@ import torch
 import yaml
 from conftest import tiny_checkpoint
 
-from cellbench.errors import DataError
+from cellbench.core.errors import DataError
 from cellbench.metrics import instance_scores
 from cellbench.models import postprocess as pp
 from cellbench.models.card import load_card, parse_card
@@ -21,7 +21,7 @@ from cellbench.models.registry import (
     model_row,
     user_dir,
 )
-from cellbench.synthetic import random_instances
+from cellbench.runs.synthetic import random_instances
 
 # -- cards ------------------------------------------------------------------------------------
 
@@ -299,7 +299,7 @@ def test_predict_many_with_worker_processes_equals_predict():
 
 
 def test_predict_region_of_a_whole_slide_at_the_model_mpp(shared_data):
-    from cellbench.wsi import open_slide
+    from cellbench.data.wsi import open_slide
 
     tiny_checkpoint(user_dir() / "tiny", seed=1)
     pred = load_predictor("tiny")

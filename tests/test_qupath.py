@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from cellbench.qupath import detection_features, instance_geometries, write_geojson
-from cellbench.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
-from cellbench.synthetic import random_instances
+from cellbench.data.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
+from cellbench.qupath.geojson import detection_features, instance_geometries, write_geojson
+from cellbench.runs.synthetic import random_instances
 
 
 def _same_partition(a: np.ndarray, b: np.ndarray) -> dict[int, int]:
@@ -55,8 +55,8 @@ def test_round_trip_random_instances_and_frame(tmp_path):
 
 @pytest.mark.parametrize("dataset", ["monuseg", "consep"])
 def test_round_trip_real_annotations(data_env, catalog, tmp_path, dataset):
-    from cellbench.qupath import sample_features
-    from cellbench.samples import iter_samples
+    from cellbench.data.samples import iter_samples
+    from cellbench.qupath.geojson import sample_features
 
     names = {c.name: c.id for c in catalog.get(dataset).classes}
     for k, (rec, s) in enumerate(iter_samples(catalog, dataset, "test")):
@@ -75,7 +75,7 @@ def test_round_trip_real_annotations(data_env, catalog, tmp_path, dataset):
 
 def test_errors_and_cli(data_env, catalog, tmp_path):
     from cellbench.cli import app
-    from cellbench.evaluate import EvalSpec, evaluate
+    from cellbench.runs.evaluate import EvalSpec, evaluate
 
     run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
     r = CliRunner()
@@ -89,7 +89,7 @@ def test_errors_and_cli(data_env, catalog, tmp_path):
     tps = [o for o in objs if o.class_name == "TP"]
     assert all(0.5 < o.measurements["Matched IoU"] <= 1 for o in tps)
     from cellbench.metrics import instance_scores
-    from cellbench.review import run_prediction
+    from cellbench.viz.review import run_prediction
 
     sample, pred, _ = run_prediction(run, "img2d_256")
     sc = instance_scores(sample.instances, pred[0])  # counts agree with the metrics engine
@@ -104,8 +104,8 @@ def test_errors_and_cli(data_env, catalog, tmp_path):
 
 
 def test_point_export_round_trip(data_env, catalog, tmp_path):
-    from cellbench.qupath import sample_features
-    from cellbench.samples import load_sample
+    from cellbench.data.samples import load_sample
+    from cellbench.qupath.geojson import sample_features
 
     s = load_sample(catalog, "ocelot", "fold_0_000")
     feats = sample_features(catalog, "ocelot", "fold_0_000")
@@ -120,8 +120,8 @@ def test_point_export_round_trip(data_env, catalog, tmp_path):
 
 def test_figures_cli_writes_valid_svg_and_pdf(no_chromium_skip, tmp_path):
     from cellbench.cli import app
-    from cellbench.store import Store
-    from cellbench.synthetic import synthetic_store
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
 
     synthetic_store(Store(), n_samples=4)
     res = CliRunner().invoke(app, ["figures", "--out", str(tmp_path / "figs")])
@@ -137,7 +137,7 @@ def test_figures_cli_writes_valid_svg_and_pdf(no_chromium_skip, tmp_path):
 
 
 def test_read_the_real_qupath_project(shared_data):
-    from cellbench.qupath_project import read_project
+    from cellbench.qupath.project import read_project
 
     p = read_project(shared_data / "qupath_project")
     assert p.version == "0.2.0-m12"
@@ -154,8 +154,8 @@ def test_read_the_real_qupath_project(shared_data):
 
 
 def test_malformed_project_names_the_file(tmp_path):
-    from cellbench.errors import DataError
-    from cellbench.qupath_project import read_project
+    from cellbench.core.errors import DataError
+    from cellbench.qupath.project import read_project
 
     (tmp_path / "project.qpproj").write_text("{ not json")
     with pytest.raises(DataError, match="project.qpproj: malformed JSON"):
@@ -164,7 +164,7 @@ def test_malformed_project_names_the_file(tmp_path):
 
 def test_write_a_project_and_read_it_back(data_env, tmp_path):
     from cellbench.cli import app
-    from cellbench.qupath_project import argb_to_rgb, read_project, rgb_to_argb, write_project
+    from cellbench.qupath.project import argb_to_rgb, read_project, rgb_to_argb, write_project
 
     assert argb_to_rgb(rgb_to_argb("#c80000")) == (200, 0, 0) and rgb_to_argb((200, 0, 0)) < 0
     out = tmp_path / "proj"
@@ -199,7 +199,7 @@ def test_write_a_project_and_read_it_back(data_env, tmp_path):
 
 
 def test_paquo_backend(tmp_path):
-    from cellbench.qupath_project import paquo_reason, write_project
+    from cellbench.qupath.project import paquo_reason, write_project
 
     reason = paquo_reason()
     if reason:
@@ -221,9 +221,9 @@ def test_paquo_backend(tmp_path):
 
 def test_point_errors_match_the_point_scores(data_env, catalog):
     """TP / FP / FN of the error review are exactly the counts the metrics engine reports."""
+    from cellbench.data.samples import load_predictions, load_sample
     from cellbench.metrics import point_scores
-    from cellbench.review import point_errors
-    from cellbench.samples import load_predictions, load_sample
+    from cellbench.viz.review import point_errors
 
     pred = load_predictions(catalog, "ocelot", "ocelot_fold0_model")
     for sid in ("fold_0_000", "fold_0_010", "fold_0_040"):

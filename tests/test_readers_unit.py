@@ -9,16 +9,20 @@ import pytest
 import tifffile
 from PIL import Image
 
-from cellbench.errors import DataError, UnknownClassError
-from cellbench.imageio import as_label_image, check_same_size, read_image, read_label_image
-from cellbench.rasterize import polygons_to_instances
-from cellbench.readers.aperio_xml import read_aperio_xml
-from cellbench.readers.coco import coco_to_instances, read_coco
-from cellbench.readers.grand_challenge import check_points_inside, read_gc_points, read_gc_polygons
-from cellbench.readers.imagej_roi import read_roiset
-from cellbench.readers.masks import binary_to_instances, pannuke_to_instances
-from cellbench.readers.oscc import read_oscc_metadata
-from cellbench.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
+from cellbench.core.errors import DataError, UnknownClassError
+from cellbench.data.imageio import as_label_image, check_same_size, read_image, read_label_image
+from cellbench.data.rasterize import polygons_to_instances
+from cellbench.data.readers.aperio_xml import read_aperio_xml
+from cellbench.data.readers.coco import coco_to_instances, read_coco
+from cellbench.data.readers.grand_challenge import (
+    check_points_inside,
+    read_gc_points,
+    read_gc_polygons,
+)
+from cellbench.data.readers.imagej_roi import read_roiset
+from cellbench.data.readers.masks import binary_to_instances, pannuke_to_instances
+from cellbench.data.readers.oscc import read_oscc_metadata
+from cellbench.data.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
 
 SQUARE = [(2, 2), (6, 2), (6, 6), (2, 6)]
 
@@ -250,7 +254,7 @@ def test_qupath_geojson_errors(tmp_path):
 
 
 def test_unknown_class_name_names_the_file(tmp_path):
-    from cellbench.readers.base import DatasetReader
+    from cellbench.data.readers.base import DatasetReader
 
     ds = SimpleNamespace(
         id="toy",

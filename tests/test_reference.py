@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from cellbench import config, reference
-from cellbench.store import Store
+from cellbench.core import config
+from cellbench.runs import reference
+from cellbench.runs.store import Store
 
 REF = config.REPO_DIR / "results" / "reference"
 pytestmark = pytest.mark.skipif(
@@ -38,7 +39,7 @@ def test_every_reference_run_is_complete_and_matches_its_bundled_checkpoint(ref_
         parts = list((REF / "metrics" / r["run_id"]).glob("*.parquet"))
         assert len(parts) == 1
     for exp in ("matrix", "pair", "centers"):
-        from cellbench.paper import experiment_runs
+        from cellbench.viz.paper import experiment_runs
 
         assert experiment_runs(ref_store, exp)
 
@@ -50,7 +51,7 @@ def test_every_reference_run_is_complete_and_matches_its_bundled_checkpoint(ref_
 def test_evaluate_reproduces_the_stored_numbers(
     data_env, ref_store, tmp_path, model, dataset, split, n
 ):
-    from cellbench.evaluate import EvalSpec, Evaluation
+    from cellbench.runs.evaluate import EvalSpec, Evaluation
 
     ref_id = next(
         r["run_id"]

@@ -4,11 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cellbench.errors import DataError
-from cellbench.readers import get_reader
-from cellbench.readers.coco import coco_to_instances, read_coco
-from cellbench.readers.grand_challenge import read_gc_polygons
-from cellbench.samples import iter_samples, load_predictions, load_sample, records
+from cellbench.core.errors import DataError
+from cellbench.data.readers import get_reader
+from cellbench.data.readers.coco import coco_to_instances, read_coco
+from cellbench.data.readers.grand_challenge import read_gc_polygons
+from cellbench.data.samples import iter_samples, load_predictions, load_sample, records
 
 
 def _split(table, ds, split):
@@ -102,7 +102,7 @@ def test_dsb_fluorescence(catalog):
 
 
 def test_every_local_sample_record_has_the_standard_columns(table):
-    from cellbench.sample import STANDARD_COLUMNS
+    from cellbench.data.sample import STANDARD_COLUMNS
 
     assert tuple(table.columns[: len(STANDARD_COLUMNS)]) == STANDARD_COLUMNS
     assert table.height == 14 + 13 + 224 + 432 + 81 + 2 + 2
@@ -138,7 +138,7 @@ def test_reader_records_are_cheap_and_consistent(catalog):
 
 
 def test_wsi_fixtures(shared_data):
-    from cellbench.wsi import open_slide
+    from cellbench.data.wsi import open_slide
 
     with open_slide(shared_data / "wsi/small_HE.svs") as s:
         assert s.backend == "tiffslide" and s.dimensions == (2220, 2967)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cellbench.errors import DataError
-from cellbench.splits import center_held_out, group_holdout
+from cellbench.core.errors import DataError
+from cellbench.data.splits import center_held_out, group_holdout
 
 
 def _metas(n_centers=10, per=3):
@@ -75,7 +75,7 @@ CONFIG = {
 def test_train_writes_a_loadable_checkpoint_with_card_config_and_log(data_env, tmp_path):
     from cellbench.models.card import load_card
     from cellbench.models.registry import load_predictor
-    from cellbench.train import TrainConfig, load_config, train
+    from cellbench.models.train import TrainConfig, load_config, train
 
     cfg = TrainConfig.model_validate(CONFIG)
     out = tmp_path / "ckpt"
@@ -96,7 +96,7 @@ def test_train_writes_a_loadable_checkpoint_with_card_config_and_log(data_env, t
 
 
 def test_fine_tune_keeps_layers_and_refuses_other_architectures(data_env, tmp_path, monkeypatch):
-    from cellbench.train import TrainConfig, train
+    from cellbench.models.train import TrainConfig, train
 
     pre = train(
         TrainConfig.model_validate({**CONFIG, "data": CONFIG["data"][:1]}), tmp_path / "pre"

@@ -9,10 +9,10 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from cellbench.catalog import load_catalog
-from cellbench.errors import CatalogError, DataError
-from cellbench.samples import load_sample
-from cellbench.user_data import import_qupath
+from cellbench.core.errors import CatalogError, DataError
+from cellbench.data.catalog import load_catalog
+from cellbench.data.samples import load_sample
+from cellbench.data.user_data import import_qupath
 
 
 def _square(x, y, s, cls=None, kind="detection"):
@@ -76,7 +76,7 @@ def test_second_import_adds_a_sample_and_refuses_duplicates(pair, tmp_path):
 
 
 def test_bad_input_names_the_file_and_writes_nothing(pair, tmp_path):
-    from cellbench import config
+    from cellbench.core import config
 
     gj, img = pair
     bad = tmp_path / "bad.geojson"

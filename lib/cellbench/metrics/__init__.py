@@ -1,4 +1,7 @@
-"""cellbench's metrics engine: exact, convention-aware scoring (``shared/DESIGN.md`` §5).
+"""Layer 2, metrics: exact, convention-aware scoring (``shared/DESIGN.md`` §5).
+
+May import :mod:`cellbench.core` and :mod:`cellbench.data` (the sample model, image I/O and
+point files it scores).
 
 One entry point per image and kind, plus dataset aggregation per preset:
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from cellbench.errors import CellbenchError, DataError
+from cellbench.core.errors import CellbenchError, DataError
 from cellbench.metrics.matching import best_per_group, max_weight_matching
 from cellbench.metrics.overlap import Overlap, centroids, check_label_map, compute_overlap
 from cellbench.metrics.presets import get_preset

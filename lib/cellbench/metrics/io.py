@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from cellbench.errors import DataError
-from cellbench.imageio import read_label_array
+from cellbench.core.errors import DataError
+from cellbench.data.imageio import read_label_array
+from cellbench.data.sample import Points
 from cellbench.metrics.aggregate import aggregate_instances, aggregate_points
 from cellbench.metrics.instance import instance_scores, parse_thresholds
 from cellbench.metrics.overlap import check_label_map
 from cellbench.metrics.points import point_scores
 from cellbench.metrics.presets import get_preset
-from cellbench.sample import Points
 
 INSTANCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
@@ -110,7 +110,7 @@ def score_point_files(
     ``image_size`` (width, height) makes points outside the image an error; the ``ocelot``
     preset defaults to OCELOT's 1024 x 1024 patches and classes (1, 2).
     """
-    from cellbench.readers.grand_challenge import check_points_inside, read_gc_points
+    from cellbench.data.readers.grand_challenge import check_points_inside, read_gc_points
 
     get_preset(preset, "points")
     if preset == "ocelot":

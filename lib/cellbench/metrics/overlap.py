@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellbench.errors import DataError
+from cellbench.core.errors import DataError
 
 #: Largest dense joint histogram (bins) built directly; beyond it ids are compacted.
 MAX_BINS = 1 << 24

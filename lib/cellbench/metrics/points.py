@@ -14,10 +14,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from cellbench.errors import CellbenchError
+from cellbench.core.errors import CellbenchError
+from cellbench.data.sample import Points
 from cellbench.metrics.matching import max_weight_matching
 from cellbench.metrics.presets import get_preset
-from cellbench.sample import Points
 
 #: OCELOT's matching radius in pixels (about 3 um at 0.194 um/px).
 OCELOT_RADIUS_PX = 15.0
@@ -124,7 +124,7 @@ def full_hungarian_match(a: np.ndarray, b: np.ndarray, r: float) -> tuple[np.nda
 
 def _check_points(pts: Points, name: str) -> Points:
     if not isinstance(pts, Points):
-        raise CellbenchError(f"{name}: expected cellbench.sample.Points")
+        raise CellbenchError(f"{name}: expected cellbench.data.sample.Points")
     if len(pts) and not (np.isfinite(pts.xy).all() and np.isfinite(pts.score).all()):
         raise CellbenchError(f"{name}: non-finite coordinates or scores")
     return pts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cellbench.errors import CellbenchError
+from cellbench.core.errors import CellbenchError
 
 
 @dataclass(frozen=True)

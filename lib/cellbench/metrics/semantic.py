@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from cellbench.errors import DataError
+from cellbench.core.errors import DataError
 
 
 def _as_classes(arr: np.ndarray, name: str | Path) -> np.ndarray:

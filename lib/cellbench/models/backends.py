@@ -4,7 +4,7 @@ Three kinds (the card's ``kind``): a state_dict of a built-in architecture, a To
 an ONNX file (onnxruntime). Each backend takes ``(N, C, H, W) float32`` numpy tiles and returns
 ``(N, K, H, W) float32`` raw outputs (no activation). Weights are checked against the card's
 sha256 before loading; a mismatch or an unreadable file raises
-:class:`~cellbench.errors.DataError` naming the file.
+:class:`~cellbench.core.errors.DataError` naming the file.
 
 CPU runs in float32 and is deterministic (same input, same output, bit for bit). CUDA runs in
 bfloat16 autocast by default (``amp``) for torch models, or the CUDA execution provider for ONNX.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellbench.errors import DataError
+from cellbench.core.errors import DataError
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 

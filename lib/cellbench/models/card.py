@@ -22,7 +22,7 @@ A card is a YAML file next to (or pointing at) the weights. Fields (``shared/DES
   the image grid first, so boundaries keep the image's resolution; sizes in image pixels);
 - ``training``: datasets, splits and notes; ``provenance``: where the card's facts come from.
 
-Loading validates the YAML with a schema; problems raise :class:`~cellbench.errors.DataError`
+Loading validates the YAML with a schema; problems raise :class:`~cellbench.core.errors.DataError`
 naming the card file and the field.
 """
 
@@ -34,8 +34,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cellbench import config
-from cellbench.errors import DataError
+from cellbench.core import config
+from cellbench.core.errors import DataError
 
 
 class _Strict(BaseModel):

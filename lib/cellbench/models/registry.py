@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from cellbench import config
-from cellbench.atomic import write_bytes_atomic
-from cellbench.errors import DataError
+from cellbench.core import config
+from cellbench.core.atomic import write_bytes_atomic
+from cellbench.core.errors import DataError
 from cellbench.models.card import LoadedCard, dump_card, load_card, parse_card
 
 BUNDLED_DIR = config.REPO_DIR / "models"

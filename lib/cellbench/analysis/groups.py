@@ -1,0 +1,170 @@
+"""Queries over the metrics store (polars lazy) with bootstrap confidence intervals.
+
+Used by the app, notebooks and CLI alike.
+
+Conventions
+-----------
+- Group figures are **means over samples** of a per-sample metric (HoVer-Net's dataset
+  convention), class ``all`` unless a class is given; samples where the metric is undefined
+  (null, e.g. an image with neither GT nor prediction) are left out and not counted.
+- Confidence intervals are percentile bootstrap intervals (``n_boot`` resamples, default 1000,
+  fixed seed). Resampling is by **cluster**: whole patients (``patient_id``) when every sample
+  of the group has one and there are fewer patients than samples, else whole slides
+  (``slide_id``) on the same rule, else single samples; the column says which. Resampling
+  patients keeps correlated tiles of one patient together, so intervals are honest about
+  how many independent units there are.
+- The preset's own dataset-level figures (pooled counts, mPQ+) are the rows with
+  ``level = dataset``: :func:`dataset_figures`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from cellbench.runs.store import Store
+
+CLUSTER_KEYS = ("patient_id", "slide_id")
+
+
+def bootstrap_mean(
+    values: np.ndarray,
+    clusters: np.ndarray | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, resampling whole clusters.
+
+    The resampled statistic is ``sum of values / number of values`` over the drawn clusters,
+    i.e. the sample mean of the resample; with one sample per cluster it is the ordinary
+    bootstrap. Returns ``(low, high)``; NaNs for fewer than 2 values.
+    """
+    v = np.asarray(values, np.float64)
+    if len(v) < 2:
+        return (float("nan"), float("nan"))
+    if clusters is None:
+        sums, counts = v, np.ones_like(v)
+    else:
+        _, inv = np.unique(np.asarray(clusters), return_inverse=True)
+        sums = np.bincount(inv, weights=v)
+        counts = np.bincount(inv).astype(np.float64)
+    k = len(sums)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, k, size=(n_boot, k))
+    stats = sums[idx].sum(1) / counts[idx].sum(1)
+    a = (1 - level) / 2
+    lo, hi = np.quantile(stats, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def _cluster_column(df: pl.DataFrame) -> str:
+    n = df.height
+    for key in CLUSTER_KEYS:
+        col = df.get_column(key)
+        if col.null_count() == 0 and 1 < col.n_unique() < n:
+            return key
+    return "sample_id"
+
+
+def sample_values(
+    store: Store,
+    run_ids: Sequence[str] | None = None,
+    metric: str = "pq",
+    cls: str | None = "all",
+) -> pl.LazyFrame:
+    """Per-sample rows of one metric and class (lazy; ``cls=None``: every class)."""
+    cond = (pl.col("level") == "sample") & (pl.col("metric") == metric)
+    if cls is not None:
+        cond = cond & (pl.col("class") == cls)
+    return store.scan(run_ids).filter(cond)
+
+
+def group_summary(
+    store: Store,
+    run_ids: Sequence[str] | None = None,
+    metric: str = "pq",
+    by: Sequence[str] = ("run_id",),
+    cls: str | None = "all",
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """Mean of a per-sample metric per group, with n and a bootstrap interval.
+
+    ``by`` are metric-row columns (``run_id``, ``model_id``, ``train_datasets``,
+    ``test_dataset``, ``center``, ``organ``, ``stain``, ``category``, ``class`` ...); with
+    ``cls=None`` every class is kept (group by ``class`` then). Result
+    columns: the keys, ``n`` (samples with a value), ``mean``, ``ci_low``, ``ci_high``,
+    ``resampled`` (the cluster unit), sorted by the keys.
+    """
+    by = list(by)
+    need = list(dict.fromkeys([*by, "sample_id", *CLUSTER_KEYS, "value"]))
+    df = (
+        sample_values(store, run_ids, metric, cls)
+        .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+        .select(need)
+        .collect()
+    )
+    schema = {
+        **{k: df.schema.get(k, pl.Utf8) for k in by},
+        "n": pl.Int64,
+        "mean": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "resampled": pl.Utf8,
+    }
+    if df.is_empty():
+        return pl.DataFrame(schema=schema)
+    rows = []
+    for key, g in df.group_by(by, maintain_order=False):
+        unit = _cluster_column(g)
+        v = g.get_column("value").to_numpy()
+        lo, hi = bootstrap_mean(v, g.get_column(unit).to_numpy(), n_boot, level, seed)
+        rows.append(
+            {
+                **dict(zip(by, key, strict=True)),
+                "n": len(v),
+                "mean": float(v.mean()),
+                "ci_low": lo,
+                "ci_high": hi,
+                "resampled": unit,
+            }
+        )
+    return pl.DataFrame(rows, schema=schema).sort(by, nulls_last=True)
+
+
+def dataset_figures(store: Store, run_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """The preset's dataset-level rows (``level = dataset``) of the given runs."""
+    return (
+        store.scan(run_ids)
+        .filter(pl.col("level") == "dataset")
+        .select(
+            "run_id",
+            "model_id",
+            "train_datasets",
+            "test_dataset",
+            "split",
+            "class",
+            "metric",
+            "value",
+        )
+        .collect()
+    )
+
+
+def model_summary(store: Store, ids: Sequence[str], metrics=("pq", "aji", "dice1")) -> pl.DataFrame:
+    """Mean per-sample metrics (class ``all``) of runs: one row per model x test dataset, one
+    column per metric (the reference experiments' table)."""
+    frames = [
+        group_summary(store, ids, m, ["model_id", "test_dataset"], n_boot=1000).with_columns(
+            metric=pl.lit(m)
+        )
+        for m in metrics
+    ]
+    long = pl.concat(frames)
+    return long.pivot(on="metric", index=["model_id", "test_dataset"], values="mean").sort(
+        ["model_id", "test_dataset"]
+    )

@@ -1,0 +1,235 @@
+"""Streamlit plumbing shared by the pages: error guard, cached data access, figure export.
+
+No analysis here: pages call the library and render; this module only adds caching at the
+data boundary (keyed by what is on disk, so new runs show up) and the common widgets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import streamlit as st
+
+from cellbench.core import config
+from cellbench.core.errors import CellbenchError
+from cellbench.runs.store import RUN_COLUMNS
+
+
+@contextlib.contextmanager
+def guard(what: str = "This page"):
+    """Show errors as a message in the page, never as a traceback."""
+    try:
+        yield
+    except CellbenchError as e:
+        st.error(f"{e}")
+    except KeyError as e:
+        st.error(f"{e.args[0] if e.args else e}")
+    except Exception as e:  # noqa: BLE001 - the app never shows a traceback
+        st.error(f"{what} hit an unexpected problem: {type(e).__name__}: {e}")
+
+
+def header(title: str, caption: str) -> None:
+    st.set_page_config(page_title=f"cellbench · {title}", layout="wide")
+    st.title(title)
+    st.caption(caption)
+
+
+# -- cached data ------------------------------------------------------------------------------
+
+
+def _paths() -> tuple[str, str, str]:
+    """Cache key of the catalog: its file, the data root and the user catalog's state."""
+    up = config.user_catalog_path()
+    user = f"{up}:{up.stat().st_mtime_ns}" if up.is_file() else ""
+    return str(config.catalog_path()), str(config.data_root()), user
+
+
+@st.cache_resource(show_spinner=False)
+def _catalog(cat_path: str, root: str, user: str = ""):
+    from cellbench.data.catalog import load_catalog
+
+    return load_catalog(cat_path, root)
+
+
+def catalog():
+    """The catalog (cached per catalog file and data root)."""
+    return _catalog(*_paths())
+
+
+@st.cache_data(show_spinner="Reading sample metadata ...")
+def _sample_table(cat_path: str, root: str, user: str = "") -> pl.DataFrame:
+    from cellbench.data.samples import sample_table
+
+    return sample_table(_catalog(cat_path, root, user))
+
+
+def sample_table() -> pl.DataFrame:
+    """One row per local sample of every available dataset (cached)."""
+    return _sample_table(*_paths())
+
+
+@st.cache_data(show_spinner=False)
+def _catalog_rows(cat_path: str, root: str, user: str = "") -> list[dict]:
+    from cellbench.data.samples import catalog_rows
+
+    return catalog_rows(_catalog(cat_path, root, user))
+
+
+def catalog_rows() -> list[dict]:
+    return _catalog_rows(*_paths())
+
+
+def store():
+    from cellbench.runs.store import Store
+
+    return Store()
+
+
+def store_signature() -> tuple:
+    """What is on disk in the store (file names and modification times): the cache key."""
+    s = store()
+    sig = []
+    for root in s.roots():
+        for d in (root / "runs", root / "metrics"):
+            for p in sorted(d.rglob("*")) if d.is_dir() else []:
+                if p.suffix in (".json", ".parquet") and not p.name.startswith("."):
+                    sig.append((str(p), p.stat().st_mtime_ns))
+    return (str(s.root), tuple(sig))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def runs_table(sig: tuple) -> pl.DataFrame:
+    return store().runs()
+
+
+def runs() -> pl.DataFrame:
+    """The runs table (cached until the store changes)."""
+    return runs_table(store_signature())
+
+
+@st.cache_data(show_spinner="Summarising ...", max_entries=64)
+def _summary(sig: tuple, run_ids: tuple, metric: str, by: tuple, cls: str | None, n_boot: int):
+    from cellbench.analysis import group_summary
+
+    return group_summary(store(), list(run_ids), metric, list(by), cls=cls, n_boot=n_boot)
+
+
+def summary(run_ids, metric: str, by, cls: str | None = "all", n_boot: int = 1000) -> pl.DataFrame:
+    """:func:`cellbench.analysis.group_summary`, cached until the store changes."""
+    return _summary(store_signature(), tuple(run_ids), metric, tuple(by), cls, n_boot)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _metrics_of(sig: tuple, run_ids: tuple) -> tuple[list[str], list[str]]:
+    lf = store().scan(list(run_ids)).filter(pl.col("level") == "sample")
+    m = lf.select(pl.col("metric").unique()).collect()["metric"].to_list()
+    c = lf.select(pl.col("class").unique()).collect()["class"].to_list()
+    return sorted(m), sorted(c, key=lambda x: (x != "all", x))
+
+
+def metrics_of(run_ids) -> tuple[list[str], list[str]]:
+    """Metric names and classes stored for the runs (``all`` first)."""
+    return _metrics_of(store_signature(), tuple(run_ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _values(sig: tuple, run_ids: tuple, metric: str, cls: str) -> pl.DataFrame:
+    from cellbench.analysis import sample_values
+
+    return sample_values(store(), list(run_ids), metric, cls).collect()
+
+
+def values(run_ids, metric: str, cls: str = "all") -> pl.DataFrame:
+    """Per-sample rows of one metric (cached until the store changes)."""
+    return _values(store_signature(), tuple(run_ids), metric, cls)
+
+
+# -- widgets ----------------------------------------------------------------------------------
+
+
+def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: str = "figure"):
+    """A figure with downloads: SVG/PDF/PNG at a publication size, and its data."""
+    from cellbench.viz.figures import PUBLICATION_SIZES, export_figure, frame_bytes
+
+    st.plotly_chart(fig, key=f"{key}_chart")
+    with st.expander("Export this figure"):
+        c1, c2, c3 = st.columns([2, 1, 1])
+        size = c1.selectbox("Size", list(PUBLICATION_SIZES), key=f"{key}_size")
+        fmt = c2.selectbox("Format", ["svg", "pdf", "png"], key=f"{key}_fmt")
+        w, h = PUBLICATION_SIZES[size]
+        mime = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}[fmt]
+        c3.download_button(
+            f"Download {fmt.upper()}",
+            lambda: export_figure(fig, fmt, w, h),
+            file_name=f"{name}.{fmt}",
+            mime=mime,
+            key=f"{key}_dl",
+        )
+        if data is not None:
+            d1, d2 = st.columns(2)
+            d1.download_button(
+                "Data (CSV)",
+                lambda: frame_bytes(data, "csv"),
+                file_name=f"{name}.csv",
+                mime="text/csv",
+                key=f"{key}_csv",
+            )
+            d2.download_button(
+                "Data (parquet)",
+                lambda: frame_bytes(data, "parquet"),
+                file_name=f"{name}.parquet",
+                key=f"{key}_pq",
+            )
+
+
+def run_label(r: dict[str, Any]) -> str:
+    """A short readable name for a run."""
+    split = f"/{r['split']}" if r.get("split") else ""
+    return (
+        f"{r['model_id']} → {r['test_dataset']}{split} ({r.get('preset')}, n={r.get('n_samples')})"
+    )
+
+
+def run_labels(runs: pl.DataFrame) -> dict[str, str]:
+    """``{run_id: label}``, unique (the run id's hash is added where labels collide)."""
+    rows = list(runs.iter_rows(named=True))
+    base = [run_label(r) for r in rows]
+    out = {}
+    for r, b in zip(rows, base, strict=True):
+        out[r["run_id"]] = b if base.count(b) == 1 else f"{b} #{r['run_id'][-6:]}"
+    return out
+
+
+def data_hint() -> str:
+    root = config.data_root()
+    return f"data root `{root}`" + ("" if Path(root).is_dir() else " (missing)")
+
+
+@st.cache_data(show_spinner="Recomputing the prediction of this sample ...", max_entries=16)
+def error_image(run_id: str, sample_id: str):
+    """:func:`cellbench.viz.review.error_view` of a stored run (cached)."""
+    from cellbench.viz.review import error_view
+
+    return error_view(store().get_run(run_id), sample_id, catalog(), store())
+
+
+def runs_overview(runs: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The runs table's columns a page shows (those present)."""
+    return runs.select([c for c in (*RUN_COLUMNS, *extra) if c in runs.columns])
+
+
+def job_progress(job: dict[str, Any], where=None) -> None:
+    """A job's progress bar: done / total, current sample, ETA, error."""
+    total = job.get("total") or 1
+    done = job.get("done") or 0
+    eta = job.get("eta_s")
+    text = (
+        f"{job['job_id']} · {job['status']} · {done}/{total}"
+        + (f" · {job['sample_id']}" if job.get("sample_id") else "")
+        + (f" · ETA {eta:.0f} s" if eta else "")
+        + (f" · {job['error']}" if job.get("error") else "")
+    )
+    (where or st).progress(min(1.0, done / total), text=text)

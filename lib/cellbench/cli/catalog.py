@@ -1,0 +1,102 @@
+"""``cellbench catalog list|show|validate`` and ``cellbench samples``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import friendly, load_catalog
+
+catalog_app = typer.Typer(no_args_is_help=True, help="Browse and validate the dataset catalog.")
+
+
+@catalog_app.command("list")
+@friendly
+def catalog_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+):
+    """List every dataset with its availability and local sample count."""
+    from cellbench.data.samples import catalog_rows
+
+    rows = catalog_rows(load_catalog())
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{'id':<15} {'avail':<6} {'samples':>7}  {'stain':<9} {'tasks':<40} name")
+    for r in rows:
+        typer.echo(
+            f"{r['id']:<15} {'yes' if r['available'] else 'no':<6} {r['n_samples']:>7}  "
+            f"{','.join(r['stain']):<9} {','.join(r['tasks']):<40} {r['name']}"
+        )
+
+
+@catalog_app.command("show")
+@friendly
+def catalog_show(dataset_id: str):
+    """Show one catalog entry, with local counts per split when the data is present."""
+    import yaml
+
+    from cellbench.data.samples import sample_table
+
+    cat = load_catalog()
+    d = cat.get(dataset_id)
+    out = d.model_dump(exclude_none=True)
+    out["available"] = cat.is_available(d)
+    if out["available"]:
+        t = sample_table(cat, [d.id])
+        out["local_counts"] = {
+            str(s): {"samples": int(n), "objects": int(o or 0)}
+            for s, n, o in t.group_by("split")
+            .agg(n=t["sample_id"].len(), o=t["n_objects"].sum())
+            .sort("split", nulls_last=True)
+            .iter_rows()
+        }
+    typer.echo(yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=100))
+
+
+@catalog_app.command("validate")
+@friendly
+def catalog_validate(
+    path: Annotated[
+        Path | None, typer.Argument(help="Catalog YAML (default: the active one).")
+    ] = None,
+):
+    """Validate a catalog file against the schema and the class hierarchy."""
+    cat = load_catalog(path)
+    n_avail = sum(cat.is_available(d) for d in cat)
+    typer.echo(f"OK: {cat.path}: {len(cat)} datasets, {n_avail} with local data under {cat.root}")
+
+
+@friendly
+def samples_cmd(
+    dataset_id: str,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="json, csv or parquet.")] = "csv",
+    out: Annotated[
+        Path | None, typer.Option(help="Write to this file (required for parquet).")
+    ] = None,
+):
+    """Print (or write) the sample metadata table of a dataset."""
+    from cellbench.data.samples import sample_table
+
+    cat = load_catalog()
+    cat.get(dataset_id)
+    t = sample_table(cat, [dataset_id], split=split)
+    if fmt not in ("json", "csv", "parquet"):
+        raise typer.BadParameter("--format must be json, csv or parquet")
+    if fmt == "parquet":
+        if out is None:
+            raise typer.BadParameter("--format parquet needs --out FILE")
+        t.write_parquet(out)
+    elif fmt == "json":
+        text = json.dumps(t.to_dicts(), indent=1, default=str)
+        out.write_text(text) if out else typer.echo(text)
+    else:
+        text = t.write_csv()
+        out.write_text(text) if out else sys.stdout.write(text)
+    if out:
+        typer.echo(f"wrote {t.height} rows to {out}", err=True)

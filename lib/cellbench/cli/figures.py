@@ -1,0 +1,43 @@
+"""``cellbench figures``: every standard and notebook figure as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import friendly, load_catalog
+
+
+@friendly
+def figures_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the figures.")],
+    metric: Annotated[str, typer.Option(help="Metric of the result figures.")] = "pq",
+    preset: Annotated[str, typer.Option(help="Preset of the runs used.")] = "hovernet",
+    width_mm: Annotated[float, typer.Option(help="Figure width in mm.")] = 89,
+    height_mm: Annotated[float, typer.Option(help="Figure height in mm.")] = 70,
+):
+    """Write every standard and notebook figure as SVG and PDF (plus its data as CSV).
+
+    Notebook figures (01-04, :mod:`cellbench.viz.paper`) come from the store (reference results
+    included) and, where the data is present, from the data.
+    """
+    from cellbench.core.atomic import write_bytes_atomic
+    from cellbench.data.samples import sample_table
+    from cellbench.runs.store import Store
+    from cellbench.viz.figures import export_figure, frame_bytes, standard_figures
+    from cellbench.viz.paper import all_figures
+
+    cat, store = load_catalog(), Store()
+    table = sample_table(cat)
+    # the catalog distributions are drawn once, as notebook 01's
+    figs = {**standard_figures(store, None, metric, preset), **all_figures(store, cat, table)}
+    if not figs:
+        typer.echo("nothing to draw: no local samples and no runs", err=True)
+    for name, (fig, data) in figs.items():
+        for fmt in ("svg", "pdf"):
+            write_bytes_atomic(out / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
+        write_bytes_atomic(out / f"{name}.csv", frame_bytes(data, "csv"))
+        typer.echo(f"{name}: svg, pdf, csv", err=True)
+    typer.echo(f"wrote {len(figs)} figures to {out}", err=True)

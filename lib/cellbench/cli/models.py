@@ -1,0 +1,61 @@
+"""``cellbench models list|show|verify|import-bioimageio``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import friendly, print_table
+
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+
+
+@models_app.command("list")
+@friendly
+def models_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Registered models: bundled, the user's ($CELLBENCH_HOME/models), data-root bioimage.io."""
+    from cellbench.models.registry import list_models, model_row
+
+    rows = [model_row(c) for c in list_models()]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        print_table(
+            rows, ["id", "kind", "output", "channels", "mpp", "train_datasets", "available"]
+        )
+
+
+@models_app.command("show")
+@friendly
+def models_show(model_id: str):
+    """Print a model's card."""
+    from cellbench.models.card import dump_card
+    from cellbench.models.registry import get_model
+
+    card = get_model(model_id)
+    typer.echo(f"# {card.path}\n" + dump_card(card.card))
+
+
+@models_app.command("verify")
+@friendly
+def models_verify(model_id: str):
+    """Check a model's weights against its card's sha256 and load them."""
+    from cellbench.models.registry import get_model, load_predictor
+
+    load_predictor(get_model(model_id))
+    typer.echo(f"{model_id}: weights verified and loaded")
+
+
+@models_app.command("import-bioimageio")
+@friendly
+def models_import(
+    path: Annotated[Path, typer.Argument(help="bioimageio.yaml (or rdf.yaml) of a model.")],
+):
+    """Register a bioimage.io model (one card per TorchScript / ONNX weights) as a user model."""
+    from cellbench.models.registry import import_bioimageio
+
+    for c in import_bioimageio(path):
+        typer.echo(f"registered {c.id} ({c.path})")

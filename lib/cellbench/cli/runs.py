@@ -1,0 +1,248 @@
+"""``cellbench evaluate``, ``results``, ``runs list|show`` and the ``jobs`` group."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import (
+    DATASET,
+    DEVICE,
+    IOU,
+    LIMIT,
+    MODEL,
+    PREDS,
+    PRESET,
+    SAMPLE,
+    SPLIT,
+    friendly,
+    print_table,
+)
+
+runs_app = typer.Typer(no_args_is_help=True, help="Evaluation runs in the metrics store.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Background evaluation jobs.")
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+def _spec(
+    dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample, workers=1
+):
+    from cellbench.runs.evaluate import EvalSpec
+
+    if (model is None) == (predictions is None):
+        raise typer.BadParameter("give exactly one of --model and --predictions")
+    return EvalSpec(
+        dataset=dataset,
+        split=split,
+        model=model,
+        predictions=predictions,
+        preset=preset,
+        iou=iou,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        samples=sample or None,
+        workers=workers,
+    )
+
+
+@friendly
+def evaluate_cmd(
+    dataset: DATASET,
+    split: SPLIT = None,
+    model: MODEL = None,
+    predictions: PREDS = None,
+    preset: PRESET = None,
+    iou: IOU = "0.5",
+    device: DEVICE = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
+    limit: LIMIT = None,
+    sample: SAMPLE = None,
+    workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+):
+    """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
+
+    Evaluating the same request again resumes an interrupted run (stored samples are skipped).
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from cellbench.runs.evaluate import Evaluation
+
+    ev = Evaluation(
+        _spec(
+            dataset,
+            split,
+            model,
+            predictions,
+            preset,
+            iou,
+            device,
+            batch_size,
+            limit,
+            sample,
+            workers,
+        )
+    )
+    cols = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*cols, transient=True) as bar:
+        task = bar.add_task(ev.run_id[:48], total=len(ev.records))
+
+        def progress(p) -> None:
+            bar.update(task, completed=p.done, description=f"{p.sample_id or 'done'}")
+
+        final = ev.run(progress=progress)
+    if as_json:
+        typer.echo(json.dumps(final, indent=1))
+        return
+    from cellbench.analysis import dataset_figures
+
+    figs = dataset_figures(ev.store, [ev.run_id]).filter(
+        pl_col_in("metric", ("pq", "aji", "dice1", "f1", "mf1", "mpq"))
+    )
+    typer.echo(f"run {final['run_id']}: {final['status']} ({final['n_done']}/{final['n_samples']})")
+    for r in figs.iter_rows(named=True):
+        if r["value"] is not None:
+            typer.echo(f"  {r['class']:>12} {r['metric']:<6} {r['value']:.4f}")
+
+
+def pl_col_in(col: str, values):
+    import polars as pl
+
+    return pl.col(col).is_in(list(values))
+
+
+@runs_app.command("list")
+@friendly
+def runs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Runs in the store, newest first (status, model, dataset, preset, progress)."""
+    from cellbench.runs.store import RUN_COLUMNS, Store
+
+    rows = Store().runs().to_dicts()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1, default=str))
+    else:
+        print_table(rows, list(RUN_COLUMNS))
+
+
+@runs_app.command("show")
+@friendly
+def runs_show(run_id: str):
+    """A run's record: provenance, parameters, status."""
+    from cellbench.runs.store import Store
+
+    typer.echo(json.dumps(Store().get_run(run_id), indent=1))
+
+
+@friendly
+def results_cmd(
+    run: Annotated[list[str], typer.Option(help="Run id (repeatable).")],
+    metric: Annotated[str, typer.Option(help="Metric (pq, aji, dice1, f1 ...).")] = "pq",
+    group_by: Annotated[
+        list[str] | None,
+        typer.Option(help="Group key: center, organ, stain, category, class, sample_id ..."),
+    ] = None,
+    cls: Annotated[str, typer.Option("--class", help="Class name or all.")] = "all",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CI.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+):
+    """Per-group means of a per-sample metric with bootstrap 95% confidence intervals."""
+    from cellbench.analysis import group_summary
+    from cellbench.runs.store import Store
+
+    store = Store()
+    for r in run:
+        store.get_run(r)
+    by = ["run_id", *(group_by or [])]
+    df = group_summary(store, run, metric, by, cls=cls, n_boot=n_boot)
+    if as_json:
+        typer.echo(json.dumps(df.to_dicts(), indent=1))
+    else:
+        rows = [
+            {**r, "mean": f"{r['mean']:.4f}", "95% CI": f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"}
+            for r in df.to_dicts()
+        ]
+        print_table(rows, [*by, "n", "mean", "95% CI", "resampled"])
+
+
+@jobs_app.command("submit")
+@friendly
+def jobs_submit(
+    dataset: DATASET,
+    split: SPLIT = None,
+    model: MODEL = None,
+    predictions: PREDS = None,
+    preset: PRESET = None,
+    iou: IOU = "0.5",
+    device: DEVICE = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
+    limit: LIMIT = None,
+    sample: SAMPLE = None,
+):
+    """Start an evaluation in the background; prints the job id."""
+    from cellbench.runs.jobs import submit_job
+
+    spec = _spec(dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample)
+    typer.echo(submit_job(spec))
+
+
+@jobs_app.command("list")
+@friendly
+def jobs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
+    """Jobs, newest first, with their progress."""
+    from cellbench.runs.jobs import list_jobs
+
+    rows = list_jobs()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+    else:
+        print_table(rows, ["job_id", "status", "done", "total", "sample_id", "run_id"])
+
+
+@jobs_app.command("status")
+@friendly
+def jobs_status(job_id: str):
+    """One job's progress (done/total, current sample, ETA, status) as JSON."""
+    from cellbench.runs.jobs import job_status
+
+    typer.echo(json.dumps(job_status(job_id), indent=1))
+
+
+@jobs_app.command("cancel")
+@friendly
+def jobs_cancel(
+    job_id: str,
+    kill: Annotated[bool, typer.Option(help="Stop now (SIGTERM) instead of after the sample.")] = (
+        False
+    ),
+):
+    """Cancel a job; samples already stored stay, `jobs resume` finishes it later."""
+    from cellbench.runs.jobs import cancel_job
+
+    cancel_job(job_id, kill=kill)
+    typer.echo(f"cancel requested for {job_id}")
+
+
+@jobs_app.command("resume")
+@friendly
+def jobs_resume(job_id: str):
+    """Start an interrupted, failed or cancelled job again (stored samples are skipped)."""
+    from cellbench.runs.jobs import resume_job
+
+    resume_job(job_id)
+    typer.echo(f"resumed {job_id}")

@@ -1,0 +1,81 @@
+"""``cellbench score instances|points|presets``: stored predictions, no catalog needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import friendly, write_result
+
+score_app = typer.Typer(
+    no_args_is_help=True, help="Score stored predictions (instance maps or points)."
+)
+
+
+def _summary(agg: dict, keys: tuple[str, ...]) -> str:
+    parts = [f"{k}={agg[k]:.4f}" for k in keys if isinstance(agg.get(k), float)]
+    return " ".join(parts)
+
+
+@score_app.command("instances")
+@friendly
+def score_instances(
+    gt: Annotated[Path, typer.Option(help="Folder of ground-truth instance maps.")],
+    pred: Annotated[Path, typer.Option(help="Folder of same-named predicted maps.")],
+    preset: Annotated[str, typer.Option(help="hovernet, stardist, conic, torchmetrics.")] = (
+        "hovernet"
+    ),
+    iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = ("0.5"),
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
+):
+    """Score instance maps (.npy, .png, .tif; 0 = background, any integer ids)."""
+    from cellbench.metrics.io import score_instance_dirs
+
+    def progress(k: int, n: int, stem: str) -> None:
+        if out is not None:
+            typer.echo(f"\r[{k}/{n}] {stem}", err=True, nl=k == n)
+
+    res = score_instance_dirs(gt, pred, preset, iou, progress=progress)
+    write_result(res, out)
+    if out is not None:
+        typer.echo(
+            _summary(res["aggregate"], ("pq", "dq", "sq", "aji", "aji_plus", "dice1")), err=True
+        )
+
+
+@score_app.command("points")
+@friendly
+def score_points(
+    gt: Annotated[Path, typer.Option(help="Ground truth, Grand-Challenge Multiple points.")],
+    pred: Annotated[Path, typer.Option(help="Predictions, same format.")],
+    preset: Annotated[str, typer.Option(help="ocelot or hungarian.")] = "ocelot",
+    radius_px: Annotated[float | None, typer.Option(help="Radius in pixels (15).")] = None,
+    radius_um: Annotated[float | None, typer.Option(help="Radius in microns.")] = None,
+    mpp: Annotated[float | None, typer.Option(help="Microns per pixel.")] = None,
+    order: Annotated[
+        str, typer.Option(help="ocelot: probability, or official (the challenge script).")
+    ] = "probability",
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
+):
+    """Score point detections per class (precision, recall, F1) and mF1."""
+    from cellbench.metrics.io import score_point_files
+
+    res = score_point_files(
+        gt, pred, preset, radius_px=radius_px, radius_um=radius_um, mpp=mpp, order=order
+    )
+    write_result(res, out)
+    if out is not None:
+        agg = res["aggregate"]
+        f1 = " ".join(f"F1/{c}={v['f1']}" for c, v in agg["per_class"].items())
+        typer.echo(f"{f1} mF1={agg['mf1']}", err=True)
+
+
+@score_app.command("presets")
+def score_presets():
+    """Describe every metric preset (matching, epsilons, averaging, empty images)."""
+    from cellbench.metrics import PRESETS, describe
+
+    for name in PRESETS:
+        typer.echo(describe(name) + "\n")

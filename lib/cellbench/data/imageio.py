@@ -1,0 +1,116 @@
+"""Reading images and label images, with errors that name the file.
+
+Conventions: RGB images come back as ``(H, W, 3) uint8`` (grayscale as ``(H, W)``), label images
+as ``(H, W) int32`` with 0 = background. Sizes are ``(width, height)`` in pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cellbench.core.errors import DataError
+
+_TIFF = {".tif", ".tiff", ".qptiff", ".svs"}
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """Return ``(width, height)`` of an image from its header, without decoding pixels."""
+    p = Path(path)
+    try:
+        if p.suffix.lower() in _TIFF:
+            import tifffile
+
+            with tifffile.TiffFile(p) as tf:
+                page = tf.pages[0]
+                return int(page.imagewidth), int(page.imagelength)
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a data problem
+        raise DataError(p, f"unreadable image header ({type(e).__name__}: {e})") from None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file (TIFF through tifffile, others through Pillow).
+
+    Returns ``(H, W, C)`` or ``(H, W)``; RGBA is reduced to RGB. Truncated or corrupt files raise
+    :class:`DataError`.
+    """
+    p = Path(path)
+    try:
+        if p.suffix.lower() in _TIFF:
+            import tifffile
+
+            arr = tifffile.imread(p)
+        else:
+            from PIL import Image
+
+            with Image.open(p) as im:
+                im.load()
+                arr = np.asarray(im)
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise DataError(p, f"unreadable or truncated image ({type(e).__name__}: {e})") from None
+    if arr.ndim == 3 and arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if arr.ndim not in (2, 3):
+        raise DataError(p, f"expected a 2-D image, got an array of shape {arr.shape}")
+    return arr
+
+
+def as_label_image(arr: np.ndarray, path: str | Path) -> np.ndarray:
+    """Check and convert an array to an ``int32`` instance map (0 = background).
+
+    Raises :class:`DataError` for float labels with fractions, NaN, negative ids, or more than
+    two dimensions.
+    """
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise DataError(path, f"label image must be 2-D, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if np.isnan(arr).any():
+            raise DataError(path, "label image contains NaN")
+        if not np.all(arr == np.round(arr)):
+            raise DataError(path, "label image has non-integer (float) values")
+    elif arr.dtype.kind not in "iub":
+        raise DataError(path, f"label image has unsupported dtype {arr.dtype}")
+    if arr.size and arr.min() < 0:
+        raise DataError(path, "label image has negative ids")
+    if arr.size and arr.max() > np.iinfo(np.int32).max:
+        raise DataError(path, "label ids exceed int32")
+    return arr.astype(np.int32, copy=False)
+
+
+def read_label_array(path: str | Path) -> np.ndarray:
+    """Read a label image from ``.npy``, ``.png`` or ``.tif`` as stored (dtype unchanged)."""
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        return read_image(p)
+    try:
+        return np.load(p, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise DataError(p, f"unreadable .npy ({type(e).__name__}: {e})") from None
+
+
+def read_label_image(path: str | Path) -> np.ndarray:
+    """Read an instance map from ``.npy``, ``.png`` or ``.tif`` as ``(H, W) int32``."""
+    return as_label_image(read_label_array(path), Path(path))
+
+
+def check_same_size(image: np.ndarray, mask: np.ndarray, mask_path: str | Path) -> None:
+    """Raise :class:`DataError` naming ``mask_path`` when mask and image sizes differ."""
+    if image.shape[:2] != mask.shape[:2]:
+        raise DataError(
+            mask_path,
+            f"mask is {mask.shape[1]}x{mask.shape[0]} px but its image is "
+            f"{image.shape[1]}x{image.shape[0]} px",
+        )

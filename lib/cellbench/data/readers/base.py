@@ -1,0 +1,136 @@
+"""The reader interface and registry.
+
+A *reader* knows one on-disk layout of a dataset (named by ``local.format`` in the catalog).
+It has two jobs, kept apart so that listing is cheap:
+
+- :meth:`DatasetReader.records` lists the samples with their metadata, reading only headers and
+  annotation counts (no pixels);
+- :meth:`DatasetReader.load` decodes one sample into a :class:`~cellbench.data.sample.Sample`.
+
+Readers that hold predictions made by a model (e.g. OCELOT's fold_0 predictions) list them in
+:meth:`DatasetReader.prediction_sets` and load them with :meth:`DatasetReader.load_predictions`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from cellbench.core.errors import DataError
+from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample
+
+READERS: dict[str, type[DatasetReader]] = {}
+
+
+def register(cls: type[DatasetReader]) -> type[DatasetReader]:
+    """Class decorator: make a reader available under its ``format`` name."""
+    READERS[cls.format] = cls
+    return cls
+
+
+@dataclass
+class SampleRecord:
+    """A sample's metadata and the files it is read from (no pixels)."""
+
+    sample_id: str
+    split: str | None
+    meta: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_TCGA = re.compile(r"^(TCGA)-([A-Z0-9]{2})-([A-Z0-9]{4})")
+
+
+def tcga_fields(barcode: str) -> dict[str, str | None]:
+    """Parse a TCGA barcode: ``center`` = tissue source site code, ``patient_id`` = case.
+
+    ``TCGA-<TSS>-<participant>-...``; the TSS identifies the contributing center. Non-TCGA
+    names give ``None`` values.
+    """
+    m = _TCGA.match(barcode)
+    if not m:
+        return {"center": None, "patient_id": None}
+    return {"center": m.group(2), "patient_id": f"TCGA-{m.group(2)}-{m.group(3)}"}
+
+
+class DatasetReader:
+    """Base class; subclasses set ``format`` and implement :meth:`records` and :meth:`load`.
+
+    Parameters
+    ----------
+    dataset
+        The catalog entry (:class:`cellbench.data.catalog.Dataset`).
+    location
+        Absolute folder of the local data.
+    """
+
+    format: ClassVar[str] = ""
+
+    def __init__(self, dataset, location: Path):
+        self.dataset = dataset
+        self.location = location
+        self.options: dict[str, Any] = dict(dataset.local.options) if dataset.local else {}
+
+    # -- helpers -------------------------------------------------------------------------
+    def path(self, rel: str) -> Path:
+        """A path relative to the dataset location (``..`` is refused)."""
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise DataError(self.location / rel, "reader option paths must stay inside the dataset")
+        return self.location / rel
+
+    def base_meta(self, sample_id: str, split: str | None, **values: Any) -> dict[str, Any]:
+        """Standard columns filled from the catalog entry, then from ``values``.
+
+        Catalog-level defaults: stain (when the dataset has one), organ (when it has one), mpp,
+        and any ``meta`` constants in the reader options (e.g. a single-center dataset's center).
+        """
+        d = self.dataset
+        meta: dict[str, Any] = dict.fromkeys(STANDARD_COLUMNS)
+        meta.update(
+            dataset=d.id,
+            split=split,
+            sample_id=sample_id,
+            stain=d.stain[0] if len(d.stain) == 1 else None,
+            organ=d.organs[0] if len(d.organs) == 1 else None,
+            mpp=d.mpp,
+        )
+        meta.update(self.options.get("meta", {}))
+        meta.update({k: v for k, v in values.items() if v is not None or k not in meta})
+        return meta
+
+    def class_id(self, name: str, path: Path) -> int:
+        """The dataset class id of a class name; unknown names raise naming the file."""
+        from cellbench.core.errors import UnknownClassError
+
+        by_name = self.dataset.class_by_name()
+        c = by_name.get(name) or by_name.get(name.lower())
+        if c is None:
+            known = ", ".join(c.name for c in self.dataset.classes) or "(none)"
+            raise UnknownClassError(path, f"unknown class name '{name}' (known: {known})")
+        return c.id
+
+    # -- interface -----------------------------------------------------------------------
+    def records(self) -> list[SampleRecord]:
+        raise NotImplementedError
+
+    def load(self, record: SampleRecord) -> Sample:
+        raise NotImplementedError
+
+    def prediction_sets(self) -> list[str]:
+        """Names of stored prediction sets shipped with the data (default none)."""
+        return []
+
+    def load_predictions(self, record: SampleRecord, name: str) -> Points:
+        raise KeyError(name)
+
+    def _sample(self, record: SampleRecord, **arrays: Any) -> Sample:
+        return Sample(
+            dataset=self.dataset.id,
+            sample_id=record.sample_id,
+            split=record.split,
+            meta=dict(record.meta),
+            **arrays,
+        )

@@ -1,0 +1,261 @@
+"""Grand-Challenge JSON: "Multiple points" (OCELOT) and "Multiple polygons" (PUMA).
+
+"Multiple points"::
+
+    {"type": "Multiple points", "num_images": N, "version": {...},
+     "points": [{"name": "image_<k>", "point": [x, y, cls], "probability": p}, ...]}
+
+``x, y`` are pixels of image ``k`` (0-based index into the images of the set), ``cls`` the
+class id. "Multiple polygons"::
+
+    {"type": "Multiple polygons",
+     "polygons": [{"name": "<class name>", "path_points": [[x, y, z], ...],
+                   "seed_point": [x, y, z], "probability": p, ...}, ...]}
+
+Layout ``gc_points`` (OCELOT) options::
+
+    ground_truth: fold_0/gt.json
+    metadata: fold_0/metadata.json            # list indexed by k: slide, organ, mpp, coordinates
+    predictions: {name: fold_0/predictions.json}
+    images: {metadata: sample/metadata.json, cell: "sample/images/cell_patches/{index:03d}.tif",
+             tissue: "sample/images/tissue_patches/{index:03d}.tif"}   # pixels where present
+    prefix: fold_0
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellbench.core.errors import DataError
+from cellbench.data.imageio import read_image
+from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
+from cellbench.data.sample import Points, Sample
+
+_IMAGE_NAME = re.compile(r"^image_(\d+)$")
+
+
+def read_json(path: str | Path) -> Any:
+    """Load JSON; missing, empty or malformed files raise :class:`DataError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(p, f"cannot read: {e}") from None
+    if not text.strip():
+        raise DataError(p, "empty file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            p, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
+
+
+def read_gc_points(path: str | Path) -> dict[int, Points]:
+    """Parse a "Multiple points" file into ``{image index: Points}``.
+
+    Images listed by ``num_images`` but without points get empty :class:`Points`.
+    """
+    p = Path(path)
+    doc = read_json(p)
+    if not isinstance(doc, dict) or doc.get("type") != "Multiple points":
+        raise DataError(p, "not a Grand-Challenge 'Multiple points' JSON (type field)")
+    pts = doc.get("points")
+    if not isinstance(pts, list):
+        raise DataError(p, "'points' must be a list")
+    by_img: dict[int, list[tuple[float, float, int, float]]] = {}
+    for i, e in enumerate(pts):
+        try:
+            m = _IMAGE_NAME.match(e["name"])
+            x, y, c = e["point"]
+            prob = float(e.get("probability", 1.0))
+            row = (float(x), float(y), int(c), prob)
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                p, f"points[{i}]: expected name 'image_<k>', point [x, y, class], probability"
+            ) from None
+        if m is None:
+            raise DataError(p, f"points[{i}]: name {e['name']!r} is not 'image_<k>'")
+        if not all(math.isfinite(v) for v in row[:2]) or not math.isfinite(prob):
+            raise DataError(p, f"points[{i}]: non-finite coordinate or probability")
+        if c != row[2]:
+            raise DataError(p, f"points[{i}]: class {c!r} is not an integer")
+        by_img.setdefault(int(m.group(1)), []).append(row)
+    n = doc.get("num_images")
+    keys = set(by_img) | (set(range(int(n))) if isinstance(n, int) else set())
+    out = {}
+    for k in sorted(keys):
+        rows = by_img.get(k, [])
+        if rows:
+            a = np.array(rows, dtype=np.float64)
+            out[k] = Points(a[:, :2], a[:, 2].astype(np.int32), a[:, 3])
+        else:
+            out[k] = Points.empty()
+    return out
+
+
+@dataclass
+class GCPolygon:
+    """One polygon of a "Multiple polygons" file; ``xy`` is ``(K, 2)`` pixels."""
+
+    name: str
+    xy: np.ndarray
+    probability: float
+
+
+def read_gc_polygons(path: str | Path) -> list[GCPolygon]:
+    """Parse a "Multiple polygons" file (z coordinates are dropped)."""
+    p = Path(path)
+    doc = read_json(p)
+    if not isinstance(doc, dict) or doc.get("type") != "Multiple polygons":
+        raise DataError(p, "not a Grand-Challenge 'Multiple polygons' JSON (type field)")
+    polys = doc.get("polygons")
+    if not isinstance(polys, list):
+        raise DataError(p, "'polygons' must be a list")
+    out = []
+    for i, e in enumerate(polys):
+        try:
+            xy = np.array([q[:2] for q in e["path_points"]], dtype=np.float64).reshape(-1, 2)
+            out.append(GCPolygon(str(e["name"]), xy, float(e.get("probability", 1.0))))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise DataError(
+                p, f"polygons[{i}]: expected name and path_points [[x, y, z], ...]"
+            ) from None
+        if not np.isfinite(xy).all():
+            raise DataError(p, f"polygons[{i}]: non-finite coordinates")
+    return out
+
+
+def check_points_inside(points: Points, width: int, height: int, path: Path, what: str) -> None:
+    """Raise :class:`DataError` if any point lies outside ``[0, width) x [0, height)``."""
+    if not len(points):
+        return
+    x, y = points.xy[:, 0], points.xy[:, 1]
+    bad = np.flatnonzero((x < 0) | (y < 0) | (x >= width) | (y >= height))
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(
+            path,
+            f"{what}: point ({x[i]:g}, {y[i]:g}) lies outside the {width}x{height} image "
+            f"({len(bad)} such points)",
+        )
+
+
+@register
+class GCPointsReader(DatasetReader):
+    """OCELOT-style point sets with per-image metadata; pixels where they are present."""
+
+    format = "gc_points"
+
+    @cached_property
+    def _gt(self) -> dict[int, Points]:
+        return read_gc_points(self.path(self.options["ground_truth"]))
+
+    @cached_property
+    def _meta(self) -> list[dict]:
+        p = self.path(self.options["metadata"])
+        doc = read_json(p)
+        if not isinstance(doc, list):
+            raise DataError(p, "metadata must be a JSON list indexed by image")
+        return doc
+
+    @cached_property
+    def _image_index(self) -> dict[int, int]:
+        """Fold index -> index of the sample folder whose metadata matches (same cell region)."""
+        spec = self.options.get("images")
+        if not spec:
+            return {}
+        mp = self.path(spec["metadata"])
+        if not mp.exists():
+            return {}
+        local = read_json(mp)
+        key = {
+            (m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"]): j
+            for j, m in enumerate(local)
+        }
+        return {
+            k: key[(m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"])]
+            for k, m in enumerate(self._meta)
+            if (m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"]) in key
+        }
+
+    def records(self) -> list[SampleRecord]:
+        prefix = self.options.get("prefix", "")
+        meta_path = self.path(self.options["metadata"])
+        if len(self._meta) < len(self._gt):
+            raise DataError(meta_path, f"{len(self._meta)} entries for {len(self._gt)} images")
+        out = []
+        for k, m in enumerate(self._meta):
+            try:
+                cell = m["cell"]
+                mpp = float(cell["resized_mpp_x"])
+                w = round((cell["x_end"] - cell["x_start"]) * m["mpp_x"] / mpp)
+                h = round((cell["y_end"] - cell["y_start"]) * m["mpp_y"] / cell["resized_mpp_y"])
+                slide = m["slide_name"]
+            except (KeyError, TypeError, ValueError):
+                raise DataError(meta_path, f"entry {k}: missing cell coordinates or mpp") from None
+            sid = f"{prefix}_{k:03d}" if prefix else f"{k:03d}"
+            files: dict[str, Path] = {}
+            if k in self._image_index:
+                j = self._image_index[k]
+                spec = self.options["images"]
+                files["image"] = self.path(spec["cell"].format(index=j))
+                if spec.get("tissue"):
+                    files["tissue_image"] = self.path(spec["tissue"].format(index=j))
+            meta = self.base_meta(
+                sid,
+                m.get("subset"),
+                organ=m.get("organ"),
+                slide_id=slide,
+                mpp=mpp,
+                width=w,
+                height=h,
+                n_objects=len(self._gt.get(k, Points.empty())),
+                slide_mpp=m.get("mpp_x"),
+                cell_x_start=cell["x_start"],
+                cell_y_start=cell["y_start"],
+                has_pixels="image" in files,
+                **tcga_fields(slide),
+            )
+            out.append(SampleRecord(sid, m.get("subset"), meta, files, {"index": k}))
+        return out
+
+    def load(self, record: SampleRecord) -> Sample:
+        k = record.extra["index"]
+        pts = self._gt.get(k, Points.empty())
+        check_points_inside(
+            pts,
+            record.meta["width"],
+            record.meta["height"],
+            self.path(self.options["ground_truth"]),
+            f"image_{k}",
+        )
+        image = read_image(record.files["image"]) if "image" in record.files else None
+        return self._sample(record, image=image, points=pts)
+
+    def prediction_sets(self) -> list[str]:
+        return [
+            n for n, rel in self.options.get("predictions", {}).items() if self.path(rel).exists()
+        ]
+
+    @cached_property
+    def _predictions(self) -> dict[str, dict[int, Points]]:
+        return {}
+
+    def load_predictions(self, record: SampleRecord, name: str) -> Points:
+        if name not in self._predictions:
+            rel = self.options.get("predictions", {}).get(name)
+            if rel is None:
+                raise KeyError(f"no prediction set '{name}' in {self.dataset.id}")
+            self._predictions[name] = read_gc_points(self.path(rel))
+        return self._predictions[name].get(record.extra["index"], Points.empty())

@@ -1,0 +1,145 @@
+"""ImageJ ``RoiSet.zip`` (CryoNuSeg): one freehand/polygon ROI per nucleus.
+
+ROIs are read with ``roifile``; ``coordinates()`` gives absolute ``(x, y)`` pixels. Layout
+``imagej_roi`` options::
+
+    images: "*/*.tif"                 # one tile per folder
+    rois: "{folder}/RoiSet.zip"
+    cases: Dataset_List.xlsx          # CryoNuSeg sheet: one sheet per organ, one column per case
+
+The case sheet gives race, sex, age (in days relative to diagnosis, negative; converted to whole
+years), organ, microns per pixel, stain and diagnosis of each TCGA case.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellbench.core.errors import DataError
+from cellbench.data.imageio import image_size, read_image
+from cellbench.data.rasterize import is_degenerate, polygons_to_instances
+from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
+from cellbench.data.sample import Sample
+
+
+def read_roiset(path: str | Path) -> list[np.ndarray]:
+    """Polygons ``(K, 2)`` ``(x, y)`` of an ImageJ ROI zip (or single ``.roi``), file order."""
+    import roifile
+
+    p = Path(path)
+    try:
+        rois = roifile.roiread(p)
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise DataError(p, f"unreadable ImageJ ROI file ({type(e).__name__}: {e})") from None
+    if not isinstance(rois, list):
+        rois = [rois]
+    out = []
+    for r in rois:
+        xy = np.asarray(r.coordinates(), dtype=np.float64).reshape(-1, 2)
+        if not is_degenerate(xy):
+            out.append(xy)
+    return out
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        m = re.search(r"\d+[.,]\d+|\d+", v)
+        return float(m.group(0).replace(",", ".")) if m else None
+    return None
+
+
+def read_cryonuseg_cases(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Per-case facts from CryoNuSeg's ``Dataset_List.xlsx`` (sheets transposed: rows = fields)."""
+    import openpyxl
+
+    p = Path(path)
+    try:
+        wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except Exception as e:  # noqa: BLE001
+        raise DataError(p, f"unreadable spreadsheet ({type(e).__name__}: {e})") from None
+    out: dict[str, dict[str, Any]] = {}
+    for ws in wb.worksheets:
+        rows = {
+            str(r[0]).strip().lower(): r[1:]
+            for r in ws.iter_rows(values_only=True)
+            if r and isinstance(r[0], str)
+        }
+        cases = rows.get("tcga")
+        if not cases:
+            continue
+        organ_row = rows.get("organ") or rows.get("organ of origin") or ()
+        mpp_row = next((v for k, v in rows.items() if k.startswith("pixel-dimensions")), ())
+        for j, case in enumerate(cases):
+            if not isinstance(case, str) or not case.startswith("TCGA"):
+                continue
+
+            def cell(row, j=j):
+                v = row[j] if j < len(row) else None
+                v = v.strip() if isinstance(v, str) else v
+                return None if v in ("x", "", None) else v
+
+            days = cell(rows.get("age", ()))
+            sex = cell(rows.get("gender", ()))
+            out[case] = {
+                "organ": ws.title.strip().lower(),
+                "organ_site": cell(organ_row),
+                "age": int(-days // 365.25) if isinstance(days, int | float) else None,
+                "sex": {"f": "F", "m": "M"}.get(str(sex).lower()) if sex else None,
+                "race": cell(rows.get("race", ())),
+                "mpp": _num(cell(mpp_row)),
+                "stain_detail": cell(rows.get("staining", ())),
+                "diagnosis": cell(rows.get("disease", ())),
+            }
+    return out
+
+
+@register
+class ImageJRoiReader(DatasetReader):
+    """One TIFF tile per folder with an ImageJ ``RoiSet.zip`` beside it."""
+
+    format = "imagej_roi"
+
+    @cached_property
+    def _cases(self) -> dict[str, dict[str, Any]]:
+        rel = self.options.get("cases")
+        return read_cryonuseg_cases(self.path(rel)) if rel else {}
+
+    def records(self) -> list[SampleRecord]:
+        out = []
+        for img in sorted(self.location.glob(self.options["images"])):
+            folder = img.parent.name
+            rois = self.path(self.options["rois"].format(folder=folder))
+            polys = read_roiset(rois)
+            w, h = image_size(img)
+            tcga = tcga_fields(folder)
+            case = self._cases.get(tcga["patient_id"] or "", {})
+            meta = self.base_meta(
+                folder,
+                self.options.get("split"),
+                slide_id=img.name.split(".")[0],
+                width=w,
+                height=h,
+                n_objects=len(polys),
+                **tcga,
+                **case,
+            )
+            out.append(SampleRecord(folder, meta["split"], meta, {"image": img, "rois": rois}))
+        return out
+
+    def load(self, record: SampleRecord) -> Sample:
+        image = read_image(record.files["image"])
+        polys = read_roiset(record.files["rois"])
+        return self._sample(
+            record, image=image, instances=polygons_to_instances(polys, image.shape[:2])
+        )

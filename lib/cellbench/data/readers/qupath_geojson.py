@@ -1,0 +1,279 @@
+"""QuPath GeoJSON (every version, ``shared/DESIGN.md`` §7).
+
+Accepted shapes of the file: a ``FeatureCollection``, a bare list of features (QuPath < 0.3
+"Export objects"), or a single ``Feature``. Per feature:
+
+- object type: ``properties.objectType`` ("annotation", "detection", "cell", "tile", ...) in
+  0.3+; older files put ``"id": "PathAnnotationObject" | "PathDetectionObject" |
+  "PathCellObject"`` on the feature;
+- classification: ``{name, colorRGB}`` (old, packed signed ARGB int), ``{name, color: [r,g,b]}``
+  or ``{names: [...], color}`` (derived classes; joined with ": " as QuPath displays them);
+- measurements: a list of ``{name, value}`` (old) or a mapping (new);
+- cells: ``geometry`` is the cell boundary, ``nucleusGeometry`` the nucleus;
+- geometry: Polygon (holes kept), MultiPolygon, Point, MultiPoint; LineString is refused for
+  segmentation.
+
+Coordinates are pixels of the full-resolution image.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellbench.core.errors import DataError
+from cellbench.data.imageio import image_size, read_image
+from cellbench.data.readers.base import DatasetReader, SampleRecord, register
+from cellbench.data.readers.grand_challenge import read_json
+from cellbench.data.sample import Points, Sample
+
+_OLD_TYPES = {
+    "PathAnnotationObject": "annotation",
+    "PathDetectionObject": "detection",
+    "PathCellObject": "cell",
+    "PathTileObject": "tile",
+    "PathTMACoreObject": "tma_core",
+}
+
+
+@dataclass
+class QuPathObject:
+    """One QuPath object. ``geometry``/``nucleus`` are shapely geometries in pixels."""
+
+    object_type: str
+    geometry: Any
+    class_name: str | None = None
+    color: tuple[int, int, int] | None = None
+    measurements: dict[str, float] = field(default_factory=dict)
+    nucleus: Any = None
+    name: str | None = None
+    object_id: str | None = None
+    locked: bool = False
+
+
+def _argb_to_rgb(v: int) -> tuple[int, int, int]:
+    v &= 0xFFFFFFFF
+    return ((v >> 16) & 255, (v >> 8) & 255, v & 255)
+
+
+def _classification(props: dict) -> tuple[str | None, tuple[int, int, int] | None]:
+    c = props.get("classification")
+    if not isinstance(c, dict):
+        return None, None
+    name = c.get("name")
+    if name is None and isinstance(c.get("names"), list):
+        name = ": ".join(str(n) for n in c["names"])
+    color = None
+    if isinstance(c.get("color"), list) and len(c["color"]) >= 3:
+        color = tuple(int(x) for x in c["color"][:3])
+    elif isinstance(c.get("colorRGB"), int):
+        color = _argb_to_rgb(c["colorRGB"])
+    return name, color
+
+
+def _measurements(props: dict) -> dict[str, float]:
+    m = props.get("measurements")
+    if isinstance(m, dict):
+        items = m.items()
+    elif isinstance(m, list):
+        items = ((e.get("name"), e.get("value")) for e in m if isinstance(e, dict))
+    else:
+        return {}
+    return {str(k): float(v) for k, v in items if k is not None and isinstance(v, int | float)}
+
+
+def _shape(geom: dict, path: Path, i: int):
+    from shapely.geometry import shape
+
+    if not isinstance(geom, dict) or "type" not in geom:
+        raise DataError(path, f"features[{i}]: missing or malformed geometry")
+    try:
+        g = shape(geom)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(path, f"features[{i}]: invalid {geom.get('type')} geometry ({e})") from None
+    if g.is_empty:
+        raise DataError(path, f"features[{i}]: empty {geom['type']} geometry")
+    return g
+
+
+def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
+    """Turn a parsed QuPath GeoJSON document into :class:`QuPathObject` s."""
+    p = Path(path)
+    if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        feats = doc.get("features")
+    elif isinstance(doc, dict) and doc.get("type") == "Feature":
+        feats = [doc]
+    elif isinstance(doc, list):
+        feats = doc
+    else:
+        raise DataError(p, "not GeoJSON: expected a FeatureCollection, a Feature or a list of them")
+    if not isinstance(feats, list):
+        raise DataError(p, "'features' must be a list")
+    out = []
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict) or f.get("type") != "Feature":
+            raise DataError(p, f"features[{i}]: not a GeoJSON Feature")
+        props = f.get("properties") or {}
+        if not isinstance(props, dict):
+            raise DataError(p, f"features[{i}]: properties must be a mapping")
+        otype = props.get("objectType") or _OLD_TYPES.get(str(f.get("id")), "annotation")
+        name, color = _classification(props)
+        nucleus = props.get("nucleusGeometry")
+        out.append(
+            QuPathObject(
+                object_type=str(otype).lower(),
+                geometry=_shape(f.get("geometry"), p, i),
+                class_name=name,
+                color=color,
+                measurements=_measurements(props),
+                nucleus=_shape(nucleus, p, i) if nucleus else None,
+                name=props.get("name"),
+                object_id=f.get("id") if str(f.get("id")) not in _OLD_TYPES else None,
+                locked=bool(props.get("isLocked", props.get("locked", False))),
+            )
+        )
+    return out
+
+
+def read_qupath_geojson(path: str | Path) -> list[QuPathObject]:
+    """Read a QuPath GeoJSON file (see module docstring for the accepted versions)."""
+    return parse_qupath_features(read_json(path), path)
+
+
+#: QuPath puts pixel (x, y) at [x, x + 1) x [y, y + 1); cellbench samples pixel centres at integer
+#: coordinates (``skimage.draw.polygon``), so QuPath geometries are shifted by this much first.
+QUPATH_SHIFT = -0.5
+
+
+def rasterize_geometry(
+    geom, shape: tuple[int, int], value: int, out: np.ndarray, shift: float = QUPATH_SHIFT
+) -> None:
+    """Fill a shapely (Multi)Polygon into ``out`` with ``value``; holes stay unfilled.
+
+    A pixel is filled when its centre lies inside (QuPath frame: ``(x + 0.5, y + 0.5)``), so a
+    polygon tracing pixel edges fills exactly those pixels.
+    """
+    from skimage.draw import polygon as fill
+
+    for poly in getattr(geom, "geoms", [geom]):
+        if poly.geom_type != "Polygon":
+            continue
+        ext = np.asarray(poly.exterior.coords) + shift
+        rr, cc = fill(ext[:, 1], ext[:, 0], shape=shape)
+        if len(poly.interiors) and len(rr):
+            keep = np.ones(len(rr), bool)
+            r0, c0 = rr.min(), cc.min()
+            box = np.zeros((rr.max() - r0 + 1, cc.max() - c0 + 1), bool)
+            for ring in poly.interiors:
+                h = np.asarray(ring.coords) + shift
+                hr, hc = fill(h[:, 1] - r0, h[:, 0] - c0, shape=box.shape)
+                box[hr, hc] = True
+            keep = ~box[rr - r0, cc - c0]
+            rr, cc = rr[keep], cc[keep]
+        out[rr, cc] = value
+
+
+def objects_to_annotations(
+    objects: list[QuPathObject],
+    shape: tuple[int, int],
+    class_id,
+    object_types: tuple[str, ...] = ("detection", "cell", "annotation"),
+) -> tuple[np.ndarray, dict[int, int], Points]:
+    """Instance map, classes and points from QuPath objects.
+
+    Areas (Polygon/MultiPolygon; a cell's nucleus geometry when present) become instances in
+    file order (later objects win where they overlap); Point/MultiPoint objects become points.
+    Coordinates move from QuPath's frame (pixel ``(x, y)`` spans ``[x, x + 1)``) to cellbench's
+    (pixel centres at integers) by :data:`QUPATH_SHIFT`.
+    ``class_id(name)`` maps a class name to the dataset class id (None = unclassified -> 0).
+    """
+    inst = np.zeros(shape, dtype=np.int32)
+    classes: dict[int, int] = {}
+    xs: list[tuple[float, float, int]] = []
+    next_id = 1
+    for o in objects:
+        if o.object_type not in object_types:
+            continue
+        cid = class_id(o.class_name) if o.class_name else 0
+        g = o.nucleus if o.nucleus is not None else o.geometry
+        if g.geom_type in ("Point", "MultiPoint"):
+            for pt in getattr(g, "geoms", [g]):
+                xs.append((pt.x + QUPATH_SHIFT, pt.y + QUPATH_SHIFT, cid))
+        elif g.geom_type in ("Polygon", "MultiPolygon"):
+            rasterize_geometry(g, shape, next_id, inst)
+            classes[next_id] = cid
+            next_id += 1
+    present = set(np.unique(inst).tolist())
+    classes = {k: v for k, v in classes.items() if k in present}
+    pts = (
+        Points(np.array([(x, y) for x, y, _ in xs]), [c for *_, c in xs], np.ones(len(xs)))
+        if xs
+        else Points.empty()
+    )
+    return inst, classes, pts
+
+
+@register
+class QuPathGeoJSONReader(DatasetReader):
+    """Image patches with one QuPath GeoJSON per image (e.g. the OSCC cytology patches).
+
+    Options::
+
+        images: "patches/*.png"
+        annotations: "annotations/{stem}.geojson"
+        object_types: [detection, cell, annotation]
+        metadata: metadata.csv             # OSCC patient/slide schema (optional)
+        slide_pattern: "^(?P<slide>.+?)_\\d+$"   # patch stem -> slide id (optional)
+    """
+
+    format = "qupath_geojson"
+
+    @cached_property
+    def _slides(self) -> dict[str, dict[str, Any]]:
+        from cellbench.data.readers.oscc import read_oscc_metadata
+
+        rel = self.options.get("metadata")
+        return read_oscc_metadata(self.path(rel)) if rel else {}
+
+    def records(self) -> list[SampleRecord]:
+        pat = (
+            re.compile(self.options["slide_pattern"]) if self.options.get("slide_pattern") else None
+        )
+        out = []
+        for img in sorted(self.location.glob(self.options["images"])):
+            ann = self.path(self.options["annotations"].format(stem=img.stem))
+            objs = read_qupath_geojson(ann)
+            types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
+            m = pat.match(img.stem) if pat else None
+            slide = m.group("slide") if m else None
+            w, h = image_size(img)
+            meta = self.base_meta(
+                img.stem,
+                self.options.get("split"),
+                slide_id=slide,
+                width=w,
+                height=h,
+                n_objects=sum(o.object_type in types for o in objs),
+                **self._slides.get(slide or "", {}),
+            )
+            out.append(
+                SampleRecord(img.stem, meta["split"], meta, {"image": img, "annotation": ann})
+            )
+        return out
+
+    def load(self, record: SampleRecord) -> Sample:
+        image = read_image(record.files["image"])
+        ann = record.files["annotation"]
+        objs = read_qupath_geojson(ann)
+        types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
+        inst, classes, pts = objects_to_annotations(
+            objs, image.shape[:2], lambda n: self.class_id(n, ann), types
+        )
+        return self._sample(
+            record, image=image, instances=inst, classes=classes, points=pts if len(pts) else None
+        )

@@ -1,0 +1,124 @@
+"""The sample metadata table: one row per sample of every available dataset.
+
+Columns: the standard vocabulary (:data:`cellbench.data.sample.STANDARD_COLUMNS`) with fixed types,
+then dataset-specific extras (null where a dataset lacks them). Units: ``mpp`` in microns per
+pixel, ``width``/``height`` in pixels, ``age`` in years. Building the table reads headers and
+annotation counts only, never pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from cellbench.data.catalog import Catalog
+from cellbench.data.readers import SampleRecord, get_reader
+from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample
+
+SCHEMA: dict[str, pl.DataType] = {
+    "dataset": pl.Utf8,
+    "split": pl.Utf8,
+    "sample_id": pl.Utf8,
+    "organ": pl.Utf8,
+    "stain": pl.Utf8,
+    "center": pl.Utf8,
+    "center_name": pl.Utf8,
+    "slide_id": pl.Utf8,
+    "patient_id": pl.Utf8,
+    "age": pl.Int32,
+    "sex": pl.Utf8,
+    "category": pl.Utf8,
+    "mpp": pl.Float64,
+    "width": pl.Int32,
+    "height": pl.Int32,
+    "n_objects": pl.Int32,
+}
+assert tuple(SCHEMA) == STANDARD_COLUMNS
+
+
+def records(catalog: Catalog, dataset_id: str, split: str | None = None) -> list[SampleRecord]:
+    """The sample records of one dataset, optionally of one split."""
+    recs = get_reader(catalog, dataset_id).records()
+    return [r for r in recs if split is None or r.split == split]
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    if not rows:
+        return pl.DataFrame(schema=SCHEMA)
+    extras = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in SCHEMA]
+    std = pl.DataFrame({k: [r.get(k) for r in rows] for k in SCHEMA}, schema=SCHEMA, strict=False)
+    if not extras:
+        return std
+    ext = pl.DataFrame({k: [r.get(k) for r in rows] for k in extras}, strict=False)
+    return pl.concat([std, ext], how="horizontal")
+
+
+def sample_table(
+    catalog: Catalog, dataset_ids: list[str] | None = None, split: str | None = None
+) -> pl.DataFrame:
+    """One row per sample of the given (default: every available) datasets."""
+    ids = (
+        dataset_ids
+        if dataset_ids is not None
+        else [d.id for d in catalog if catalog.is_available(d)]
+    )
+    frames = [_frame([r.meta for r in records(catalog, i, split)]) for i in ids]
+    if not frames:
+        return pl.DataFrame(schema=SCHEMA)
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def load_sample(catalog: Catalog, dataset_id: str, sample_id: str) -> Sample:
+    """Decode one sample (image and ground truth)."""
+    reader = get_reader(catalog, dataset_id)
+    for r in reader.records():
+        if r.sample_id == sample_id:
+            return reader.load(r)
+    raise KeyError(f"no sample '{sample_id}' in dataset '{dataset_id}'")
+
+
+def iter_samples(catalog: Catalog, dataset_id: str, split: str | None = None):
+    """Yield ``(record, sample)`` for every sample of a dataset (one reader, listed once)."""
+    reader = get_reader(catalog, dataset_id)
+    for r in reader.records():
+        if split is None or r.split == split:
+            yield r, reader.load(r)
+
+
+def load_predictions(catalog: Catalog, dataset_id: str, name: str) -> dict[str, Points]:
+    """A stored prediction set of a dataset: ``{sample_id: Points}``."""
+    reader = get_reader(catalog, dataset_id)
+    if name not in reader.prediction_sets():
+        raise KeyError(f"dataset '{dataset_id}' has no prediction set '{name}'")
+    return {r.sample_id: reader.load_predictions(r, name) for r in reader.records()}
+
+
+def catalog_rows(cat: Catalog) -> list[dict[str, Any]]:
+    """One summary dict per dataset (the JSON of ``cellbench catalog list``).
+
+    ``n_samples`` counts the local records (0 when the data is absent, with ``obtain`` saying
+    how to get it).
+    """
+    rows = []
+    for d in cat:
+        avail = cat.is_available(d)
+        rows.append(
+            {
+                "id": d.id,
+                "name": d.name,
+                "stain": d.stain,
+                "modality": d.modality,
+                "organs": d.organs,
+                "tasks": d.tasks,
+                "mpp": d.mpp,
+                "classes": [c.name for c in d.classes],
+                "license": d.license,
+                "citation": d.citation,
+                "url": d.url,
+                "available": avail,
+                "n_samples": len(records(cat, d.id)) if avail else 0,
+                "obtain": None if avail else d.obtain,
+            }
+        )
+    return rows

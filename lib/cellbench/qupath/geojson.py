@@ -1,0 +1,231 @@
+"""QuPath interoperability: GeoJSON that current QuPath imports by drag-and-drop.
+
+Written objects (``shared/DESIGN.md`` §7):
+
+- one ``detection`` per nucleus (``objectType``), its geometry tracing the nucleus's pixel
+  edges in QuPath's frame (pixel ``(x, y)`` covers ``[x, x + 1) x [y, y + 1)``), so reading
+  the file back (:func:`cellbench.data.readers.qupath_geojson.objects_to_annotations`) gives the
+  same pixels; holes are kept, split nuclei become MultiPolygons;
+- ``classification: {name, color: [r, g, b]}`` from the dataset's classes (``TP``/``FP``/``FN``
+  for error review);
+- ``measurements`` as a mapping: ``Area px^2`` (full-resolution slide pixels), ``Area um^2``
+  (from the sample's mpp, when known), and where
+  known ``Score`` (mean foreground probability) and ``Matched IoU``;
+- point annotations (OCELOT-style datasets): one ``annotation`` MultiPoint per class, as QuPath's
+  points tool exports them;
+- ``offset`` / ``downsample`` put a region of a slide into the slide's full-resolution frame:
+  ``x_slide = offset_x + downsample * x``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from scipy import ndimage as ndi
+from shapely.geometry import mapping
+
+from cellbench.core.atomic import write_bytes_atomic
+from cellbench.viz.overlay import ERROR_COLORS, PALETTE, rgb
+
+
+def instance_geometries(labels: np.ndarray) -> dict[int, Any]:
+    """``{id: shapely (Multi)Polygon}`` tracing each instance's pixel edges (QuPath frame).
+
+    Each instance is the union of its row runs as rectangles; collinear vertices are removed.
+    """
+    lab = np.asarray(labels)
+    out: dict[int, Any] = {}
+    for k, sl in enumerate(ndi.find_objects(lab)):
+        if sl is None:
+            continue
+        i = k + 1
+        m = lab[sl] == i
+        r0, c0 = sl[0].start, sl[1].start
+        pad = np.zeros((m.shape[0], m.shape[1] + 2), np.int8)
+        pad[:, 1:-1] = m
+        d = np.diff(pad, axis=1)
+        rs, cs = np.nonzero(d == 1)
+        _, ce = np.nonzero(d == -1)  # same order: row-major, starts and ends alternate per row
+        boxes = shapely.box(c0 + cs, r0 + rs, c0 + ce, r0 + rs + 1)
+        geom = shapely.union_all(boxes)
+        out[i] = shapely.simplify(geom, 0)
+    return out
+
+
+def _transform(geom, offset: tuple[float, float], downsample: float):
+    if offset == (0, 0) and downsample == 1:
+        return geom
+    return shapely.transform(geom, lambda xy: xy * downsample + np.asarray(offset))
+
+
+def _classification(name: str, color) -> dict[str, Any]:
+    return {"name": name, "color": list(rgb(color))}
+
+
+def detection_features(
+    labels: np.ndarray,
+    classes: Mapping[int, int] | None = None,
+    class_defs=None,
+    names: Mapping[int, str] | None = None,
+    measurements: Mapping[int, Mapping[str, float]] | None = None,
+    mpp: float | None = None,
+    offset: tuple[float, float] = (0, 0),
+    downsample: float = 1.0,
+    object_type: str = "detection",
+) -> list[dict[str, Any]]:
+    """One GeoJSON Feature per instance of ``labels`` (ids in increasing order).
+
+    ``classes`` maps instance id to class id, named and coloured by ``class_defs`` (catalog
+    classes); ``names`` maps instance id straight to a class name (e.g. ``TP``), coloured by
+    :data:`~cellbench.viz.overlay.ERROR_COLORS` where it is one of those.
+    """
+    defs = {c.id: c for c in (class_defs or [])}
+    feats = []
+    for i, geom in instance_geometries(labels).items():
+        props: dict[str, Any] = {"objectType": object_type, "isLocked": False}
+        name = None
+        color = None
+        if names is not None and i in names:
+            name = names[i]
+            color = ERROR_COLORS.get(name, PALETTE[0])
+        elif classes is not None and classes.get(i) in defs:
+            c = defs[classes[i]]
+            name = c.name
+            color = c.color or PALETTE[(list(defs).index(c.id)) % len(PALETTE)]
+        if name is not None:
+            props["classification"] = _classification(name, color)
+        area = float(geom.area)
+        meas = {"Area px^2": area * downsample**2}
+        if mpp:
+            meas["Area um^2"] = area * mpp**2  # mpp of the sample's own pixels
+        meas.update((measurements or {}).get(i, {}))
+        props["measurements"] = meas
+        feats.append(
+            {
+                "type": "Feature",
+                "id": str(uuid.uuid4()),
+                "geometry": mapping(_transform(geom, offset, downsample)),
+                "properties": props,
+            }
+        )
+    return feats
+
+
+def point_features(
+    points,
+    class_defs=None,
+    offset=(0, 0),
+    downsample: float = 1.0,
+    names: Mapping[int, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One ``annotation`` MultiPoint per class of ``points`` (a :class:`Points`).
+
+    ``names`` (class id -> name) overrides the catalog class names. Points are stored at pixel
+    centres in QuPath's frame (``x + 0.5``).
+    """
+    defs = {c.id: c for c in (class_defs or [])}
+    feats = []
+    for c in np.unique(points.cls):
+        xy = points.xy[points.cls == c] + 0.5
+        xy = xy * downsample + np.asarray(offset)
+        props: dict[str, Any] = {"objectType": "annotation", "isLocked": False}
+        name = (names or {}).get(int(c)) or (defs[int(c)].name if int(c) in defs else None)
+        if name is not None:
+            color = ERROR_COLORS.get(name) or (defs[int(c)].color if int(c) in defs else None)
+            props["classification"] = _classification(name, color or PALETTE[int(c) % 12])
+        feats.append(
+            {
+                "type": "Feature",
+                "id": str(uuid.uuid4()),
+                "geometry": {"type": "MultiPoint", "coordinates": xy.tolist()},
+                "properties": props,
+            }
+        )
+    return feats
+
+
+def write_geojson(features: list[dict[str, Any]], path: str | Path) -> Path:
+    """Write a FeatureCollection atomically."""
+    doc = {"type": "FeatureCollection", "features": features}
+    return write_bytes_atomic(path, json.dumps(doc, allow_nan=False).encode("utf-8"))
+
+
+def sample_features(
+    catalog,
+    dataset_id: str,
+    sample_id: str,
+    what: str = "gt",
+    run: Mapping[str, Any] | None = None,
+    store=None,
+) -> list[dict[str, Any]]:
+    """QuPath features of one sample: ground truth, a run's prediction, or its errors.
+
+    ``what`` = ``gt`` | ``pred`` | ``errors`` (the last two need ``run``, a run record). A
+    sample that is a region of a slide (metadata ``x``/``y``/``downsample``) is written in the
+    slide's full-resolution frame.
+    """
+    from cellbench.data.samples import load_sample
+
+    if what not in ("gt", "pred", "errors"):
+        raise ValueError(f"unknown object set '{what}' (gt, pred, errors)")
+    ds = catalog.get(dataset_id)
+    if what != "gt":
+        if run is None:
+            raise ValueError(f"'{what}' needs a run")
+        from cellbench.viz.review import run_prediction
+
+        sample, pred, ev = run_prediction(dict(run), sample_id, catalog, store)
+    else:
+        sample, pred, ev = load_sample(catalog, dataset_id, sample_id), None, None
+    meta = sample.meta
+    frame = {
+        "offset": (float(meta.get("x") or 0), float(meta.get("y") or 0)),
+        "downsample": float(meta.get("downsample") or 1.0),
+    }
+    mpp = meta.get("mpp")
+    from cellbench.data.sample import Points
+
+    def with_default(labels, classes):
+        """Single-class datasets: every nucleus gets the dataset's one class."""
+        if classes is None and len(ds.classes) == 1:
+            return {int(i): ds.classes[0].id for i in np.unique(labels) if i}
+        return classes
+
+    if what == "gt":
+        if sample.instances is not None:
+            classes = with_default(sample.instances, sample.classes)
+            return detection_features(sample.instances, classes, ds.classes, mpp=mpp, **frame)
+        return point_features(sample.points or Points.empty(), ds.classes, **frame)
+    if isinstance(pred, Points):
+        if what == "pred":
+            return point_features(pred, ds.classes, **frame)
+        from cellbench.viz.review import point_errors
+
+        gt = sample.points or Points.empty()
+        err = point_errors(gt, pred, ev.preset)
+        tagged = Points(
+            np.concatenate([pred.xy[err.tp_pred], pred.xy[err.fp], gt.xy[err.fn]]),
+            [1] * len(err.tp_pred) + [2] * len(err.fp) + [3] * len(err.fn),
+            np.ones(len(err.tp_pred) + len(err.fp) + len(err.fn)),
+        )
+        return point_features(tagged, names={1: "TP", 2: "FP", 3: "FN"}, **frame)
+    labels, classes, scores = pred
+    if what == "pred":
+        meas = {i: {"Score": float(s)} for i, s in (scores or {}).items()}
+        classes = with_default(labels, classes)
+        return detection_features(labels, classes, ds.classes, measurements=meas, mpp=mpp, **frame)
+    from cellbench.viz.review import instance_errors
+
+    err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
+    names = {int(i): "TP" for i in err.tp_pred} | {int(i): "FP" for i in err.fp}
+    meas = {int(p): {"Matched IoU": float(v)} for p, v in zip(err.tp_pred, err.tp_iou, strict=True)}
+    feats = detection_features(labels, names=names, measurements=meas, mpp=mpp, **frame)
+    fn_map = np.where(np.isin(sample.instances, err.fn), sample.instances, 0)
+    fn_names = {int(i): "FN" for i in err.fn}
+    return feats + detection_features(fn_map, names=fn_names, mpp=mpp, **frame)

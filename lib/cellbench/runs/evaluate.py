@@ -1,0 +1,536 @@
+"""Evaluation runs: predictions (from a model or stored) scored sample by sample into the store.
+
+A run is identified by what it evaluates: model (id and weights sha256) or stored predictions,
+dataset, split, sample selection, preset and its parameters, and the cellbench version. The same
+request gives the same ``run_id``, so evaluating again resumes an interrupted run (stored samples
+are skipped) and a complete run is not recomputed.
+
+Per sample, the rows written are every scalar of the metrics engine's result (class ``all``),
+per-class values (class = the test dataset's class name), values at each IoU threshold of a
+range (``pq@0.75``), and HoVer-Net type classification (``f_d``, ``type_acc``, per-class
+``f_t``). When every sample is stored, the dataset-level figures of the preset (its own
+averaging: mean over images, pooled counts, mPQ+ ...) are added with ``level = dataset``.
+
+Tasks: datasets with instance maps are scored with the instance presets (default
+``hovernet``); point datasets with the point presets (default ``ocelot``), a model's instances
+becoming centroid points scored by their mean foreground probability.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cellbench
+from cellbench.core import config
+from cellbench.core.errors import CellbenchError, DataError
+from cellbench.data.catalog import Catalog, load_catalog
+from cellbench.data.readers import get_reader
+from cellbench.data.sample import Points
+from cellbench.metrics import aggregate_instances, aggregate_points, instance_scores, point_scores
+from cellbench.metrics.instance import parse_thresholds
+from cellbench.metrics.io import instance_files, read_instance_map
+from cellbench.metrics.presets import get_preset
+from cellbench.runs.store import GROUP_KEYS, Store, frame
+
+
+@dataclass
+class EvalSpec:
+    """What to evaluate.
+
+    Attributes
+    ----------
+    dataset, split
+        Test dataset id and split (None: every sample).
+    model
+        A registered model id; or None with ``predictions`` set.
+    predictions
+        A folder of instance maps named by sample id, or the name of a prediction set stored
+        with the dataset (e.g. OCELOT's ``fold0``).
+    preset
+        Metric convention (default: ``hovernet`` for instances, ``ocelot`` for points).
+    iou
+        IoU threshold or range (``"0.5:0.95"``) for instance presets.
+    radius_um
+        Point matching radius in microns (default: the preset's radius in pixels).
+    samples, limit
+        Evaluate only these sample ids / the first ``limit`` samples (part of the run's id).
+    device, batch_size, workers
+        Inference settings: device, tiles per batch, post-processing processes. Not part of
+        the run's id: results do not depend on them beyond floating-point rounding.
+    """
+
+    dataset: str
+    split: str | None = None
+    model: str | None = None
+    predictions: str | None = None
+    preset: str | None = None
+    iou: float | str = 0.5
+    radius_um: float | None = None
+    samples: list[str] | None = None
+    limit: int | None = None
+    device: str = "cpu"
+    batch_size: int = 8
+    workers: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    """Progress of a run: ``done`` of ``total`` samples (stored ones included)."""
+
+    run_id: str
+    done: int
+    total: int
+    sample_id: str | None = None
+    eta_s: float | None = None
+    status: str = "running"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    """``cellbench <version>`` plus the git commit of the checkout when there is one."""
+    v = f"cellbench {cellbench.__version__}"
+
+    def git(*args: str) -> str:
+        cmd = ["git", "-C", str(config.REPO_DIR), *args]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return v
+    return f"{v} ({sha}{'+dirty' if dirty else ''})"
+
+
+def _float(v: Any) -> float | None:
+    if v is None or isinstance(v, bool):
+        return None
+    f = float(v)
+    return None if math.isnan(f) else f
+
+
+#: Result keys that echo parameters, not metrics (kept in the runs table instead).
+PARAMETER_KEYS = frozenset({"iou_threshold", "radius_px", "preset", "averaging"})
+
+
+def flatten(
+    result: Mapping[str, Any], class_names: Mapping[str, str]
+) -> list[tuple[str, str, float | None]]:
+    """``(class, metric, value)`` triples of one metrics-engine result (per image or dataset)."""
+    out: list[tuple[str, str, float | None]] = []
+    for k, v in result.items():
+        if k in PARAMETER_KEYS:
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool) or v is None:
+            out.append(("all", k, _float(v)))
+    for cid, vals in (result.get("per_class") or {}).items():
+        name = class_names.get(str(cid), str(cid))
+        out += [
+            (name, k, _float(v)) for k, v in vals.items() if not isinstance(v, (dict, list, str))
+        ]
+    if isinstance(result.get("all"), Mapping):  # points: class-agnostic block
+        out += [("all", k, _float(v)) for k, v in result["all"].items() if not isinstance(v, str)]
+    for t, vals in (result.get("by_threshold") or {}).items():
+        out += [("all", f"{k}@{t}", _float(v)) for k, v in vals.items()]
+    types = result.get("types")
+    if types:
+        out.append(("all", "f_d", _float(types.get("f_d"))))
+        out.append(("all", "type_acc", _float(types.get("acc"))))
+        for cid, v in (types.get("f_t") or {}).items():
+            out.append((class_names.get(str(cid), str(cid)), "f_t", _float(v)))
+    return out
+
+
+class _Source:
+    """Where predictions of a run come from (a model, a folder, a stored set)."""
+
+    def __init__(self, spec: EvalSpec, catalog: Catalog, reader):
+        self.spec = spec
+        self.dataset = catalog.get(spec.dataset)
+        self.reader = reader
+        self.card = None
+        self.predictor = None
+        self.folder: dict[str, Path] | None = None
+        self.set_name: str | None = None
+        self.class_map: dict[int, int | None] | None = None
+        if spec.model is not None:
+            from cellbench.models.registry import get_model
+
+            self.card = get_model(spec.model)
+            if self.card.classes and self.dataset.classes:
+                from cellbench.data.classes import label_map
+
+                try:
+                    self.class_map = label_map(self.card, self.dataset)
+                except ValueError:
+                    self.class_map = None  # model coarser than the dataset: class-agnostic
+        elif spec.predictions is None:
+            raise CellbenchError("give a model or stored predictions to evaluate")
+        elif Path(spec.predictions).is_dir():
+            self.folder = instance_files(spec.predictions)
+        elif spec.predictions in reader.prediction_sets():
+            self.set_name = spec.predictions
+        else:
+            sets = ", ".join(reader.prediction_sets()) or "none"
+            raise DataError(
+                Path(spec.predictions),
+                f"neither a folder of instance maps nor a prediction set of '{spec.dataset}' "
+                f"(stored sets: {sets})",
+            )
+
+    def identity(self) -> dict[str, Any]:
+        if self.card is not None:
+            return {"model": self.card.id, "sha256": self.card.weights.sha256}
+        if self.folder is not None:
+            return {"predictions": str(Path(self.spec.predictions).resolve())}
+        return {"predictions": f"{self.spec.dataset}:{self.set_name}"}
+
+    @property
+    def model_id(self) -> str:
+        if self.card is not None:
+            return self.card.id
+        if self.set_name is not None:
+            return f"predictions:{self.set_name}"
+        return f"predictions:{Path(self.spec.predictions).name}"
+
+    @property
+    def train_datasets(self) -> str:
+        return self.card.training_set if self.card is not None else ""
+
+    def load(self):
+        if self.card is not None and self.predictor is None:
+            from cellbench.models.registry import load_predictor
+
+            self.predictor = load_predictor(
+                self.card, device=self.spec.device, batch_size=self.spec.batch_size
+            )
+
+    def _classes(self, inst) -> dict[int, int] | None:
+        """The model's instance classes in the test dataset's class ids (None: agnostic)."""
+        if inst.classes is None or self.class_map is None:
+            return None
+        mapped = {i: self.class_map.get(c) for i, c in inst.classes.items()}
+        return {i: c for i, c in mapped.items() if c is not None}
+
+    def predictions(self, records, load):
+        """Yield ``(record, sample, prediction)`` in order; ``load(record)`` gives the sample.
+
+        A prediction is ``(labels, classes, scores)`` for instances or :class:`Points`. With a
+        model and ``workers`` > 1, post-processing of earlier samples overlaps inference.
+        """
+        if self.predictor is None:
+            for rec in records:
+                sample = load(rec)
+                yield rec, sample, self._stored(rec, sample)
+            return
+        queue: list = []
+
+        def images():
+            for rec in records:
+                sample = load(rec)
+                queue.append((rec, sample))
+                yield sample.image
+
+        def mpps():
+            while True:
+                yield queue[-1][1].meta.get("mpp")
+
+        for inst in self.predictor.predict_many(images(), mpps(), workers=self.spec.workers):
+            rec, sample = queue.pop(0)
+            yield rec, sample, (inst.labels, self._classes(inst), inst.scores)
+
+    def _stored(self, record, sample):
+        if self.folder is not None:
+            path = self.folder.get(record.sample_id)
+            if path is None:
+                raise DataError(
+                    Path(self.spec.predictions), f"no prediction for sample '{record.sample_id}'"
+                )
+            labels = read_instance_map(path)
+            if sample.instances is not None and labels.shape != sample.instances.shape:
+                raise DataError(
+                    path,
+                    f"shape {labels.shape} differs from the ground truth {sample.instances.shape}",
+                )
+            return labels, None, None
+        return self.reader.load_predictions(record, self.set_name)
+
+
+def centroid_points(labels, classes, scores) -> Points:
+    from scipy import ndimage as ndi
+
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if len(ids) == 0:
+        return Points.empty()
+    cy_cx = np.asarray(ndi.center_of_mass(np.ones_like(labels), labels, ids)).reshape(-1, 2)
+    cls = [classes.get(int(i), 0) if classes else 1 for i in ids]
+    sc = [scores.get(int(i), 1.0) if scores else 1.0 for i in ids]
+    return Points(cy_cx[:, ::-1], cls, sc)
+
+
+class Evaluation:
+    """One run: plan it (``run_id``, samples) and execute it into a store."""
+
+    def __init__(self, spec: EvalSpec, catalog: Catalog | None = None, store: Store | None = None):
+        self.spec = spec
+        self.catalog = catalog or load_catalog()
+        self.store = store or Store()
+        self.dataset = self.catalog.get(spec.dataset)
+        if not self.catalog.is_available(self.dataset):
+            raise DataError(
+                self.catalog.path,
+                f"dataset '{spec.dataset}' has no local data: {self.dataset.obtain}",
+            )
+        self.reader = get_reader(self.catalog, spec.dataset)
+        recs = [r for r in self.reader.records() if spec.split is None or r.split == spec.split]
+        if spec.samples:
+            wanted = set(spec.samples)
+            missing = wanted - {r.sample_id for r in recs}
+            if missing:
+                raise KeyError(
+                    f"no sample(s) {sorted(missing)} in '{spec.dataset}' split {spec.split}"
+                )
+            recs = [r for r in recs if r.sample_id in wanted]
+        if spec.limit is not None:
+            recs = recs[: spec.limit]
+        if not recs:
+            raise KeyError(f"dataset '{spec.dataset}' has no samples in split '{spec.split}'")
+        self.records = recs
+        tasks = self.dataset.tasks
+        self.task = "instances" if "instance_segmentation" in tasks else "points"
+        self.preset = spec.preset or ("hovernet" if self.task == "instances" else "ocelot")
+        get_preset(self.preset, "instance" if self.task == "instances" else "points")
+        self.iou = parse_thresholds(spec.iou) if self.task == "instances" else None
+        self.source = _Source(spec, self.catalog, self.reader)
+        self.class_names = {str(c.id): c.name for c in self.dataset.classes}
+        self.run_id = self._run_id()
+
+    def _run_id(self) -> str:
+        ident = {
+            **self.source.identity(),
+            "dataset": self.spec.dataset,
+            "split": self.spec.split,
+            "samples": sorted(r.sample_id for r in self.records),
+            "preset": self.preset,
+            "iou": self.spec.iou if self.task == "instances" else None,
+            "radius_um": self.spec.radius_um,
+            "version": cellbench.__version__,
+        }
+        h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+        model = self.source.model_id.replace(":", "-")
+        return f"{model}_{self.spec.dataset}_{self.spec.split or 'all'}_{self.preset}_{h}"
+
+    # -- scoring ----------------------------------------------------------------------------
+
+    def score(self, record, sample, pred) -> dict[str, Any]:
+        """The metrics engine's result for one sample and its prediction."""
+        if self.task == "instances":
+            if sample.instances is None:
+                raise DataError(Path(record.sample_id), "sample has no instance ground truth")
+            labels, classes, _ = pred
+            kw: dict[str, Any] = {}
+            if classes is not None and sample.classes is not None and len(self.dataset.classes) > 1:
+                kw = {"true_classes": sample.classes, "pred_classes": classes}
+            return instance_scores(
+                sample.instances, labels, preset=self.preset, iou=self.spec.iou, **kw
+            )
+        gt = sample.points if sample.points is not None else Points.empty()
+        pts = pred if isinstance(pred, Points) else centroid_points(*pred)
+        if isinstance(pred, tuple) and pred[1] is None:  # class-agnostic model
+            gt = Points(gt.xy, np.ones(len(gt)), gt.score)
+            pts = Points(pts.xy, np.ones(len(pts)), pts.score)
+        kw = {}
+        if self.spec.radius_um is not None:
+            kw = {"radius_um": self.spec.radius_um, "mpp": sample.meta.get("mpp")}
+        return point_scores(gt, pts, preset=self.preset, **kw)
+
+    def _rows(self, sample_id: str | None, meta: Mapping[str, Any], result, level: str):
+        base = {
+            "run_id": self.run_id,
+            "model_id": self.source.model_id,
+            "train_datasets": self.source.train_datasets,
+            "test_dataset": self.spec.dataset,
+            "split": self.spec.split,
+            "level": level,
+            "sample_id": sample_id,
+            **{k: (None if meta.get(k) is None else str(meta.get(k))) for k in GROUP_KEYS},
+        }
+        return [
+            {**base, "class": c, "metric": m, "value": v}
+            for c, m, v in flatten(result, self.class_names)
+        ]
+
+    def aggregate(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        """The preset's dataset-level figures from per-sample results."""
+        if self.task == "instances":
+            declared = (
+                [c.id for c in self.dataset.classes] if len(self.dataset.classes) > 1 else None
+            )
+            return aggregate_instances(results, self.preset, classes=declared)
+        return aggregate_points(results, self.preset)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def info(self, status: str, **extra: Any) -> dict[str, Any]:
+        card = self.source.card
+        return {
+            "run_id": self.run_id,
+            "status": status,
+            "model_id": self.source.model_id,
+            "model_kind": card.kind if card else "predictions",
+            "model_sha256": card.weights.sha256 if card else None,
+            "model_card": str(card.path) if card else None,
+            "train_datasets": self.source.train_datasets,
+            "test_dataset": self.spec.dataset,
+            "split": self.spec.split,
+            "task": self.task,
+            "preset": self.preset,
+            "iou": self.spec.iou if self.task == "instances" else None,
+            "predictions": self.spec.predictions,
+            "parameters": self.spec.to_json(),
+            "n_samples": len(self.records),
+            "catalog": str(self.catalog.path),
+            "catalog_version": self.catalog.version,
+            "code_version": code_version(),
+            "host": socket.gethostname(),
+            "platform": platform.platform(),
+            **extra,
+        }
+
+    def run(
+        self,
+        progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        flush_every: int = 16,
+        flush_seconds: float = 10.0,
+    ) -> dict[str, Any]:
+        """Evaluate the samples not yet stored; return the run's final record.
+
+        Rows are committed in parts of at most ``flush_every`` samples (or every
+        ``flush_seconds``); a stop request (``should_stop``) or an error commits the finished
+        samples and records ``cancelled`` / ``failed``.
+        """
+        store = self.store
+        with store.lock(self.run_id):
+            store.clean_temporary(self.run_id)
+            prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
+            done = store.done_samples(self.run_id)
+            todo = [r for r in self.records if r.sample_id not in done]
+            n_total = len(self.records)
+            if prev.get("status") == "complete" and not todo:
+                return prev
+            created = prev.get("created", _now())
+            started = _now()
+            store.write_run(
+                self.info(
+                    "running",
+                    created=created,
+                    started=started,
+                    n_done=n_total - len(todo),
+                    pid=os.getpid(),
+                )
+            )
+            if todo:
+                self.source.load()
+            # (sample id, result, rows) appended in one operation: an interrupt never
+            # leaves half a sample in the buffer
+            buf: list[tuple[str, dict, list[dict]]] = []
+            last = time.monotonic()
+            t0 = time.monotonic()
+            n_done = n_total - len(todo)
+
+            def flush() -> None:
+                nonlocal last
+                if buf:
+                    rows = [r for _, _, rs in buf for r in rs]
+                    store.append(self.run_id, frame(rows), {sid: res for sid, res, _ in buf})
+                buf.clear()
+                last = time.monotonic()
+
+            status, error = "complete", None
+            try:
+                stream = self.source.predictions(todo, self.reader.load)
+                for k, (rec, sample, pred) in enumerate(stream):
+                    if progress:
+                        eta = (time.monotonic() - t0) / k * (len(todo) - k) if k else None
+                        progress(Progress(self.run_id, n_done, n_total, rec.sample_id, eta))
+                    res = self.score(rec, sample, pred)
+                    buf.append(
+                        (rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample"))
+                    )
+                    n_done += 1
+                    if should_stop is not None and should_stop():
+                        status = "cancelled"
+                        stream.close()
+                        break
+                    if len(buf) >= flush_every or time.monotonic() - last > flush_seconds:
+                        flush()
+                        store.write_run(
+                            self.info(
+                                "running",
+                                created=created,
+                                started=started,
+                                n_done=n_done,
+                                pid=os.getpid(),
+                            )
+                        )
+                flush()
+            except BaseException as e:
+                flush()
+                status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
+                error = f"{type(e).__name__}: {e}"
+                store.write_run(
+                    self.info(
+                        status,
+                        created=created,
+                        started=started,
+                        finished=_now(),
+                        n_done=n_done,
+                        error=error,
+                    )
+                )
+                raise
+            if status == "complete":
+                agg = self.aggregate(store.results(self.run_id))
+                store.append(self.run_id, frame(self._rows(None, {}, agg, "dataset")))
+            final = self.info(
+                status,
+                created=created,
+                started=started,
+                finished=_now(),
+                n_done=n_done,
+                error=error,
+            )
+            store.write_run(final)
+            if progress:
+                progress(Progress(self.run_id, n_done, n_total, None, 0.0, status))
+            return final
+
+
+def evaluate(spec: EvalSpec, catalog: Catalog | None = None, store: Store | None = None, **kw):
+    """Plan and run an evaluation (see :meth:`Evaluation.run`); returns the run's record."""
+    return Evaluation(spec, catalog, store).run(**kw)

@@ -1,0 +1,246 @@
+"""Background evaluation jobs: one process per job, progress on disk, cancel, resume.
+
+A job lives in ``$CELLBENCH_HOME/jobs/<job_id>/``:
+
+``job.json``      the request (an :class:`~cellbench.runs.evaluate.EvalSpec`), run id, pid, times;
+``progress.json`` written atomically after each sample: done / total, current sample, ETA,
+                  status (``queued``, ``running``, ``complete``, ``failed``, ``cancelled``);
+``cancel``        present when a cancel was requested (the worker stops before the next sample);
+``log.txt``       the worker's output.
+
+Any page or process reads a job's state with :func:`job_status` (after a reload too); a job
+whose process died without finishing reads as ``interrupted``. Rows are committed by the
+evaluation in whole-sample parts (see :mod:`cellbench.runs.store`), so a killed job loses no stored
+rows, and :func:`resume_job` (or submitting the same request again) finishes it, skipping what
+is stored. Two jobs never write the same run at once: the run's lock refuses the second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cellbench.core import config
+from cellbench.core.atomic import write_json_atomic
+from cellbench.core.errors import CellbenchError
+
+FINAL = ("complete", "failed", "cancelled")
+
+
+def jobs_dir() -> Path:
+    return config.home() / "jobs"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def submit_job(spec, flush_every: int = 16, wait: bool = False) -> str:
+    """Check a request, start its worker process and return the job id.
+
+    The request is planned first (dataset, samples, model, preset are checked), so a bad
+    request fails here with a clear error instead of in the background.
+    """
+    from cellbench.runs.evaluate import Evaluation
+
+    ev = Evaluation(spec)
+    job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    d = jobs_dir() / job_id
+    d.mkdir(parents=True)
+    job = {
+        "job_id": job_id,
+        "run_id": ev.run_id,
+        "spec": asdict(spec),
+        "flush_every": flush_every,
+        "created": _now(),
+        "catalog": str(ev.catalog.path),
+        "data_root": str(config.data_root()),
+        "home": str(config.home()),
+    }
+    write_json_atomic(d / "job.json", job)
+    write_json_atomic(
+        d / "progress.json",
+        {"status": "queued", "done": 0, "total": len(ev.records), "updated": _now()},
+    )
+    _start(d, wait)
+    return job_id
+
+
+def _start(d: Path, wait: bool) -> None:
+    job = _read(d / "job.json")
+    env = dict(os.environ)
+    env.update(
+        CELLBENCH_HOME=job["home"],
+        CELLBENCH_DATA=job["data_root"],
+        CELLBENCH_CATALOG=job["catalog"],
+    )
+    (d / "cancel").unlink(missing_ok=True)
+    with open(d / "log.txt", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cellbench.runs.jobs", str(d)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    job["pid"] = proc.pid
+    job["started"] = _now()
+    write_json_atomic(d / "job.json", job)
+    if wait:
+        proc.wait()
+
+
+def _job_dir(job_id: str) -> Path:
+    d = jobs_dir() / job_id
+    if not (d / "job.json").is_file():
+        raise KeyError(f"no job '{job_id}' in {jobs_dir()}")
+    return d
+
+
+def job_status(job_id: str) -> dict[str, Any]:
+    """The job's request and progress; ``interrupted`` when its process died unfinished."""
+    d = _job_dir(job_id)
+    job = _read(d / "job.json")
+    prog = _read(d / "progress.json")
+    status = prog.get("status", "queued")
+    if status not in FINAL and not _alive(job.get("pid")):
+        status = "interrupted"
+    return {**job, **prog, "status": status, "cancel_requested": (d / "cancel").exists()}
+
+
+def list_jobs() -> list[dict[str, Any]]:
+    """Every job's status, newest first."""
+    d = jobs_dir()
+    ids = sorted((p.parent.name for p in d.glob("*/job.json")), reverse=True) if d.is_dir() else []
+    return [job_status(i) for i in ids]
+
+
+def cancel_job(job_id: str, kill: bool = False) -> None:
+    """Ask the job to stop before its next sample (``kill``: SIGTERM now; stored rows stay)."""
+    d = _job_dir(job_id)
+    (d / "cancel").touch()
+    pid = _read(d / "job.json").get("pid")
+    if kill and _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+
+
+def resume_job(job_id: str, wait: bool = False) -> None:
+    """Start an interrupted, failed or cancelled job again; stored samples are skipped."""
+    st = job_status(job_id)
+    if st["status"] in ("running", "queued"):
+        raise CellbenchError(f"job '{job_id}' is still {st['status']}")
+    d = _job_dir(job_id)
+    write_json_atomic(
+        d / "progress.json", {**_read(d / "progress.json"), "status": "queued", "updated": _now()}
+    )
+    _start(d, wait)
+
+
+def wait_job(job_id: str, timeout: float = 600.0, poll: float = 0.2) -> dict[str, Any]:
+    """Block until the job is final or interrupted (or ``timeout`` seconds pass)."""
+    t0 = time.monotonic()
+    while True:
+        st = job_status(job_id)
+        if st["status"] in (*FINAL, "interrupted") or time.monotonic() - t0 > timeout:
+            return st
+        time.sleep(poll)
+
+
+def _worker(d: Path) -> int:
+    """Body of the job process: run the evaluation, writing progress after each sample."""
+    from cellbench.runs.evaluate import EvalSpec, Evaluation
+
+    job = _read(d / "job.json")
+    prog_path = d / "progress.json"
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+
+    def progress(p) -> None:
+        write_json_atomic(
+            prog_path,
+            {
+                "status": p.status,
+                "done": p.done,
+                "total": p.total,
+                "sample_id": p.sample_id,
+                "eta_s": p.eta_s,
+                "run_id": p.run_id,
+                "updated": _now(),
+            },
+        )
+
+    try:
+        ev = Evaluation(EvalSpec(**job["spec"]))
+        final = ev.run(
+            progress=progress,
+            should_stop=(d / "cancel").exists,
+            flush_every=job.get("flush_every", 16),
+        )
+        write_json_atomic(
+            prog_path,
+            {
+                **_read(prog_path),
+                "status": final["status"],
+                "done": final.get("n_done"),
+                "total": final["n_samples"],
+                "sample_id": None,
+                "eta_s": 0.0,
+                "updated": _now(),
+            },
+        )
+        return 0
+    except KeyboardInterrupt:
+        write_json_atomic(prog_path, {**_read(prog_path), "status": "cancelled", "updated": _now()})
+        return 1
+    except Exception as e:  # noqa: BLE001 - recorded for the user, job ends
+        write_json_atomic(
+            prog_path,
+            {
+                **_read(prog_path),
+                "status": "failed",
+                "error": f"{type(e).__name__}: {e}",
+                "updated": _now(),
+            },
+        )
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(Path(sys.argv[1])))

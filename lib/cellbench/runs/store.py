@@ -1,0 +1,283 @@
+"""The metrics store: long-format metric rows (parquet) and a runs table with provenance.
+
+Layout under ``$CELLBENCH_HOME/store`` (``shared/DESIGN.md`` §3):
+
+``runs/<run_id>.json``
+    One file per run: what was evaluated (model, its sha256, dataset, split, preset,
+    parameters), provenance (catalog version, code version, host), timestamps, ``status``
+    (``running``, ``complete``, ``failed``, ``cancelled``; a ``running`` run whose process is
+    gone reads as ``interrupted``) and progress (``n_done`` of ``n_samples``).
+``metrics/<run_id>/part-<ns>-<pid>.parquet``
+    Metric rows, :data:`SCHEMA`. A part is written to a temporary file and renamed, so it is
+    there whole or not at all, and holds every row of the samples it covers: a killed
+    evaluation leaves no half-written sample. Parts are only ever added, never rewritten.
+    ``part-*.json`` next to it keeps the same samples' full per-image results, from which the
+    dataset-level figures of the run's preset are computed (pooled counts need them).
+``locks/<run_id>.lock``
+    Held (``flock``) by the process evaluating the run, so two processes never write the same
+    run; different runs write different folders and never interleave.
+
+Rows have ``level`` = ``sample`` (one image) or ``dataset`` (the preset's dataset figure,
+written once when the run completes). ``class`` is a class name of the test dataset or
+``all``. Values are float64; a metric that is undefined for a sample (e.g. the empty-image
+policy) is null.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from cellbench.core import config
+from cellbench.core.atomic import write_bytes_atomic, write_json_atomic
+from cellbench.core.errors import CellbenchError, DataError
+
+SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.Utf8,
+    "model_id": pl.Utf8,
+    "train_datasets": pl.Utf8,
+    "test_dataset": pl.Utf8,
+    "split": pl.Utf8,
+    "level": pl.Utf8,
+    "sample_id": pl.Utf8,
+    "center": pl.Utf8,
+    "organ": pl.Utf8,
+    "stain": pl.Utf8,
+    "category": pl.Utf8,
+    "slide_id": pl.Utf8,
+    "patient_id": pl.Utf8,
+    "class": pl.Utf8,
+    "metric": pl.Utf8,
+    "value": pl.Float64,
+}
+#: The columns of the runs table shown in listings (CLI and app), in order.
+RUN_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "status",
+    "model_id",
+    "test_dataset",
+    "split",
+    "preset",
+    "n_done",
+    "n_samples",
+    "finished",
+)
+#: Sample metadata columns copied onto each metric row (the grouping keys).
+GROUP_KEYS: tuple[str, ...] = ("center", "organ", "stain", "category", "slide_id", "patient_id")
+
+
+class RunBusyError(CellbenchError):
+    """Another process is evaluating this run."""
+
+
+class Store:
+    """A metrics store rooted at ``root`` (default ``$CELLBENCH_HOME/store``).
+
+    ``reference`` is a read-only store laid out the same way whose runs are listed and queried
+    with this one's (never written): by default, for the workspace store, the reference results
+    committed with cellbench (``results/reference`` in the checkout, or
+    ``$CELLBENCH_REFERENCE``; set it empty to leave them out). A run in both is read from
+    ``root``.
+    """
+
+    def __init__(self, root: str | Path | None = None, reference: str | Path | None = None):
+        if root is None:
+            self.root = config.home() / "store"
+            if reference is None:
+                reference = config.reference_store()
+        else:
+            self.root = Path(root)
+        self.reference = Path(reference) if reference else None
+        self.runs_dir = self.root / "runs"
+        self.metrics_dir = self.root / "metrics"
+        self.locks_dir = self.root / "locks"
+
+    def roots(self) -> list[Path]:
+        """Where runs are read from: this store, then the reference store if there is one."""
+        out = [self.root]
+        if self.reference is not None and self.reference.is_dir():
+            out.append(self.reference)
+        return out
+
+    def _read_root(self, run_id: str) -> Path:
+        for r in self.roots():
+            if (r / "runs" / f"{run_id}.json").is_file() or (r / "metrics" / run_id).is_dir():
+                return r
+        return self.root
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def run_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def write_run(self, info: Mapping[str, Any]) -> None:
+        """Write (replace) a run's record atomically."""
+        write_json_atomic(self.run_path(info["run_id"]), dict(info))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """A run's record, with ``status`` = ``interrupted`` when its process has died."""
+        root = self._read_root(run_id)
+        p = root / "runs" / f"{run_id}.json"
+        if not p.is_file():
+            raise KeyError(f"no run '{run_id}' in the store at {self.root}")
+        try:
+            info = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise DataError(p, f"unreadable run record: {e}") from None
+        info["reference"] = root != self.root
+        if info.get("status") == "running" and not self.is_locked(run_id):
+            info["status"] = "interrupted"
+        return info
+
+    def run_ids(self) -> list[str]:
+        """Ids of every run (this store's and the reference store's)."""
+        ids = {p.stem for r in self.roots() for p in (r / "runs").glob("*.json")}
+        return sorted(ids)
+
+    def runs(self) -> pl.DataFrame:
+        """The runs table: one row per run, newest first."""
+        rows = [self.get_run(r) for r in self.run_ids()]
+        if not rows:
+            return pl.DataFrame(schema={"run_id": pl.Utf8, "status": pl.Utf8, "created": pl.Utf8})
+        flat = [
+            {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()}
+            for r in rows
+        ]
+        return pl.DataFrame(flat, infer_schema_length=None).sort("created", descending=True)
+
+    # -- locking ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str):
+        """Hold the run's lock for the duration (``RunBusyError`` if another process has it)."""
+        import fcntl
+
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        path = self.locks_dir / f"{run_id}.lock"
+        f = open(path, "a+")  # noqa: SIM115 - held for the context's lifetime
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                owner = f.read().strip() or "another process"
+                raise RunBusyError(f"run '{run_id}' is being evaluated by {owner}") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            yield
+        finally:
+            f.close()
+
+    def is_locked(self, run_id: str) -> bool:
+        import fcntl
+
+        path = self.locks_dir / f"{run_id}.lock"
+        if not path.exists():
+            return False
+        with open(path) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+    # -- rows -------------------------------------------------------------------------------
+
+    def _parts(self, run_id: str, ext: str = "parquet") -> list[Path]:
+        d = self._read_root(run_id) / "metrics" / run_id
+        return sorted(d.glob(f"part-*.{ext}")) if d.is_dir() else []
+
+    def append(
+        self,
+        run_id: str,
+        rows: Iterable[Mapping[str, Any]] | pl.DataFrame,
+        results: Mapping[str, Any] | None = None,
+    ) -> Path | None:
+        """Add rows (and their per-sample full results) to a run as one new part.
+
+        The JSON of ``results`` is written first, then the parquet part; the part's presence
+        is what commits the samples.
+        """
+        df = rows if isinstance(rows, pl.DataFrame) else frame(rows)
+        if df.is_empty():
+            return None
+        bad = set(df.get_column("run_id").unique().to_list()) - {run_id}
+        if bad:
+            raise ValueError(f"rows of run(s) {sorted(bad)} cannot be added to run '{run_id}'")
+        stem = f"part-{time.time_ns():020d}-{os.getpid()}"
+        d = self.metrics_dir / run_id
+        if results:
+            write_json_atomic(d / f"{stem}.json", dict(results), indent=None)
+        buf = io.BytesIO()
+        df.write_parquet(buf, compression="zstd", statistics=True)
+        return write_bytes_atomic(d / f"{stem}.parquet", buf.getvalue())
+
+    def done_samples(self, run_id: str) -> set[str]:
+        """Sample ids with stored rows in a run (committed parts only)."""
+        parts = self._parts(run_id)
+        if not parts:
+            return set()
+        ids = (
+            pl.scan_parquet(parts)
+            .filter(pl.col("level") == "sample")
+            .select(pl.col("sample_id").unique())
+            .collect()
+        )
+        return set(ids.get_column("sample_id").to_list())
+
+    def results(self, run_id: str) -> dict[str, Any]:
+        """The full per-image results of a run's committed parts, ``{sample_id: dict}``."""
+        out: dict[str, Any] = {}
+        for p in self._parts(run_id):
+            j = p.with_suffix(".json")
+            if j.is_file():
+                out.update(json.loads(j.read_text(encoding="utf-8")))
+        return out
+
+    def clean_temporary(self, run_id: str) -> int:
+        """Remove temporary files a killed writer left in a run's folder; return how many."""
+        d = self.metrics_dir / run_id
+        stale = list(d.glob(".*.tmp")) if d.is_dir() else []
+        committed = {p.stem for p in self._parts(run_id)}
+        stale += [j for j in self._parts(run_id, "json") if j.stem not in committed]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
+    def scan(self, run_ids: Iterable[str] | None = None) -> pl.LazyFrame:
+        """All metric rows (of the given runs) as a lazy frame with :data:`SCHEMA`."""
+        if run_ids is None:
+            ids = sorted(
+                {p.name for r in self.roots() for p in (r / "metrics").glob("*") if p.is_dir()}
+            )
+        else:
+            ids = list(run_ids)
+        parts = [p for r in ids for p in self._parts(r)]
+        if not parts:
+            return pl.LazyFrame(schema=SCHEMA)
+        return pl.scan_parquet(parts, schema=SCHEMA)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its rows (refused while it is being evaluated)."""
+        import shutil
+
+        with self.lock(run_id):
+            shutil.rmtree(self.metrics_dir / run_id, ignore_errors=True)
+            self.run_path(run_id).unlink(missing_ok=True)
+
+
+def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
+    """Metric rows as a frame with :data:`SCHEMA` (missing columns null)."""
+    rows = list(rows)
+    return pl.DataFrame({k: [r.get(k) for r in rows] for k in SCHEMA}, schema=SCHEMA, strict=False)

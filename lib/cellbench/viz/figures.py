@@ -1,0 +1,377 @@
+"""Plotly figure builders shared by the app, notebooks and the CLI.
+
+Each builder takes the polars frames the library's queries return and gives a
+``plotly.graph_objects.Figure`` with one house style. :func:`export_figure` writes any of them
+at a publication size (millimetres) as SVG, PDF or PNG (kaleido with the system's Chromium).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+FONT = "Arial, Helvetica, sans-serif"
+#: Journal figure widths (mm) and a default height.
+PUBLICATION_SIZES: dict[str, tuple[float, float]] = {
+    "single column (89 mm)": (89, 70),
+    "1.5 columns (120 mm)": (120, 85),
+    "double column (183 mm)": (183, 110),
+}
+SCALE = "Viridis"
+
+
+def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    """The house style: white template, sans-serif, compact margins."""
+    fig.update_layout(
+        template="plotly_white",
+        font={"family": FONT, "size": 12},
+        title={"text": title, "font": {"size": 14}} if title else None,
+        margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
+        height=height,
+    )
+    return fig
+
+
+def _labels(values) -> list[str]:
+    return ["unknown" if v is None else str(v) for v in values]
+
+
+def count_bar(df: pl.DataFrame, column: str, title: str | None = None) -> go.Figure:
+    """Number of rows per value of ``column`` (null shown as "unknown"), largest first."""
+    counts = df.group_by(column).len().sort("len", descending=True)
+    fig = go.Figure(
+        go.Bar(
+            x=_labels(counts[column].to_list()), y=counts["len"].to_list(), marker_color="#0072B2"
+        )
+    )
+    fig.update_yaxes(title="samples")
+    fig.update_xaxes(title=column, type="category")
+    return style(fig, title or f"Samples per {column}")
+
+
+def histogram(
+    df: pl.DataFrame, column: str, title: str | None = None, nbins: int = 20, unit: str = ""
+) -> go.Figure:
+    """Histogram of a numeric column (nulls left out; their number is in the title)."""
+    s = df[column]
+    n_null = s.null_count()
+    vals = s.drop_nulls().to_list()
+    fig = go.Figure(go.Histogram(x=vals, nbinsx=nbins, marker_color="#009E73"))
+    fig.update_xaxes(title=f"{column}{f' ({unit})' if unit else ''}")
+    fig.update_yaxes(title="samples")
+    note = f" ({n_null} unknown)" if n_null else ""
+    return style(fig, (title or f"{column} distribution") + note)
+
+
+def _ci_text(r: dict) -> str:
+    lo, hi = r.get("ci_low"), r.get("ci_high")
+    ci = "" if lo is None or hi is None or math.isnan(lo) else f"<br>95% CI [{lo:.3f}, {hi:.3f}]"
+    return f"{r['mean']:.3f}{ci}<br>n = {r['n']}"
+
+
+def summary_heatmap(
+    summary: pl.DataFrame, rows: str, cols: str, metric: str, title: str | None = None
+) -> go.Figure:
+    """Heatmap of group means (``group_summary`` output) with CIs and n on hover."""
+    rv = sorted(set(_labels(summary[rows].to_list())))
+    cv = sorted(set(_labels(summary[cols].to_list())))
+    z = np.full((len(rv), len(cv)), np.nan)
+    hover = [["" for _ in cv] for _ in rv]
+    for r in summary.iter_rows(named=True):
+        i, j = rv.index(_labels([r[rows]])[0]), cv.index(_labels([r[cols]])[0])
+        z[i, j] = r["mean"]
+        hover[i][j] = _ci_text(r)
+    text = [[("" if np.isnan(v) else f"{v:.3f}") for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=cv,
+            y=rv,
+            colorscale=SCALE,
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{y} / %{x}<br>%{customdata}<extra></extra>",
+            colorbar={"title": metric},
+        )
+    )
+    fig.update_xaxes(title=cols, type="category")
+    fig.update_yaxes(title=rows, type="category", autorange="reversed")
+    return style(fig, title or f"Mean {metric} per {rows} and {cols}")
+
+
+def ci_bars(
+    summary: pl.DataFrame, x: str, metric: str, color: str | None = None, title: str | None = None
+) -> go.Figure:
+    """Bars of group means with 95% CI error bars; one trace per ``color`` value."""
+    fig = go.Figure()
+    groups = [None] if color is None else sorted(set(_labels(summary[color].to_list())))
+    for g in groups:
+        part = (
+            summary
+            if g is None
+            else summary.filter(pl.col(color).cast(pl.Utf8).fill_null("unknown") == g)
+        )
+        mean = part["mean"].to_numpy()
+        # no interval (a single sample): no error bar, not one reaching down to 0
+        lo = part["ci_low"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        hi = part["ci_high"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        lo = np.where(np.isnan(lo), mean, lo)
+        hi = np.where(np.isnan(hi), mean, hi)
+        fig.add_bar(
+            x=_labels(part[x].to_list()),
+            y=mean,
+            name=g or metric,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": np.clip(hi - mean, 0, None),
+                "arrayminus": np.clip(mean - lo, 0, None),
+            },
+        )
+    fig.update_layout(barmode="group", showlegend=color is not None)
+    fig.update_xaxes(title=x, type="category")
+    fig.update_yaxes(title=metric)
+    return style(fig, title or f"Mean {metric} per {x} (95% CI)")
+
+
+def distribution(values: pl.DataFrame, x: str, metric: str, title: str | None = None):
+    """Per-sample values as box plots with every sample shown, one box per ``x``."""
+    fig = go.Figure()
+    for g in sorted(set(_labels(values[x].to_list()))):
+        part = values.filter(pl.col(x).cast(pl.Utf8).fill_null("unknown") == g)
+        fig.add_box(
+            y=part["value"].to_list(),
+            name=g,
+            boxpoints="all",
+            jitter=0.4,
+            pointpos=0,
+            text=part["sample_id"].to_list(),
+            hovertemplate="%{text}: %{y:.3f}<extra></extra>",
+        )
+    fig.update_layout(showlegend=False)
+    fig.update_yaxes(title=metric)
+    return style(fig, title or f"{metric} per sample")
+
+
+def matrix_heatmap(
+    long: pl.DataFrame,
+    value: str = "mean",
+    title: str = "",
+    colorbar: str = "",
+    rows: str = "train_datasets",
+    cols: str = "test_dataset",
+    zmid: float | None = None,
+) -> go.Figure:
+    """A train x test matrix from long rows (``rows``, ``cols``, ``value``)."""
+    rv = sorted(set(long[rows].to_list())) if long.height else []
+    cv = sorted(set(long[cols].to_list())) if long.height else []
+    z = np.full((len(rv), len(cv)), np.nan)
+    for r in long.iter_rows(named=True):
+        if r[value] is not None:
+            z[rv.index(r[rows]), cv.index(r[cols])] = r[value]
+    text = [[("" if np.isnan(v) else f"{v:.3f}") for v in row] for row in z]
+    kw = {"zmid": zmid, "colorscale": "RdBu"} if zmid is not None else {"colorscale": SCALE}
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=cv, y=rv, text=text, texttemplate="%{text}", colorbar={"title": colorbar}, **kw
+        )
+    )
+    fig.update_xaxes(title="test set", type="category")
+    fig.update_yaxes(title="training set", type="category", autorange="reversed")
+    return style(fig, title)
+
+
+def ranking_bars(rank: pl.DataFrame, metric: str = "pq") -> go.Figure:
+    """Training sets ranked by mean over the unified test set, with 95% CIs."""
+    return ci_bars(
+        rank.sort("rank"),
+        "train_datasets",
+        metric,
+        title=f"Ranking: mean {metric} on the unified test set (95% CI)",
+    )
+
+
+def fusion_curve(fus: pl.DataFrame, metric: str = "pq") -> go.Figure:
+    """Observed vs expected (best single part) performance against k datasets fused."""
+    best = fus.sort("observed", descending=True).unique("k", keep="first").sort("k")
+    fig = go.Figure()
+    fig.add_scatter(
+        x=best["k"].to_list(),
+        y=best["observed"].to_list(),
+        mode="lines+markers",
+        name="observed",
+        text=best["train_datasets"].to_list(),
+        error_y={
+            "type": "data",
+            "symmetric": False,
+            "array": (best["ci_high"] - best["observed"]).to_list(),
+            "arrayminus": (best["observed"] - best["ci_low"]).to_list(),
+        },
+    )
+    fig.add_scatter(
+        x=best["k"].to_list(),
+        y=best["expected"].to_list(),
+        mode="lines+markers",
+        name="expected (best single part)",
+        line={"dash": "dash"},
+    )
+    fig.update_xaxes(title="k datasets fused", dtick=1)
+    fig.update_yaxes(title=f"mean {metric}, unified test set")
+    return style(fig, "Top-k fusion: observed vs expected")
+
+
+def image_figure(image: np.ndarray, title: str | None = None, height: int | None = None):
+    """An RGB image as a zoomable figure (pixel coordinates on hover)."""
+    fig = go.Figure(go.Image(z=image))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig = style(fig, title, height)
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0})
+    return fig
+
+
+def export_figure(
+    fig: go.Figure, fmt: str = "svg", width_mm: float = 89, height_mm: float = 70, dpi: int = 300
+) -> bytes:
+    """The figure as SVG, PDF or PNG bytes at ``width_mm`` x ``height_mm``.
+
+    Sizes are set in CSS pixels (96 per inch) so text keeps its point size; PNG is rendered
+    at ``dpi``. Needs kaleido and a Chromium (Debian's ``chromium`` works).
+    """
+    if fmt not in ("svg", "pdf", "png"):
+        raise ValueError(f"unsupported format '{fmt}' (svg, pdf, png)")
+    w = round(width_mm / 25.4 * 96)
+    h = round(height_mm / 25.4 * 96)
+    scale = dpi / 96 if fmt == "png" else 1
+    _kaleido_server()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+        return fig.to_image(format=fmt, width=w, height=h, scale=scale)
+
+
+_SERVER: list[bool] = []
+
+
+def _kaleido_server() -> None:
+    """Keep one Chromium for all exports of the process (2 s to start, then ~0.2 s a figure)."""
+    if _SERVER:
+        return
+    import atexit
+
+    import kaleido
+
+    try:
+        kaleido.start_sync_server(silence_warnings=True)
+        atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+    except Exception:  # noqa: BLE001 - fall back to one browser per export
+        pass
+    _SERVER.append(True)
+
+
+def frame_bytes(df: pl.DataFrame, fmt: str = "csv") -> bytes:
+    """The data behind a figure as CSV or parquet bytes."""
+    import io
+
+    buf = io.BytesIO()
+    if fmt == "parquet":
+        df.write_parquet(buf)
+    else:
+        df.write_csv(buf)
+    return buf.getvalue()
+
+
+def labels(values: Sequence) -> list[str]:
+    """Category labels as figures show them (null = "unknown")."""
+    return _labels(values)
+
+
+def standard_figures(
+    store, table: pl.DataFrame | None = None, metric: str = "pq", preset: str = "hovernet"
+) -> dict[str, tuple[go.Figure, pl.DataFrame]]:
+    """The workbench's standard figures from the store (and sample table), by file name.
+
+    Catalog distributions (when a sample table is given); per run: mean ``metric`` per center
+    and per organ; the train x test matrix, C_ij (diagonal normalisation), ranking and fusion
+    when runs of models with training sets exist. Each entry is ``(figure, data)``.
+    """
+    from cellbench.analysis import (
+        CROSS_FORMS,
+        cross_correlation,
+        fusion,
+        group_summary,
+        latest_runs,
+        ranking,
+        train_test_matrix,
+    )
+
+    out: dict[str, tuple[go.Figure, pl.DataFrame]] = {}
+    if table is not None and table.height:
+        for col in ("dataset", "center", "organ", "stain", "category"):
+            out[f"samples_per_{col}"] = (count_bar(table, col), table)
+        out["nuclei_per_sample"] = (histogram(table, "n_objects", "Nuclei per sample"), table)
+    runs = latest_runs(store, preset)
+    if runs:
+        labels = {
+            r["run_id"]: f"{r['model_id']} → {r['test_dataset']}"
+            for r in store.runs().iter_rows(named=True)
+        }
+        for key in ("center", "organ"):
+            s = group_summary(store, runs, metric, ["run_id", key])
+            if s.height:
+                s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
+                out[f"{metric}_per_{key}"] = (summary_heatmap(s, "run", key, metric), s)
+        long = train_test_matrix(store, metric, preset)
+        if long.height:
+            out[f"train_test_{metric}"] = (
+                matrix_heatmap(
+                    long, "mean", f"Mean {metric}: trained on (rows), tested on (columns)", metric
+                ),
+                long,
+            )
+            cij = cross_correlation(long, "diagonal")
+            if cij.height:
+                out["cij_diagonal"] = (
+                    matrix_heatmap(cij, "value", CROSS_FORMS["diagonal"], "C_ij", zmid=1.0),
+                    cij,
+                )
+            rank = ranking(store, None, metric, preset)
+            if rank.height:
+                out["ranking"] = (ranking_bars(rank, metric), rank)
+                fus = fusion(rank)
+                if fus.filter(pl.col("k") > 1).height:
+                    out["fusion"] = (fusion_curve(fus, metric), fus)
+    return out
+
+
+def preset_bars(table: pl.DataFrame, title: str = "The same predictions under each preset"):
+    """Grouped bars: one group per metric, one bar per preset (``preset``, ``metric``,
+    ``value`` columns)."""
+    fig = go.Figure()
+    for p in table["preset"].unique(maintain_order=True).to_list():
+        part = table.filter(pl.col("preset") == p)
+        fig.add_bar(x=part["metric"].to_list(), y=part["value"].to_list(), name=p)
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="value")
+    return style(fig, title)
+
+
+def save_figure(
+    fig: go.Figure, folder, name: str, width_mm: float = 120, height_mm: float = 85
+) -> list:
+    """Write ``name.svg`` and ``name.pdf`` into ``folder`` (atomically); return the paths."""
+    from pathlib import Path
+
+    from cellbench.core.atomic import write_bytes_atomic
+
+    folder = Path(folder)
+    return [
+        write_bytes_atomic(folder / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
+        for fmt in ("svg", "pdf")
+    ]

@@ -1,0 +1,225 @@
+"""The notebooks' figures, built once here; the notebooks and ``cellbench figures`` call these.
+
+Each function returns ``{file name: (figure, data frame)}`` and gives an empty mapping when
+what it needs (local data, runs in the store) is absent, so ``cellbench figures`` writes
+whatever can be drawn:
+
+- :func:`catalog_figures` (notebook 01): samples per dataset / organ / center / stain, nuclei
+  per sample, image size in microns, and one ground-truth overlay per dataset with pixels;
+- :func:`ocelot_figures` (02): the OCELOT fold-0 run's F1 per organ x class and center x class;
+- :func:`cross_dataset_figures` (03): the reference experiments (:mod:`cellbench.runs.reference`):
+  train x test PQ matrix, C_ij in both normalisations, ranking, fusion, the pretrain ->
+  fine-tune pair and the held-out centers;
+- :func:`metric_convention_figures` (04): one set of real predictions under every preset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import polars as pl
+
+from cellbench.viz import figures as F
+
+Figures = dict[str, tuple]
+
+
+# -- 01 catalog tour ---------------------------------------------------------------------------
+
+
+def catalog_figures(catalog, table: pl.DataFrame, overlays: bool = True) -> Figures:
+    """Metadata distributions of the local samples and one overlay per dataset."""
+    out: Figures = {}
+    if table is None or not table.height:
+        return out
+    for col in ("dataset", "organ", "center", "stain"):
+        fig = F.count_bar(table, col)
+        if col == "center":  # one center (CoNSeP's 656 patches) dwarfs the TCGA sites
+            fig.update_yaxes(type="log", title="samples (log)")
+        out[f"01_samples_per_{col}"] = (fig, table.group_by(col).len())
+    out["01_nuclei_per_sample"] = (
+        F.histogram(table, "n_objects", "Annotated objects per sample", nbins=30),
+        table.select("dataset", "sample_id", "n_objects"),
+    )
+    fov = table.with_columns(field_um=(pl.col("width") * pl.col("mpp")).round(1)).select(
+        "dataset", "sample_id", "mpp", "field_um"
+    )
+    out["01_field_of_view"] = (
+        F.histogram(fov, "field_um", "Field of view (width)", unit="um"),
+        fov,
+    )
+    if overlays:
+        from cellbench.data.samples import iter_samples
+        from cellbench.viz.overlay import sample_overlay, thumbnail
+
+        for ds in table["dataset"].unique(maintain_order=True).to_list():
+            _, s = next(iter_samples(catalog, ds))
+            if s.image is None:
+                continue
+            img = thumbnail(sample_overlay(s, catalog.get(ds).classes), 512)
+            title = f"{ds}: {s.sample_id} ({s.n_objects} objects)"
+            out[f"01_overlay_{ds}"] = (
+                F.image_figure(img, title),
+                pl.DataFrame({"dataset": [ds], "sample_id": [s.sample_id]}),
+            )
+    return out
+
+
+# -- 02 OCELOT ---------------------------------------------------------------------------------
+
+
+def ocelot_run(store, predictions: str = "ocelot_fold0_model") -> str | None:
+    """The newest complete run of a stored OCELOT prediction set, if any."""
+    runs = store.runs()
+    if runs.is_empty():
+        return None
+    runs = runs.filter(
+        (pl.col("model_id") == f"predictions:{predictions}") & (pl.col("status") == "complete")
+    )
+    return runs.sort("finished", descending=True)["run_id"][0] if runs.height else None
+
+
+def ocelot_figures(store, run_id: str | None = None) -> Figures:
+    """F1 per organ x class and per center x class of an OCELOT run (seed 004's view)."""
+    from cellbench.analysis import group_summary
+
+    run_id = run_id or ocelot_run(store)
+    if run_id is None:
+        return {}
+    out: Figures = {}
+    for key, what in (("organ", "organ"), ("center", "center (TCGA tissue source site)")):
+        s = group_summary(store, [run_id], "f1", [key, "class"], cls=None)
+        s = s.filter(pl.col("class") != "all")
+        title = f"OCELOT fold 0: F1 per {what} and class"
+        out[f"02_ocelot_f1_{key}_class"] = (F.summary_heatmap(s, key, "class", "f1", title), s)
+    return out
+
+
+# -- 03 cross-dataset --------------------------------------------------------------------------
+
+
+def experiment_runs(store, experiment: str, preset: str = "hovernet") -> list[str]:
+    """Newest complete run of each (model, test set) of a reference experiment in the store."""
+    from cellbench.runs import reference as R
+
+    runs = store.runs()
+    if runs.is_empty():
+        return []
+    models = {"matrix": R.MATRIX_MODELS, "pair": R.PAIR, "centers": (R.CENTERS_MODEL,)}[experiment]
+    tests = [d for d, _ in R.TEST_SETS]
+    runs = runs.filter(
+        (pl.col("status") == "complete")
+        & (pl.col("preset") == preset)
+        & pl.col("model_id").is_in(list(models))
+        & pl.col("test_dataset").is_in(tests)
+    )
+    if experiment == "centers":
+        runs = runs.filter(pl.col("split").is_null())
+    else:
+        runs = runs.filter(
+            pl.any_horizontal(
+                (pl.col("test_dataset") == d) & pl.col("split").eq_missing(s)
+                for d, s in R.TEST_SETS
+            )
+        )
+    latest = runs.sort("finished", descending=True).unique(
+        ["model_id", "test_dataset"], keep="first"
+    )
+    return sorted(latest["run_id"].to_list())
+
+
+def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figures:
+    """Seed 003's figures on the reference runs, plus the label-level pair and held-out centers."""
+    from cellbench import analysis as A
+    from cellbench.runs import reference as R
+
+    out: Figures = {}
+    ids = experiment_runs(store, "matrix")
+    if ids:
+        long = A.train_test_matrix(store, metric, run_ids=ids, n_boot=n_boot)
+        out[f"03_train_test_{metric}"] = (
+            F.matrix_heatmap(
+                long, "mean", f"Mean {metric}: trained on (rows), tested on (columns)", metric
+            ),
+            long,
+        )
+        for form in ("diagonal", "paper"):
+            cij = A.cross_correlation(long, form)
+            out[f"03_cij_{form}"] = (
+                F.matrix_heatmap(cij, "value", A.CROSS_FORMS[form], "C_ij", zmid=1.0),
+                cij,
+            )
+        rank = A.ranking(store, ids, metric, n_boot=n_boot)
+        out["03_ranking"] = (F.ranking_bars(rank, metric), rank)
+        fus = A.fusion(rank)
+        out["03_fusion"] = (F.fusion_curve(fus, metric), fus)
+    pair = experiment_runs(store, "pair")
+    if pair:
+        s = A.group_summary(store, pair, metric, ["model_id", "test_dataset"], n_boot=n_boot)
+        title = f"Pretrain on CoNSeP (4 classes) -> fine-tune on MoNuSeg (nucleus): {metric}"
+        out["03_pretrain_finetune"] = (F.ci_bars(s, "test_dataset", metric, "model_id", title), s)
+    centers = experiment_runs(store, "centers")
+    if centers:
+        s = A.group_summary(store, centers, metric, ["center", "organ"], n_boot=n_boot)
+        title = f"{R.CENTERS_MODEL}: {metric} per held-out center (never seen in training)"
+        out["03_held_out_centers"] = (F.ci_bars(s, "center", metric, "organ", title), s)
+    return out
+
+
+# -- 04 metric conventions ---------------------------------------------------------------------
+
+
+def preset_table(catalog, model: str = "unet2d_nuclei_broad_onnx") -> tuple[pl.DataFrame, dict]:
+    """PQ/DQ/SQ/F1 of a model on DSB 2018 under every instance preset, and OCELOT fold-0
+    per-class F1 / mF1 under greedy (challenge) and Hungarian matching.
+
+    Returns the long table (``preset, metric, value``) and the DSB ``{sample: (true, pred)}``
+    instance maps (for :func:`cellbench.metrics.compare_presets`).
+    """
+    from cellbench import metrics
+    from cellbench.data.samples import iter_samples, load_predictions
+    from cellbench.models.registry import load_predictor
+
+    rows = []
+    net = load_predictor(model)
+    pairs = {
+        r.sample_id: (s.instances, net.predict(s.image).labels)
+        for r, s in iter_samples(catalog, "dsb2018")
+    }
+    for preset in metrics.INSTANCE_PRESETS:
+        per = {k: metrics.instance_scores(t, p, preset=preset) for k, (t, p) in pairs.items()}
+        agg = metrics.aggregate_instances(per, preset)
+        rows += [{"preset": preset, "metric": m, "value": agg[m]} for m in ("pq", "dq", "sq", "f1")]
+    preds = load_predictions(catalog, "ocelot", "ocelot_fold0_model")
+    gts = {r.sample_id: s.points for r, s in iter_samples(catalog, "ocelot")}
+    names = {str(c.id): c.name for c in catalog.get("ocelot").classes}
+    for preset in ("ocelot", "hungarian"):
+        per = {k: metrics.point_scores(gts[k], preds[k], preset=preset) for k in gts}
+        agg = metrics.aggregate_points(per, preset)
+        rows += [
+            {"preset": preset, "metric": f"F1 {names.get(str(c), c)}", "value": v["f1"]}
+            for c, v in agg["per_class"].items()
+        ]
+        rows.append({"preset": preset, "metric": "mF1", "value": agg["mf1"]})
+    return pl.DataFrame(rows), pairs
+
+
+def metric_convention_figures(catalog, table: pl.DataFrame | None = None) -> Figures:
+    """The same predictions under each preset (needs the DSB and OCELOT data)."""
+    if table is None:
+        if not all(catalog.is_available(d) for d in ("dsb2018", "ocelot")):
+            return {}
+        table, _ = preset_table(catalog)
+    return {"04_metric_conventions": (F.preset_bars(table), table)}
+
+
+def all_figures(store, catalog, table: pl.DataFrame | None) -> Figures:
+    """Every notebook figure that can be drawn from this store and data."""
+    out: Figures = {}
+    if table is not None:
+        out.update(catalog_figures(catalog, table))
+    out.update(ocelot_figures(store))
+    out.update(cross_dataset_figures(store))
+    with contextlib.suppress(KeyError):  # the bioimage.io model is absent (no data root)
+        out.update(metric_convention_figures(catalog))
+    return out

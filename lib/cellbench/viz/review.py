@@ -1,0 +1,144 @@
+"""Error review of one sample: which nuclei are true positives, false positives, misses.
+
+The matching is the metrics engine's own (same preset, threshold, radius), so what is marked
+on an image is exactly what was counted. Used by the app's error view and by QuPath export of
+errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cellbench.data.sample import Points
+from cellbench.metrics.instance import match_pairs, parse_thresholds
+from cellbench.metrics.overlap import compute_overlap
+from cellbench.metrics.points import OCELOT_RADIUS_PX, match_class, resolve_radius
+
+
+@dataclass
+class InstanceErrors:
+    """Matched and unmatched instances of one image (ids are the maps' own ids).
+
+    Attributes
+    ----------
+    tp_true, tp_pred, tp_iou
+        Matched pairs (GT id, predicted id, IoU), aligned.
+    fp
+        Predicted ids without a match.
+    fn
+        GT ids without a match.
+    """
+
+    tp_true: np.ndarray
+    tp_pred: np.ndarray
+    tp_iou: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        return {"tp": len(self.tp_true), "fp": len(self.fp), "fn": len(self.fn)}
+
+
+def instance_errors(
+    true: np.ndarray, pred: np.ndarray, preset: str = "hovernet", iou: float | str = 0.5
+) -> InstanceErrors:
+    """TP / FP / FN instances under ``preset`` at the first threshold of ``iou``."""
+    thr = parse_thresholds(iou)[0]
+    ov = compute_overlap(true, pred)
+    m = match_pairs(ov, thr, preset)
+    ti, pj = ov.ti[m], ov.pj[m]
+    matched_t = np.zeros(len(ov.true_ids), bool)
+    matched_p = np.zeros(len(ov.pred_ids), bool)
+    matched_t[ti] = True
+    matched_p[pj] = True
+    return InstanceErrors(
+        ov.true_ids[ti],
+        ov.pred_ids[pj],
+        ov.iou[m],
+        ov.pred_ids[~matched_p],
+        ov.true_ids[~matched_t],
+    )
+
+
+@dataclass
+class PointErrors:
+    """Indices into the GT and predicted point arrays: matched pairs, FP, FN (all classes)."""
+
+    tp_true: np.ndarray
+    tp_pred: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"tp": len(self.tp_true), "fp": len(self.fp), "fn": len(self.fn)}
+
+
+def point_errors(
+    true: Points,
+    pred: Points,
+    preset: str = "ocelot",
+    radius_px: float | None = None,
+    radius_um: float | None = None,
+    mpp: float | None = None,
+) -> PointErrors:
+    """TP / FP / FN points; a class is matched only to itself (OCELOT greedy by confidence,
+    or Hungarian within the radius)."""
+    r = resolve_radius(radius_px, radius_um, mpp, default_px=OCELOT_RADIUS_PX)
+    pairs = [match_class(true, pred, c, preset, r) for c in np.union1d(true.cls, pred.cls)]
+    t = np.concatenate([a for a, _ in pairs]) if pairs else np.zeros(0, np.intp)
+    p = np.concatenate([b for _, b in pairs]) if pairs else np.zeros(0, np.intp)
+    fn = np.setdiff1d(np.arange(len(true)), t)
+    fp = np.setdiff1d(np.arange(len(pred)), p)
+    return PointErrors(t, p, fp, fn, {"radius_px": r})
+
+
+def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None):
+    """Recreate a stored run's prediction for one sample (models are run again).
+
+    Returns ``(sample, prediction, evaluation)``; the prediction is ``(labels, classes,
+    scores)`` or :class:`~cellbench.data.sample.Points`.
+    """
+    from cellbench.runs.evaluate import EvalSpec, Evaluation
+
+    params = dict(run["parameters"])
+    params.update(samples=[sample_id], limit=None)
+    ev = Evaluation(EvalSpec(**params), catalog, store)
+    ev.source.load()
+    rec, sample, pred = next(ev.source.predictions(ev.records, ev.reader.load))
+    return sample, pred, ev
+
+
+def error_view(run: dict[str, Any], sample_id: str, catalog=None, store=None):
+    """An RGB image of one sample's errors in a run, the counts, and a note on the matching.
+
+    Instances: matched predictions outlined green, false positives red, missed GT yellow;
+    points: discs in the same colours.
+    """
+    from cellbench.viz.overlay import error_overlay_instances, error_overlay_points
+
+    sample, pred, ev = run_prediction(run, sample_id, catalog, store)
+    if ev.task == "instances":
+        labels = pred[0]
+        err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
+        img = error_overlay_instances(sample.image, sample.instances, labels, err)
+        thr = parse_thresholds(ev.spec.iou)[0]
+        note = f"preset {ev.preset}, IoU {'>=' if ev.preset == 'stardist' else '>'} {thr}"
+    else:
+        from cellbench.runs.evaluate import centroid_points
+
+        pts = pred if isinstance(pred, Points) else centroid_points(*pred)
+        gt = sample.points if sample.points is not None else Points.empty()
+        if not isinstance(pred, Points) and pred[1] is None:
+            gt = Points(gt.xy, np.ones(len(gt)), gt.score)
+            pts = Points(pts.xy, np.ones(len(pts)), pts.score)
+        kw = {}
+        if ev.spec.radius_um is not None:
+            kw = {"radius_um": ev.spec.radius_um, "mpp": sample.meta.get("mpp")}
+        err = point_errors(gt, pts, ev.preset, **kw)
+        img = error_overlay_points(sample.image, gt, pts, err)
+        note = f"preset {ev.preset}, radius {err.extra['radius_px']:.1f} px, same class only"
+    return img, err.counts(), note
