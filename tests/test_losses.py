@@ -61,12 +61,63 @@ def _focal_tversky_eq3(z, t, alpha, gamma, eps=1e-6):
     return torch.stack(out).mean()
 
 
-def test_focal_tversky_equals_ordinary_at_the_finest_level():
+def _focal_tversky_abraham_khan(p, t, alpha, gamma, eps=1e-6):
+    """Per class over the pixels, written out with loops (p: probabilities per label)."""
+    out = []
+    for i in range(p.shape[0]):
+        per = []
+        for k in range(p.shape[1]):
+            tk = (t[i] == k).float()
+            pk = p[i, k]
+            tp = (tk * pk).sum()
+            fn = (tk * (1 - pk)).sum()
+            fp = ((1 - tk) * pk).sum()
+            per.append((1 - (tp + eps) / (tp + alpha * fn + (1 - alpha) * fp + eps)) ** gamma)
+        out.append(torch.stack(per).mean())
+    return torch.stack(out).mean()
+
+
+def test_literal_focal_tversky_is_the_printed_equation():
+    z = _logits(2)
+    t = torch.randint(0, 4, (2, 5, 6), generator=torch.Generator().manual_seed(3))
+    got = losses.hierarchical_focal_tversky(z, t, torch.eye(4), 0.7, 0.75, form="literal")
+    want = _focal_tversky_eq3(z, t, 0.7, 0.75)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_focal_tversky_per_class_at_the_finest_level():
     z = _logits(2)
     t = torch.randint(0, 4, (2, 5, 6), generator=torch.Generator().manual_seed(3))
     got = losses.hierarchical_focal_tversky(z, t, torch.eye(4), alpha=0.7, gamma=0.75)
-    want = _focal_tversky_eq3(z, t, 0.7, 0.75)
+    want = _focal_tversky_abraham_khan(z.softmax(1), t, 0.7, 0.75)
     assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_focal_tversky_per_class_on_a_coarse_label_set_sums_subclass_probabilities():
+    z = _logits(9)
+    groups = losses.label_groups(FINE, MIXED)
+    t = torch.randint(0, 2, (2, 5, 6), generator=torch.Generator().manual_seed(10))
+    p = z.softmax(1)
+    coarse = torch.stack([p[:, 2], p[:, 0] + p[:, 1] + p[:, 3]], 1)
+    got = losses.hierarchical_focal_tversky(z, t, groups, alpha=0.3, gamma=0.75)
+    assert torch.allclose(got, _focal_tversky_abraham_khan(coarse, t, 0.3, 0.75), atol=1e-6)
+
+
+def test_alpha_changes_the_focal_tversky_loss():
+    """The printed form ignores alpha when the labels cover every class; the per-class one
+    does not (alpha trades false negatives against false positives)."""
+    z = _logits(11)
+    t = torch.randint(0, 4, (2, 5, 6), generator=torch.Generator().manual_seed(12))
+    eye = torch.eye(4)
+    per = [float(losses.hierarchical_focal_tversky(z, t, eye, a)) for a in (0.1, 0.5, 0.9)]
+    lit = [
+        float(losses.hierarchical_focal_tversky(z, t, eye, a, form="literal"))
+        for a in (0.1, 0.5, 0.9)
+    ]
+    assert len({round(v, 6) for v in per}) == 3
+    assert max(lit) - min(lit) < 1e-6
+    with pytest.raises(ValueError, match="unknown focal Tversky form"):
+        losses.hierarchical_focal_tversky(z, t, eye, form="nope")
 
 
 @pytest.mark.parametrize("loss", ["ce", "ft"])

@@ -107,6 +107,17 @@ def hierarchical_ce(logits: torch.Tensor, target: torch.Tensor, groups: torch.Te
     return -(picked[valid]).mean()
 
 
+#: The forms of the focal Tversky loss (:func:`hierarchical_focal_tversky`).
+FT_FORMS: dict[str, str] = {
+    "per_class": "Abraham and Khan (2018): a Tversky index per class over the pixels of an "
+    "image, (1 - TI_k)^gamma averaged over classes; with seed 002's change, a coarse label's "
+    "probability is the sum over its sub-classes S_k. alpha matters.",
+    "literal": "seed 002 eq. 4 as printed: true positives pooled over all classes and pixels; "
+    "when the labels cover every class the denominator is the number of labelled pixels and "
+    "alpha has no effect. Kept to reproduce checkpoints trained with it.",
+}
+
+
 def hierarchical_focal_tversky(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -114,26 +125,41 @@ def hierarchical_focal_tversky(
     alpha: float = 0.7,
     gamma: float = 0.75,
     eps: float = 1e-6,
+    form: str = "per_class",
 ):
-    """Modified focal Tversky loss (seed 002 eq. 4), mean over the images of the batch.
+    """Focal Tversky loss over a dataset's label set (seed 002 eq. 4), mean over the images.
 
-    Arguments as :func:`hierarchical_ce`. ``alpha`` weighs false negatives (``1 - alpha`` false
-    positives), ``gamma`` is the focal exponent; images without labelled pixels are skipped.
+    Arguments as :func:`hierarchical_ce`; pixels labelled ``IGNORE`` take no part. The
+    probability of label k is the sum of the softmax over its sub-classes S_k.
+    ``form="per_class"`` (default, :data:`FT_FORMS`): per image and label k,
+    TI_k = TP_k / (TP_k + alpha FN_k + (1 - alpha) FP_k), sums over labelled pixels, and the
+    loss is the mean over labels of (1 - TI_k)^gamma; ``alpha`` weighs false negatives
+    (``1 - alpha`` false positives), ``gamma`` is the focal exponent (seed 002: 0.75, i.e.
+    Abraham and Khan's 1/gamma with gamma = 4/3). ``form="literal"``: the printed equation
+    (alpha cancels when the labels cover every class). Images without labelled pixels are
+    skipped.
     """
+    if form not in FT_FORMS:
+        raise ValueError(f"unknown focal Tversky form '{form}' (choose {', '.join(FT_FORMS)})")
     yk = _group_log_probs(logits, groups).exp()  # (N, m, ...)
     m = groups.shape[0]
     valid = (target >= 0).unsqueeze(1)
     t = F.one_hot(target.clamp(min=0), m).movedim(-1, 1).to(yk) * valid
     yk = yk * valid
     n = target.shape[0]
-    tp = (t * yk).reshape(n, m, -1).sum(-1)  # per image and class
-    num = (tp + eps).sum(1)
-    den = alpha * t.reshape(n, -1).sum(1) + (1 - alpha) * yk.reshape(n, -1).sum(1) + eps
     has = valid.reshape(n, -1).any(1)
     if not has.any():
         return logits.sum() * 0.0
-    # (1 - TI) ** gamma has an infinite slope at TI = 1 when gamma < 1: clamp just above 0.
-    return ((1 - num[has] / den[has]).clamp(min=1e-6) ** gamma).mean()
+    tp = (t * yk).reshape(n, m, -1).sum(-1)  # per image and label
+    if form == "literal":
+        num = (tp + eps).sum(1)
+        den = alpha * t.reshape(n, -1).sum(1) + (1 - alpha) * yk.reshape(n, -1).sum(1) + eps
+        # (1 - TI) ** gamma has an infinite slope at TI = 1 when gamma < 1: clamp above 0.
+        return ((1 - num[has] / den[has]).clamp(min=1e-6) ** gamma).mean()
+    fn = t.reshape(n, m, -1).sum(-1) - tp
+    fp = yk.reshape(n, m, -1).sum(-1) - tp
+    ti = (tp + eps) / (tp + alpha * fn + (1 - alpha) * fp + eps)
+    return ((1 - ti[has]).clamp(min=1e-6) ** gamma).mean(1).mean()
 
 
 def dice_loss(logit: torch.Tensor, target: torch.Tensor, eps: float = 1e-3):

@@ -126,6 +126,9 @@ class LossWeights(_Strict):
     type_ft: float = 1.0
     alpha: float = Field(default=0.7, gt=0, lt=1)
     gamma: float = Field(default=0.75, gt=0)
+    #: focal Tversky form (:data:`cellbench.models.losses.FT_FORMS`); the bundled checkpoints
+    #: were trained with ``literal`` and their configs say so
+    ft_form: Literal["per_class", "literal"] = "per_class"
 
 
 class Augment(_Strict):
@@ -412,7 +415,9 @@ def batch_loss(model, batch, groups, cfg: TrainConfig):
             ce.append(frac * losses.hierarchical_ce(out[sel, 3:], typ[sel], g))
             ft.append(
                 frac
-                * losses.hierarchical_focal_tversky(out[sel, 3:], typ[sel], g, w.alpha, w.gamma)
+                * losses.hierarchical_focal_tversky(
+                    out[sel, 3:], typ[sel], g, w.alpha, w.gamma, form=w.ft_form
+                )
             )
         parts["type_ce"] = torch.stack(ce).sum()
         parts["type_ft"] = torch.stack(ft).sum()
