@@ -88,7 +88,6 @@ Then the pretrain -> fine-tune pair across label levels (seed 002) and the MoNuS
 trained with whole centers held out (seed 000's protocol), scored per held-out center."""),
         ("code", SETUP),
         ("code", """from cellbench import analysis
-from cellbench.runs import reference
 from cellbench.runs.store import Store
 
 store = Store()
@@ -101,7 +100,17 @@ analysis.as_matrix(figs["03_train_test_pq"][1])"""),
         ("code", """for form in ("diagonal", "paper"):
     print(analysis.CROSS_FORMS[form])
     print(analysis.as_matrix(figs[f"03_cij_{form}"][1], value="value"))"""),
-        ("code", """figs["03_fusion"][1].with_columns(pl.col(pl.Float64).round(3))"""),
+        ("md", """Ranking of the training sets on the unified test set, each test dataset weighted
+equally (seed 003's NucFuse-test design) and, as the labelled alternative, every test sample
+pooled (CoNSeP's 224 patches then decide). Only complete runs on identical sample sets enter."""),
+        ("code", """for w in analysis.WEIGHTINGS:
+    print(w, "-", analysis.WEIGHTINGS[w])
+    cols = ("rank", "train_datasets", "mean", "ci_low", "ci_high", "n")
+    print(figs[f"03_ranking_{w}"][1].select(cols))"""),
+        ("md", """Top-k fusion: the fused sets are prefixes of the ranking; expected(k) = for
+each test subset the best of the top-k single-dataset models, averaged over subsets."""),
+        ("code", """fus = figs["03_fusion"][1].drop("run_ids", "command")
+fus.with_columns(pl.col(pl.Float64).round(3))"""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
         ("code", """figs["03_held_out_centers"][1]"""),
         ("code", "save(figs)"),

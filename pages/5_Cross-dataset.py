@@ -10,56 +10,80 @@ from cellbench.viz import figures
 
 ui.header(
     "Cross-dataset",
-    "P(D_i, D_j): models trained on D_i tested on D_j (newest complete "
-    "run of each model and test set); its normalisations, the ranking on the unified "
-    "test set, and dataset fusion.",
+    "P(D_i, D_j): models of one family trained on D_i tested on D_j. Only complete runs on "
+    "identical sample sets enter (partial runs and runs on other sample sets are listed below, "
+    "never used); each cell shows its n. Normalisations, the ranking on the unified test set "
+    "and top-k fusion follow seed 003.",
 )
 
 with ui.guard("The cross-dataset analysis"):
     from cellbench.analysis import (
         CROSS_FORMS,
+        WEIGHTINGS,
         as_matrix,
         cross_correlation,
         fusion,
         ranking,
+        run_table,
         train_test_matrix,
     )
     from cellbench.metrics import INSTANCE_PRESETS
 
-    c = st.columns(3)
+    c = st.columns(4)
     preset = c[0].selectbox("Preset", INSTANCE_PRESETS, key="c_preset")
     metric = c[1].selectbox("Metric", ["pq", "aji", "dice1", "f1", "dq", "sq"], key="c_metric")
     form = c[2].radio(
         "Normalisation of C_ij",
         list(CROSS_FORMS),
-        horizontal=True,
         key="c_form",
         help="\n\n".join(f"{k}: {v}" for k, v in CROSS_FORMS.items()),
+    )
+    weighting = c[3].radio(
+        "Unified test set weighting",
+        list(WEIGHTINGS),
+        key="c_weighting",
+        help="\n\n".join(f"{k}: {v}" for k, v in WEIGHTINGS.items()),
     )
     store = ui.store()
     sig = ui.store_signature()
 
     @st.cache_data(show_spinner="Building the matrix ...", max_entries=16)
-    def _matrix(sig, preset: str, metric: str):
-        return train_test_matrix(store, metric, preset), ranking(store, None, metric, preset)
+    def _matrix(sig, preset: str, metric: str, weighting: str):
+        return (
+            train_test_matrix(store, metric, preset),
+            ranking(store, None, metric, preset, weighting=weighting),
+            fusion(store, None, metric, preset, weighting=weighting),
+            run_table(store, preset),
+        )
 
-    long, rank = _matrix(sig, preset, metric)
-    if long.is_empty():
+    long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting)
+    if long_all.is_empty():
         st.info(
             "No complete runs of models with training sets for this preset yet. Evaluate "
             "models trained on catalog datasets on several test sets to fill the matrix."
         )
         st.stop()
-    st.subheader(f"P(D_i, D_j): mean {metric}")
+    fams = long_all["family"].unique(maintain_order=True).to_list()
+    fam = st.selectbox("Model family", fams, key="c_family") if len(fams) > 1 else fams[0]
+    long = long_all.filter(pl.col("family") == fam)
+    rank = rank_all.filter(pl.col("family") == fam)
+    fus = fus_all.filter(pl.col("family") == fam)
+
+    st.subheader(f"P(D_i, D_j): mean {metric} ({fam})")
     ui.show_figure(
         figures.matrix_heatmap(
-            long, "mean", f"Mean {metric} ({preset}): rows trained on, columns tested on", metric
+            long,
+            "mean",
+            f"Mean {metric} ({preset}, {fam}): rows trained on, columns tested on",
+            metric,
         ),
         long,
         key="P",
         name=f"P_{metric}",
     )
     st.dataframe(as_matrix(long), hide_index=True)
+    st.caption("n per cell (samples with a value):")
+    st.dataframe(as_matrix(long, value="n"), hide_index=True)
 
     st.subheader("C_ij")
     cij = cross_correlation(long, form)
@@ -75,18 +99,30 @@ with ui.guard("The cross-dataset analysis"):
         )
 
     st.subheader("Ranking on the unified test set")
-    if rank.is_empty():
-        st.info("No runs with known training sets.")
+    st.caption(f"{weighting}: {WEIGHTINGS[weighting]}")
+    if rank.filter(pl.col("rank").is_not_null()).is_empty():
+        st.info("No training set has comparable runs on every test dataset.")
     else:
         ui.show_figure(figures.ranking_bars(rank, metric), rank, key="rank", name="ranking")
-        st.dataframe(rank, hide_index=True)
-        fus = fusion(rank)
-        st.subheader("Top-k fusion")
-        if fus.filter(pl.col("k") > 1).is_empty():
-            st.info(
-                "No fused training sets yet (models trained on several datasets, "
-                "train_datasets 'a+b'): the fusion curve needs them."
-            )
-        else:
-            ui.show_figure(figures.fusion_curve(fus, metric), fus, key="fus", name="fusion")
-        st.dataframe(fus, hide_index=True)
+    st.dataframe(rank, hide_index=True)
+    st.subheader("Top-k fusion")
+    st.caption(
+        "Fused sets are prefixes of the ranking; expected(k) = for each test subset the best "
+        "of the top-k single-dataset models, averaged over subsets. A missing fused model is "
+        "a gap; `command` says what to train."
+    )
+    if fus.filter(pl.col("k") > 1).is_empty():
+        st.info("Fewer than two single-dataset training sets are ranked: no fusion curve yet.")
+    else:
+        ui.show_figure(figures.fusion_curve(fus, metric), fus, key="fus", name="fusion")
+    st.dataframe(fus, hide_index=True)
+
+    left_out = table.filter(~pl.col("comparable"))
+    if left_out.height:
+        st.subheader("Runs left out of these comparisons")
+        st.dataframe(
+            left_out.select(
+                "run_id", "model_id", "test_dataset", "status", "coverage", "n_samples"
+            ),
+            hide_index=True,
+        )

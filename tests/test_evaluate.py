@@ -13,7 +13,13 @@ import pytest
 from conftest import tiny_checkpoint
 from typer.testing import CliRunner
 
-from cellbench.analysis import as_matrix, bootstrap_mean, group_summary, train_test_matrix
+from cellbench.analysis import (
+    as_matrix,
+    bootstrap_mean,
+    group_summary,
+    run_table,
+    train_test_matrix,
+)
 from cellbench.core.errors import DataError
 from cellbench.models.registry import user_dir
 from cellbench.runs.evaluate import EvalSpec, Evaluation, evaluate, flatten
@@ -96,7 +102,8 @@ def test_group_summary_means_counts_and_cluster_unit(tmp_path):
     assert lung["n"] == 6 and lung["mean"] == pytest.approx(0.25)
     assert lung["resampled"] == "patient_id"
     colon = g.filter(pl.col("organ") == "colon").row(0, named=True)
-    assert colon["mean"] == 1.0 and colon["ci_low"] == colon["ci_high"] == 1.0
+    # 4 samples: below CI_MIN_N (5), so no interval, only n
+    assert colon["mean"] == 1.0 and colon["n"] == 4 and colon["ci_low"] is None
     assert colon["resampled"] == "sample_id"
 
 
@@ -153,12 +160,12 @@ def test_builtin_checkpoint_on_three_he_datasets_grouped_by_center_and_organ(
     assert (
         by_organ.filter(pl.col("test_dataset") == "monuseg").get_column("organ").null_count() == 0
     )
+    # --limit runs (4 of 14 MoNuSeg, 8 of 224 CoNSeP test images) are partial: never in the
+    # matrix; the CryoNuSeg run covers its 2 images, so it is complete
     m = as_matrix(train_test_matrix(st, "pq", n_boot=50))
-    assert m.columns[0] == "train_datasets" and set(m.columns[1:]) == {
-        "monuseg",
-        "consep",
-        "cryonuseg",
-    }
+    assert m.columns == ["train_datasets", "cryonuseg"]
+    cov = dict(zip(*run_table(st).select("test_dataset", "coverage"), strict=True))
+    assert cov == {"monuseg": "subset", "consep": "subset", "cryonuseg": "split"}
 
 
 def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_path):

@@ -1,37 +1,63 @@
-"""Cross-dataset comparisons over the metrics store (seed 003): which runs to compare, the train x
-test matrix P(D_i, D_j), its normalisations C_ij, the ranking of training sets and top-k fusion.
+"""Cross-dataset comparisons over the metrics store (seed 003, ``shared/DESIGN.md`` §6).
+
+- :func:`train_test_matrix`: P(D_i, D_j), the mean per-sample metric on the test subset of D_j
+  of the model of a family trained on D_i (rows: training set, columns: test set, as in the
+  paper's Fig. 3); one matrix per model family.
+- :func:`cross_correlation`: its normalisations, named (:data:`CROSS_FORMS`).
+- :func:`ranking`: training sets ranked on the unified test set, each test dataset weighted
+  equally (``per-dataset``, NucFuse-test's design) or every sample pooled (``pooled``, where
+  the largest test set decides); per family, with the mean rank across families.
+- :func:`fusion`: top-k fusion, observed vs expected (Figs. 5-7).
+
+Only complete runs on identical sample sets are used (:mod:`cellbench.analysis.comparable`);
+every cell and bar carries its ``n`` and ``run_ids``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
-from cellbench.analysis.groups import group_summary
+from cellbench.analysis.comparable import comparable_runs, run_table
+from cellbench.analysis.groups import CI_MIN_N, _cluster_column, group_summary
 from cellbench.runs.store import Store
+
+#: The weightings of the unified test set.
+WEIGHTINGS: dict[str, str] = {
+    "per-dataset": "each test dataset weighs the same (mean of the per-dataset means, "
+    "seed 003's NucFuse-test design)",
+    "pooled": "every test sample weighs the same (the largest test set dominates)",
+}
 
 
 def finished_runs(store: Store, preset: str | None = None) -> list[str]:
-    """Ids of complete runs (optionally of one preset), newest first."""
-    runs = store.runs()
-    if runs.is_empty():
-        return []
-    runs = runs.filter(pl.col("status") == "complete")
-    if preset is not None and "preset" in runs.columns:
-        runs = runs.filter(pl.col("preset") == preset)
-    return runs.get_column("run_id").to_list()
+    """Ids of complete runs (whole split; optionally of one preset), newest first."""
+    t = run_table(store, preset)
+    return t.filter(pl.col("complete"))["run_id"].to_list()
 
 
 def latest_runs(store: Store, preset: str = "hovernet") -> list[str]:
-    """For each (model, test dataset, split), the newest complete run of ``preset``."""
-    runs = store.runs()
-    if runs.is_empty() or "preset" not in runs.columns:
-        return []
-    runs = runs.filter((pl.col("status") == "complete") & (pl.col("preset") == preset))
+    """For each (model, test dataset, split), the newest complete (whole-split) run."""
+    t = run_table(store, preset).filter(pl.col("complete"))
     keys = ["model_id", "test_dataset", "split"]
-    latest = runs.sort("finished", descending=True).unique(keys, keep="first")
-    return latest.get_column("run_id").to_list()
+    return t.unique(keys, keep="first", maintain_order=True)["run_id"].to_list()
+
+
+_CELL_SCHEMA = {
+    "family": pl.Utf8,
+    "model_id": pl.Utf8,
+    "train_datasets": pl.Utf8,
+    "test_dataset": pl.Utf8,
+    "n": pl.Int64,
+    "mean": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "resampled": pl.Utf8,
+    "run_ids": pl.List(pl.Utf8),
+    "complete": pl.Boolean,
+}
 
 
 def train_test_matrix(
@@ -40,31 +66,42 @@ def train_test_matrix(
     preset: str = "hovernet",
     run_ids: Sequence[str] | None = None,
     n_boot: int = 1000,
+    family: str | None = None,
 ) -> pl.DataFrame:
-    """P(D_i, D_j): mean per-sample ``metric`` of models trained on D_i tested on D_j.
+    """P(D_i, D_j) in long format, one row per (family, training set, test set) cell.
 
-    Long format (``model_id``, ``train_datasets``, ``test_dataset``, ``n``, ``mean``,
-    ``ci_low``, ``ci_high``, ``resampled``) over the newest complete run of each model x test
-    dataset (or ``run_ids``); runs of stored predictions (no training set) are left out.
-    Pivot with :func:`as_matrix`.
+    Each cell is the newest complete run on the test dataset's reference sample set
+    (``run_ids`` restricts the candidates). Columns: ``family``, ``model_id``,
+    ``train_datasets``, ``test_dataset``, ``n`` (samples with a value), ``mean`` (the mean
+    per-sample ``metric``), ``ci_low``/``ci_high`` (bootstrap 95%, null for n < 5),
+    ``resampled``, ``run_ids``, ``complete`` (always true: partial runs never enter).
+    Runs of stored predictions (no training set) are not rows. Pivot with :func:`as_matrix`.
     """
-    ids = list(run_ids) if run_ids is not None else latest_runs(store, preset)
-    keys = ("model_id", "train_datasets", "test_dataset")
-    out = group_summary(store, ids, metric, keys, n_boot=n_boot)
-    # stored predictions have no training set: they are not a row of the matrix
-    return out.filter(pl.col("train_datasets").is_not_null() & (pl.col("train_datasets") != ""))
+    cells = comparable_runs(store, preset, family, run_ids)
+    if cells.is_empty():
+        return pl.DataFrame(schema=_CELL_SCHEMA)
+    s = group_summary(store, cells["run_id"].to_list(), metric, ["run_id"], n_boot=n_boot)
+    out = cells.select("run_id", "family", "model_id", "train_datasets", "test_dataset").join(
+        s, on="run_id", how="inner"
+    )
+    out = out.with_columns(run_ids=pl.concat_list("run_id"), complete=pl.lit(True))
+    return out.select(list(_CELL_SCHEMA)).sort(["family", "train_datasets", "test_dataset"])
 
 
 def as_matrix(
     long: pl.DataFrame, rows: str = "train_datasets", value: str = "mean"
 ) -> pl.DataFrame:
-    """Pivot a long result to a matrix: one row per ``rows`` value, one column per test set."""
+    """Pivot a long result to a matrix: one row per ``rows`` value, one column per test set.
+
+    With several families the family is part of the row index, so none overwrites another.
+    """
     if long.is_empty():
         return pl.DataFrame({rows: []})
-    return long.pivot(on="test_dataset", index=rows, values=value, aggregate_function="mean")
+    index = [rows]
+    if "family" in long.columns and long["family"].n_unique() > 1:
+        index = ["family", rows]
+    return long.pivot(on="test_dataset", index=index, values=value, aggregate_function=None)
 
-
-# -- cross-dataset analysis (seed 003, shared/DESIGN.md §6) -----------------------------------
 
 #: The normalisations of the train x test matrix, named as figures state them.
 CROSS_FORMS: dict[str, str] = {
@@ -76,30 +113,134 @@ CROSS_FORMS: dict[str, str] = {
 
 
 def cross_correlation(long: pl.DataFrame, form: str = "diagonal") -> pl.DataFrame:
-    """C_ij over datasets that are both a single training set and a test set.
+    """C_ij, per family, over datasets that are both a training set and a test set.
 
-    ``long`` is :func:`train_test_matrix` output (``train_datasets``, ``test_dataset``,
-    ``mean``); rows of models trained on several datasets are left out. Returns long
-    ``train_datasets``, ``test_dataset``, ``value`` (null where a needed P is missing).
-    Default ``diagonal``; see :data:`CROSS_FORMS` for the three forms.
+    ``long`` is :func:`train_test_matrix` output. Returns long ``family``,
+    ``train_datasets`` (i, rows), ``test_dataset`` (j, columns), ``value`` (null where a
+    needed P is missing). Default ``diagonal``; see :data:`CROSS_FORMS`.
     """
     if form not in CROSS_FORMS:
         raise KeyError(f"unknown normalisation '{form}' (choose {', '.join(CROSS_FORMS)})")
-    p = {(r["train_datasets"], r["test_dataset"]): r["mean"] for r in long.iter_rows(named=True)}
-    names = sorted({i for i, _ in p} & {j for _, j in p})
+    if "family" not in long.columns:
+        long = long.with_columns(family=pl.lit(None, pl.Utf8))
     rows = []
-    for i in names:
-        for j in names:
-            pij, pjj, pji = p.get((i, j)), p.get((j, j)), p.get((j, i))
-            if form == "raw":
-                v = pij
-            elif form == "diagonal":
-                v = pij / pjj if pij is not None and pjj else None
-            else:
-                v = (pij + pji) / (2 * pij) if pij and pji is not None else None
-            rows.append({"train_datasets": i, "test_dataset": j, "value": v})
-    schema = {"train_datasets": pl.Utf8, "test_dataset": pl.Utf8, "value": pl.Float64}
+    for (fam,), g in long.group_by(["family"], maintain_order=True):
+        p = {(r["train_datasets"], r["test_dataset"]): r["mean"] for r in g.iter_rows(named=True)}
+        names = sorted({i for i, _ in p} & {j for _, j in p})
+        for i in names:
+            for j in names:
+                pij, pjj, pji = p.get((i, j)), p.get((j, j)), p.get((j, i))
+                if form == "raw":
+                    v = pij
+                elif form == "diagonal":
+                    v = pij / pjj if pij is not None and pjj else None
+                else:
+                    v = (pij + pji) / (2 * pij) if pij and pji is not None else None
+                rows.append({"family": fam, "train_datasets": i, "test_dataset": j, "value": v})
+    schema = {
+        "family": pl.Utf8,
+        "train_datasets": pl.Utf8,
+        "test_dataset": pl.Utf8,
+        "value": pl.Float64,
+    }
     return pl.DataFrame(rows, schema=schema)
+
+
+# -- the unified test set: ranking and fusion ---------------------------------------------------
+
+
+def _parts(train: str) -> frozenset[str] | None:
+    """The datasets of a plain (fused) training set ``a+b``; None for recipes (``>``, ``@``)."""
+    if any(c in train for c in ">@"):
+        return None
+    return frozenset(train.split("+"))
+
+
+class _Unified:
+    """Per-sample values of one family's comparable runs, by training set and test dataset."""
+
+    def __init__(self, store, metric, preset, family, test_datasets, run_ids):
+        cells = comparable_runs(store, preset, family, run_ids)
+        if test_datasets is not None:
+            cells = cells.filter(pl.col("test_dataset").is_in(list(test_datasets)))
+        self.cells = cells
+        ids = cells["run_id"].to_list()
+        from cellbench.analysis.groups import sample_values
+
+        df = (
+            sample_values(store, ids, metric)
+            .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
+            .select("run_id", "sample_id", "patient_id", "slide_id", "value")
+            .collect()
+            if ids
+            else pl.DataFrame()
+        )
+        self.values: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.run_of: dict[tuple[str, str], str] = {}
+        by_run = dict(df.group_by("run_id").__iter__()) if df.height else {}
+        for r in cells.iter_rows(named=True):
+            g = by_run.get((r["run_id"],))
+            if g is None or g.is_empty():
+                continue
+            key = (r["train_datasets"], r["test_dataset"])
+            unit = _cluster_column(g)
+            self.values[key] = (g["value"].to_numpy(), g[unit].to_numpy())
+            self.run_of[key] = r["run_id"]
+        self.tests = sorted(
+            set(test_datasets) if test_datasets is not None else {j for _, j in self.values}
+        )
+        self.trains = sorted({i for i, _ in self.values})
+
+    def covers(self, train: str) -> bool:
+        return all((train, j) in self.values for j in self.tests)
+
+    def p(self, train: str, test: str) -> float:
+        return float(self.values[(train, test)][0].mean())
+
+    def score(self, train: str, weighting: str) -> float:
+        vals = [self.values[(train, j)][0] for j in self.tests]
+        if weighting == "pooled":
+            return float(np.concatenate(vals).mean())
+        return float(np.mean([v.mean() for v in vals]))
+
+    def bootstrap(self, train: str, weighting: str, n_boot: int, seed: int = 0) -> np.ndarray:
+        """Resampled unified scores: clusters are drawn within each test dataset."""
+        rng = np.random.default_rng(seed)
+        sums = np.zeros((len(self.tests), n_boot))
+        counts = np.zeros((len(self.tests), n_boot))
+        for d, j in enumerate(self.tests):
+            v, cl = self.values[(train, j)]
+            _, inv = np.unique(cl.astype(str), return_inverse=True)
+            cs, cn = np.bincount(inv, weights=v), np.bincount(inv).astype(float)
+            idx = rng.integers(0, len(cs), size=(n_boot, len(cs)))
+            sums[d], counts[d] = cs[idx].sum(1), cn[idx].sum(1)
+        if weighting == "pooled":
+            return sums.sum(0) / counts.sum(0)
+        return (sums / counts).mean(0)
+
+
+_RANK_SCHEMA = {
+    "family": pl.Utf8,
+    "rank": pl.Int64,
+    "train_datasets": pl.Utf8,
+    "k": pl.Int64,
+    "mean": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "n": pl.Int64,
+    "n_datasets": pl.Int64,
+    "test_datasets": pl.Utf8,
+    "weighting": pl.Utf8,
+    "run_ids": pl.List(pl.Utf8),
+    "mean_rank": pl.Float64,
+}
+
+
+def _families(store, preset, family, run_ids) -> list[str]:
+    if family is not None:
+        return [family]
+    fams = comparable_runs(store, preset, None, run_ids)["family"].unique().to_list()
+    return sorted(f for f in fams if f is not None)
 
 
 def ranking(
@@ -109,55 +250,160 @@ def ranking(
     preset: str = "hovernet",
     test_datasets: Sequence[str] | None = None,
     n_boot: int = 1000,
+    weighting: str = "per-dataset",
+    family: str | None = None,
+    level: float = 0.95,
 ) -> pl.DataFrame:
-    """Training sets ranked by the mean per-sample metric over the unified test set.
+    """Training sets ranked on the unified test set, per model family.
 
-    The unified test set is every sample of ``test_datasets`` (default: all tested) pooled,
-    so larger test sets weigh more, as in NucFuseRank. Adds ``rank`` (1 = best) and ``k`` (the
-    number of datasets fused in the training set).
+    The unified test set is ``test_datasets`` (default: every dataset a comparable run of the
+    family was tested on); a training set is ranked only when it has a comparable run on each
+    of them (the others are listed with ``rank`` null and their ``n_datasets``). ``mean`` is
+    the per-dataset-weighted or pooled mean of the per-sample ``metric``
+    (:data:`WEIGHTINGS`); the bootstrap interval resamples clusters (patients, else slides,
+    else samples) within each test dataset. ``mean_rank`` is the training set's mean rank
+    over the families that rank it (seed 003 Table 2's last column); ``k`` the number of
+    datasets in a plain fused training set (null for recipes such as ``a>b``).
     """
-    ids = list(run_ids) if run_ids is not None else latest_runs(store, preset)
-    if test_datasets is not None and ids:
-        runs = store.runs().filter(pl.col("run_id").is_in(ids))
-        ids = runs.filter(pl.col("test_dataset").is_in(list(test_datasets)))["run_id"].to_list()
-    g = group_summary(store, ids, metric, ["train_datasets"], n_boot=n_boot)
-    g = g.filter(pl.col("train_datasets").is_not_null() & (pl.col("train_datasets") != ""))
-    g = g.sort("mean", descending=True).with_row_index("rank", offset=1)
-    return g.with_columns(k=pl.col("train_datasets").str.count_matches(r"\+") + 1)
-
-
-def fusion(rank: pl.DataFrame) -> pl.DataFrame:
-    """Observed vs expected performance of fused training sets (seed 003).
-
-    For each training set of ``k`` > 1 datasets: ``observed`` = its unified-test mean,
-    ``expected`` = the best single-dataset result among its parts (the paper's "expected
-    fusion improvement" baseline), ``gain`` = observed - expected; ``k = 1`` rows list the
-    single datasets (observed = expected). Parts without a single-dataset model give null.
-    """
-    single = {r["train_datasets"]: r["mean"] for r in rank.iter_rows(named=True) if r["k"] == 1}
+    if weighting not in WEIGHTINGS:
+        raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
     rows = []
-    for r in rank.iter_rows(named=True):
-        parts = r["train_datasets"].split("+")
-        known = [single[p] for p in parts if p in single]
-        expected = max(known) if len(known) == len(parts) else None
-        rows.append(
-            {
-                "train_datasets": r["train_datasets"],
-                "k": r["k"],
-                "observed": r["mean"],
-                "ci_low": r["ci_low"],
-                "ci_high": r["ci_high"],
-                "expected": expected,
-                "gain": None if expected is None else r["mean"] - expected,
+    for fam in _families(store, preset, family, run_ids):
+        u = _Unified(store, metric, preset, fam, test_datasets, run_ids)
+        fam_rows = []
+        for t in u.trains:
+            have = [j for j in u.tests if (t, j) in u.values]
+            parts = _parts(t)
+            row = {
+                "family": fam,
+                "train_datasets": t,
+                "k": None if parts is None else len(parts),
+                "n_datasets": len(have),
+                "test_datasets": "+".join(u.tests),
+                "weighting": weighting,
+                "run_ids": [u.run_of[(t, j)] for j in have],
+                "n": int(sum(len(u.values[(t, j)][0]) for j in have)),
+                "mean": None,
+                "ci_low": None,
+                "ci_high": None,
             }
-        )
-    schema = {
-        "train_datasets": pl.Utf8,
-        "k": pl.Int64,
-        "observed": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "expected": pl.Float64,
-        "gain": pl.Float64,
-    }
-    return pl.DataFrame(rows, schema=schema).sort(["k", "observed"], descending=[False, True])
+            if u.covers(t):
+                row["mean"] = u.score(t, weighting)
+                if row["n"] >= CI_MIN_N:
+                    boot = u.bootstrap(t, weighting, n_boot)
+                    a = (1 - level) / 2
+                    row["ci_low"], row["ci_high"] = map(float, np.quantile(boot, [a, 1 - a]))
+            fam_rows.append(row)
+        ranked = sorted((r for r in fam_rows if r["mean"] is not None), key=lambda r: -r["mean"])
+        for i, r in enumerate(ranked, 1):
+            r["rank"] = i
+        rows += fam_rows
+    out = pl.DataFrame(
+        [{**r, "rank": r.get("rank"), "mean_rank": None} for r in rows],
+        schema=_RANK_SCHEMA,
+    )
+    mean_rank = out.group_by("train_datasets").agg(m=pl.col("rank").cast(pl.Float64).mean())
+    return (
+        out.drop("mean_rank")
+        .join(mean_rank.rename({"m": "mean_rank"}), on="train_datasets", how="left")
+        .select(list(_RANK_SCHEMA))
+        .sort(["family", "rank", "train_datasets"], nulls_last=True)
+    )
+
+
+_FUSION_SCHEMA = {
+    "family": pl.Utf8,
+    "k": pl.Int64,
+    "train": pl.Utf8,
+    "train_datasets": pl.Utf8,
+    "observed": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "expected": pl.Float64,
+    "observed_increment": pl.Float64,
+    "expected_increment": pl.Float64,
+    "gain": pl.Float64,
+    "run_ids": pl.List(pl.Utf8),
+    "command": pl.Utf8,
+}
+
+
+def fusion(
+    store: Store,
+    run_ids: Sequence[str] | None = None,
+    metric: str = "pq",
+    preset: str = "hovernet",
+    test_datasets: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    weighting: str = "per-dataset",
+    family: str | None = None,
+) -> pl.DataFrame:
+    """Top-k fusion (seed 003 §3.2, Figs. 5-7), per family.
+
+    The single-dataset training sets are ranked on the unified test set (:func:`ranking`);
+    the fused set of step k is the **prefix** of that ranking, the top k datasets merged.
+
+    - ``observed`` (k): the unified-test score of the family's model trained on exactly the
+      top-k datasets (any order of the ``+`` parts); null where none is stored, with
+      ``command`` saying what to train.
+    - ``expected`` (k): for each test subset j, the best P(i, j) among the k single-dataset
+      models i of the prefix, then averaged over the subsets with the ranking's weighting
+      (each subset equally for ``per-dataset``; by its sample count for ``pooled``). This is
+      the reading under which the paper's expected curve changes with k; the alternative
+      reading, the best single model's unified score (constant in k), is
+      ``expected`` at k = 1.
+    - ``observed_increment`` / ``expected_increment``: the change from step k - 1 (Fig. 7);
+      ``gain`` = observed - expected.
+    """
+    rank = ranking(store, run_ids, metric, preset, test_datasets, n_boot, weighting, family)
+    rows = []
+    for fam in rank["family"].unique(maintain_order=True).to_list():
+        r = rank.filter(pl.col("family") == fam)
+        tests = r["test_datasets"][0].split("+") if r.height else []
+        singles = r.filter((pl.col("k") == 1) & pl.col("rank").is_not_null()).sort("rank")
+        order = singles["train_datasets"].to_list()
+        if not order:
+            continue
+        u = _Unified(store, metric, preset, fam, tests, run_ids)
+        by_parts = {
+            _parts(t): x
+            for t, x in zip(r["train_datasets"], r.iter_rows(named=True), strict=True)
+            if _parts(t) is not None and x["mean"] is not None
+        }
+        prev_obs = prev_exp = None
+        for k in range(1, len(order) + 1):
+            prefix = order[:k]
+            per_test = [max(u.p(i, j) for i in prefix) for j in u.tests]
+            if weighting == "pooled":
+                w = np.array([len(u.values[(prefix[0], j)][0]) for j in u.tests], float)
+                expected = float(np.dot(per_test, w) / w.sum())
+            else:
+                expected = float(np.mean(per_test))
+            obs = by_parts.get(frozenset(prefix))
+            observed = None if obs is None else obs["mean"]
+            rows.append(
+                {
+                    "family": fam,
+                    "k": k,
+                    "train": "+".join(prefix),
+                    "train_datasets": None if obs is None else obs["train_datasets"],
+                    "observed": observed,
+                    "ci_low": None if obs is None else obs["ci_low"],
+                    "ci_high": None if obs is None else obs["ci_high"],
+                    "expected": expected,
+                    "observed_increment": None
+                    if observed is None or prev_obs is None
+                    else observed - prev_obs,
+                    "expected_increment": None if prev_exp is None else expected - prev_exp,
+                    "gain": None if observed is None else observed - expected,
+                    "run_ids": [] if obs is None else obs["run_ids"],
+                    "command": None
+                    if obs is not None
+                    else (
+                        f"cellbench train --config C.yaml  # C.yaml: datasets {prefix}, "
+                        f"family {fam}; then evaluate it on {', '.join(u.tests)}"
+                    ),
+                }
+            )
+            prev_obs, prev_exp = observed, expected
+    return pl.DataFrame(rows, schema=_FUSION_SCHEMA)

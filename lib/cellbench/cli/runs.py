@@ -159,22 +159,52 @@ def results_cmd(
     ] = None,
     cls: Annotated[str, typer.Option("--class", help="Class name or all.")] = "all",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% CI.")] = 1000,
+    figure: Annotated[
+        str,
+        typer.Option(
+            help="mean: mean of per-sample values with CIs (n >= 5); pooled: the preset's own "
+            "dataset figure per group from pooled counts (one run, one --group-by)."
+        ),
+    ] = "mean",
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ):
-    """Per-group means of a per-sample metric with bootstrap 95% confidence intervals."""
-    from cellbench.analysis import group_summary
+    """Per-group results of runs: means with bootstrap 95% CIs, or the preset's pooled figure."""
+    from cellbench.analysis import group_summary, pooled_groups
     from cellbench.runs.store import Store
 
     store = Store()
     for r in run:
         store.get_run(r)
+    if figure not in ("mean", "pooled"):
+        raise typer.BadParameter("--figure must be mean or pooled")
+    if figure == "pooled":
+        if len(run) != 1 or len(group_by or []) != 1:
+            raise typer.BadParameter("--figure pooled needs one --run and one --group-by")
+        df = pooled_groups(store, run[0], group_by[0])
+        if cls != "all":
+            df = df.filter(df["class"] == cls)
+        if as_json:
+            typer.echo(json.dumps(df.to_dicts(), indent=1))
+        else:
+            rows = [
+                {**r, "value": "" if r["value"] is None else f"{r['value']:.4f}"}
+                for r in df.to_dicts()
+            ]
+            print_table(rows, ["group", "n", "class", "metric", "value"])
+        return
     by = ["run_id", *(group_by or [])]
     df = group_summary(store, run, metric, by, cls=cls, n_boot=n_boot)
     if as_json:
         typer.echo(json.dumps(df.to_dicts(), indent=1))
     else:
         rows = [
-            {**r, "mean": f"{r['mean']:.4f}", "95% CI": f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"}
+            {
+                **r,
+                "mean": f"{r['mean']:.4f}",
+                "95% CI": "(n < 5)"
+                if r["ci_low"] is None
+                else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]",
+            }
             for r in df.to_dicts()
         ]
         print_table(rows, [*by, "n", "mean", "95% CI", "resampled"])

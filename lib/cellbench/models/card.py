@@ -92,6 +92,9 @@ class Training(_Strict):
     #: sets name themselves, e.g. ``consep>monuseg`` (pretrain > fine-tune) or
     #: ``monuseg@centers`` (a center-held-out subset), so they never share a matrix row.
     label: str | None = None
+    #: the model family (architecture / recipe) whose comparisons this model joins; default
+    #: the architecture. Two families trained on the same data get two train x test matrices.
+    family: str | None = None
     splits: dict[str, str] = Field(default_factory=dict)
     notes: str = ""
     epochs: int | None = None
@@ -147,6 +150,12 @@ class ModelCard(_Strict):
     def training_set(self) -> str:
         """The training set's name in comparisons (see :class:`Training`)."""
         return self.training.label or "+".join(self.training.datasets)
+
+    @property
+    def family(self) -> str:
+        """The model family in comparisons: ``training.family``, else the architecture, else
+        ``<kind>:<id>`` (a TorchScript or ONNX model is a family of its own)."""
+        return self.training.family or self.architecture or f"{self.kind}:{self.id}"
 
 
 class LoadedCard:

@@ -44,7 +44,7 @@ from cellbench.metrics import aggregate_instances, aggregate_points, instance_sc
 from cellbench.metrics.instance import parse_thresholds
 from cellbench.metrics.io import instance_files, read_instance_map
 from cellbench.metrics.presets import get_preset
-from cellbench.runs.store import GROUP_KEYS, Store, frame
+from cellbench.runs.store import GROUP_KEYS, Store, frame, sample_set_id
 
 
 @dataclass
@@ -307,6 +307,7 @@ class Evaluation:
             )
         self.reader = get_reader(self.catalog, spec.dataset)
         recs = [r for r in self.reader.records() if spec.split is None or r.split == spec.split]
+        self.n_split = len(recs)
         if spec.samples:
             wanted = set(spec.samples)
             missing = wanted - {r.sample_id for r in recs}
@@ -413,6 +414,11 @@ class Evaluation:
             "predictions": self.spec.predictions,
             "parameters": self.spec.to_json(),
             "n_samples": len(self.records),
+            "n_split": self.n_split,
+            "coverage": "split" if len(self.records) == self.n_split and not self.spec.samples
+            else "subset",
+            "sample_set": sample_set_id(r.sample_id for r in self.records),
+            "family": card.family if card else None,
             "catalog": str(self.catalog.path),
             "catalog_version": self.catalog.version,
             "code_version": code_version(),

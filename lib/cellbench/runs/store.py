@@ -26,6 +26,7 @@ policy) is null.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -281,3 +282,8 @@ def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
     """Metric rows as a frame with :data:`SCHEMA` (missing columns null)."""
     rows = list(rows)
     return pl.DataFrame({k: [r.get(k) for r in rows] for k in SCHEMA}, schema=SCHEMA, strict=False)
+
+
+def sample_set_id(sample_ids) -> str:
+    """The id of a sample set: sha256 of the sorted, newline-joined sample ids (12 hex)."""
+    return hashlib.sha256("\n".join(sorted(map(str, sample_ids))).encode()).hexdigest()[:12]

@@ -101,6 +101,7 @@ def synthetic_store(
     metrics: tuple[str, ...] = ("pq", "dq", "sq", "aji", "dice1", "f1"),
     classes: tuple[str, ...] = (),
     seed: int = 0,
+    family: str = "synthetic",
 ) -> list[str]:
     """Fill a store with complete runs of made-up models (for UI tests and benchmarks).
 
@@ -163,6 +164,7 @@ def synthetic_store(
                     "created": "2026-01-01T00:00:00+00:00",
                     "finished": "2026-01-01T00:01:00+00:00",
                     "parameters": {},
+                    "family": family,
                     "code_version": "synthetic",
                 }
             )

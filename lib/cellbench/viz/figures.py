@@ -126,6 +126,13 @@ def ci_bars(
             x=_labels(part[x].to_list()),
             y=mean,
             name=g or metric,
+            text=[f"n={n}" for n in part["n"].to_list()] if "n" in part.columns else None,
+            textposition="inside",
+            insidetextanchor="start",
+            customdata=[_ci_text(r) for r in part.iter_rows(named=True)]
+            if "n" in part.columns
+            else None,
+            hovertemplate="%{x}<br>%{customdata}<extra></extra>" if "n" in part.columns else None,
             error_y={
                 "type": "data",
                 "symmetric": False,
@@ -136,7 +143,7 @@ def ci_bars(
     fig.update_layout(barmode="group", showlegend=color is not None)
     fig.update_xaxes(title=x, type="category")
     fig.update_yaxes(title=metric)
-    return style(fig, title or f"Mean {metric} per {x} (95% CI)")
+    return style(fig, title or f"Mean {metric} per {x} (95% CI where n >= 5)")
 
 
 def distribution(values: pl.DataFrame, x: str, metric: str, title: str | None = None):
@@ -174,7 +181,18 @@ def matrix_heatmap(
     for r in long.iter_rows(named=True):
         if r[value] is not None:
             z[rv.index(r[rows]), cv.index(r[cols])] = r[value]
-    text = [[("" if np.isnan(v) else f"{v:.3f}") for v in row] for row in z]
+    ns = np.full(z.shape, -1)
+    if "n" in long.columns:
+        for r in long.iter_rows(named=True):
+            if r["n"] is not None:
+                ns[rv.index(r[rows]), cv.index(r[cols])] = r["n"]
+    text = [
+        [
+            ("" if np.isnan(v) else f"{v:.3f}" + (f"<br>n={n}" if n >= 0 else ""))
+            for v, n in zip(zr, nr, strict=True)
+        ]
+        for zr, nr in zip(z, ns, strict=True)
+    ]
     kw = {"zmid": zmid, "colorscale": "RdBu"} if zmid is not None else {"colorscale": SCALE}
     fig = go.Figure(
         go.Heatmap(
@@ -187,40 +205,57 @@ def matrix_heatmap(
 
 
 def ranking_bars(rank: pl.DataFrame, metric: str = "pq") -> go.Figure:
-    """Training sets ranked by mean over the unified test set, with 95% CIs."""
+    """Training sets ranked on the unified test set (:func:`cellbench.analysis.ranking`), one
+    colour per model family, 95% CIs and n; unranked (incomplete) training sets are left out."""
+    r = rank.filter(pl.col("rank").is_not_null()).sort(["family", "rank"])
+    weighting = r["weighting"][0] if r.height else "per-dataset"
+    tests = r["test_datasets"][0].replace("+", ", ") if r.height else ""
     return ci_bars(
-        rank.sort("rank"),
+        r,
         "train_datasets",
         metric,
-        title=f"Ranking: mean {metric} on the unified test set (95% CI)",
+        color="family" if r["family"].n_unique() > 1 else None,
+        title=f"Ranking: mean {metric} on the unified test set ({tests}; {weighting} weighting)",
     )
 
 
 def fusion_curve(fus: pl.DataFrame, metric: str = "pq") -> go.Figure:
-    """Observed vs expected (best single part) performance against k datasets fused."""
-    best = fus.sort("observed", descending=True).unique("k", keep="first").sort("k")
+    """Top-k fusion (:func:`cellbench.analysis.fusion`): observed and expected against k.
+
+    Expected at k = for each test subset the best of the top-k single-dataset models,
+    averaged over the subsets; a missing fused model is a gap in the observed line.
+    """
     fig = go.Figure()
-    fig.add_scatter(
-        x=best["k"].to_list(),
-        y=best["observed"].to_list(),
-        mode="lines+markers",
-        name="observed",
-        text=best["train_datasets"].to_list(),
-        error_y={
-            "type": "data",
-            "symmetric": False,
-            "array": (best["ci_high"] - best["observed"]).to_list(),
-            "arrayminus": (best["observed"] - best["ci_low"]).to_list(),
-        },
-    )
-    fig.add_scatter(
-        x=best["k"].to_list(),
-        y=best["expected"].to_list(),
-        mode="lines+markers",
-        name="expected (best single part)",
-        line={"dash": "dash"},
-    )
-    fig.update_xaxes(title="k datasets fused", dtick=1)
+    fams = fus["family"].unique(maintain_order=True).to_list()
+    for fam in fams:
+        f = fus.filter(pl.col("family") == fam).sort("k")
+        sfx = f" ({fam})" if len(fams) > 1 else ""
+        obs = f["observed"].to_list()
+        up = [
+            None if o is None or h is None else h - o
+            for o, h in zip(obs, f["ci_high"], strict=True)
+        ]
+        dn = [
+            None if o is None or lo is None else o - lo
+            for o, lo in zip(obs, f["ci_low"], strict=True)
+        ]
+        fig.add_scatter(
+            x=f["k"].to_list(),
+            y=obs,
+            mode="lines+markers",
+            name="observed" + sfx,
+            text=f["train"].to_list(),
+            error_y={"type": "data", "symmetric": False, "array": up, "arrayminus": dn},
+        )
+        fig.add_scatter(
+            x=f["k"].to_list(),
+            y=f["expected"].to_list(),
+            mode="lines+markers",
+            name="expected: best of the top-k per test subset" + sfx,
+            text=f["train"].to_list(),
+            line={"dash": "dash"},
+        )
+    fig.update_xaxes(title="k: top-k datasets of the ranking fused", dtick=1)
     fig.update_yaxes(title=f"mean {metric}, unified test set")
     return style(fig, "Top-k fusion: observed vs expected")
 
@@ -276,14 +311,17 @@ def _kaleido_server() -> None:
 
 
 def frame_bytes(df: pl.DataFrame, fmt: str = "csv") -> bytes:
-    """The data behind a figure as CSV or parquet bytes."""
+    """The data behind a figure as CSV or parquet bytes (CSV: list cells joined with ``;``)."""
     import io
 
     buf = io.BytesIO()
     if fmt == "parquet":
         df.write_parquet(buf)
     else:
-        df.write_csv(buf)
+        lists = [c for c, d in df.schema.items() if isinstance(d, pl.List)]
+        df.with_columns(pl.col(c).cast(pl.List(pl.Utf8)).list.join(";") for c in lists).write_csv(
+            buf
+        )
     return buf.getvalue()
 
 
@@ -328,25 +366,32 @@ def standard_figures(
                 s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
                 out[f"{metric}_per_{key}"] = (summary_heatmap(s, "run", key, metric), s)
         long = train_test_matrix(store, metric, preset)
-        if long.height:
-            out[f"train_test_{metric}"] = (
+        fams = long["family"].unique(maintain_order=True).to_list() if long.height else []
+        for fam in fams:
+            sfx = f"_{fam}" if len(fams) > 1 else ""
+            cells = long.filter(pl.col("family") == fam)
+            out[f"train_test_{metric}{sfx}"] = (
                 matrix_heatmap(
-                    long, "mean", f"Mean {metric}: trained on (rows), tested on (columns)", metric
+                    cells,
+                    "mean",
+                    f"Mean {metric} ({fam}): trained on (rows), tested on (columns)",
+                    metric,
                 ),
-                long,
+                cells,
             )
-            cij = cross_correlation(long, "diagonal")
+            cij = cross_correlation(cells, "diagonal")
             if cij.height:
-                out["cij_diagonal"] = (
+                out[f"cij_diagonal{sfx}"] = (
                     matrix_heatmap(cij, "value", CROSS_FORMS["diagonal"], "C_ij", zmid=1.0),
                     cij,
                 )
+        if fams:
             rank = ranking(store, None, metric, preset)
-            if rank.height:
+            if rank.filter(pl.col("rank").is_not_null()).height:
                 out["ranking"] = (ranking_bars(rank, metric), rank)
-                fus = fusion(rank)
-                if fus.filter(pl.col("k") > 1).height:
-                    out["fusion"] = (fusion_curve(fus, metric), fus)
+            fus = fusion(store, None, metric, preset)
+            if fus.filter(pl.col("k") > 1).height:
+                out["fusion"] = (fusion_curve(fus, metric), fus)
     return out
 
 

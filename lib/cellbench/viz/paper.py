@@ -149,9 +149,10 @@ def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figu
                 F.matrix_heatmap(cij, "value", A.CROSS_FORMS[form], "C_ij", zmid=1.0),
                 cij,
             )
-        rank = A.ranking(store, ids, metric, n_boot=n_boot)
-        out["03_ranking"] = (F.ranking_bars(rank, metric), rank)
-        fus = A.fusion(rank)
+        for weighting in A.WEIGHTINGS:
+            rank = A.ranking(store, ids, metric, n_boot=n_boot, weighting=weighting)
+            out[f"03_ranking_{weighting}"] = (F.ranking_bars(rank, metric), rank)
+        fus = A.fusion(store, ids, metric, n_boot=n_boot)
         out["03_fusion"] = (F.fusion_curve(fus, metric), fus)
     pair = experiment_runs(store, "pair")
     if pair:

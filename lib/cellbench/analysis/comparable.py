@@ -1,0 +1,185 @@
+"""Which runs may be compared: coverage, sample sets and model families of the runs in a store.
+
+Rules (seed 003's "identical test sets", issue 14):
+
+- A run is **complete** when its status is ``complete`` and it covers a whole split (or every
+  sample of its dataset): no ``--limit`` / ``--sample`` subset. A subset run is ``partial``
+  wherever it is listed and never enters a matrix, ranking or fusion curve.
+- Runs are compared only on **identical sample sets**. A run's sample set is the sorted list
+  of the sample ids it scored, hashed (``sample_set``). For each test dataset the
+  **reference sample set** is the one most complete runs of it share (ties: more samples,
+  then the name); complete runs on another set (e.g. held-out centers only) are left out of
+  comparisons and marked ``comparable = False``.
+- A **model family** (architecture / recipe) groups models whose matrices are comparable:
+  the card's ``training.family``, else its architecture, else ``<kind>:<model id>``. Two
+  families trained on the same data give two matrices, never one cell overwritten.
+
+Runs written before these fields were recorded get them derived: coverage from the run's
+parameters, the sample set from its stored sample rows, the family from its model card.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from cellbench.runs.store import Store, sample_set_id
+
+#: Columns of :func:`run_table`.
+RUN_TABLE_SCHEMA: dict[str, Any] = {
+    "run_id": pl.Utf8,
+    "status": pl.Utf8,
+    "model_id": pl.Utf8,
+    "family": pl.Utf8,
+    "train_datasets": pl.Utf8,
+    "test_dataset": pl.Utf8,
+    "split": pl.Utf8,
+    "preset": pl.Utf8,
+    "iou": pl.Utf8,
+    "coverage": pl.Utf8,
+    "complete": pl.Boolean,
+    "n_samples": pl.Int64,
+    "sample_set": pl.Utf8,
+    "comparable": pl.Boolean,
+    "finished": pl.Utf8,
+}
+
+
+def coverage_of(parameters: dict[str, Any] | None, n_samples: int | None, n_split=None) -> str:
+    """``split`` (a whole split or dataset) or ``subset`` (``--sample`` or a real ``--limit``)."""
+    p = parameters or {}
+    if p.get("samples"):
+        return "subset"
+    limit = p.get("limit")
+    if limit is not None and (n_split is None or n_samples is None or n_samples < n_split):
+        return "subset"
+    return "split"
+
+
+def _family(model_id: str, kind: str | None, cache: dict[str, str | None]) -> str | None:
+    if kind == "predictions" or model_id is None or model_id.startswith("predictions:"):
+        return None
+    if model_id not in cache:
+        from cellbench.core.errors import CellbenchError
+        from cellbench.models.registry import get_model
+
+        try:
+            cache[model_id] = get_model(model_id).family
+        except (CellbenchError, KeyError):
+            cache[model_id] = f"{kind}:{model_id}" if kind else model_id
+    return cache[model_id]
+
+
+def _stored_sample_sets(store: Store, run_ids: list[str]) -> dict[str, tuple[str, int]]:
+    if not run_ids:
+        return {}
+    ids = (
+        store.scan(run_ids)
+        .filter(pl.col("level") == "sample")
+        .select("run_id", "sample_id")
+        .unique()
+        .group_by("run_id")
+        .agg(pl.col("sample_id"))
+        .collect()
+    )
+    return {r: (sample_set_id(s), len(s)) for r, s in ids.iter_rows()}
+
+
+def run_table(store: Store, preset: str | None = None) -> pl.DataFrame:
+    """One row per run with coverage, sample set, family and comparability (newest first).
+
+    ``preset`` keeps only that preset's runs. See the module docstring for the rules.
+    """
+    runs = store.runs()
+    if runs.is_empty() or "preset" not in runs.columns:
+        return pl.DataFrame(schema=RUN_TABLE_SCHEMA)
+    if preset is not None:
+        runs = runs.filter(pl.col("preset") == preset)
+    recs = runs.to_dicts()
+    need = [r["run_id"] for r in recs if not r.get("sample_set")]
+    stored = _stored_sample_sets(store, need)
+    fam_cache: dict[str, str | None] = {}
+    rows = []
+    for r in recs:
+        params = r.get("parameters")
+        params = json.loads(params) if isinstance(params, str) else params
+        n = r.get("n_samples")
+        sset = r.get("sample_set")
+        if not sset:
+            sset, n_rows = stored.get(r["run_id"], (None, 0))
+            n = n if r.get("status") == "complete" else n_rows
+        coverage = r.get("coverage") or coverage_of(params, n, r.get("n_split"))
+        iou = r.get("iou")
+        rows.append(
+            {
+                "run_id": r["run_id"],
+                "status": r.get("status"),
+                "model_id": r.get("model_id"),
+                "family": r.get("family")
+                or _family(r.get("model_id"), r.get("model_kind"), fam_cache),
+                "train_datasets": r.get("train_datasets") or None,
+                "test_dataset": r.get("test_dataset"),
+                "split": r.get("split"),
+                "preset": r.get("preset"),
+                "iou": None if iou is None else str(iou),
+                "coverage": coverage,
+                "complete": r.get("status") == "complete" and coverage == "split",
+                "n_samples": n,
+                "sample_set": sset,
+                "comparable": False,
+                "finished": r.get("finished"),
+            }
+        )
+    table = pl.DataFrame(rows, schema=RUN_TABLE_SCHEMA)
+    ref = reference_sample_sets(table)
+    return table.with_columns(
+        comparable=pl.col("complete")
+        & pl.struct("test_dataset", "sample_set").map_elements(
+            lambda s: ref.get(s["test_dataset"]) == s["sample_set"], return_dtype=pl.Boolean
+        )
+    ).sort("finished", descending=True, nulls_last=True)
+
+
+def reference_sample_sets(table: pl.DataFrame) -> dict[str, str]:
+    """Per test dataset, the sample set most complete runs share (ties: larger, then name)."""
+    done = table.filter(pl.col("complete") & pl.col("sample_set").is_not_null())
+    if done.is_empty():
+        return {}
+    counts = done.group_by("test_dataset", "sample_set").agg(
+        runs=pl.len(), n=pl.col("n_samples").max()
+    )
+    best = counts.sort(
+        ["test_dataset", "runs", "n", "sample_set"], descending=[False, True, True, False]
+    ).unique("test_dataset", keep="first")
+    return dict(zip(best["test_dataset"], best["sample_set"], strict=True))
+
+
+def comparable_runs(
+    store: Store,
+    preset: str = "hovernet",
+    family: str | None = None,
+    run_ids=None,
+    iou: str | None = "0.5",
+) -> pl.DataFrame:
+    """The run behind each (family, training set, test dataset) cell: the newest comparable run.
+
+    Only runs of models with a training set; ``run_ids`` restricts the candidates (partial and
+    non-comparable ones among them are still left out); ``iou`` keeps one IoU threshold
+    (``None``: any). Columns as :func:`run_table`.
+    """
+    t = run_table(store, preset).filter(
+        pl.col("comparable")
+        & pl.col("train_datasets").is_not_null()
+        & pl.col("family").is_not_null()
+    )
+    if iou is not None:
+        t = t.filter(pl.col("iou").is_null() | (pl.col("iou") == str(iou)))
+    if family is not None:
+        t = t.filter(pl.col("family") == family)
+    if run_ids is not None:
+        t = t.filter(pl.col("run_id").is_in(list(run_ids)))
+    return t.sort("finished", descending=True, nulls_last=True).unique(
+        ["family", "train_datasets", "test_dataset"], keep="first", maintain_order=True
+    )

@@ -1,0 +1,144 @@
+"""``cellbench compare matrix|ranking|fusion``: cross-dataset comparisons (seed 003).
+
+Only complete runs on identical sample sets enter (:mod:`cellbench.analysis.comparable`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import friendly, print_table
+
+compare_app = typer.Typer(
+    no_args_is_help=True, help="Cross-dataset comparisons: matrix, ranking, fusion."
+)
+
+PRESET_OPT = Annotated[str, typer.Option(help="Metric preset of the runs compared.")]
+METRIC_OPT = Annotated[str, typer.Option(help="Per-sample metric (pq, aji, dice1 ...).")]
+FAMILY_OPT = Annotated[str | None, typer.Option(help="Model family (default: every family).")]
+WEIGHTING_OPT = Annotated[
+    str, typer.Option(help="per-dataset (each test dataset weighs the same) or pooled.")
+]
+TESTS_OPT = Annotated[
+    list[str] | None,
+    typer.Option("--test", help="Test datasets of the unified test set (default: all tested)."),
+]
+JSON_OPT = Annotated[bool, typer.Option("--json", help="JSON output.")]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _emit(rows: list[dict], cols: list[str], as_json: bool, extra: dict | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps({"rows": rows, **(extra or {})} if extra else rows, indent=1))
+    else:
+        print_table([{c: _fmt(r.get(c)) for c in cols} for r in rows], cols)
+
+
+@compare_app.command("matrix")
+@friendly
+def compare_matrix(
+    preset: PRESET_OPT = "hovernet",
+    metric: METRIC_OPT = "pq",
+    family: FAMILY_OPT = None,
+    normalise: Annotated[
+        str, typer.Option(help="diagonal (P_ij / P_jj), paper (seed 003 as printed) or raw.")
+    ] = "raw",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    as_json: JSON_OPT = False,
+):
+    """P(D_i, D_j) (rows: training set, columns: test set) or its normalisation C_ij."""
+    from cellbench.analysis import CROSS_FORMS, cross_correlation, train_test_matrix
+    from cellbench.runs.store import Store
+
+    if normalise not in CROSS_FORMS:
+        raise typer.BadParameter(f"--normalise must be one of {', '.join(CROSS_FORMS)}")
+    long = train_test_matrix(Store(), metric, preset, n_boot=n_boot, family=family)
+    cells = {(r["family"], r["train_datasets"], r["test_dataset"]): r for r in long.to_dicts()}
+    values = cross_correlation(long, normalise) if normalise != "raw" else None
+    rows = []
+    for r in values.to_dicts() if values is not None else long.to_dicts():
+        cell = cells.get((r["family"], r["train_datasets"], r["test_dataset"]), {})
+        rows.append(
+            {
+                "family": r["family"],
+                "train": r["train_datasets"],
+                "test": r["test_dataset"],
+                "value": r["value"] if values is not None else r["mean"],
+                "ci_low": None if values is not None else r["ci_low"],
+                "ci_high": None if values is not None else r["ci_high"],
+                "n": cell.get("n"),
+                "run_ids": cell.get("run_ids", []),
+                "complete": cell.get("complete", False),
+            }
+        )
+    cols = ["family", "train", "test", "value", "ci_low", "ci_high", "n", "run_ids"]
+    _emit(rows, cols, as_json)
+    if not as_json:
+        typer.echo(CROSS_FORMS[normalise], err=True)
+
+
+@compare_app.command("ranking")
+@friendly
+def compare_ranking(
+    preset: PRESET_OPT = "hovernet",
+    metric: METRIC_OPT = "pq",
+    family: FAMILY_OPT = None,
+    weighting: WEIGHTING_OPT = "per-dataset",
+    test: TESTS_OPT = None,
+    test_set: Annotated[
+        str, typer.Option(help="unified: every test dataset of the comparable runs.")
+    ] = "unified",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    as_json: JSON_OPT = False,
+):
+    """Training sets ranked on the unified test set, per family, with the mean rank."""
+    from cellbench.analysis import ranking
+    from cellbench.runs.store import Store
+
+    if test_set != "unified":
+        raise typer.BadParameter("--test-set: only 'unified' is known")
+    r = ranking(Store(), None, metric, preset, test, n_boot, weighting, family)
+    rows = [{**x, "train": x["train_datasets"]} for x in r.to_dicts()]
+    mean_rank = {x["train"]: x["mean_rank"] for x in rows}
+    cols = ["family", "rank", "train", "mean", "ci_low", "ci_high", "n_datasets", "n", "mean_rank"]
+    _emit(rows, cols, as_json, {"mean_rank": mean_rank, "weighting": weighting})
+
+
+@compare_app.command("fusion")
+@friendly
+def compare_fusion(
+    preset: PRESET_OPT = "hovernet",
+    metric: METRIC_OPT = "pq",
+    family: FAMILY_OPT = None,
+    weighting: WEIGHTING_OPT = "per-dataset",
+    test: TESTS_OPT = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    as_json: JSON_OPT = False,
+):
+    """Top-k fusion: observed vs expected per k (prefixes of the ranking) and increments."""
+    from cellbench.analysis import fusion
+    from cellbench.runs.store import Store
+
+    f = fusion(Store(), None, metric, preset, test, n_boot, weighting, family)
+    rows = f.to_dicts()
+    cols = [
+        "family",
+        "k",
+        "train",
+        "observed",
+        "expected",
+        "observed_increment",
+        "expected_increment",
+    ]
+    _emit(rows, cols, as_json)
+    for r in rows:
+        if r["command"] and not as_json:
+            typer.echo(f"k={r['k']}: no model trained on {r['train']}: {r['command']}", err=True)
