@@ -25,7 +25,7 @@ from typing import Any
 
 import polars as pl
 
-from cellbench.runs.store import Store, sample_set_id
+from cellbench.runs.store import Store, coverage_of, sample_set_id
 
 #: Columns of :func:`run_table`.
 RUN_TABLE_SCHEMA: dict[str, Any] = {
@@ -45,17 +45,6 @@ RUN_TABLE_SCHEMA: dict[str, Any] = {
     "comparable": pl.Boolean,
     "finished": pl.Utf8,
 }
-
-
-def coverage_of(parameters: dict[str, Any] | None, n_samples: int | None, n_split=None) -> str:
-    """``split`` (a whole split or dataset) or ``subset`` (``--sample`` or a real ``--limit``)."""
-    p = parameters or {}
-    if p.get("samples"):
-        return "subset"
-    limit = p.get("limit")
-    if limit is not None and (n_split is None or n_samples is None or n_samples < n_split):
-        return "subset"
-    return "split"
 
 
 def _family(model_id: str, kind: str | None, cache: dict[str, str | None]) -> str | None:
@@ -87,11 +76,28 @@ def _stored_sample_sets(store: Store, run_ids: list[str]) -> dict[str, tuple[str
     return {r: (sample_set_id(s), len(s)) for r, s in ids.iter_rows()}
 
 
+_CACHE: dict[tuple, pl.DataFrame] = {}
+
+
 def run_table(store: Store, preset: str | None = None) -> pl.DataFrame:
     """One row per run with coverage, sample set, family and comparability (newest first).
 
-    ``preset`` keeps only that preset's runs. See the module docstring for the rules.
+    ``preset`` keeps only that preset's runs. See the module docstring for the rules. The
+    table is kept while no run record of the store changes (names and modification times),
+    so the matrix, ranking and fusion of one request derive it once.
     """
+    files = sorted(
+        (str(p), p.stat().st_mtime_ns) for r in store.roots() for p in (r / "runs").glob("*.json")
+    )
+    key = (preset, tuple(files))
+    if key not in _CACHE:
+        if len(_CACHE) > 8:
+            _CACHE.clear()
+        _CACHE[key] = _run_table(store, preset)
+    return _CACHE[key]
+
+
+def _run_table(store: Store, preset: str | None) -> pl.DataFrame:
     runs = store.runs()
     if runs.is_empty() or "preset" not in runs.columns:
         return pl.DataFrame(schema=RUN_TABLE_SCHEMA)
@@ -133,13 +139,15 @@ def run_table(store: Store, preset: str | None = None) -> pl.DataFrame:
             }
         )
     table = pl.DataFrame(rows, schema=RUN_TABLE_SCHEMA)
-    ref = reference_sample_sets(table)
-    return table.with_columns(
-        comparable=pl.col("complete")
-        & pl.struct("test_dataset", "sample_set").map_elements(
-            lambda s: ref.get(s["test_dataset"]) == s["sample_set"], return_dtype=pl.Boolean
-        )
-    ).sort("finished", descending=True, nulls_last=True)
+    ref = pl.DataFrame(
+        list(reference_sample_sets(table).items()),
+        schema={"test_dataset": pl.Utf8, "ref_set": pl.Utf8},
+        orient="row",
+    )
+    table = table.join(ref, on="test_dataset", how="left").with_columns(
+        comparable=pl.col("complete") & (pl.col("sample_set") == pl.col("ref_set")).fill_null(False)
+    )
+    return table.drop("ref_set").sort("finished", descending=True, nulls_last=True)
 
 
 def reference_sample_sets(table: pl.DataFrame) -> dict[str, str]:

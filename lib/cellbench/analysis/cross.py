@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from cellbench.analysis.comparable import comparable_runs, run_table
-from cellbench.analysis.groups import CI_MIN_N, _cluster_column, group_summary
+from cellbench.analysis.groups import CI_MIN_N, cluster_column, group_summary, sample_values
 from cellbench.runs.store import Store
 
 #: The weightings of the unified test set.
@@ -165,8 +165,6 @@ class _Unified:
             cells = cells.filter(pl.col("test_dataset").is_in(list(test_datasets)))
         self.cells = cells
         ids = cells["run_id"].to_list()
-        from cellbench.analysis.groups import sample_values
-
         df = (
             sample_values(store, ids, metric)
             .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
@@ -177,13 +175,13 @@ class _Unified:
         )
         self.values: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.run_of: dict[tuple[str, str], str] = {}
-        by_run = dict(df.group_by("run_id").__iter__()) if df.height else {}
+        by_run = df.partition_by("run_id", as_dict=True) if df.height else {}
         for r in cells.iter_rows(named=True):
             g = by_run.get((r["run_id"],))
-            if g is None or g.is_empty():
+            if g is None:
                 continue
             key = (r["train_datasets"], r["test_dataset"])
-            unit = _cluster_column(g)
+            unit = cluster_column(g)
             self.values[key] = (g["value"].to_numpy(), g[unit].to_numpy())
             self.run_of[key] = r["run_id"]
         self.tests = sorted(
@@ -270,45 +268,51 @@ def ranking(
     rows = []
     for fam in _families(store, preset, family, run_ids):
         u = _Unified(store, metric, preset, fam, test_datasets, run_ids)
-        fam_rows = []
-        for t in u.trains:
-            have = [j for j in u.tests if (t, j) in u.values]
-            parts = _parts(t)
-            row = {
-                "family": fam,
-                "train_datasets": t,
-                "k": None if parts is None else len(parts),
-                "n_datasets": len(have),
-                "test_datasets": "+".join(u.tests),
-                "weighting": weighting,
-                "run_ids": [u.run_of[(t, j)] for j in have],
-                "n": int(sum(len(u.values[(t, j)][0]) for j in have)),
-                "mean": None,
-                "ci_low": None,
-                "ci_high": None,
-            }
-            if u.covers(t):
-                row["mean"] = u.score(t, weighting)
-                if row["n"] >= CI_MIN_N:
-                    boot = u.bootstrap(t, weighting, n_boot)
-                    a = (1 - level) / 2
-                    row["ci_low"], row["ci_high"] = map(float, np.quantile(boot, [a, 1 - a]))
-            fam_rows.append(row)
-        ranked = sorted((r for r in fam_rows if r["mean"] is not None), key=lambda r: -r["mean"])
-        for i, r in enumerate(ranked, 1):
-            r["rank"] = i
-        rows += fam_rows
-    out = pl.DataFrame(
-        [{**r, "rank": r.get("rank"), "mean_rank": None} for r in rows],
-        schema=_RANK_SCHEMA,
+        rows += _rank_family(u, fam, weighting, n_boot, level)
+    ranks: dict[str, list[int]] = {}
+    for r in rows:
+        if r["rank"] is not None:
+            ranks.setdefault(r["train_datasets"], []).append(r["rank"])
+    for r in rows:
+        got = ranks.get(r["train_datasets"])
+        r["mean_rank"] = float(np.mean(got)) if got else None
+    return pl.DataFrame(rows, schema=_RANK_SCHEMA).sort(
+        ["family", "rank", "train_datasets"], nulls_last=True
     )
-    mean_rank = out.group_by("train_datasets").agg(m=pl.col("rank").cast(pl.Float64).mean())
-    return (
-        out.drop("mean_rank")
-        .join(mean_rank.rename({"m": "mean_rank"}), on="train_datasets", how="left")
-        .select(list(_RANK_SCHEMA))
-        .sort(["family", "rank", "train_datasets"], nulls_last=True)
-    )
+
+
+def _rank_family(u: _Unified, fam: str, weighting: str, n_boot: int, level: float = 0.95):
+    """Ranking rows of one family's training sets (``mean_rank`` filled in by the caller)."""
+    rows = []
+    for t in u.trains:
+        have = [j for j in u.tests if (t, j) in u.values]
+        parts = _parts(t)
+        row = {
+            "family": fam,
+            "rank": None,
+            "train_datasets": t,
+            "k": None if parts is None else len(parts),
+            "mean": None,
+            "ci_low": None,
+            "ci_high": None,
+            "n": int(sum(len(u.values[(t, j)][0]) for j in have)),
+            "n_datasets": len(have),
+            "test_datasets": "+".join(u.tests),
+            "weighting": weighting,
+            "run_ids": [u.run_of[(t, j)] for j in have],
+            "mean_rank": None,
+        }
+        if u.covers(t):
+            row["mean"] = u.score(t, weighting)
+            if row["n"] >= CI_MIN_N:
+                boot = u.bootstrap(t, weighting, n_boot)
+                a = (1 - level) / 2
+                row["ci_low"], row["ci_high"] = map(float, np.quantile(boot, [a, 1 - a]))
+        rows.append(row)
+    ranked = sorted((r for r in rows if r["mean"] is not None), key=lambda r: -r["mean"])
+    for i, r in enumerate(ranked, 1):
+        r["rank"] = i
+    return rows
 
 
 _FUSION_SCHEMA = {
@@ -355,21 +359,18 @@ def fusion(
     - ``observed_increment`` / ``expected_increment``: the change from step k - 1 (Fig. 7);
       ``gain`` = observed - expected.
     """
-    rank = ranking(store, run_ids, metric, preset, test_datasets, n_boot, weighting, family)
+    if weighting not in WEIGHTINGS:
+        raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
     rows = []
-    for fam in rank["family"].unique(maintain_order=True).to_list():
-        r = rank.filter(pl.col("family") == fam)
-        tests = r["test_datasets"][0].split("+") if r.height else []
-        singles = r.filter((pl.col("k") == 1) & pl.col("rank").is_not_null()).sort("rank")
-        order = singles["train_datasets"].to_list()
+    for fam in _families(store, preset, family, run_ids):
+        u = _Unified(store, metric, preset, fam, test_datasets, run_ids)
+        ranked = [r for r in _rank_family(u, fam, weighting, n_boot) if r["rank"] is not None]
+        order = [
+            r["train_datasets"] for r in sorted(ranked, key=lambda r: r["rank"]) if r["k"] == 1
+        ]
         if not order:
             continue
-        u = _Unified(store, metric, preset, fam, tests, run_ids)
-        by_parts = {
-            _parts(t): x
-            for t, x in zip(r["train_datasets"], r.iter_rows(named=True), strict=True)
-            if _parts(t) is not None and x["mean"] is not None
-        }
+        by_parts = {_parts(r["train_datasets"]): r for r in ranked if r["k"] is not None}
         prev_obs = prev_exp = None
         for k in range(1, len(order) + 1):
             prefix = order[:k]

@@ -67,7 +67,8 @@ def bootstrap_mean(
     return float(lo), float(hi)
 
 
-def _cluster_column(df: pl.DataFrame) -> str:
+def cluster_column(df: pl.DataFrame) -> str:
+    """The resampling unit of a group: patients, else slides, else samples (see above)."""
     n = df.height
     for key in CLUSTER_KEYS:
         col = df.get_column(key)
@@ -128,7 +129,7 @@ def group_summary(
         return pl.DataFrame(schema=schema)
     rows = []
     for key, g in df.group_by(by, maintain_order=False):
-        unit = _cluster_column(g)
+        unit = cluster_column(g)
         v = g.get_column("value").to_numpy()
         lo, hi = (None, None)
         if len(v) >= min_n_ci:

@@ -44,7 +44,7 @@ from cellbench.metrics import aggregate_instances, aggregate_points, instance_sc
 from cellbench.metrics.instance import parse_thresholds
 from cellbench.metrics.io import instance_files, read_instance_map
 from cellbench.metrics.presets import get_preset
-from cellbench.runs.store import GROUP_KEYS, Store, frame, sample_set_id
+from cellbench.runs.store import GROUP_KEYS, Store, coverage_of, frame, sample_set_id
 
 
 @dataclass
@@ -415,8 +415,7 @@ class Evaluation:
             "parameters": self.spec.to_json(),
             "n_samples": len(self.records),
             "n_split": self.n_split,
-            "coverage": "split" if len(self.records) == self.n_split and not self.spec.samples
-            else "subset",
+            "coverage": coverage_of(self.spec.to_json(), len(self.records), self.n_split),
             "sample_set": sample_set_id(r.sample_id for r in self.records),
             "family": card.family if card else None,
             "catalog": str(self.catalog.path),

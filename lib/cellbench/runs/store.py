@@ -287,3 +287,14 @@ def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:
 def sample_set_id(sample_ids) -> str:
     """The id of a sample set: sha256 of the sorted, newline-joined sample ids (12 hex)."""
     return hashlib.sha256("\n".join(sorted(map(str, sample_ids))).encode()).hexdigest()[:12]
+
+
+def coverage_of(parameters: dict[str, Any] | None, n_samples: int | None, n_split=None) -> str:
+    """``split`` (a whole split or dataset) or ``subset`` (``--sample`` or a real ``--limit``)."""
+    p = parameters or {}
+    if p.get("samples"):
+        return "subset"
+    limit = p.get("limit")
+    if limit is not None and (n_split is None or n_samples is None or n_samples < n_split):
+        return "subset"
+    return "split"
