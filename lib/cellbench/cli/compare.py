@@ -38,6 +38,12 @@ def _fmt(v) -> str:
 def _emit(rows: list[dict], cols: list[str], as_json: bool, extra: dict | None = None) -> None:
     if as_json:
         typer.echo(json.dumps({"rows": rows, **(extra or {})} if extra else rows, indent=1))
+    elif not rows:
+        typer.echo(
+            "no complete, comparable runs match (check --family / --test / --preset against "
+            "`cellbench runs list`)",
+            err=True,
+        )
     else:
         print_table([{c: _fmt(r.get(c)) for c in cols} for r in rows], cols)
 
