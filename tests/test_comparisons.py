@@ -223,6 +223,8 @@ def test_compare_cli_json(tmp_path, monkeypatch):
     assert set(out["mean_rank"]) >= {"a", "b", "c", "a+b"}
     res = run.invoke(app, ["compare", "fusion", "--json"])
     fus = json.loads(res.output)
+    assert fus["test_set"] == "runs"
+    fus = fus["rows"]
     assert [r["k"] for r in fus] == [1, 2, 3] and {
         "observed",
         "expected",

@@ -10,6 +10,10 @@ Rules (seed 003's "identical test sets", issue 14):
   **reference sample set** is the one most complete runs of it share (ties: more samples,
   then the name); complete runs on another set (e.g. held-out centers only) are left out of
   comparisons and marked ``comparable = False``.
+- On a **named test set** (:mod:`cellbench.data.testsets`, e.g. seed 003's NucFuse-test) the
+  reference sample set of each dataset is the test set's member list instead: exactly the
+  complete runs whose sample set equals it are compared, whether they were asked for with
+  ``--test-set`` or cover the same samples as a split.
 - A **model family** (architecture / recipe) groups models whose matrices are comparable:
   the card's ``training.family``, else its architecture, else ``<kind>:<model id>``. Two
   families trained on the same data give two matrices, never one cell overwritten.
@@ -26,6 +30,9 @@ from typing import Any
 import polars as pl
 
 from cellbench.runs.store import Store, coverage_of, sample_set_id
+
+#: Coverages of a complete run: a whole split (or dataset), or exactly a stored test set.
+WHOLE = ("split", "test-set")
 
 #: Columns of :func:`run_table`.
 RUN_TABLE_SCHEMA: dict[str, Any] = {
@@ -131,7 +138,7 @@ def _run_table(store: Store, preset: str | None) -> pl.DataFrame:
                 "preset": r.get("preset"),
                 "iou": None if iou is None else str(iou),
                 "coverage": coverage,
-                "complete": r.get("status") == "complete" and coverage == "split",
+                "complete": r.get("status") == "complete" and coverage in WHOLE,
                 "n_samples": n,
                 "sample_set": sset,
                 "comparable": False,
@@ -164,20 +171,48 @@ def reference_sample_sets(table: pl.DataFrame) -> dict[str, str]:
     return dict(zip(best["test_dataset"], best["sample_set"], strict=True))
 
 
+def test_set_of(test_set):
+    """A :class:`~cellbench.data.testsets.TestSet` from a ref (``unified``, ``name@vN``), or
+    None for ``None``."""
+    if test_set is None or not isinstance(test_set, str):
+        return test_set
+    from cellbench.data.testsets import resolve
+
+    return resolve(test_set)
+
+
+def on_test_set(table: pl.DataFrame, test_set) -> pl.DataFrame:
+    """The rows of ``table`` (a :func:`run_table`) whose sample set is the test set's members
+    of their test dataset, with ``comparable`` set accordingly."""
+    ts = test_set_of(test_set)
+    sets = ts.sample_sets()
+    member = pl.struct("test_dataset", "sample_set").map_elements(
+        lambda r: sets.get(r["test_dataset"]) == r["sample_set"], return_dtype=pl.Boolean
+    )
+    return table.with_columns(
+        comparable=(pl.col("status") == "complete") & member.fill_null(False)
+    )
+
+
 def comparable_runs(
     store: Store,
     preset: str = "hovernet",
     family: str | None = None,
     run_ids=None,
     iou: str | None = "0.5",
+    test_set=None,
 ) -> pl.DataFrame:
     """The run behind each (family, training set, test dataset) cell: the newest comparable run.
 
     Only runs of models with a training set; ``run_ids`` restricts the candidates (partial and
     non-comparable ones among them are still left out); ``iou`` keeps one IoU threshold
-    (``None``: any). Columns as :func:`run_table`.
+    (``None``: any); ``test_set`` (a ref or a ``TestSet``) compares on its member lists instead
+    of the reference sample sets. Columns as :func:`run_table`.
     """
-    t = run_table(store, preset).filter(
+    t = run_table(store, preset)
+    if test_set is not None:
+        t = on_test_set(t, test_set)
+    t = t.filter(
         pl.col("comparable")
         & pl.col("train_datasets").is_not_null()
         & pl.col("family").is_not_null()

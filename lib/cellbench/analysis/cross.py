@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from cellbench.analysis.comparable import comparable_runs, run_table
+from cellbench.analysis.comparable import comparable_runs, run_table, test_set_of
 from cellbench.analysis.groups import CI_MIN_N, cluster_column, group_summary, sample_values
 from cellbench.runs.store import Store
 
@@ -67,17 +67,19 @@ def train_test_matrix(
     run_ids: Sequence[str] | None = None,
     n_boot: int = 1000,
     family: str | None = None,
+    test_set=None,
 ) -> pl.DataFrame:
     """P(D_i, D_j) in long format, one row per (family, training set, test set) cell.
 
-    Each cell is the newest complete run on the test dataset's reference sample set
+    Each cell is the newest complete run on the test dataset's reference sample set, or on
+    the members of ``test_set`` (a stored test set's ref, e.g. ``nucfuse-test``) when given
     (``run_ids`` restricts the candidates). Columns: ``family``, ``model_id``,
     ``train_datasets``, ``test_dataset``, ``n`` (samples with a value), ``mean`` (the mean
     per-sample ``metric``), ``ci_low``/``ci_high`` (bootstrap 95%, null for n < 5),
     ``resampled``, ``run_ids``, ``complete`` (always true: partial runs never enter).
     Runs of stored predictions (no training set) are not rows. Pivot with :func:`as_matrix`.
     """
-    cells = comparable_runs(store, preset, family, run_ids)
+    cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
     if cells.is_empty():
         return pl.DataFrame(schema=_CELL_SCHEMA)
     s = group_summary(store, cells["run_id"].to_list(), metric, ["run_id"], n_boot=n_boot)
@@ -159,8 +161,10 @@ def _parts(train: str) -> frozenset[str] | None:
 class _Unified:
     """Per-sample values of one family's comparable runs, by training set and test dataset."""
 
-    def __init__(self, store, metric, preset, family, test_datasets, run_ids):
-        cells = comparable_runs(store, preset, family, run_ids)
+    def __init__(self, store, metric, preset, family, test_datasets, run_ids, test_set=None):
+        cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
+        if test_datasets is None and test_set is not None:
+            test_datasets = test_set.datasets
         if test_datasets is not None:
             cells = cells.filter(pl.col("test_dataset").is_in(list(test_datasets)))
         self.cells = cells
@@ -234,10 +238,11 @@ _RANK_SCHEMA = {
 }
 
 
-def _families(store, preset, family, run_ids) -> list[str]:
+def _families(store, preset, family, run_ids, test_set=None) -> list[str]:
     if family is not None:
         return [family]
-    fams = comparable_runs(store, preset, None, run_ids)["family"].unique().to_list()
+    fams = comparable_runs(store, preset, None, run_ids, test_set=test_set)["family"]
+    fams = fams.unique().to_list()
     return sorted(f for f in fams if f is not None)
 
 
@@ -251,11 +256,14 @@ def ranking(
     weighting: str = "per-dataset",
     family: str | None = None,
     level: float = 0.95,
+    test_set=None,
 ) -> pl.DataFrame:
     """Training sets ranked on the unified test set, per model family.
 
-    The unified test set is ``test_datasets`` (default: every dataset a comparable run of the
-    family was tested on); a training set is ranked only when it has a comparable run on each
+    The unified test set is a stored test set (``test_set``, e.g. ``nucfuse-test``: runs on
+    exactly its members, every dataset of it with members) or, without one, ``test_datasets``
+    (default: every dataset a comparable run of the family was tested on, on its reference
+    sample set); a training set is ranked only when it has a comparable run on each
     of them (the others are listed with ``rank`` null and their ``n_datasets``). ``mean`` is
     the per-dataset-weighted or pooled mean of the per-sample ``metric``
     (:data:`WEIGHTINGS`); the bootstrap interval resamples clusters (patients, else slides,
@@ -265,9 +273,10 @@ def ranking(
     """
     if weighting not in WEIGHTINGS:
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
+    ts = test_set_of(test_set)
     rows = []
-    for fam in _families(store, preset, family, run_ids):
-        u = _Unified(store, metric, preset, fam, test_datasets, run_ids)
+    for fam in _families(store, preset, family, run_ids, ts):
+        u = _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
         rows += _rank_family(u, fam, weighting, n_boot, level)
     ranks: dict[str, list[int]] = {}
     for r in rows:
@@ -341,8 +350,10 @@ def fusion(
     n_boot: int = 1000,
     weighting: str = "per-dataset",
     family: str | None = None,
+    test_set=None,
 ) -> pl.DataFrame:
-    """Top-k fusion (seed 003 §3.2, Figs. 5-7), per family.
+    """Top-k fusion (seed 003 §3.2, Figs. 5-7), per family, on the unified test set
+    (``test_set`` / ``test_datasets`` as in :func:`ranking`).
 
     The single-dataset training sets are ranked on the unified test set (:func:`ranking`);
     the fused set of step k is the **prefix** of that ranking, the top k datasets merged.
@@ -361,9 +372,10 @@ def fusion(
     """
     if weighting not in WEIGHTINGS:
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
+    ts = test_set_of(test_set)
     rows = []
-    for fam in _families(store, preset, family, run_ids):
-        u = _Unified(store, metric, preset, fam, test_datasets, run_ids)
+    for fam in _families(store, preset, family, run_ids, ts):
+        u = _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
         ranked = [r for r in _rank_family(u, fam, weighting, n_boot) if r["rank"] is not None]
         order = [
             r["train_datasets"] for r in sorted(ranked, key=lambda r: r["rank"]) if r["k"] == 1

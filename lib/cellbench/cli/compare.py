@@ -27,6 +27,40 @@ TESTS_OPT = Annotated[
     typer.Option("--test", help="Test datasets of the unified test set (default: all tested)."),
 ]
 JSON_OPT = Annotated[bool, typer.Option("--json", help="JSON output.")]
+TEST_SET_OPT = Annotated[
+    str,
+    typer.Option(
+        help="runs (default: per test dataset, the sample set most complete runs share), "
+        "unified (= nucfuse-test, seed 003) or another stored test set (name, name@vN): "
+        "runs on exactly its members."
+    ),
+]
+
+
+def _test_set(ref: str, test: list[str] | None):
+    """``None`` for ``runs``, else the stored test set (built first if it is a preset)."""
+    if ref == "runs":
+        return None
+    from cellbench.data.testsets import resolve
+
+    ts = resolve(ref)
+    if test:
+        unknown = sorted(set(test) - set(ts.datasets))
+        if unknown:
+            raise typer.BadParameter(f"--test {unknown}: not in test set {ts.ref}")
+    return ts
+
+
+def _say_test_set(ts, as_json: bool) -> dict:
+    if ts is None:
+        return {"test_set": "runs"}
+    if not as_json:
+        typer.echo(
+            f"test set {ts.ref}: {', '.join(ts.datasets)}"
+            + (f" (no local data for {', '.join(ts.missing)})" if ts.missing else ""),
+            err=True,
+        )
+    return {"test_set": ts.ref, "test_datasets": ts.datasets, "missing": ts.missing}
 
 
 def _fmt(v) -> str:
@@ -58,6 +92,7 @@ def compare_matrix(
         str, typer.Option(help="diagonal (P_ij / P_jj), paper (seed 003 as printed) or raw.")
     ] = "raw",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    test_set: TEST_SET_OPT = "runs",
     as_json: JSON_OPT = False,
 ):
     """P(D_i, D_j) (rows: training set, columns: test set) or its normalisation C_ij."""
@@ -66,7 +101,8 @@ def compare_matrix(
 
     if normalise not in CROSS_FORMS:
         raise typer.BadParameter(f"--normalise must be one of {', '.join(CROSS_FORMS)}")
-    long = train_test_matrix(Store(), metric, preset, n_boot=n_boot, family=family)
+    ts = _test_set(test_set, None)
+    long = train_test_matrix(Store(), metric, preset, n_boot=n_boot, family=family, test_set=ts)
     cells = {(r["family"], r["train_datasets"], r["test_dataset"]): r for r in long.to_dicts()}
     values = cross_correlation(long, normalise) if normalise != "raw" else None
     rows = []
@@ -88,6 +124,7 @@ def compare_matrix(
     cols = ["family", "train", "test", "value", "ci_low", "ci_high", "n", "run_ids"]
     _emit(rows, cols, as_json)
     if not as_json:
+        _say_test_set(ts, as_json)
         typer.echo(CROSS_FORMS[normalise], err=True)
 
 
@@ -99,9 +136,7 @@ def compare_ranking(
     family: FAMILY_OPT = None,
     weighting: WEIGHTING_OPT = "per-dataset",
     test: TESTS_OPT = None,
-    test_set: Annotated[
-        str, typer.Option(help="unified: every test dataset of the comparable runs.")
-    ] = "unified",
+    test_set: TEST_SET_OPT = "runs",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     as_json: JSON_OPT = False,
 ):
@@ -109,13 +144,13 @@ def compare_ranking(
     from cellbench.analysis import ranking
     from cellbench.runs.store import Store
 
-    if test_set != "unified":
-        raise typer.BadParameter("--test-set: only 'unified' is known")
-    r = ranking(Store(), None, metric, preset, test, n_boot, weighting, family)
+    ts = _test_set(test_set, test)
+    r = ranking(Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts)
     rows = [{**x, "train": x["train_datasets"]} for x in r.to_dicts()]
     mean_rank = {x["train"]: x["mean_rank"] for x in rows}
     cols = ["family", "rank", "train", "mean", "ci_low", "ci_high", "n_datasets", "n", "mean_rank"]
-    _emit(rows, cols, as_json, {"mean_rank": mean_rank, "weighting": weighting})
+    extra = {"mean_rank": mean_rank, "weighting": weighting, **_say_test_set(ts, as_json)}
+    _emit(rows, cols, as_json, extra)
 
 
 @compare_app.command("fusion")
@@ -126,6 +161,7 @@ def compare_fusion(
     family: FAMILY_OPT = None,
     weighting: WEIGHTING_OPT = "per-dataset",
     test: TESTS_OPT = None,
+    test_set: TEST_SET_OPT = "runs",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     as_json: JSON_OPT = False,
 ):
@@ -133,7 +169,8 @@ def compare_fusion(
     from cellbench.analysis import fusion
     from cellbench.runs.store import Store
 
-    f = fusion(Store(), None, metric, preset, test, n_boot, weighting, family)
+    ts = _test_set(test_set, test)
+    f = fusion(Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts)
     rows = f.to_dicts()
     cols = [
         "family",
@@ -144,7 +181,9 @@ def compare_fusion(
         "observed_increment",
         "expected_increment",
     ]
-    _emit(rows, cols, as_json)
+    _emit(rows, cols, as_json, _say_test_set(ts, as_json) if as_json else None)
+    if not as_json:
+        _say_test_set(ts, as_json)
     for r in rows:
         if r["command"] and not as_json:
             typer.echo(f"k={r['k']}: no model trained on {r['train']}: {r['command']}", err=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cellbench.cli import catalog, compare, figures, models, qupath, runs, score, train
+from cellbench.cli import catalog, compare, figures, models, qupath, runs, score, testsets, train
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cellbench workbench CLI")
 
@@ -27,6 +27,7 @@ app.add_typer(runs.jobs_app, name="jobs")
 app.add_typer(train.splits_app, name="splits")
 app.add_typer(qupath.qupath_app, name="qupath")
 app.add_typer(compare.compare_app, name="compare")
+app.add_typer(testsets.testset_app, name="testset")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from cellbench.cli.common import (
     SAMPLE,
     SPLIT,
     friendly,
+    load_catalog,
     print_table,
 )
 
@@ -29,7 +30,18 @@ jobs_app = typer.Typer(no_args_is_help=True, help="Background evaluation jobs.")
 
 
 def _spec(
-    dataset, split, model, predictions, preset, iou, device, batch_size, limit, sample, workers=1
+    dataset,
+    split,
+    model,
+    predictions,
+    preset,
+    iou,
+    device,
+    batch_size,
+    limit,
+    sample,
+    workers=1,
+    test_set=None,
 ):
     from cellbench.runs.evaluate import EvalSpec
 
@@ -47,12 +59,27 @@ def _spec(
         limit=limit,
         samples=sample or None,
         workers=workers,
+        test_set=test_set,
     )
+
+
+TEST_SET = Annotated[
+    str | None,
+    typer.Option(
+        help="Evaluate exactly the members of a stored test set (nucfuse-test, name@vN; "
+        "unified = nucfuse-test); without --dataset, every dataset of it."
+    ),
+]
 
 
 @friendly
 def evaluate_cmd(
-    dataset: DATASET,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            help="Test dataset id (see `cellbench catalog list`); optional with --test-set."
+        ),
+    ] = None,
     split: SPLIT = None,
     model: MODEL = None,
     predictions: PREDS = None,
@@ -63,25 +90,26 @@ def evaluate_cmd(
     limit: LIMIT = None,
     sample: SAMPLE = None,
     workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
+    test_set: TEST_SET = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
 
     Evaluating the same request again resumes an interrupted run (stored samples are skipped).
+    With ``--test-set`` and no ``--dataset``, one run per dataset of the test set.
     """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    if dataset is None:
+        if test_set is None:
+            raise typer.BadParameter("give --dataset (or --test-set to evaluate all of it)")
+        from cellbench.data.testsets import resolve
 
-    from cellbench.runs.evaluate import Evaluation
-
-    ev = Evaluation(
-        _spec(
-            dataset,
+        datasets = resolve(test_set, load_catalog()).datasets
+    else:
+        datasets = [dataset]
+    finals = []
+    for ds in datasets:
+        spec = _spec(
+            ds,
             split,
             model,
             predictions,
@@ -92,8 +120,25 @@ def evaluate_cmd(
             limit,
             sample,
             workers,
+            test_set,
         )
+        finals.append(_evaluate_one(spec, as_json))
+    if as_json:
+        typer.echo(json.dumps(finals[0] if dataset is not None else finals, indent=1))
+
+
+def _evaluate_one(spec, quiet: bool) -> dict:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
     )
+
+    from cellbench.runs.evaluate import Evaluation
+
+    ev = Evaluation(spec)
     cols = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -107,18 +152,21 @@ def evaluate_cmd(
             bar.update(task, completed=p.done, description=f"{p.sample_id or 'done'}")
 
         final = ev.run(progress=progress)
-    if as_json:
-        typer.echo(json.dumps(final, indent=1))
-        return
+    if quiet:
+        return final
     from cellbench.analysis import dataset_figures
 
     figs = dataset_figures(ev.store, [ev.run_id]).filter(
         pl_col_in("metric", ("pq", "aji", "dice1", "f1", "mf1", "mpq"))
     )
-    typer.echo(f"run {final['run_id']}: {final['status']} ({final['n_done']}/{final['n_samples']})")
+    where = f" on {final['test_set']}" if final.get("test_set") else ""
+    typer.echo(
+        f"run {final['run_id']}{where}: {final['status']} ({final['n_done']}/{final['n_samples']})"
+    )
     for r in figs.iter_rows(named=True):
         if r["value"] is not None:
             typer.echo(f"  {r['class']:>12} {r['metric']:<6} {r['value']:.4f}")
+    return final
 
 
 def pl_col_in(col: str, values):

@@ -68,6 +68,10 @@ class EvalSpec:
         Point matching radius in microns (default: the preset's radius in pixels).
     samples, limit
         Evaluate only these sample ids / the first ``limit`` samples (part of the run's id).
+    test_set
+        A stored composite test set (``nucfuse-test``, ``name@vN``; ``unified`` is
+        ``nucfuse-test``): evaluate exactly its members of ``dataset`` (``split`` must be
+        None). The version used is recorded; coverage is ``test-set``.
     device, batch_size, workers
         Inference settings: device, tiles per batch, post-processing processes. Not part of
         the run's id: results do not depend on them beyond floating-point rounding.
@@ -82,6 +86,7 @@ class EvalSpec:
     radius_um: float | None = None
     samples: list[str] | None = None
     limit: int | None = None
+    test_set: str | None = None
     device: str = "cpu"
     batch_size: int = 8
     workers: int = 1
@@ -307,6 +312,9 @@ class Evaluation:
             )
         self.reader = get_reader(self.catalog, spec.dataset)
         recs = [r for r in self.reader.records() if spec.split is None or r.split == spec.split]
+        self.test_set = None
+        if spec.test_set is not None:
+            recs = self._test_set_records(recs)
         self.n_split = len(recs)
         if spec.samples:
             wanted = set(spec.samples)
@@ -330,6 +338,31 @@ class Evaluation:
         self.class_names = {str(c.id): c.name for c in self.dataset.classes}
         self.run_id = self._run_id()
 
+    def _test_set_records(self, recs):
+        """The records of the test set's members of this dataset (all of them, or an error)."""
+        from cellbench.data.testsets import resolve
+
+        spec = self.spec
+        if spec.split is not None:
+            raise CellbenchError("give either a split or a test set, not both")
+        ts = resolve(spec.test_set, self.catalog)
+        ids = ts.sample_ids(spec.dataset)
+        if not ids:
+            raise CellbenchError(
+                f"dataset '{spec.dataset}' has no member in test set {ts.ref} "
+                f"(its datasets: {', '.join(ts.datasets)})"
+            )
+        have = {r.sample_id: r for r in recs}
+        gone = [i for i in ids if i not in have]
+        if gone:
+            raise DataError(
+                ts.path or Path(ts.ref),
+                f"{len(gone)} member(s) of '{spec.dataset}' are not in the local data "
+                f"(e.g. '{gone[0]}'); rebuild the test set for a new version",
+            )
+        self.test_set = ts
+        return [have[i] for i in ids]
+
     def _run_id(self) -> str:
         ident = {
             **self.source.identity(),
@@ -341,9 +374,12 @@ class Evaluation:
             "radius_um": self.spec.radius_um,
             "version": cellbench.__version__,
         }
+        if self.test_set is not None:
+            ident["test_set"] = self.test_set.ref
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
         model = self.source.model_id.replace(":", "-")
-        return f"{model}_{self.spec.dataset}_{self.spec.split or 'all'}_{self.preset}_{h}"
+        part = self.test_set.name if self.test_set is not None else self.spec.split or "all"
+        return f"{model}_{self.spec.dataset}_{part}_{self.preset}_{h}"
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -416,6 +452,7 @@ class Evaluation:
             "n_samples": len(self.records),
             "n_split": self.n_split,
             "coverage": coverage_of(self.spec.to_json(), len(self.records), self.n_split),
+            "test_set": self.test_set.ref if self.test_set is not None else None,
             "sample_set": sample_set_id(r.sample_id for r in self.records),
             "family": card.family if card else None,
             "catalog": str(self.catalog.path),

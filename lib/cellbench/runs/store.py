@@ -290,8 +290,11 @@ def sample_set_id(sample_ids) -> str:
 
 
 def coverage_of(parameters: dict[str, Any] | None, n_samples: int | None, n_split=None) -> str:
-    """``split`` (a whole split or dataset) or ``subset`` (``--sample`` or a real ``--limit``)."""
+    """``split`` (a whole split or dataset), ``test-set`` (exactly the members of a stored
+    test set) or ``subset`` (``--sample`` or a real ``--limit``)."""
     p = parameters or {}
+    if p.get("test_set"):
+        return "test-set"
     if p.get("samples"):
         return "subset"
     limit = p.get("limit")
