@@ -1,4 +1,4 @@
-"""``cellbench catalog list|show|validate`` and ``cellbench samples``."""
+"""``cellbench catalog list|show|validate``, ``cellbench samples`` and ``cellbench stats``."""
 
 from __future__ import annotations
 
@@ -100,3 +100,52 @@ def samples_cmd(
         out.write_text(text) if out else sys.stdout.write(text)
     if out:
         typer.echo(f"wrote {t.height} rows to {out}", err=True)
+
+
+@friendly
+def stats_cmd(
+    dataset_id: str,
+    split: Annotated[str | None, typer.Option(help="Only this split.")] = None,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Tables (default: all): key, centers, categories, classes, "
+            "class_by_category, density, areas."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write each table as <out>/<dataset>_<table>.csv.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: {table: rows}.")] = False,
+):
+    """Dataset statistics as the seeds print them: key statistics, per center, per category,
+    objects per class, density per 256x256 px (seed 003 ND), object areas."""
+    from cellbench.cli.common import print_table
+    from cellbench.core.atomic import write_bytes_atomic
+    from cellbench.data.stats import TABLES, dataset_tables
+
+    unknown = sorted(set(table or ()) - set(TABLES))
+    if unknown:
+        raise typer.BadParameter(f"--table {unknown}: choose from {', '.join(TABLES)}")
+    cat = load_catalog()
+    cat.get(dataset_id)
+    tables = dataset_tables(cat, dataset_id, split)
+    tables = {k: v for k, v in tables.items() if not table or k in table}
+    if out is not None:
+        for k, v in tables.items():
+            write_bytes_atomic(out / f"{dataset_id}_{k}.csv", v.write_csv().encode())
+        typer.echo(f"wrote {len(tables)} tables to {out}", err=True)
+    if as_json:
+        typer.echo(json.dumps({k: v.to_dicts() for k, v in tables.items()}, indent=1, default=str))
+        return
+    if out is not None:
+        return
+    for k, v in tables.items():
+        typer.echo(f"\n{TABLES[k]}")
+        print_table(
+            [
+                {c: (f"{x:.2f}" if isinstance(x, float) else x) for c, x in r.items()}
+                for r in v.to_dicts()
+            ],
+            v.columns,
+        )

@@ -13,6 +13,7 @@ from cellbench.cli import catalog, compare, figures, models, qupath, runs, score
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cellbench workbench CLI")
 
 app.command("samples")(catalog.samples_cmd)
+app.command("stats")(catalog.stats_cmd)
 app.command("train")(train.train_cmd)
 app.command("reference")(train.reference_cmd)
 app.command("evaluate")(runs.evaluate_cmd)
