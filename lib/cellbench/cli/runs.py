@@ -214,15 +214,38 @@ def results_cmd(
             "dataset figure per group from pooled counts (one run, one --group-by)."
         ),
     ] = "mean",
+    confusion: Annotated[
+        bool,
+        typer.Option(
+            "--confusion",
+            help="The confusion matrix of matched objects (true x predicted class, (none) for "
+            "unpaired), replaying the run's predictions.",
+        ),
+    ] = False,
+    normalise: Annotated[
+        str, typer.Option(help="Confusion: none (counts), true (rows sum to 1) or pred.")
+    ] = "none",
+    curve: Annotated[
+        bool,
+        typer.Option(
+            "--curve",
+            help="Point runs: precision / recall / F1 against the score threshold per class, "
+            "with the operating point and the best threshold.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ):
-    """Per-group results of runs: means with bootstrap 95% CIs, or the preset's pooled figure."""
+    """Per-group results of runs: means with bootstrap 95% CIs, or the preset's pooled figure;
+    or one run's confusion matrix / threshold curves."""
     from cellbench.analysis import group_summary, pooled_groups
     from cellbench.runs.store import Store
 
     store = Store()
     for r in run:
         store.get_run(r)
+    if confusion or curve:
+        _detail(store, run, confusion, curve, normalise, as_json)
+        return
     if figure not in ("mean", "pooled"):
         raise typer.BadParameter("--figure must be mean or pooled")
     if figure == "pooled":
@@ -256,6 +279,54 @@ def results_cmd(
             for r in df.to_dicts()
         ]
         print_table(rows, [*by, "n", "mean", "95% CI", "resampled"])
+
+
+def _detail(store, run: list[str], confusion: bool, curve: bool, normalise: str, as_json: bool):
+    from rich.progress import Progress
+
+    from cellbench.analysis.detail import (
+        best_thresholds,
+        confusion_frame,
+        curve_frame,
+        run_analysis,
+    )
+
+    if len(run) != 1:
+        raise typer.BadParameter("--confusion / --curve take one --run")
+    with Progress(transient=True) as bar:
+        task = bar.add_task("replaying the run's predictions", total=None)
+        a = run_analysis(
+            store, run[0], progress=lambda k, n: bar.update(task, completed=k, total=n)
+        )
+    out: dict = {"run_id": run[0], "pairing": a["pairing"], "classes": a["classes"]}
+    if confusion:
+        out["normalise"] = normalise
+        out["confusion"] = confusion_frame(a, normalise).to_dicts()
+    if curve:
+        if a["task"] != "points":
+            raise typer.BadParameter("--curve: threshold curves are for point (detection) runs")
+        out["curve"] = curve_frame(a).to_dicts()
+        out["operating"] = best_thresholds(a).to_dicts()
+    if as_json:
+        typer.echo(json.dumps(out, indent=1))
+        return
+    if confusion:
+        typer.echo(f"confusion of matched objects ({a['pairing']}); rows: true, columns: predicted")
+
+        def fmt(v):
+            if isinstance(v, str) or v is None:
+                return v or ""
+            return f"{v:.0f}" if normalise == "none" else f"{v:.3f}"
+
+        rows = [{k: fmt(v) for k, v in r.items()} for r in out["confusion"]]
+        print_table(rows, list(rows[0]))
+    if curve:
+        typer.echo("F1 at the operating point (every prediction kept) and at the best threshold")
+        rows = [
+            {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
+            for r in out["operating"]
+        ]
+        print_table(rows, ["class", "f1_operating", "best_threshold", "best_f1", "n_true"])
 
 
 @jobs_app.command("submit")

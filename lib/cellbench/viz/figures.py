@@ -22,6 +22,8 @@ PUBLICATION_SIZES: dict[str, tuple[float, float]] = {
     "double column (183 mm)": (183, 110),
 }
 SCALE = "Viridis"
+#: Okabe-Ito colours (colour-blind safe) for lines of different classes.
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
 
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
@@ -258,6 +260,84 @@ def fusion_curve(fus: pl.DataFrame, metric: str = "pq") -> go.Figure:
     fig.update_xaxes(title="k: top-k datasets of the ranking fused", dtick=1)
     fig.update_yaxes(title=f"mean {metric}, unified test set")
     return style(fig, "Top-k fusion: observed vs expected")
+
+
+def confusion_heatmap(analysis: dict, normalise: str = "true") -> go.Figure:
+    """The confusion matrix of matched objects (:func:`cellbench.analysis.detail.run_analysis`):
+    rows true class, columns predicted class, ``(none)`` for unpaired objects; cells show the
+    normalised value and the count."""
+    from cellbench.analysis.detail import confusion_frame
+
+    counts = confusion_frame(analysis, "none")
+    norm = confusion_frame(analysis, normalise)
+    names = counts["true"].to_list()
+    z = norm.drop("true").to_numpy().astype(float)
+    n = counts.drop("true").to_numpy()
+    text = [
+        [
+            ("" if np.isnan(v) else (f"{v:.2f}<br>" if normalise != "none" else "")) + f"{c:.0f}"
+            for v, c in zip(zr, nr, strict=True)
+        ]
+        for zr, nr in zip(z, n, strict=True)
+    ]
+    what = {"true": "share of the true class (row)", "pred": "share of the prediction (column)"}
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            colorbar={"title": what.get(normalise, "count")},
+        )
+    )
+    fig.update_xaxes(title="predicted class", type="category")
+    fig.update_yaxes(title="true class", type="category", autorange="reversed")
+    return style(fig, f"Confusion of matched objects ({analysis['pairing']})")
+
+
+def threshold_curves(analysis: dict, classes: Sequence[str] | None = None) -> go.Figure:
+    """Precision, recall and F1 against the score threshold per class, the operating point
+    (every prediction kept: the run's own figure) and the best-F1 threshold marked."""
+    from cellbench.analysis.detail import best_thresholds, curve_frame
+
+    cf = curve_frame(analysis)
+    best = {r["class"]: r for r in best_thresholds(analysis).iter_rows(named=True)}
+    fig = go.Figure()
+    names = classes or list(analysis.get("curves", {}))
+    for k, cls in enumerate(names):
+        c = cf.filter(pl.col("class") == cls).sort("threshold")
+        if c.is_empty():
+            continue
+        colour = PALETTE[k % len(PALETTE)]
+        for metric, dash in (("f1", "solid"), ("precision", "dot"), ("recall", "dash")):
+            fig.add_scatter(
+                x=c["threshold"].to_list(),
+                y=c[metric].to_list(),
+                mode="lines",
+                name=f"{cls} {metric}",
+                line={"color": colour, "dash": dash},
+            )
+        b = best[cls]
+        op = c.row(0, named=True)  # lowest threshold: every prediction kept
+        fig.add_scatter(
+            x=[op["threshold"]],
+            y=[op["f1"]],
+            mode="markers",
+            marker={"symbol": "circle-open", "size": 11, "color": colour},
+            name=f"{cls} operating point (F1 {op['f1']:.3f})",
+        )
+        fig.add_scatter(
+            x=[b["best_threshold"]],
+            y=[b["best_f1"]],
+            mode="markers",
+            marker={"symbol": "star", "size": 11, "color": colour},
+            name=f"{cls} best F1 {b['best_f1']:.3f} at {b['best_threshold']:.2f}",
+        )
+    fig.update_xaxes(title="score threshold (predictions kept: score >= threshold)")
+    fig.update_yaxes(title="precision / recall / F1 (pooled counts)", range=[0, 1.02])
+    return style(fig, "Detection against the score threshold")
 
 
 def image_figure(image: np.ndarray, title: str | None = None, height: int | None = None):
