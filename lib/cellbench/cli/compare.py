@@ -187,3 +187,21 @@ def compare_fusion(
     for r in rows:
         if r["command"] and not as_json:
             typer.echo(f"k={r['k']}: no model trained on {r['train']}: {r['command']}", err=True)
+
+
+@compare_app.command("seeds")
+@friendly
+def compare_seeds(
+    preset: PRESET_OPT = "hovernet",
+    metric: METRIC_OPT = "pq",
+    cls: Annotated[str, typer.Option("--class", help="Class name or all.")] = "all",
+    as_json: JSON_OPT = False,
+):
+    """The preset's dataset figure over repeated training runs (models of one family and
+    training set differing by seed): mean, sd, 95% t-interval, n_runs."""
+    from cellbench.analysis.training import seed_summary
+    from cellbench.runs.store import Store
+
+    rows = seed_summary(Store(), metric, preset, cls).to_dicts()
+    cols = ["family", "train_datasets", "test_dataset", "n_runs", "mean", "sd", "ci_low", "ci_high"]
+    _emit(rows, cols, as_json)

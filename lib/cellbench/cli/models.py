@@ -59,3 +59,34 @@ def models_import(
 
     for c in import_bioimageio(path):
         typer.echo(f"registered {c.id} ({c.path})")
+
+
+@models_app.command("log")
+@friendly
+def models_log(
+    model: Annotated[list[str], typer.Argument(help="Model ids or checkpoint folders.")],
+    term: Annotated[
+        list[str] | None, typer.Option(help="Loss terms (default: loss); 'all' for every one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+):
+    """Training loss curves from train_log.jsonl; several models (seed repeats) are aggregated
+    per epoch as mean, sd and a 95% t-interval with n."""
+    import polars as pl
+
+    from cellbench.analysis.training import aggregate_logs
+
+    df = aggregate_logs(model)
+    terms = term or ["loss"]
+    if "all" not in terms:
+        df = df.filter(pl.col("term").is_in(terms))
+    if df.is_empty():
+        raise typer.BadParameter(f"--term {terms}: not in the logs")
+    if as_json:
+        typer.echo(json.dumps(df.to_dicts(), indent=1))
+        return
+    rows = [
+        {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()}
+        for r in df.to_dicts()
+    ]
+    print_table(rows, ["split", "term", "epoch", "mean", "sd", "ci_low", "ci_high", "n"])

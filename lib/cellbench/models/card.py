@@ -98,6 +98,8 @@ class Training(_Strict):
     splits: dict[str, str] = Field(default_factory=dict)
     notes: str = ""
     epochs: int | None = None
+    #: the training seed; models that differ only by it are replicates (aggregated over seeds)
+    seed: int | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
 
 

@@ -595,6 +595,7 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
         "label": cfg.label or _default_label(cfg, init),
         "splits": splits,
         "epochs": best_epoch,
+        "seed": cfg.seed,
         "metrics": {f"val_{cfg.optim.monitor}_loss": round(best, 5)},
         "notes": (
             f"{epoch} epochs of {cfg.optim.steps_per_epoch} steps x {cfg.optim.batch_size} "

@@ -340,6 +340,41 @@ def threshold_curves(analysis: dict, classes: Sequence[str] | None = None) -> go
     return style(fig, "Detection against the score threshold")
 
 
+def loss_curves(agg: pl.DataFrame, terms: Sequence[str] = ("loss",)) -> go.Figure:
+    """Training and validation loss per epoch (:func:`cellbench.analysis.training.aggregate_logs`):
+    the mean over seed repeats with its 95% t-band where n >= 2."""
+    fig = go.Figure()
+    for k, term in enumerate(terms):
+        colour = PALETTE[k % len(PALETTE)]
+        for split, dash in (("train", "solid"), ("val", "dash")):
+            d = agg.filter((pl.col("term") == term) & (pl.col("split") == split)).sort("epoch")
+            if d.is_empty():
+                continue
+            x = d["epoch"].to_list()
+            if d["ci_low"].drop_nulls().len():
+                fig.add_scatter(
+                    x=x + x[::-1],
+                    y=d["ci_high"].to_list() + d["ci_low"].to_list()[::-1],
+                    fill="toself",
+                    line={"width": 0},
+                    fillcolor=colour,
+                    opacity=0.15,
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            n = d["n"].max()
+            fig.add_scatter(
+                x=x,
+                y=d["mean"].to_list(),
+                mode="lines",
+                line={"color": colour, "dash": dash},
+                name=f"{split} {term}" + (f" (mean of {n} runs)" if n > 1 else ""),
+            )
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="loss")
+    return style(fig, "Training curves")
+
+
 def image_figure(image: np.ndarray, title: str | None = None, height: int | None = None):
     """An RGB image as a zoomable figure (pixel coordinates on hover)."""
     fig = go.Figure(go.Image(z=image))
