@@ -25,6 +25,88 @@ GROUP_KEYS = [
     "patient_id",
 ]
 
+FIGURES = {
+    "mean": "mean of per-sample values (95% CI)",
+    "pooled": "the preset's figure, pooled per group",
+}
+
+
+def _pooled_section(chosen, labels, group, metric, cls) -> None:
+    run = st.selectbox(
+        "Run (pooled figures: one run)", chosen, format_func=labels.get, key="r_prun"
+    )
+    if group in ("class", "test_dataset"):
+        st.info(f"Pooling per {group} is the run's own dataset figure: see the table below.")
+        return
+    p = ui.pooled(run, group)
+    p = p.filter((pl.col("metric") == metric) & (pl.col("class") == cls))
+    st.subheader(f"{metric} ({cls}) per {group}: the preset's figure on each group's samples")
+    if p.is_empty():
+        st.info(f"No pooled {metric} for class {cls}.")
+        return
+    bars = p.rename({"value": "mean", "group": group}).with_columns(
+        ci_low=pl.lit(None, pl.Float64), ci_high=pl.lit(None, pl.Float64)
+    )
+    ui.show_figure(
+        figures.ci_bars(bars, group, metric), bars, key="pooled", name=f"{metric}_pooled_{group}"
+    )
+    st.dataframe(p, hide_index=True)
+
+
+def _mean_section(chosen, labels, group, metric, cls, n_boot) -> None:
+    s = ui.summary(chosen, metric, ["run_id", group], None if group == "class" else cls, n_boot)
+    s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=pl.col("run_id")))
+    st.subheader(f"Mean {metric} per run and {group}")
+    if s.is_empty():
+        st.info(f"No values of {metric} for class {cls} in these runs.")
+        return
+    ui.show_figure(
+        figures.summary_heatmap(s, "run", group, metric),
+        s,
+        key="heat",
+        name=f"{metric}_by_{group}",
+    )
+    ui.show_figure(
+        figures.ci_bars(s, group, metric, color="run"),
+        s,
+        key="bars",
+        name=f"{metric}_by_{group}_ci",
+    )
+    st.dataframe(
+        s.select("run", group, "n", "mean", "ci_low", "ci_high", "resampled"), hide_index=True
+    )
+
+
+def _detail_section(chosen, labels) -> None:
+    st.subheader("Classification and detection")
+    st.caption(
+        "The confusion matrix of matched objects (paired by centroid regardless of class) "
+        "and, for point runs, precision / recall / F1 against the score threshold. The run's "
+        "predictions are replayed once (a model run is recomputed), then cached."
+    )
+    c = st.columns([3, 1, 1])
+    run = c[0].selectbox("Run", chosen, format_func=labels.get, key="r_drun")
+    norm = c[1].selectbox("Normalise", ["true", "pred", "none"], key="r_norm")
+    if not c[2].button("Compute", key="r_detail") and not st.session_state.get(f"d_{run}"):
+        return
+    st.session_state[f"d_{run}"] = True
+    with st.spinner("Replaying the run's predictions ..."):
+        a = ui.analysis(run)
+    from cellbench.analysis.detail import best_thresholds, confusion_frame
+
+    ui.show_figure(
+        figures.confusion_heatmap(a, norm),
+        confusion_frame(a, "none"),
+        key="conf",
+        name="confusion",
+    )
+    if a["curves"]:
+        ui.show_figure(
+            figures.threshold_curves(a), best_thresholds(a), key="curves", name="threshold_curves"
+        )
+        st.dataframe(best_thresholds(a), hide_index=True)
+
+
 with ui.guard("The results"):
     runs = ui.runs()
     done = runs.filter(pl.col("status") == "complete") if "status" in runs.columns else runs
@@ -50,27 +132,24 @@ with ui.guard("The results"):
     group = c[1].selectbox("Group by", GROUP_KEYS, index=1, key="r_group")
     cls = c[2].selectbox("Class", classes, key="r_class", disabled=group == "class")
     n_boot = c[3].select_slider("Bootstrap resamples", [200, 1000, 5000], 1000, key="r_boot")
-    s = ui.summary(chosen, metric, ["run_id", group], None if group == "class" else cls, n_boot)
-    s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=pl.col("run_id")))
-    st.subheader(f"Mean {metric} per run and {group}")
-    if s.is_empty():
-        st.info(f"No values of {metric} for class {cls} in these runs.")
+    how = st.radio(
+        "Figure per group",
+        list(FIGURES),
+        format_func=FIGURES.get,
+        horizontal=True,
+        key="r_how",
+        help="Mean: every sample weighs the same, 95% bootstrap CIs where n >= 5. Pooled: the "
+        "preset's own dataset figure computed on each group's samples (OCELOT: counts pooled "
+        "per organ; CoNIC: mPQ+), one run at a time.",
+    )
+    if how == "pooled":
+        with ui.guard("The pooled figures"):
+            _pooled_section(chosen, labels, group, metric, cls)
     else:
-        ui.show_figure(
-            figures.summary_heatmap(s, "run", group, metric),
-            s,
-            key="heat",
-            name=f"{metric}_by_{group}",
-        )
-        ui.show_figure(
-            figures.ci_bars(s, group, metric, color="run"),
-            s,
-            key="bars",
-            name=f"{metric}_by_{group}_ci",
-        )
-        st.dataframe(
-            s.select("run", group, "n", "mean", "ci_low", "ci_high", "resampled"), hide_index=True
-        )
+        _mean_section(chosen, labels, group, metric, cls, n_boot)
+
+    with ui.guard("The classification analysis"):
+        _detail_section(chosen, labels)
 
     st.subheader("Dataset figures of each run's preset")
     from cellbench.analysis import dataset_figures

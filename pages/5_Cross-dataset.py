@@ -44,19 +44,31 @@ with ui.guard("The cross-dataset analysis"):
         key="c_weighting",
         help="\n\n".join(f"{k}: {v}" for k, v in WEIGHTINGS.items()),
     )
+    from cellbench.data.testsets import PRESETS, stored_names
+
+    sets = ["runs", *dict.fromkeys([*stored_names(), *PRESETS])]
+    test_set = st.selectbox(
+        "Test set",
+        sets,
+        key="c_testset",
+        help="runs: per test dataset, the sample set most complete runs share. A named test "
+        "set (nucfuse-test: seed 003's NucFuse-test, 14 tiles per dataset) compares runs on "
+        "exactly its members (`cellbench testset show NAME`).",
+    )
     store = ui.store()
     sig = ui.store_signature()
 
     @st.cache_data(show_spinner="Building the matrix ...", max_entries=16)
-    def _matrix(sig, preset: str, metric: str, weighting: str):
+    def _matrix(sig, preset: str, metric: str, weighting: str, test_set: str):
+        ts = None if test_set == "runs" else test_set
         return (
-            train_test_matrix(store, metric, preset),
-            ranking(store, None, metric, preset, weighting=weighting),
-            fusion(store, None, metric, preset, weighting=weighting),
+            train_test_matrix(store, metric, preset, test_set=ts),
+            ranking(store, None, metric, preset, weighting=weighting, test_set=ts),
+            fusion(store, None, metric, preset, weighting=weighting, test_set=ts),
             run_table(store, preset),
         )
 
-    long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting)
+    long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting, test_set)
     if long_all.is_empty():
         st.info(
             "No complete runs of models with training sets for this preset yet. Evaluate "

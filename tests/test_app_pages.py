@@ -227,3 +227,38 @@ def test_qupath_page_exports_and_reads(data_env):
     assert any("2 images, 33 path classes" in m.value for m in at.markdown)
     at.text_input(key="q_folder").set_value(str(data_env / "nope")).run()
     assert not at.exception and any("cannot read" in e.value for e in at.error)
+
+
+def test_results_pooled_figures_confusion_and_curves_on_ocelot(data_env):
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+
+    evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"))
+    at = _page("4_Results.py").run()
+    _no_errors(at)
+    at.selectbox(key="r_metric").set_value("f1").run()
+    at.selectbox(key="r_group").set_value("organ").run()
+    at.selectbox(key="r_class").set_value("BC").run()
+    at.radio(key="r_how").set_value("pooled").run()
+    _no_errors(at)
+    assert any(c["data"][0]["type"] == "bar" for c in _charts(at))
+    pooled = next(d.value for d in at.dataframe if "group" in d.value.columns)
+    got = dict(zip(pooled["group"], pooled["value"], strict=True))
+    assert got["bladder"] == pytest.approx(0.607, abs=1e-3)  # OCELOT's pooled per-organ F1
+    at.button(key="r_detail").click().run()
+    _no_errors(at)
+    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
+    assert any(t.startswith("Confusion of matched objects") for t in titles)
+    assert any(t.startswith("Detection against the score threshold") for t in titles)
+
+
+def test_cross_dataset_on_the_committed_nucfuse_test(no_data, monkeypatch):
+    from cellbench.core import config
+
+    monkeypatch.setenv("CELLBENCH_REFERENCE", str(config.REPO_DIR / "results" / "reference"))
+    at = _page("5_Cross-dataset.py").run()
+    _no_errors(at)
+    at.selectbox(key="c_testset").set_value("nucfuse-test").run()
+    _no_errors(at)
+    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
+    want = "on test set nucfuse-test@v1 (consep, cryonuseg, dsb2018, monuseg"
+    assert any(want in t for t in titles), titles

@@ -235,6 +235,7 @@ _RANK_SCHEMA = {
     "weighting": pl.Utf8,
     "run_ids": pl.List(pl.Utf8),
     "mean_rank": pl.Float64,
+    "test_set": pl.Utf8,
 }
 
 
@@ -285,6 +286,7 @@ def ranking(
     for r in rows:
         got = ranks.get(r["train_datasets"])
         r["mean_rank"] = float(np.mean(got)) if got else None
+        r["test_set"] = ts.ref if ts is not None else None
     return pl.DataFrame(rows, schema=_RANK_SCHEMA).sort(
         ["family", "rank", "train_datasets"], nulls_last=True
     )

@@ -147,6 +147,30 @@ def values(run_ids, metric: str, cls: str = "all") -> pl.DataFrame:
     return _values(store_signature(), tuple(run_ids), metric, cls)
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _pooled(sig: tuple, run_id: str, by: str) -> pl.DataFrame:
+    from cellbench.analysis import pooled_groups
+
+    return pooled_groups(store(), run_id, by)
+
+
+def pooled(run_id: str, by: str) -> pl.DataFrame:
+    """:func:`cellbench.analysis.pooled_groups` (the preset's figure per group), cached."""
+    return _pooled(store_signature(), run_id, by)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _analysis(sig: tuple, run_id: str) -> dict:
+    from cellbench.analysis.detail import run_analysis
+
+    return run_analysis(store(), run_id)
+
+
+def analysis(run_id: str) -> dict:
+    """:func:`cellbench.analysis.detail.run_analysis` (confusion, curves), cached."""
+    return _analysis(store_signature(), run_id)
+
+
 # -- widgets ----------------------------------------------------------------------------------
 
 

@@ -212,12 +212,14 @@ def ranking_bars(rank: pl.DataFrame, metric: str = "pq") -> go.Figure:
     r = rank.filter(pl.col("rank").is_not_null()).sort(["family", "rank"])
     weighting = r["weighting"][0] if r.height else "per-dataset"
     tests = r["test_datasets"][0].replace("+", ", ") if r.height else ""
+    ts = r["test_set"][0] if r.height and "test_set" in r.columns else None
+    where = f"test set {ts}" if ts else "the unified test set"
     return ci_bars(
         r,
         "train_datasets",
         metric,
         color="family" if r["family"].n_unique() > 1 else None,
-        title=f"Ranking: mean {metric} on the unified test set ({tests}; {weighting} weighting)",
+        title=f"Ranking: mean {metric} on {where} ({tests}; {weighting} weighting)",
     )
 
 
