@@ -107,6 +107,17 @@ pooled (CoNSeP's 224 patches then decide). Only complete runs on identical sampl
     print(w, "-", analysis.WEIGHTINGS[w])
     cols = ("rank", "train_datasets", "mean", "ci_low", "ci_high", "n")
     print(figs[f"03_ranking_{w}"][1].select(cols))"""),
+        ("md", """The same ranking on seed 003's NucFuse-test as a stored, versioned test set
+(`cellbench testset show nucfuse-test`): 14 tiles per dataset from the test split (else
+validation, else random), tiles >= 256 px, MoNuSAC images with macrophages left out. On the
+local data it is MoNuSeg's 14 test images, CoNSeP's 14 test tiles (224 patches), and the 2
+images of CryoNuSeg and DSB 2018; the reference runs cover exactly these members."""),
+        ("code", """from cellbench.data import testsets
+
+ts = testsets.load("unified")
+print(ts.ref, ts.notes, "no local data:", ts.missing)
+r = analysis.ranking(store, test_set=ts, n_boot=1000)
+r.select("rank", "train_datasets", "mean", "ci_low", "ci_high", "n", "test_set")"""),
         ("md", """Top-k fusion: the fused sets are prefixes of the ranking; expected(k) = for
 each test subset the best of the top-k single-dataset models, averaged over subsets."""),
         ("code", """fus = figs["03_fusion"][1].drop("run_ids", "command")
