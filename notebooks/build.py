@@ -122,6 +122,13 @@ r.select("rank", "train_datasets", "mean", "ci_low", "ci_high", "n", "test_set")
 each test subset the best of the top-k single-dataset models, averaged over subsets."""),
         ("code", """fus = figs["03_fusion"][1].drop("run_ids", "command")
 fus.with_columns(pl.col(pl.Float64).round(3))"""),
+        ("md", """Training curves of the bundled checkpoints (`train_log.jsonl`; several models of
+one recipe with different seeds would be drawn as their mean with a 95% t-band)."""),
+        ("code", """from cellbench.analysis.training import aggregate_logs
+from cellbench.viz import figures
+
+for m in ("cb_monuseg", "cb_consep", "cb_fused"):
+    figures.loss_curves(aggregate_logs([m])).update_layout(title=f"Training curves: {m}").show()"""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
         ("code", """figs["03_held_out_centers"][1]"""),
         ("code", "save(figs)"),
