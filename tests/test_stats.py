@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from test_layouts import _entry as layout_entry
 from typer.testing import CliRunner
 
 from cellbench.data import stats as S
@@ -86,24 +87,12 @@ def cat(tmp_path):
     masks[1, 20:25, 20:25, 0] = 1
     np.save(f / "images.npy", np.full((2, 64, 64, 3), 100.0))
     np.save(f / "masks.npy", masks)
-    entry = {
-        "id": "d",
-        "name": "d",
-        "citation": "c",
-        "license": "l",
-        "url": "u",
-        "tasks": ["instance_segmentation"],
-        "stain": ["H&E"],
-        "modality": "brightfield",
-        "organs": ["colon"],
-        "obtain": "o",
-        "mpp": 0.5,
-        "classes": [
-            {"id": 1, "name": "tumour", "nodes": ["neoplastic"]},
-            {"id": 2, "name": "immune", "nodes": ["inflammatory"]},
-        ],
-        "local": {"format": "pannuke", "location": "d", "options": {"folds": {"test": "f"}}},
-    }
+    classes = [
+        {"id": 1, "name": "tumour", "nodes": ["neoplastic"]},
+        {"id": 2, "name": "immune", "nodes": ["inflammatory"]},
+    ]
+    local = {"format": "pannuke", "location": "d", "options": {"folds": {"test": "f"}}}
+    entry = layout_entry("d", local, classes=classes, stain=["H&E"], mpp=0.5)
     p = tmp_path / "cat.yaml"
     p.write_text(yaml.safe_dump({"datasets": [entry]}))
     return load_catalog(p, root=tmp_path / "data")

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 import yaml
 from test_comparisons import add_run
+from test_layouts import _entry as layout_entry
 from typer.testing import CliRunner
 
 from cellbench import analysis as A
@@ -42,20 +43,8 @@ def _fold(root, name: str, n: int, size: int, macrophage=()):
 
 
 def _entry(id_, folds):
-    return {
-        "id": id_,
-        "name": id_,
-        "citation": "c",
-        "license": "l",
-        "url": "u",
-        "tasks": ["instance_segmentation"],
-        "stain": ["H&E"],
-        "modality": "brightfield",
-        "organs": ["colon"],
-        "obtain": "o",
-        "classes": CLASSES,
-        "local": {"format": "pannuke", "location": id_, "options": {"folds": folds}},
-    }
+    local = {"format": "pannuke", "location": id_, "options": {"folds": folds}}
+    return layout_entry(id_, local, classes=CLASSES, stain=["H&E"], organs=["colon"])
 
 
 @pytest.fixture
@@ -132,6 +121,9 @@ def test_versions_are_stored_and_immutable(cat):
         T.load("other")
     with pytest.raises(CellbenchError, match="lower-case"):
         _def(name="../x")
+    for hostile in ("../../etc", "x[1]", "<b>x</b>", "*"):
+        with pytest.raises(CellbenchError, match="lower-case"):
+            T.load(hostile)
 
 
 def test_evaluating_on_a_test_set_covers_exactly_its_members(cat, tmp_path):

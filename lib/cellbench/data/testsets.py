@@ -386,6 +386,10 @@ def stored_names() -> list[str]:
 def _parse_ref(ref: str) -> tuple[str, int | None]:
     name, _, ver = ref.partition("@")
     name = ALIASES.get(name, name)
+    if not NAME_RE.match(name):  # a name is a folder: never a path or a pattern
+        raise CellbenchError(
+            f"test set name '{name}': use lower-case letters, digits, '.', '_', '-'"
+        )
     if ver and not re.fullmatch(r"v\d+", ver):
         raise CellbenchError(f"test set '{ref}': the version is written name@v<N>")
     return name, int(ver[1:]) if ver else None
