@@ -128,7 +128,8 @@ one recipe with different seeds would be drawn as their mean with a 95% t-band).
 from cellbench.viz import figures
 
 for m in ("cb_monuseg", "cb_consep", "cb_fused"):
-    figures.loss_curves(aggregate_logs([m])).update_layout(title=f"Training curves: {m}").show()"""),
+    fig = figures.loss_curves(aggregate_logs([m]))
+    fig.update_layout(title=f"Training curves: {m}").show()"""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
         ("code", """figs["03_held_out_centers"][1]"""),
         ("code", "save(figs)"),
