@@ -45,10 +45,13 @@ with ui.guard("The overview"):
     )
 
 with ui.guard("The model list"):
-    from cellbench.models.registry import list_models, model_row
+    from cellbench.models.registry import model_row, scan_models
 
     st.subheader("Models")
-    models = [model_row(c) for c in list_models()]
+    cards, problems = scan_models()
+    for e in problems:
+        st.warning(f"Skipped a model: {e}")
+    models = [model_row(c) for c in cards]
     st.dataframe(
         [
             {

@@ -57,10 +57,7 @@ with ui.guard("The explorer"):
         cols[k % 4].image(thumb, caption=sid, width="stretch")
     if classes:
         cc = overlay.class_colors(classes)
-        legend = " · ".join(
-            f"<span style='color:{overlay.hex_color(cc[c.id])}'>■</span> {c.name}" for c in classes
-        )
-        st.caption("Classes: " + legend, unsafe_allow_html=True)
+        ui.color_legend([(c.name, cc[c.id]) for c in classes], "Classes: ")
 
     st.subheader("One sample")
     sid = st.selectbox("Sample", ids, index=ids.index(chunk[0]) if chunk else 0, key="x_sample")

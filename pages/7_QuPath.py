@@ -146,18 +146,13 @@ with ui.guard("Reading QuPath files"):
             ],
             hide_index=True,
         )
-        st.markdown(
-            " · ".join(
-                f"<span style='color:#{r:02x}{g:02x}{b:02x}'>■</span> {name}"
-                for name, (r, g, b) in p.classes.items()
-            ),
-            unsafe_allow_html=True,
-        )
+        ui.color_legend(p.classes.items())
     up = st.file_uploader("QuPath GeoJSON (any version)", type=["geojson", "json"], key="q_upload")
     if up is not None:
+        from cellbench.core.safety import parse_json
         from cellbench.data.readers.qupath_geojson import parse_qupath_features
 
-        objs = parse_qupath_features(json.loads(up.getvalue()), up.name)
+        objs = parse_qupath_features(parse_json(up.getvalue(), up.name), up.name)
         summary = pl.DataFrame(
             {
                 "type": [o.object_type for o in objs],

@@ -121,10 +121,14 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path):
 
 
 def test_duplicate_model_ids_are_refused(tmp_path):
+    from cellbench.models.registry import scan_models
+
     tiny_checkpoint(user_dir() / "a", model_id="same")
     tiny_checkpoint(user_dir() / "b", model_id="same")
-    with pytest.raises(DataError, match="also defined"):
-        list_models()
+    cards, problems = scan_models()
+    assert [c.path.parent.name for c in cards if c.id == "same"] == ["a"]
+    assert len(problems) == 1 and "also defined" in str(problems[0])
+    assert problems[0].path.parent.name == "b"
 
 
 def test_unknown_model_lists_known_ids():

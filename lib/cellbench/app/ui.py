@@ -31,6 +31,29 @@ def guard(what: str = "This page"):
         st.error(f"{what} hit an unexpected problem: {type(e).__name__}: {e}")
 
 
+def as_text(value: Any) -> str:
+    """``value`` as inert HTML/Markdown: every character other than ASCII letters, digits and
+    spaces becomes a numeric entity, so user strings (class names, file names) always render as
+    the text they are, never as markup or script."""
+    return "".join(
+        c if (c.isascii() and c.isalnum()) or c == " " else f"&#{ord(c)};" for c in str(value)
+    )
+
+
+def color_legend(items, prefix: str = "") -> None:
+    """A caption of coloured squares with names: ``items`` = ``(name, (r, g, b))`` pairs.
+
+    The only place the app renders HTML: names pass through :func:`as_text`, colours are
+    formatted from integers.
+    """
+    from cellbench.viz.overlay import hex_color
+
+    html = " · ".join(
+        f"<span style='color:{hex_color(color)}'>■</span> {as_text(name)}" for name, color in items
+    )
+    st.caption(as_text(prefix) + html, unsafe_allow_html=True)
+
+
 def header(title: str, caption: str) -> None:
     st.set_page_config(page_title=f"cellbench · {title}", layout="wide")
     st.title(title)

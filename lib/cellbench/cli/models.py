@@ -17,9 +17,12 @@ models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 @friendly
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False):
     """Registered models: bundled, the user's ($CELLBENCH_HOME/models), data-root bioimage.io."""
-    from cellbench.models.registry import list_models, model_row
+    from cellbench.models.registry import model_row, scan_models
 
-    rows = [model_row(c) for c in list_models()]
+    cards, problems = scan_models()
+    for e in problems:
+        typer.echo(f"warning: skipped {e}", err=True)
+    rows = [model_row(c) for c in cards]
     if as_json:
         typer.echo(json.dumps(rows, indent=1))
     else:

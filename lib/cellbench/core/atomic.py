@@ -9,12 +9,27 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The process umask, read once at import (``os.umask`` can only be read by setting it).
+_UMASK = _umask()
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename over it."""
+    """Write ``data`` to a temporary file next to ``path``, fsync it, then rename over it.
+
+    The file gets the usual mode for new files (``0o666`` less the umask), not the ``0o600``
+    of a temporary file, so that a shared store stays readable by the group.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -17,7 +17,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cellbench.core import config
@@ -85,6 +84,34 @@ class LocalData(_Strict):
         p = Path(v)
         if p.is_absolute() or ".." in p.parts:
             raise ValueError("must be a path relative to the data root, without '..'")
+        return v
+
+    @field_validator("options")
+    @classmethod
+    def _confined(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Paths and glob patterns in reader options stay inside the dataset's location.
+
+        Every string option is checked except metadata constants (``meta``, ``organs``) and
+        regular expressions (keys ending in ``pattern``).
+        """
+        from cellbench.core.errors import DataError
+        from cellbench.core.safety import check_relative
+
+        stack: list[tuple[str, Any]] = [(k, x) for k, x in v.items()]
+        while stack:
+            key, x = stack.pop()
+            leaf = key.rsplit(".", 1)[-1]
+            if leaf in ("meta", "organs") or leaf.endswith("pattern"):
+                continue
+            if isinstance(x, dict):
+                stack.extend((f"{key}.{k}", y) for k, y in x.items())
+            elif isinstance(x, list):
+                stack.extend((key, y) for y in x)
+            elif isinstance(x, str):
+                try:
+                    check_relative(x, key, "path")
+                except DataError as e:
+                    raise ValueError(f"option '{key}': {e.problem}") from None
         return v
 
 
@@ -227,12 +254,9 @@ def _format_validation_error(err: ValidationError, entry: str) -> str:
 
 def parse_catalog(text: str, path: Path, root: Path) -> Catalog:
     """Parse and validate catalog YAML text (see :func:`load_catalog`)."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CatalogError(path, f"malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+    from cellbench.core.safety import load_yaml
+
+    doc = load_yaml(text, path, CatalogError)
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), list):
         raise CatalogError(path, "expected a mapping with a 'datasets' list at the top level")
     datasets: list[Dataset] = []

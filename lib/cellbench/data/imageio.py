@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import check_pixels, limits
 
 _TIFF = {".tif", ".tiff", ".qptiff", ".svs"}
 
@@ -42,17 +43,28 @@ def read_image(path: str | Path) -> np.ndarray:
     :class:`DataError`.
     """
     p = Path(path)
+    lim = limits().max_pixels
     try:
         if p.suffix.lower() in _TIFF:
             import tifffile
 
-            arr = tifffile.imread(p)
+            with tifffile.TiffFile(p) as tf:
+                page = tf.pages[0]
+                check_pixels(int(page.imagewidth), int(page.imagelength), p)
+                n = int(np.prod(tf.series[0].shape)) if tf.series else 0
+                if n > 4 * lim:
+                    raise DataError(p, f"image declares {n} values, over 4 x CELLBENCH_MAX_PIXELS")
+                arr = tf.asarray()
         else:
             from PIL import Image
 
+            Image.MAX_IMAGE_PIXELS = lim
             with Image.open(p) as im:
+                check_pixels(im.size[0], im.size[1], p)
                 im.load()
                 arr = np.asarray(im)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(p, "file not found") from None
     except Exception as e:  # noqa: BLE001
@@ -94,7 +106,12 @@ def read_label_array(path: str | Path) -> np.ndarray:
     if p.suffix.lower() != ".npy":
         return read_image(p)
     try:
-        return np.load(p, allow_pickle=False)
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        if arr.ndim >= 2:
+            check_pixels(int(arr.shape[1]), int(arr.shape[0]), p)
+        return np.array(arr)
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(p, "file not found") from None
     except Exception as e:  # noqa: BLE001

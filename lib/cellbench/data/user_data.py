@@ -23,6 +23,7 @@ exported like any other dataset.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import yaml
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import CatalogError, DataError
+from cellbench.core.safety import literal_matches, load_yaml
 
 #: QuPath's built-in classification names and the hierarchy node each stands for.
 QUPATH_DEFAULTS: dict[str, str] = {
@@ -66,10 +68,11 @@ def _read_user_catalog() -> dict[str, Any]:
     if not p.is_file():
         return {"datasets": []}
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise CatalogError(p, f"malformed YAML: {e}") from None
-    if not isinstance(doc.get("datasets"), list):
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CatalogError(p, f"cannot read: {e}") from None
+    doc = load_yaml(text, p, CatalogError) or {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), list):
         raise CatalogError(p, "expected a mapping with a 'datasets' list at the top level")
     return doc
 
@@ -98,9 +101,16 @@ def import_qupath(
     from cellbench.data.classes import load_hierarchy
     from cellbench.data.imageio import image_size
     from cellbench.data.readers import get_reader
-    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+    from cellbench.data.readers.qupath_geojson import check_objects_inside, read_qupath_geojson
 
     geojson, image = Path(geojson), Path(image)
+    if not isinstance(dataset_id, str) or not re.fullmatch(
+        r"[a-z0-9][a-z0-9_\-]{0,99}", dataset_id
+    ):
+        raise CatalogError(
+            config.user_catalog_path(),
+            f"invalid dataset id {dataset_id!r}: lower-case letters, digits, '_' and '-'",
+        )
     objs = [o for o in read_qupath_geojson(geojson) if o.object_type in object_types]
     shapes = [(o.nucleus if o.nucleus is not None else o.geometry).geom_type for o in objs]
     n_poly = sum(s in SEGMENTABLE for s in shapes)
@@ -109,7 +119,8 @@ def import_qupath(
         raise DataError(
             geojson, f"no polygon or point objects of type {', '.join(object_types)} to import"
         )
-    image_size(image)  # raises DataError naming the image when it cannot be read
+    width, height = image_size(image)  # raises DataError naming the image when unreadable
+    check_objects_inside(objs, width, height, geojson)
 
     main = load_catalog(user=False)
     if dataset_id in main.ids:
@@ -167,29 +178,36 @@ def import_qupath(
     stem = image.stem
     img_dst = folder / "images" / image.name
     ann_dst = folder / "annotations" / f"{stem}.geojson"
-    clash = list((folder / "images").glob(f"{stem}.*")) if folder.is_dir() else []
+    clash = literal_matches(folder / "images", stem)  # a name is never a pattern
     if clash and not replace:
         raise DataError(clash[0], f"sample '{stem}' is already in '{dataset_id}' (use replace)")
     text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
     cat_path = config.user_catalog_path()
     new = parse_catalog(text, cat_path, root)  # validates the entry before anything is written
-    for p in clash:
-        p.unlink()
-    written = [
-        write_bytes_atomic(img_dst, image.read_bytes()),
-        write_bytes_atomic(ann_dst, geojson.read_bytes()),
-    ]
+    # a replaced sample's files are set aside, not deleted, until the new one reads back
+    old = [p for p in [*clash, ann_dst] if p.is_file()]
+    aside = folder / ".replaced"
+    if old:
+        aside.mkdir(parents=True, exist_ok=True)
+    kept = [p.rename(aside / f"{k}-{p.name}") for k, p in enumerate(old)]
+    written: list[Path] = []
     try:
+        written.append(write_bytes_atomic(img_dst, image.read_bytes()))
+        written.append(write_bytes_atomic(ann_dst, geojson.read_bytes()))
         reader = get_reader(new, dataset_id)
         rec = next(r for r in reader.records() if r.sample_id == stem)
         sample = reader.load(rec)
-    except Exception:
+        write_bytes_atomic(cat_path, text.encode("utf-8"))
+    except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
+        for p, k in zip(old, kept, strict=True):
+            k.rename(p)
+        shutil.rmtree(aside, ignore_errors=True)
         if not any((folder / "images").iterdir()):
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    write_bytes_atomic(cat_path, text.encode("utf-8"))
+    shutil.rmtree(aside, ignore_errors=True)
     return {
         "dataset": dataset_id,
         "sample_id": stem,

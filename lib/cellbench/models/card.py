@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cellbench.core import config
 from cellbench.core.errors import DataError
+from cellbench.core.safety import load_yaml, read_text
 
 
 class _Strict(BaseModel):
@@ -207,14 +208,7 @@ def parse_card(data: Any, path: Path | None = None) -> LoadedCard:
 def load_card(path: str | Path) -> LoadedCard:
     """Read and validate a model card YAML file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(p, f"cannot read model card ({e.strerror or e})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise DataError(p, f"malformed YAML: {e}") from None
+    data = load_yaml(read_text(p, "model card"), p)
     return parse_card(data, p.resolve())
 
 

@@ -16,11 +16,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import DataError
+from cellbench.core.safety import check_relative, load_yaml, read_text
 from cellbench.models.card import LoadedCard, dump_card, load_card, parse_card
 
 BUNDLED_DIR = config.REPO_DIR / "models"
@@ -35,35 +34,69 @@ def model_dirs() -> list[Path]:
     return [BUNDLED_DIR, user_dir()]
 
 
-def data_root_cards() -> list[LoadedCard]:
-    """Cards of the bioimage.io models under ``$CELLBENCH_DATA/models`` (generated)."""
+def data_root_cards(problems: list[DataError] | None = None) -> list[LoadedCard]:
+    """Cards of the bioimage.io models under ``$CELLBENCH_DATA/models`` (generated).
+
+    A description that cannot be read is skipped and added to ``problems`` (raised when
+    ``problems`` is None).
+    """
     d = config.data_root() / "models"
     out = []
     for rdf in sorted(d.glob("*/bioimageio.yaml")) + sorted(d.glob("*/rdf.yaml")):
-        for kind in _bioimageio_kinds(rdf):
-            out.append(parse_card(card_from_bioimageio(rdf, kind), rdf.resolve()))
+        try:
+            for kind in _bioimageio_kinds(rdf):
+                out.append(parse_card(card_from_bioimageio(rdf, kind), rdf.resolve()))
+        except DataError as e:
+            if problems is None:
+                raise
+            problems.append(e)
     return out
 
 
-def list_models() -> list[LoadedCard]:
-    """Every registered model card: bundled, user, then data-root bioimage.io models."""
+def scan_models() -> tuple[list[LoadedCard], list[DataError]]:
+    """Every valid model card and the problems of the invalid ones.
+
+    Cards are read from the bundled, user and data-root places (module docstring). A malformed
+    card, an unreadable description or a second card with an id already taken is reported in the
+    problems (naming its file) and left out; the other models stay usable.
+    """
+    problems: list[DataError] = []
+    saved = []
+    for d in model_dirs():
+        for p in sorted(d.glob("*/card.yaml")) if d.is_dir() else []:
+            try:
+                saved.append(load_card(p))
+            except DataError as e:
+                problems.append(e)
     cards: dict[str, LoadedCard] = {}
-    saved = [
-        load_card(p) for d in model_dirs() if d.is_dir() for p in sorted(d.glob("*/card.yaml"))
-    ]
-    for c in [*saved, *data_root_cards()]:
+    for c in [*saved, *data_root_cards(problems)]:
         if c.id in cards:
-            raise DataError(c.path, f"model id '{c.id}' is also defined in {cards[c.id].path}")
+            problems.append(
+                DataError(c.path, f"model id '{c.id}' is also defined in {cards[c.id].path}")
+            )
+            continue
         cards[c.id] = c
-    return list(cards.values())
+    return list(cards.values()), problems
+
+
+def list_models() -> list[LoadedCard]:
+    """Every valid registered model card (see :func:`scan_models` for the invalid ones)."""
+    return scan_models()[0]
 
 
 def get_model(model_id: str) -> LoadedCard:
-    """The card of a registered model (``KeyError`` listing the known ids)."""
-    for c in list_models():
+    """The card of a registered model (``KeyError`` listing the known ids).
+
+    When the id's own card is invalid, its problem is raised instead.
+    """
+    cards, problems = scan_models()
+    for c in cards:
         if c.id == model_id:
             return c
-    known = ", ".join(c.id for c in list_models()) or "none"
+    for e in problems:
+        if e.path.parent.name == model_id:
+            raise e
+    known = ", ".join(c.id for c in cards) or "none"
     raise KeyError(f"no model '{model_id}' in the registry (known: {known})")
 
 
@@ -132,17 +165,34 @@ def card_from_bioimageio(path: str | Path, kind: str = "torchscript") -> dict[st
     Instances come from the foreground by ``distance_watershed``.
     """
     p = Path(path)
+    rdf = _read_rdf(p)
     try:
-        rdf = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise DataError(p, f"cannot read bioimage.io description: {e}") from None
-    try:
-        inp, out = rdf["inputs"][0], rdf["outputs"][0]
-        w = rdf["weights"][kind]
-    except (KeyError, IndexError, TypeError) as e:
+        return _card_from_rdf(rdf, p, kind)
+    except DataError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError, StopIteration) as e:
         raise DataError(
-            p, f"not a bioimage.io model description with '{kind}' weights ({e})"
+            p,
+            f"unsupported bioimage.io description (format_version "
+            f"{rdf.get('format_version', '?')}): needs 0.5 inputs/outputs with axes objects and "
+            f"'{kind}' weights ({type(e).__name__}: {e})",
         ) from None
+
+
+def _read_rdf(p: Path) -> dict[str, Any]:
+    try:
+        rdf = load_yaml(read_text(p, "bioimage.io description"), p) or {}
+    except DataError as e:
+        raise DataError(p, f"cannot read bioimage.io description: {e.problem}") from None
+    if not isinstance(rdf, dict):
+        raise DataError(p, "a bioimage.io description must be a YAML mapping")
+    return rdf
+
+
+def _card_from_rdf(rdf: dict[str, Any], p: Path, kind: str) -> dict[str, Any]:
+    inp, out = rdf["inputs"][0], rdf["outputs"][0]
+    w = rdf["weights"][kind]
+    source = check_relative(w["source"], p, f"weights.{kind}.source")
     axes = inp["axes"]
     chan = next(a for a in axes if a.get("type") == "channel")
     if len(chan.get("channel_names", [])) != 1:
@@ -164,7 +214,7 @@ def card_from_bioimageio(path: str | Path, kind: str = "torchscript") -> dict[st
         "license": rdf.get("license", "unknown"),
         "citation": cite,
         "kind": kind,
-        "weights": {"file": _weights_ref(p.parent / w["source"]), "sha256": w["sha256"]},
+        "weights": {"file": _weights_ref(p.parent / source), "sha256": w["sha256"]},
         "input": {
             "channels": "gray",
             "mpp": None,
@@ -198,12 +248,8 @@ def write_card(card: dict[str, Any] | LoadedCard, folder: Path) -> LoadedCard:
 
 def _bioimageio_kinds(path: Path) -> list[str]:
     """The weights formats of a bioimage.io description that cellbench loads."""
-    try:
-        rdf = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise DataError(path, f"cannot read bioimage.io description: {e}") from None
-    weights = rdf.get("weights") if isinstance(rdf, dict) else None
-    return [k for k in ("torchscript", "onnx") if k in (weights or {})]
+    weights = _read_rdf(path).get("weights")
+    return [k for k in ("torchscript", "onnx") if isinstance(weights, dict) and k in weights]
 
 
 def import_bioimageio(path: str | Path, dest: Path | None = None) -> list[LoadedCard]:

@@ -169,12 +169,9 @@ class TrainConfig(_Strict):
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a training config; errors name the file and the field."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(p, f"cannot read training config ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        raise DataError(p, f"malformed YAML: {e}") from None
+    from cellbench.core.safety import load_yaml, read_text
+
+    data = load_yaml(read_text(p, "training config"), p)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as e:

@@ -18,11 +18,13 @@ becoming centroid points scored by their mean foreground probability.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import platform
+import re
 import socket
 import subprocess
 import time
@@ -44,7 +46,14 @@ from cellbench.metrics import aggregate_instances, aggregate_points, instance_sc
 from cellbench.metrics.instance import parse_thresholds
 from cellbench.metrics.io import instance_files, read_instance_map
 from cellbench.metrics.presets import get_preset
-from cellbench.runs.store import GROUP_KEYS, Store, coverage_of, frame, sample_set_id
+from cellbench.runs.store import (
+    GROUP_KEYS,
+    Store,
+    StoreWriteError,
+    coverage_of,
+    frame,
+    sample_set_id,
+)
 
 
 @dataclass
@@ -196,6 +205,7 @@ class _Source:
             raise CellbenchError("give a model or stored predictions to evaluate")
         elif Path(spec.predictions).is_dir():
             self.folder = instance_files(spec.predictions)
+            self.hashes: dict[str, str] = {}
         elif spec.predictions in reader.prediction_sets():
             self.set_name = spec.predictions
         else:
@@ -206,12 +216,27 @@ class _Source:
                 f"(stored sets: {sets})",
             )
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, records) -> dict[str, Any]:
+        """What the run's id is computed from: the model and its weights' sha256, or the
+        stored predictions *by content* (sha256 of each file the run reads), so that changed
+        predictions make a new run and a resume never mixes old and new files."""
         if self.card is not None:
             return {"model": self.card.id, "sha256": self.card.weights.sha256}
         if self.folder is not None:
-            return {"predictions": str(Path(self.spec.predictions).resolve())}
-        return {"predictions": f"{self.spec.dataset}:{self.set_name}"}
+            self.hashes = {
+                r.sample_id: _sha256(self.folder[r.sample_id])
+                for r in records
+                if r.sample_id in self.folder
+            }
+            content = hashlib.sha256(
+                "\n".join(f"{k}:{v}" for k, v in sorted(self.hashes.items())).encode()
+            ).hexdigest()
+            return {"predictions": str(Path(self.spec.predictions).resolve()), "content": content}
+        files = self.reader.prediction_files(self.set_name)
+        return {
+            "predictions": f"{self.spec.dataset}:{self.set_name}",
+            "content": [_sha256(f) for f in files],
+        }
 
     @property
     def model_id(self) -> str:
@@ -274,6 +299,8 @@ class _Source:
                 raise DataError(
                     Path(self.spec.predictions), f"no prediction for sample '{record.sample_id}'"
                 )
+            if _sha256(path) != self.hashes.get(record.sample_id):
+                raise DataError(path, "changed since the run started; evaluate again for a new run")
             labels = read_instance_map(path)
             if sample.instances is not None and labels.shape != sample.instances.shape:
                 raise DataError(
@@ -282,6 +309,14 @@ class _Source:
                 )
             return labels, None, None
         return self.reader.load_predictions(record, self.set_name)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def centroid_points(labels, classes, scores) -> Points:
@@ -363,9 +398,13 @@ class Evaluation:
         self.test_set = ts
         return [have[i] for i in ids]
 
+    def _todo(self) -> list:
+        done = self.store.done_samples(self.run_id)
+        return [r for r in self.records if r.sample_id not in done]
+
     def _run_id(self) -> str:
         ident = {
-            **self.source.identity(),
+            **self.source.identity(self.records),
             "dataset": self.spec.dataset,
             "split": self.spec.split,
             "samples": sorted(r.sample_id for r in self.records),
@@ -377,9 +416,10 @@ class Evaluation:
         if self.test_set is not None:
             ident["test_set"] = self.test_set.ref
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
-        model = self.source.model_id.replace(":", "-")
         part = self.test_set.name if self.test_set is not None else self.spec.split or "all"
-        return f"{model}_{self.spec.dataset}_{part}_{self.preset}_{h}"
+        name = f"{self.source.model_id}_{self.spec.dataset}_{part}_{self.preset}"
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:160]
+        return f"{name}_{h}"
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -477,11 +517,13 @@ class Evaluation:
         samples and records ``cancelled`` / ``failed``.
         """
         store = self.store
+        prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
+        if prev.get("status") == "complete" and not self._todo():
+            return prev  # nothing to write: works on a read-only or full store too
         with store.lock(self.run_id):
             store.clean_temporary(self.run_id)
             prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
-            done = store.done_samples(self.run_id)
-            todo = [r for r in self.records if r.sample_id not in done]
+            todo = self._todo()
             n_total = len(self.records)
             if prev.get("status") == "complete" and not todo:
                 return prev
@@ -542,23 +584,26 @@ class Evaluation:
                         )
                 flush()
             except BaseException as e:
-                flush()
                 status = "cancelled" if isinstance(e, KeyboardInterrupt) else "failed"
                 error = f"{type(e).__name__}: {e}"
-                store.write_run(
-                    self.info(
-                        status,
-                        created=created,
-                        started=started,
-                        finished=_now(),
-                        n_done=n_done,
-                        error=error,
+                # keep what is finished; when the store itself fails these fail too, quietly:
+                # the error below is the one the user sees
+                with contextlib.suppress(StoreWriteError):
+                    flush()
+                    store.write_run(
+                        self.info(
+                            status,
+                            created=created,
+                            started=started,
+                            finished=_now(),
+                            n_done=n_done,
+                            error=error,
+                        )
                     )
-                )
                 raise
             if status == "complete":
                 agg = self.aggregate(store.results(self.run_id))
-                store.append(self.run_id, frame(self._rows(None, {}, agg, "dataset")))
+                store.set_dataset_rows(self.run_id, frame(self._rows(None, {}, agg, "dataset")))
             final = self.info(
                 status,
                 created=created,

@@ -17,7 +17,6 @@ is stored. Two jobs never write the same run at once: the run's lock refuses the
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -31,7 +30,8 @@ from typing import Any
 
 from cellbench.core import config
 from cellbench.core.atomic import write_json_atomic
-from cellbench.core.errors import CellbenchError
+from cellbench.core.errors import CellbenchError, DataError
+from cellbench.core.safety import NAME_RE, check_name, read_json
 
 FINAL = ("complete", "failed", "cancelled")
 
@@ -45,10 +45,12 @@ def _now() -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    """A job file's mapping; a missing or unreadable one reads as empty."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        doc = read_json(path)
+    except DataError:
         return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _alive(pid: int | None) -> bool:
@@ -124,6 +126,7 @@ def _start(d: Path, wait: bool) -> None:
 
 
 def _job_dir(job_id: str) -> Path:
+    check_name(job_id, "job id", KeyError)
     d = jobs_dir() / job_id
     if not (d / "job.json").is_file():
         raise KeyError(f"no job '{job_id}' in {jobs_dir()}")
@@ -145,7 +148,7 @@ def list_jobs() -> list[dict[str, Any]]:
     """Every job's status, newest first."""
     d = jobs_dir()
     ids = sorted((p.parent.name for p in d.glob("*/job.json")), reverse=True) if d.is_dir() else []
-    return [job_status(i) for i in ids]
+    return [job_status(i) for i in ids if NAME_RE.match(i)]
 
 
 def cancel_job(job_id: str, kill: bool = False) -> None:
@@ -153,8 +156,18 @@ def cancel_job(job_id: str, kill: bool = False) -> None:
     d = _job_dir(job_id)
     (d / "cancel").touch()
     pid = _read(d / "job.json").get("pid")
-    if kill and _alive(pid):
+    if kill and isinstance(pid, int) and _is_worker(pid, d) and _alive(pid):
         os.kill(pid, signal.SIGTERM)
+
+
+def _is_worker(pid: int, d: Path) -> bool:
+    """True when ``pid`` is this job's worker process (never signal anything else)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"cellbench.runs.jobs" in args and str(d).encode() in args
 
 
 def resume_job(job_id: str, wait: bool = False) -> None:

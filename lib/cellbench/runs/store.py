@@ -8,14 +8,26 @@ Layout under ``$CELLBENCH_HOME/store`` (``shared/DESIGN.md`` §3):
     (``running``, ``complete``, ``failed``, ``cancelled``; a ``running`` run whose process is
     gone reads as ``interrupted``) and progress (``n_done`` of ``n_samples``).
 ``metrics/<run_id>/part-<ns>-<pid>.parquet``
-    Metric rows, :data:`SCHEMA`. A part is written to a temporary file and renamed, so it is
+    Sample rows, :data:`SCHEMA`. A part is written to a temporary file and renamed, so it is
     there whole or not at all, and holds every row of the samples it covers: a killed
-    evaluation leaves no half-written sample. Parts are only ever added, never rewritten.
+    evaluation leaves no half-written sample. Sample parts are only ever added, never rewritten.
     ``part-*.json`` next to it keeps the same samples' full per-image results, from which the
     dataset-level figures of the run's preset are computed (pooled counts need them).
+``metrics/<run_id>/part-dataset.parquet``
+    The dataset-level rows, written when the run completes under a fixed name (atomically
+    replaced), so that whatever the crash point they are stored exactly once.
+``quarantine/<time>/...``
+    Files that ``cellbench store check --repair`` moved out of the way (unreadable run records,
+    corrupted parts), kept for inspection.
 ``locks/<run_id>.lock``
     Held (``flock``) by the process evaluating the run, so two processes never write the same
     run; different runs write different folders and never interleave.
+
+Failures are reported, never half-applied: a write that fails (disk full, read-only store)
+raises :class:`StoreWriteError` naming the file, after which the same command resumes; an
+unreadable run record is left out of listings (:attr:`Store.problems`) and a run with a
+corrupted part reads as status ``damaged`` (left out of comparisons; its rows raise naming the
+part) until ``cellbench store check --repair`` quarantines it.
 
 Rows have ``level`` = ``sample`` (one image) or ``dataset`` (the preset's dataset figure,
 written once when the run completes). ``class`` is a class name of the test dataset or
@@ -32,6 +44,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +53,7 @@ import polars as pl
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic, write_json_atomic
 from cellbench.core.errors import CellbenchError, DataError
+from cellbench.core.safety import check_name, parse_json, read_bytes
 
 SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.Utf8,
@@ -75,8 +89,48 @@ RUN_COLUMNS: tuple[str, ...] = (
 GROUP_KEYS: tuple[str, ...] = ("center", "organ", "stain", "category", "slide_id", "patient_id")
 
 
+#: File name of a run's dataset-level rows (see the module docstring).
+DATASET_PART = "part-dataset.parquet"
+
+
 class RunBusyError(CellbenchError):
     """Another process is evaluating this run."""
+
+
+class StoreWriteError(DataError):
+    """Writing to the store failed (disk full, read-only, permissions); nothing half-written."""
+
+
+@contextlib.contextmanager
+def writing(path: Path):
+    """Turn an ``OSError`` while writing ``path`` into one clear :class:`StoreWriteError`."""
+    try:
+        yield
+    except OSError as e:
+        raise StoreWriteError(
+            getattr(e, "filename", None) or path,
+            f"cannot write to the store ({e.strerror or e}); nothing was half-written: free "
+            "space or fix permissions, then run the same command again to resume",
+        ) from None
+
+
+@lru_cache(maxsize=8192)
+def _footer_problem(path: str, _mtime: int, _size: int) -> str | None:
+    try:
+        names = set(pl.read_parquet_schema(path))
+    except Exception as e:  # noqa: BLE001 - any failure to read the footer is damage
+        return f"corrupted metrics part ({type(e).__name__}: {str(e)[:120]})"
+    missing = set(SCHEMA) - names
+    return f"metrics part lacks columns {sorted(missing)}" if missing else None
+
+
+def part_problem(path: Path) -> str | None:
+    """Why a parquet part cannot be read (footer and columns; memoised), or None."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    return _footer_problem(str(path), st.st_mtime_ns, st.st_size)
 
 
 class Store:
@@ -90,6 +144,8 @@ class Store:
     """
 
     def __init__(self, root: str | Path | None = None, reference: str | Path | None = None):
+        #: Problems met by the last :meth:`runs` (unreadable run records), each naming its file.
+        self.problems: list[DataError] = []
         if root is None:
             self.root = config.home() / "store"
             if reference is None:
@@ -117,35 +173,52 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     def run_path(self, run_id: str) -> Path:
+        check_name(run_id, "run id", KeyError)
         return self.runs_dir / f"{run_id}.json"
 
     def write_run(self, info: Mapping[str, Any]) -> None:
         """Write (replace) a run's record atomically."""
-        write_json_atomic(self.run_path(info["run_id"]), dict(info))
+        path = self.run_path(info["run_id"])
+        with writing(path):
+            write_json_atomic(path, dict(info))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        """A run's record, with ``status`` = ``interrupted`` when its process has died."""
+        """A run's record, with ``status`` = ``interrupted`` when its process has died and
+        ``damaged`` (with ``problem``) when one of its parts is corrupted."""
+        check_name(run_id, "run id", KeyError)
         root = self._read_root(run_id)
         p = root / "runs" / f"{run_id}.json"
         if not p.is_file():
             raise KeyError(f"no run '{run_id}' in the store at {self.root}")
-        try:
-            info = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise DataError(p, f"unreadable run record: {e}") from None
+        info = parse_json(read_bytes(p, "run record"), p)
+        if not isinstance(info, dict) or info.get("run_id") != run_id:
+            raise DataError(p, "not a run record (a mapping whose run_id is the file name)")
         info["reference"] = root != self.root
-        if info.get("status") == "running" and not self.is_locked(run_id):
+        bad = self.bad_parts(run_id)
+        if bad:
+            info["status"] = "damaged"
+            info["problem"] = f"{bad[0][0]}: {bad[0][1]} ({len(bad)} bad part(s))"
+        elif info.get("status") == "running" and not self.is_locked(run_id):
             info["status"] = "interrupted"
         return info
 
     def run_ids(self) -> list[str]:
         """Ids of every run (this store's and the reference store's)."""
         ids = {p.stem for r in self.roots() for p in (r / "runs").glob("*.json")}
-        return sorted(ids)
+        return sorted(i for i in ids if _is_name(i))
 
     def runs(self) -> pl.DataFrame:
-        """The runs table: one row per run, newest first."""
-        rows = [self.get_run(r) for r in self.run_ids()]
+        """The runs table: one row per run, newest first.
+
+        Unreadable run records are left out and listed in :attr:`problems`.
+        """
+        rows = []
+        self.problems = []
+        for r in self.run_ids():
+            try:
+                rows.append(self.get_run(r))
+            except DataError as e:
+                self.problems.append(e)
         if not rows:
             return pl.DataFrame(schema={"run_id": pl.Utf8, "status": pl.Utf8, "created": pl.Utf8})
         flat = [
@@ -161,9 +234,11 @@ class Store:
         """Hold the run's lock for the duration (``RunBusyError`` if another process has it)."""
         import fcntl
 
-        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        check_name(run_id, "run id", KeyError)
         path = self.locks_dir / f"{run_id}.lock"
-        f = open(path, "a+")  # noqa: SIM115 - held for the context's lifetime
+        with writing(path):
+            self.locks_dir.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+")  # noqa: SIM115 - held for the context's lifetime
         try:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -199,34 +274,81 @@ class Store:
         d = self._read_root(run_id) / "metrics" / run_id
         return sorted(d.glob(f"part-*.{ext}")) if d.is_dir() else []
 
+    def bad_parts(self, run_id: str) -> list[tuple[Path, str]]:
+        """``(part, problem)`` for each of a run's parquet parts whose footer is unreadable."""
+        out = []
+        for p in self._parts(run_id):
+            problem = part_problem(p)
+            if problem:
+                out.append((p, problem))
+        return out
+
+    def good_parts(self, run_id: str) -> list[Path]:
+        """A run's parts; a corrupted one raises naming it (see ``cellbench store check``)."""
+        bad = self.bad_parts(run_id)
+        if bad:
+            raise DataError(
+                bad[0][0], f"{bad[0][1]}; run `cellbench store check --repair` to quarantine it"
+            )
+        return self._parts(run_id)
+
     def append(
         self,
         run_id: str,
         rows: Iterable[Mapping[str, Any]] | pl.DataFrame,
         results: Mapping[str, Any] | None = None,
     ) -> Path | None:
-        """Add rows (and their per-sample full results) to a run as one new part.
+        """Add sample rows (and their per-sample full results) to a run as one new part.
 
         The JSON of ``results`` is written first, then the parquet part; the part's presence
         is what commits the samples.
         """
+        df = self._check_rows(run_id, rows)
+        if df is None:
+            return None
+        stem = f"part-{time.time_ns():020d}-{os.getpid()}"
+        d = self.metrics_dir / check_name(run_id, "run id", KeyError)
+        with writing(d / f"{stem}.parquet"):
+            if results:
+                write_json_atomic(d / f"{stem}.json", dict(results), indent=None)
+            buf = io.BytesIO()
+            df.write_parquet(buf, compression="zstd", statistics=True)
+            return write_bytes_atomic(d / f"{stem}.parquet", buf.getvalue())
+
+    def _check_rows(self, run_id, rows) -> pl.DataFrame | None:
         df = rows if isinstance(rows, pl.DataFrame) else frame(rows)
         if df.is_empty():
             return None
         bad = set(df.get_column("run_id").unique().to_list()) - {run_id}
         if bad:
             raise ValueError(f"rows of run(s) {sorted(bad)} cannot be added to run '{run_id}'")
-        stem = f"part-{time.time_ns():020d}-{os.getpid()}"
-        d = self.metrics_dir / run_id
-        if results:
-            write_json_atomic(d / f"{stem}.json", dict(results), indent=None)
-        buf = io.BytesIO()
-        df.write_parquet(buf, compression="zstd", statistics=True)
-        return write_bytes_atomic(d / f"{stem}.parquet", buf.getvalue())
+        return df
+
+    def set_dataset_rows(self, run_id: str, rows) -> Path | None:
+        """Store a run's dataset-level rows exactly once: :data:`DATASET_PART`, replaced
+        atomically (idempotent whatever the crash point). Runs stored before that file existed
+        keep their dataset rows in an ordinary part; then nothing is written."""
+        df = self._check_rows(run_id, rows)
+        if df is None:
+            return None
+        path = self.metrics_dir / check_name(run_id, "run id", KeyError) / DATASET_PART
+        legacy = [p for p in self.good_parts(run_id) if p.name != DATASET_PART]
+        if legacy and not (
+            pl.scan_parquet(legacy)
+            .filter(pl.col("level") == "dataset")
+            .head(1)
+            .collect()
+            .is_empty()
+        ):
+            return None
+        with writing(path):
+            buf = io.BytesIO()
+            df.write_parquet(buf, compression="zstd", statistics=True)
+            return write_bytes_atomic(path, buf.getvalue())
 
     def done_samples(self, run_id: str) -> set[str]:
         """Sample ids with stored rows in a run (committed parts only)."""
-        parts = self._parts(run_id)
+        parts = self.good_parts(run_id)
         if not parts:
             return set()
         ids = (
@@ -240,10 +362,13 @@ class Store:
     def results(self, run_id: str) -> dict[str, Any]:
         """The full per-image results of a run's committed parts, ``{sample_id: dict}``."""
         out: dict[str, Any] = {}
-        for p in self._parts(run_id):
+        for p in self.good_parts(run_id):
             j = p.with_suffix(".json")
             if j.is_file():
-                out.update(json.loads(j.read_text(encoding="utf-8")))
+                doc = parse_json(read_bytes(j, "results part"), j)
+                if not isinstance(doc, dict):
+                    raise DataError(j, "results part must map sample ids to results")
+                out.update(doc)
         return out
 
     def clean_temporary(self, run_id: str) -> int:
@@ -252,19 +377,25 @@ class Store:
         stale = list(d.glob(".*.tmp")) if d.is_dir() else []
         committed = {p.stem for p in self._parts(run_id)}
         stale += [j for j in self._parts(run_id, "json") if j.stem not in committed]
-        for p in stale:
-            p.unlink(missing_ok=True)
+        with writing(d):
+            for p in stale:
+                p.unlink(missing_ok=True)
         return len(stale)
 
     def scan(self, run_ids: Iterable[str] | None = None) -> pl.LazyFrame:
-        """All metric rows (of the given runs) as a lazy frame with :data:`SCHEMA`."""
+        """All metric rows (of the given runs) as a lazy frame with :data:`SCHEMA`.
+
+        Without ``run_ids``, runs with a corrupted part are left out; a named run with one
+        raises naming the part.
+        """
         if run_ids is None:
             ids = sorted(
                 {p.name for r in self.roots() for p in (r / "metrics").glob("*") if p.is_dir()}
             )
+            ids = [i for i in ids if _is_name(i) and not self.bad_parts(i)]
         else:
             ids = list(run_ids)
-        parts = [p for r in ids for p in self._parts(r)]
+        parts = [p for r in ids for p in self.good_parts(r)]
         if not parts:
             return pl.LazyFrame(schema=SCHEMA)
         return pl.scan_parquet(parts, schema=SCHEMA)
@@ -276,6 +407,14 @@ class Store:
         with self.lock(run_id):
             shutil.rmtree(self.metrics_dir / run_id, ignore_errors=True)
             self.run_path(run_id).unlink(missing_ok=True)
+
+
+def _is_name(value: str) -> bool:
+    try:
+        check_name(value, "run id")
+    except ValueError:
+        return False
+    return True
 
 
 def frame(rows: Iterable[Mapping[str, Any]]) -> pl.DataFrame:

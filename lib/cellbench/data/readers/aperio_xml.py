@@ -22,6 +22,14 @@ from xml.parsers import expat
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import (
+    bbox,
+    check_count,
+    check_placement,
+    check_vertices,
+    confined_glob,
+    read_bytes,
+)
 from cellbench.data.imageio import image_size, read_image
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
@@ -103,7 +111,7 @@ def _tree_polygons(p: Path, data: bytes) -> tuple[ET.Element, list[np.ndarray]]:
 
 @lru_cache(maxsize=64)
 def _read_aperio_xml(p: Path, _mtime: int, _size: int) -> AperioAnnotation:
-    data = p.read_bytes()
+    data = read_bytes(p, "annotation XML")
     try:
         parser = expat.ParserCreate()
         parser.Parse(data, True)
@@ -122,6 +130,9 @@ def _read_aperio_xml(p: Path, _mtime: int, _size: int) -> AperioAnnotation:
         mpp = float(m.group(1)) if m and m.group(1) else None
     except ValueError:
         raise DataError(p, f"MicronsPerPixel is not a number: {m.group(1)!r}") from None
+    check_count(len(raw), p, "regions")
+    for k, xy in enumerate(raw):
+        check_vertices(xy, p, f"Region #{k + 1}")
     polygons = [xy for xy in raw if not is_degenerate(xy)]
     return AperioAnnotation(mpp, polygons, len(raw), len(raw) - len(polygons))
 
@@ -137,7 +148,7 @@ class AperioXmlReader(DatasetReader):
         out = []
         for split, spec in self.options["splits"].items():
             ann_dir = self.path(spec["annotations"])
-            for img in sorted(self.location.glob(spec["images"])):
+            for img in confined_glob(self.location, spec["images"], self.location):
                 xml = ann_dir / f"{img.stem}.xml"
                 ann = read_aperio_xml(xml)
                 w, h = image_size(img)
@@ -160,5 +171,8 @@ class AperioXmlReader(DatasetReader):
     def load(self, record: SampleRecord) -> Sample:
         image = read_image(record.files["image"])
         ann = read_aperio_xml(record.files["annotation"])
+        h, w = image.shape[:2]
+        boxes = np.array([bbox(xy) for xy in ann.polygons]).reshape(-1, 4)
+        check_placement(boxes, w, h, record.files["annotation"], "regions")
         inst = polygons_to_instances(ann.polygons, image.shape[:2])
         return self._sample(record, image=image, instances=inst)

@@ -126,6 +126,10 @@ class DatasetReader:
     def load_predictions(self, record: SampleRecord, name: str) -> Points:
         raise KeyError(name)
 
+    def prediction_files(self, name: str) -> list[Path]:
+        """The files a stored prediction set is read from (their content identifies runs)."""
+        return []
+
     def _sample(self, record: SampleRecord, **arrays: Any) -> Sample:
         return Sample(
             dataset=self.dataset.id,

@@ -11,18 +11,28 @@ are refused with a clear error. Layout ``coco`` options::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import (
+    bbox,
+    check_count,
+    check_pixels,
+    check_placement,
+    check_relative,
+    check_vertices,
+    is_number,
+    parse_json,
+    read_json,
+)
 from cellbench.data.imageio import read_image
 from cellbench.data.rasterize import polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
-from cellbench.data.readers.grand_challenge import read_json
 from cellbench.data.sample import Sample
 
 
@@ -37,39 +47,75 @@ class CocoImage:
     category_ids: list[int] = field(default_factory=list)
 
 
-def read_coco(path: str | Path) -> dict[str, CocoImage]:
-    """Parse a COCO file into ``{file_name: CocoImage}``."""
+def read_coco(path: str | Path, classes: set[int] | None = None) -> dict[str, CocoImage]:
+    """Parse a COCO file into ``{file_name: CocoImage}``.
+
+    ``file_name`` must be a relative path inside the images folder; widths and heights positive
+    integers within the pixel limit; polygons finite, within the vertex limit and on their image
+    (:func:`cellbench.core.safety.check_placement`); with ``classes`` given, every
+    ``category_id`` must be one of them.
+    """
     p = Path(path)
     doc = read_json(p)
     if not isinstance(doc, dict) or not {"images", "annotations"} <= set(doc):
         raise DataError(p, "not a COCO file: needs 'images' and 'annotations'")
-    try:
-        images = {
-            im["id"]: CocoImage(im["file_name"], int(im["width"]), int(im["height"]))
-            for im in doc["images"]
-        }
-    except (KeyError, TypeError, ValueError):
-        raise DataError(p, "images[] entries need id, file_name, width, height") from None
+    if not isinstance(doc["images"], list) or not isinstance(doc["annotations"], list):
+        raise DataError(p, "'images' and 'annotations' must be lists")
+    check_count(len(doc["images"]), p, "images")
+    check_count(len(doc["annotations"]), p, "annotations")
+    images: dict[Any, CocoImage] = {}
+    for i, im in enumerate(doc["images"]):
+        try:
+            iid, name, w, h = im["id"], im["file_name"], im["width"], im["height"]
+        except (KeyError, TypeError):
+            raise DataError(p, f"images[{i}]: needs id, file_name, width, height") from None
+        if not all(is_number(v) and v == int(v) for v in (w, h)) or isinstance(iid, dict | list):
+            raise DataError(p, f"images[{i}]: width and height must be integers, id a number")
+        check_relative(name, p, f"images[{i}].file_name")
+        check_pixels(int(w), int(h), p)
+        if iid in images:
+            raise DataError(p, f"images[{i}]: duplicate image id {iid!r}")
+        images[iid] = CocoImage(name, int(w), int(h))
     for i, a in enumerate(doc["annotations"]):
+        if not isinstance(a, dict):
+            raise DataError(p, f"annotations[{i}]: not a mapping")
         seg = a.get("segmentation")
         if isinstance(seg, str):
-            try:
-                seg = json.loads(seg)
-            except json.JSONDecodeError:
-                raise DataError(p, f"annotations[{i}]: segmentation string is not JSON") from None
+            seg = parse_json(seg, f"{p} annotations[{i}].segmentation")
         if isinstance(seg, dict):
             raise DataError(p, f"annotations[{i}]: RLE segmentations are not supported")
-        if a.get("image_id") not in images:
-            raise DataError(p, f"annotations[{i}]: unknown image_id {a.get('image_id')!r}")
+        iid = a.get("image_id")
+        if isinstance(iid, dict | list) or iid not in images:
+            raise DataError(p, f"annotations[{i}]: unknown image_id {iid!r}")
+        cat = a.get("category_id", 0)
+        if not is_number(cat) or cat != int(cat):
+            raise DataError(p, f"annotations[{i}]: category_id {cat!r} is not an integer")
+        if classes is not None and int(cat) not in classes:
+            raise DataError(
+                p,
+                f"annotations[{i}]: category_id {int(cat)} is not a class of the dataset "
+                f"(ids {sorted(classes)})",
+            )
+        if not isinstance(seg, list) or not all(
+            isinstance(r, list) and all(is_number(v) for v in r) for r in seg
+        ):
+            raise DataError(
+                p, f"annotations[{i}]: segmentation is not a list of [x1, y1, x2, y2, ...] rings"
+            )
         try:
             rings = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in seg]
-        except (TypeError, ValueError):
-            raise DataError(
-                p, f"annotations[{i}]: segmentation is not a list of x,y rings"
-            ) from None
-        im = images[a["image_id"]]
+        except ValueError:
+            raise DataError(p, f"annotations[{i}]: a ring has an odd number of values") from None
+        for r in rings:
+            check_vertices(r, p, f"annotations[{i}]")
+        rings = [r for r in rings if len(r)]
+        if not rings:
+            raise DataError(p, f"annotations[{i}]: empty segmentation")
+        im = images[iid]
+        allxy = np.concatenate(rings)
+        check_placement(np.array([bbox(allxy)]), im.width, im.height, p, f"annotations[{i}]")
         im.parts.append(rings)
-        im.category_ids.append(int(a.get("category_id", 0)))
+        im.category_ids.append(int(cat))
     return {im.file_name: im for im in images.values()}
 
 
@@ -91,7 +137,8 @@ class CocoReader(DatasetReader):
 
     @cached_property
     def _coco(self) -> dict[str, CocoImage]:
-        return read_coco(self.path(self.options["annotations"]))
+        ids = {c.id for c in self.dataset.classes} or None
+        return read_coco(self.path(self.options["annotations"]), ids)
 
     def records(self) -> list[SampleRecord]:
         folder = self.path(self.options["images"])

@@ -24,17 +24,15 @@ Layout ``gc_points`` (OCELOT) options::
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import check_count, check_vertices, finite_number, read_json
 from cellbench.data.imageio import read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Points, Sample
@@ -42,29 +40,13 @@ from cellbench.data.sample import Points, Sample
 _IMAGE_NAME = re.compile(r"^image_(\d+)$")
 
 
-def read_json(path: str | Path) -> Any:
-    """Load JSON; missing, empty or malformed files raise :class:`DataError`."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(p, "file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(p, f"cannot read: {e}") from None
-    if not text.strip():
-        raise DataError(p, "empty file")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(
-            p, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-        ) from None
-
-
-def read_gc_points(path: str | Path) -> dict[int, Points]:
+def read_gc_points(path: str | Path, classes: set[int] | None = None) -> dict[int, Points]:
     """Parse a "Multiple points" file into ``{image index: Points}``.
 
-    Images listed by ``num_images`` but without points get empty :class:`Points`.
+    Images listed by ``num_images`` but without points get empty :class:`Points`. Coordinates
+    and probabilities must be finite numbers (not booleans or strings), classes integers, and
+    with ``classes`` given, one of those ids; ``num_images`` must be an integer that covers every
+    image index.
     """
     p = Path(path)
     doc = read_json(p)
@@ -73,26 +55,43 @@ def read_gc_points(path: str | Path) -> dict[int, Points]:
     pts = doc.get("points")
     if not isinstance(pts, list):
         raise DataError(p, "'points' must be a list")
+    check_count(len(pts), p, "points")
+    n = doc.get("num_images")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+        raise DataError(p, f"'num_images' must be a non-negative integer, got {n!r}")
+    if n is not None:
+        check_count(n, p, "images ('num_images')")
     by_img: dict[int, list[tuple[float, float, int, float]]] = {}
     for i, e in enumerate(pts):
         try:
             m = _IMAGE_NAME.match(e["name"])
             x, y, c = e["point"]
-            prob = float(e.get("probability", 1.0))
-            row = (float(x), float(y), int(c), prob)
+            prob = e.get("probability", 1.0)
         except (KeyError, TypeError, ValueError):
             raise DataError(
                 p, f"points[{i}]: expected name 'image_<k>', point [x, y, class], probability"
             ) from None
         if m is None:
             raise DataError(p, f"points[{i}]: name {e['name']!r} is not 'image_<k>'")
-        if not all(math.isfinite(v) for v in row[:2]) or not math.isfinite(prob):
-            raise DataError(p, f"points[{i}]: non-finite coordinate or probability")
-        if c != row[2]:
+        if not (finite_number(x) and finite_number(y) and finite_number(prob)):
+            raise DataError(
+                p,
+                f"points[{i}]: non-finite or non-numeric coordinate or probability "
+                f"({[x, y]!r:.60}, {prob!r:.20})",
+            )
+        if not finite_number(c) or c != int(c):
             raise DataError(p, f"points[{i}]: class {c!r} is not an integer")
-        by_img.setdefault(int(m.group(1)), []).append(row)
-    n = doc.get("num_images")
-    keys = set(by_img) | (set(range(int(n))) if isinstance(n, int) else set())
+        if classes is not None and int(c) not in classes:
+            raise DataError(
+                p,
+                f"points[{i}]: class {int(c)} is not a class of the dataset "
+                f"(ids {sorted(classes)})",
+            )
+        k = int(m.group(1))
+        if n is not None and k >= n:
+            raise DataError(p, f"points[{i}]: image_{k} is beyond num_images = {n}")
+        by_img.setdefault(k, []).append((float(x), float(y), int(c), float(prob)))
+    keys = set(by_img) | (set(range(n)) if n is not None else set())
     out = {}
     for k in sorted(keys):
         rows = by_img.get(k, [])
@@ -122,17 +121,28 @@ def read_gc_polygons(path: str | Path) -> list[GCPolygon]:
     polys = doc.get("polygons")
     if not isinstance(polys, list):
         raise DataError(p, "'polygons' must be a list")
+    check_count(len(polys), p, "polygons")
     out = []
     for i, e in enumerate(polys):
         try:
-            xy = np.array([q[:2] for q in e["path_points"]], dtype=np.float64).reshape(-1, 2)
-            out.append(GCPolygon(str(e["name"]), xy, float(e.get("probability", 1.0))))
+            pp = e["path_points"]
+            if not all(
+                isinstance(q, list) and len(q) >= 2 and finite_number(q[0]) and finite_number(q[1])
+                for q in pp
+            ):
+                raise ValueError
+            xy = np.array([q[:2] for q in pp], dtype=np.float64).reshape(-1, 2)
+            prob = e.get("probability", 1.0)
+            if not finite_number(prob) or not isinstance(e["name"], str):
+                raise ValueError
+            out.append(GCPolygon(e["name"], xy, float(prob)))
         except (KeyError, TypeError, ValueError, IndexError):
             raise DataError(
-                p, f"polygons[{i}]: expected name and path_points [[x, y, z], ...]"
+                p,
+                f"polygons[{i}]: expected a class name, path_points [[x, y, z], ...] of finite "
+                "numbers and a numeric probability",
             ) from None
-        if not np.isfinite(xy).all():
-            raise DataError(p, f"polygons[{i}]: non-finite coordinates")
+        check_vertices(xy, p, f"polygons[{i}]")
     return out
 
 
@@ -159,7 +169,11 @@ class GCPointsReader(DatasetReader):
 
     @cached_property
     def _gt(self) -> dict[int, Points]:
-        return read_gc_points(self.path(self.options["ground_truth"]))
+        return read_gc_points(self.path(self.options["ground_truth"]), self._class_ids)
+
+    @cached_property
+    def _class_ids(self) -> set[int] | None:
+        return {c.id for c in self.dataset.classes} or None
 
     @cached_property
     def _meta(self) -> list[dict]:
@@ -179,15 +193,18 @@ class GCPointsReader(DatasetReader):
         if not mp.exists():
             return {}
         local = read_json(mp)
-        key = {
-            (m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"]): j
-            for j, m in enumerate(local)
-        }
-        return {
-            k: key[(m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"])]
-            for k, m in enumerate(self._meta)
-            if (m["slide_name"], m["cell"]["x_start"], m["cell"]["y_start"]) in key
-        }
+
+        def region(m, where):
+            try:
+                return (str(m["slide_name"]), m["cell"]["x_start"], m["cell"]["y_start"])
+            except (KeyError, TypeError):
+                raise DataError(where, "entries need slide_name and cell.x_start/y_start") from None
+
+        if not isinstance(local, list):
+            raise DataError(mp, "metadata must be a JSON list indexed by image")
+        key = {region(m, mp): j for j, m in enumerate(local)}
+        meta = self.path(self.options["metadata"])
+        return {k: key[region(m, meta)] for k, m in enumerate(self._meta) if region(m, meta) in key}
 
     def records(self) -> list[SampleRecord]:
         prefix = self.options.get("prefix", "")
@@ -201,9 +218,13 @@ class GCPointsReader(DatasetReader):
                 mpp = float(cell["resized_mpp_x"])
                 w = round((cell["x_end"] - cell["x_start"]) * m["mpp_x"] / mpp)
                 h = round((cell["y_end"] - cell["y_start"]) * m["mpp_y"] / cell["resized_mpp_y"])
-                slide = m["slide_name"]
-            except (KeyError, TypeError, ValueError):
-                raise DataError(meta_path, f"entry {k}: missing cell coordinates or mpp") from None
+                slide = str(m["slide_name"])
+                if not (w > 0 and h > 0 and mpp > 0):
+                    raise ValueError
+            except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+                raise DataError(
+                    meta_path, f"entry {k}: missing or invalid cell coordinates or mpp"
+                ) from None
             sid = f"{prefix}_{k:03d}" if prefix else f"{k:03d}"
             files: dict[str, Path] = {}
             if k in self._image_index:
@@ -248,6 +269,10 @@ class GCPointsReader(DatasetReader):
             n for n, rel in self.options.get("predictions", {}).items() if self.path(rel).exists()
         ]
 
+    def prediction_files(self, name: str) -> list[Path]:
+        rel = self.options.get("predictions", {}).get(name)
+        return [self.path(rel)] if rel else []
+
     @cached_property
     def _predictions(self) -> dict[str, dict[int, Points]]:
         return {}
@@ -257,5 +282,5 @@ class GCPointsReader(DatasetReader):
             rel = self.options.get("predictions", {}).get(name)
             if rel is None:
                 raise KeyError(f"no prediction set '{name}' in {self.dataset.id}")
-            self._predictions[name] = read_gc_points(self.path(rel))
+            self._predictions[name] = read_gc_points(self.path(rel), self._class_ids)
         return self._predictions[name].get(record.extra["index"], Points.empty())

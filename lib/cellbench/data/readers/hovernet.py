@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import confined_glob
 from cellbench.data.imageio import check_same_size, image_size, read_image, read_label_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -43,9 +44,17 @@ def read_type_mat(path: str | Path, variables: tuple[str, ...] = ("inst_type", "
         raise DataError(p, f"unreadable .mat file ({type(e).__name__}: {e})") from None
     if "inst_type" in variables and "inst_type" not in m:
         raise DataError(p, "no 'inst_type' variable")
-    types = np.asarray(m.get("inst_type", np.zeros((0, 1)))).reshape(-1).astype(np.int32)
-    cent = np.asarray(m.get("inst_centroid", np.zeros((0, 2))), dtype=np.float64).reshape(-1, 2)
-    return types, cent
+    raw_t = np.asarray(m.get("inst_type", np.zeros((0, 1))))
+    raw_c = np.asarray(m.get("inst_centroid", np.zeros((0, 2))))
+    for name, a in (("inst_type", raw_t), ("inst_centroid", raw_c)):
+        if a.dtype.kind not in "iuf" or (a.dtype.kind == "f" and not np.isfinite(a).all()):
+            raise DataError(p, f"'{name}' must hold finite numbers, got dtype {a.dtype}")
+    types = raw_t.reshape(-1)
+    if len(types) and not np.all(types == np.round(types)):
+        raise DataError(p, "'inst_type' has non-integer values")
+    if raw_c.size % 2:
+        raise DataError(p, f"'inst_centroid' has shape {raw_c.shape}, expected (N, 2)")
+    return types.astype(np.int32), raw_c.astype(np.float64).reshape(-1, 2)
 
 
 @register
@@ -59,7 +68,8 @@ class HoverNetReader(DatasetReader):
         pat = re.compile(o["slide_pattern"]) if o.get("slide_pattern") else None
         out = []
         for split in o["splits"]:
-            for img in sorted(self.location.glob(o["images"].format(split=split))):
+            pattern = o["images"].format(split=split)
+            for img in confined_glob(self.location, pattern, self.location):
                 stem = img.stem
                 files = {
                     "image": img,
@@ -95,6 +105,14 @@ class HoverNetReader(DatasetReader):
                     record.files["types"],
                     f"{len(types)} inst_type rows for {len(ids)} instances in "
                     f"{record.files['instances'].name}",
+                )
+            declared = {c.id for c in self.dataset.classes}
+            unknown = sorted(set(types.tolist()) - declared) if declared else []
+            if unknown:
+                raise DataError(
+                    record.files["types"],
+                    f"inst_type value(s) {unknown} are not classes of '{self.dataset.id}' "
+                    f"(ids {sorted(declared)})",
                 )
             classes = {int(i): int(t) for i, t in zip(ids, types, strict=True)}
         return self._sample(record, image=image, instances=inst, classes=classes)

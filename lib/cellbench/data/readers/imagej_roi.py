@@ -21,28 +21,66 @@ from typing import Any
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import (
+    bbox,
+    check_count,
+    check_file_size,
+    check_placement,
+    check_vertices,
+    confined_glob,
+    limits,
+)
 from cellbench.data.imageio import image_size, read_image
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
 
 
+def _check_zip(p: Path) -> None:
+    """Refuse ROI zips whose members would unpack beyond the file-size limit (zip bombs)."""
+    import zipfile
+
+    if not zipfile.is_zipfile(p):
+        return
+    lim = limits()
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(p, f"unreadable ZIP ({e})") from None
+    check_count(len(infos), p, "ROIs")
+    total = sum(i.file_size for i in infos)
+    if total > lim.max_file_bytes:
+        raise DataError(
+            p,
+            f"ZIP unpacks to {total / 2**20:.0f} MB, over the {lim.max_file_bytes / 2**20:.0f} MB "
+            "limit (CELLBENCH_MAX_FILE_MB)",
+        )
+
+
 def read_roiset(path: str | Path) -> list[np.ndarray]:
-    """Polygons ``(K, 2)`` ``(x, y)`` of an ImageJ ROI zip (or single ``.roi``), file order."""
+    """Polygons ``(K, 2)`` ``(x, y)`` of an ImageJ ROI zip (or single ``.roi``), file order.
+
+    The file size, the unpacked size of a zip, the number of ROIs and the vertices of each are
+    limited (:mod:`cellbench.core.safety`).
+    """
     import roifile
 
     p = Path(path)
+    check_file_size(p, "ROI file")
+    _check_zip(p)
     try:
         rois = roifile.roiread(p)
+        if not isinstance(rois, list):
+            rois = [rois]
+        raw = [np.asarray(r.coordinates(), dtype=np.float64).reshape(-1, 2) for r in rois]
     except FileNotFoundError:
         raise DataError(p, "file not found") from None
     except Exception as e:  # noqa: BLE001
         raise DataError(p, f"unreadable ImageJ ROI file ({type(e).__name__}: {e})") from None
-    if not isinstance(rois, list):
-        rois = [rois]
     out = []
-    for r in rois:
-        xy = np.asarray(r.coordinates(), dtype=np.float64).reshape(-1, 2)
+    for k, xy in enumerate(raw):
+        check_vertices(xy, p, f"ROI #{k + 1}")
         if not is_degenerate(xy):
             out.append(xy)
     return out
@@ -117,7 +155,7 @@ class ImageJRoiReader(DatasetReader):
 
     def records(self) -> list[SampleRecord]:
         out = []
-        for img in sorted(self.location.glob(self.options["images"])):
+        for img in confined_glob(self.location, self.options["images"], self.location):
             folder = img.parent.name
             rois = self.path(self.options["rois"].format(folder=folder))
             polys = read_roiset(rois)
@@ -140,6 +178,9 @@ class ImageJRoiReader(DatasetReader):
     def load(self, record: SampleRecord) -> Sample:
         image = read_image(record.files["image"])
         polys = read_roiset(record.files["rois"])
+        h, w = image.shape[:2]
+        boxes = np.array([bbox(xy) for xy in polys]).reshape(-1, 4)
+        check_placement(boxes, w, h, record.files["rois"], "ROIs")
         return self._sample(
             record, image=image, instances=polygons_to_instances(polys, image.shape[:2])
         )

@@ -15,6 +15,7 @@ import re
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import confined_glob
 from cellbench.data.imageio import check_same_size, image_size, read_image, read_label_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -29,7 +30,7 @@ class LabelTiffReader(DatasetReader):
     def records(self) -> list[SampleRecord]:
         pat = re.compile(self.options.get("key_pattern", r"^(?P<key>.+)$"))
         out = []
-        for img in sorted(self.location.glob(self.options["images"])):
+        for img in confined_glob(self.location, self.options["images"], self.location):
             m = pat.match(img.stem)
             if not m:
                 raise DataError(img, f"name does not match key_pattern {pat.pattern!r}")

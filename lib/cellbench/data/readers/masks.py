@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import confined_glob
 from cellbench.data.imageio import check_same_size, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -52,7 +53,7 @@ class BinaryMaskReader(DatasetReader):
     def records(self) -> list[SampleRecord]:
         out = []
         for split, pattern in self.options["splits"].items():
-            for img in sorted(self.location.glob(pattern)):
+            for img in confined_glob(self.location, pattern, self.location):
                 mask = self.path(self.options["masks"].format(split=split, stem=img.stem))
                 w, h = image_size(img)
                 meta = self.base_meta(img.stem, split, width=w, height=h)

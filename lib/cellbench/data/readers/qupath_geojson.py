@@ -27,9 +27,17 @@ from typing import Any
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import (
+    check_count,
+    check_placement,
+    confined_glob,
+    finite_number,
+    is_number,
+    limits,
+    read_json,
+)
 from cellbench.data.imageio import image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
-from cellbench.data.readers.grand_challenge import read_json
 from cellbench.data.sample import Points, Sample
 
 _OLD_TYPES = {
@@ -61,18 +69,38 @@ def _argb_to_rgb(v: int) -> tuple[int, int, int]:
     return ((v >> 16) & 255, (v >> 8) & 255, v & 255)
 
 
-def _classification(props: dict) -> tuple[str | None, tuple[int, int, int] | None]:
+def _classification(
+    props: dict, path: Path, i: int
+) -> tuple[str | None, tuple[int, int, int] | None]:
     c = props.get("classification")
-    if not isinstance(c, dict):
+    if c is None:
         return None, None
+    if not isinstance(c, dict):
+        raise DataError(path, f"features[{i}]: classification must be a mapping")
     name = c.get("name")
-    if name is None and isinstance(c.get("names"), list):
-        name = ": ".join(str(n) for n in c["names"])
+    if name is None and c.get("names") is not None:
+        names = c["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataError(path, f"features[{i}]: classification names must be strings")
+        name = ": ".join(names)
+    if name is not None and not isinstance(name, str):
+        raise DataError(path, f"features[{i}]: classification name must be a string, got {name!r}")
+    if name is not None and (not name.strip() or len(name) > 200):
+        raise DataError(path, f"features[{i}]: classification name is empty or over 200 characters")
     color = None
-    if isinstance(c.get("color"), list) and len(c["color"]) >= 3:
-        color = tuple(int(x) for x in c["color"][:3])
-    elif isinstance(c.get("colorRGB"), int):
-        color = _argb_to_rgb(c["colorRGB"])
+    if c.get("color") is not None:
+        col = c["color"]
+        if not (
+            isinstance(col, list)
+            and len(col) in (3, 4)
+            and all(is_number(x) and x == int(x) and 0 <= x <= 255 for x in col)
+        ):
+            raise DataError(path, f"features[{i}]: color must be [r, g, b] integers 0-255")
+        color = tuple(int(x) for x in col[:3])
+    elif c.get("colorRGB") is not None:
+        if not is_number(c["colorRGB"]) or c["colorRGB"] != int(c["colorRGB"]):
+            raise DataError(path, f"features[{i}]: colorRGB must be an integer")
+        color = _argb_to_rgb(int(c["colorRGB"]))
     return name, color
 
 
@@ -84,7 +112,55 @@ def _measurements(props: dict) -> dict[str, float]:
         items = ((e.get("name"), e.get("value")) for e in m if isinstance(e, dict))
     else:
         return {}
-    return {str(k): float(v) for k, v in items if k is not None and isinstance(v, int | float)}
+    return {str(k): float(v) for k, v in items if k is not None and finite_number(v)}
+
+
+#: Nesting of ``coordinates`` per GeoJSON geometry type (0 = one position).
+_DEPTH = {
+    "Point": 0,
+    "MultiPoint": 1,
+    "LineString": 1,
+    "MultiLineString": 2,
+    "Polygon": 2,
+    "MultiPolygon": 3,
+}
+
+
+def _check_coordinates(geom: dict, path: Path, i: int) -> None:
+    """Positions are 2-3 finite numbers; each ring or line has at most ``max_vertices``."""
+    t = geom.get("type")
+    if t == "GeometryCollection":
+        parts = geom.get("geometries")
+        if not isinstance(parts, list):
+            raise DataError(path, f"features[{i}]: GeometryCollection without geometries")
+        for g in parts:
+            if not isinstance(g, dict):
+                raise DataError(path, f"features[{i}]: malformed geometry in a collection")
+            _check_coordinates(g, path, i)
+        return
+    if t not in _DEPTH:
+        raise DataError(path, f"features[{i}]: unknown geometry type {t!r}")
+    lim = limits().max_vertices
+    stack = [(geom.get("coordinates"), _DEPTH[t])]
+    while stack:
+        c, d = stack.pop()
+        if not isinstance(c, list):
+            raise DataError(path, f"features[{i}]: invalid {t} geometry (malformed coordinates)")
+        if d == 0:
+            if len(c) not in (2, 3) or not all(finite_number(v) for v in c):
+                raise DataError(
+                    path,
+                    f"features[{i}]: invalid {t} geometry: position {c!r:.60} is not 2-3 "
+                    "finite numbers",
+                )
+            continue
+        if d == 1 and len(c) > lim:
+            raise DataError(
+                path,
+                f"features[{i}]: {len(c)} vertices in one ring, over the {lim} limit "
+                "(CELLBENCH_MAX_VERTICES)",
+            )
+        stack.extend((x, d - 1) for x in c)
 
 
 def _shape(geom: dict, path: Path, i: int):
@@ -92,6 +168,7 @@ def _shape(geom: dict, path: Path, i: int):
 
     if not isinstance(geom, dict) or "type" not in geom:
         raise DataError(path, f"features[{i}]: missing or malformed geometry")
+    _check_coordinates(geom, path, i)
     try:
         g = shape(geom)
     except Exception as e:  # noqa: BLE001
@@ -114,6 +191,7 @@ def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
         raise DataError(p, "not GeoJSON: expected a FeatureCollection, a Feature or a list of them")
     if not isinstance(feats, list):
         raise DataError(p, "'features' must be a list")
+    check_count(len(feats), p, "features")
     out = []
     for i, f in enumerate(feats):
         if not isinstance(f, dict) or f.get("type") != "Feature":
@@ -122,7 +200,7 @@ def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
         if not isinstance(props, dict):
             raise DataError(p, f"features[{i}]: properties must be a mapping")
         otype = props.get("objectType") or _OLD_TYPES.get(str(f.get("id")), "annotation")
-        name, color = _classification(props)
+        name, color = _classification(props, p, i)
         nucleus = props.get("nucleusGeometry")
         out.append(
             QuPathObject(
@@ -132,8 +210,12 @@ def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
                 color=color,
                 measurements=_measurements(props),
                 nucleus=_shape(nucleus, p, i) if nucleus else None,
-                name=props.get("name"),
-                object_id=f.get("id") if str(f.get("id")) not in _OLD_TYPES else None,
+                name=None if props.get("name") is None else str(props.get("name")),
+                object_id=(
+                    str(f["id"])
+                    if f.get("id") is not None and str(f["id"]) not in _OLD_TYPES
+                    else None
+                ),
                 locked=bool(props.get("isLocked", props.get("locked", False))),
             )
         )
@@ -143,6 +225,18 @@ def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
 def read_qupath_geojson(path: str | Path) -> list[QuPathObject]:
     """Read a QuPath GeoJSON file (see module docstring for the accepted versions)."""
     return parse_qupath_features(read_json(path), path)
+
+
+def check_objects_inside(
+    objects: list[QuPathObject], width: int, height: int, path: str | Path
+) -> None:
+    """Raise naming ``path`` when objects lie outside a ``width`` x ``height`` px image or reach
+    far beyond it (:func:`cellbench.core.safety.check_placement`; QuPath pixel frame)."""
+    boxes = np.array(
+        [(o.nucleus if o.nucleus is not None else o.geometry).bounds for o in objects],
+        dtype=np.float64,
+    ).reshape(-1, 4)
+    check_placement(boxes, width, height, path, "features")
 
 
 #: QuPath puts pixel (x, y) at [x, x + 1) x [y, y + 1); cellbench samples pixel centres at integer
@@ -245,7 +339,7 @@ class QuPathGeoJSONReader(DatasetReader):
             re.compile(self.options["slide_pattern"]) if self.options.get("slide_pattern") else None
         )
         out = []
-        for img in sorted(self.location.glob(self.options["images"])):
+        for img in confined_glob(self.location, self.options["images"], self.location):
             ann = self.path(self.options["annotations"].format(stem=img.stem))
             objs = read_qupath_geojson(ann)
             types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
@@ -271,6 +365,9 @@ class QuPathGeoJSONReader(DatasetReader):
         ann = record.files["annotation"]
         objs = read_qupath_geojson(ann)
         types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
+        check_objects_inside(
+            [o for o in objs if o.object_type in types], image.shape[1], image.shape[0], ann
+        )
         inst, classes, pts = objects_to_annotations(
             objs, image.shape[:2], lambda n: self.class_id(n, ann), types
         )

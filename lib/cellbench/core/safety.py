@@ -1,0 +1,370 @@
+"""Limits and checks applied to every untrusted input before it is used.
+
+Everything a user, a dataset or a downloaded file controls passes through here first: file sizes,
+JSON nesting, YAML alias expansion, image pixel counts, polygon vertex counts, coordinates,
+names used as file names, and paths (always literal, always inside their root). Each failure is
+a :class:`~cellbench.core.errors.DataError` (or the error class the caller passes) naming the
+file and the problem, raised before anything is written.
+
+Limits are generous for real pathology data and configurable through environment variables:
+
+=============================  ===========================  ========================================
+variable                       default                      what
+=============================  ===========================  ========================================
+``CELLBENCH_MAX_PIXELS``       268435456 (16384²)           pixels of one image decoded whole
+``CELLBENCH_MAX_FILE_MB``      1024                         size of one JSON/XML/YAML/ROI file
+``CELLBENCH_MAX_VERTICES``     100000                       vertices of one polygon
+``CELLBENCH_MAX_OBJECTS``      5000000                      objects (or images) in one file
+``CELLBENCH_MAX_JSON_DEPTH``   64                           nesting of JSON arrays and objects
+``CELLBENCH_MAX_YAML_NODES``   200000                       nodes of a YAML document, aliases
+                                                            expanded
+=============================  ===========================  ========================================
+
+Coordinates are pixels of the image they belong to, ``x`` along columns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from cellbench.core.errors import DataError
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force (see the module docstring); read from the environment each time."""
+
+    max_pixels: int = 2**28
+    max_file_bytes: int = 1024 * 2**20
+    max_vertices: int = 100_000
+    max_objects: int = 5_000_000
+    max_json_depth: int = 64
+    max_yaml_nodes: int = 200_000
+
+
+_ENV = {
+    "max_pixels": ("CELLBENCH_MAX_PIXELS", 1),
+    "max_file_bytes": ("CELLBENCH_MAX_FILE_MB", 2**20),
+    "max_vertices": ("CELLBENCH_MAX_VERTICES", 1),
+    "max_objects": ("CELLBENCH_MAX_OBJECTS", 1),
+    "max_json_depth": ("CELLBENCH_MAX_JSON_DEPTH", 1),
+    "max_yaml_nodes": ("CELLBENCH_MAX_YAML_NODES", 1),
+}
+
+
+def limits() -> Limits:
+    """The limits, with any ``CELLBENCH_MAX_*`` environment variable applied."""
+    vals: dict[str, int] = {}
+    for field, (var, scale) in _ENV.items():
+        raw = os.environ.get(var)
+        if raw:
+            try:
+                vals[field] = int(float(raw) * scale)
+            except ValueError:
+                raise DataError(
+                    Path(var), f"environment variable {var}={raw!r} is not a number"
+                ) from None
+    return Limits(**vals)
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MB"
+
+
+def check_file_size(path: str | Path, what: str = "file") -> int:
+    """The file's size in bytes; raises when missing or over ``max_file_bytes``."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise DataError(p, "file not found") from None
+    except OSError as e:
+        raise DataError(p, f"cannot read: {e.strerror or e}") from None
+    lim = limits().max_file_bytes
+    if size > lim:
+        raise DataError(
+            p, f"{what} is {_mb(size)}, over the {_mb(lim)} limit (CELLBENCH_MAX_FILE_MB)"
+        )
+    return size
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """A file's bytes after the size check."""
+    p = Path(path)
+    check_file_size(p, what)
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise DataError(p, f"cannot read: {e.strerror or e}") from None
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file after the size check."""
+    p = Path(path)
+    try:
+        return read_bytes(p, what).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(p, f"not UTF-8 text (byte {e.start})") from None
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+
+def check_depth(obj: Any, path: str | Path, max_depth: int | None = None) -> None:
+    """Raise when lists/dicts nest deeper than ``max_depth`` (iterative: never recurses)."""
+    lim = limits().max_json_depth if max_depth is None else max_depth
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if isinstance(o, dict):
+            children = o.values()
+        elif isinstance(o, list):
+            children = o
+        else:
+            continue
+        if d > lim:
+            raise DataError(path, f"nested deeper than {lim} levels (CELLBENCH_MAX_JSON_DEPTH)")
+        stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
+
+
+def parse_json(text: str | bytes, path: str | Path) -> Any:
+    """Parse JSON text from ``path``: malformed, too deep or non-standard input raises.
+
+    ``NaN`` and ``Infinity`` (not JSON) are refused; numbers stay as parsed.
+    """
+
+    def no_constants(name: str):
+        raise ValueError(f"'{name}' is not a JSON value")
+
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(path, f"not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise DataError(path, "empty file")
+    try:
+        doc = json.loads(text, parse_constant=no_constants)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+        ) from None
+    except RecursionError:
+        raise DataError(path, "malformed JSON: nested too deeply") from None
+    except ValueError as e:
+        raise DataError(path, f"malformed JSON: {e}") from None
+    check_depth(doc, path)
+    return doc
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """Load a JSON file with the size, nesting and syntax checks of :func:`parse_json`."""
+    p = Path(path)
+    return parse_json(read_bytes(p, what), p)
+
+
+# -- YAML ------------------------------------------------------------------------------------
+
+
+def _expanded_size(obj: Any, path: Path, limit: int, error) -> int:
+    """Nodes of ``obj`` counting every alias use in full (memoised on shared objects)."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(obj, False)]
+    while stack:
+        o, done = stack.pop()
+        if not isinstance(o, dict | list):
+            continue
+        k = id(o)
+        if done:
+            children = list(o.keys()) + list(o.values()) if isinstance(o, dict) else o
+            memo[k] = 1 + sum(memo.get(id(c), 1) for c in children)
+            active.discard(k)
+            if memo[k] > limit:
+                raise error(path, f"YAML expands to more than {limit} nodes (aliases); refused")
+            continue
+        if k in memo:
+            continue
+        if k in active:
+            raise error(path, "YAML refers to itself (recursive alias); refused")
+        active.add(k)
+        stack.append((o, True))
+        children = list(o.values()) if isinstance(o, dict) else o
+        stack.extend((c, False) for c in children if isinstance(c, dict | list))
+    return memo.get(id(obj), 1)
+
+
+def load_yaml(text: str, path: str | Path, error=DataError) -> Any:
+    """Safe-load YAML text, refusing alias bombs and recursive documents.
+
+    ``error(path, problem)`` is raised (default :class:`DataError`); YAML syntax errors name the
+    line and column.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise error(p, f"malformed YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise error(p, "malformed YAML: nested too deeply") from None
+    _expanded_size(doc, p, limits().max_yaml_nodes, error)
+    return doc
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+def check_pixels(width: int, height: int, path: str | Path, channels: int = 1) -> None:
+    """Raise when an image of ``width`` x ``height`` px is over ``max_pixels`` (or empty)."""
+    lim = limits().max_pixels
+    if width <= 0 or height <= 0:
+        raise DataError(path, f"image declares {width}x{height} px")
+    if width * height > lim:
+        raise DataError(
+            path,
+            f"image declares {width}x{height} px ({width * height / 1e6:.0f} Mpx), over the "
+            f"{lim / 1e6:.0f} Mpx limit for decoding a whole image (CELLBENCH_MAX_PIXELS)",
+        )
+
+
+# -- coordinates ------------------------------------------------------------------------------
+
+
+def check_vertices(xy: np.ndarray, path: str | Path, where: str) -> np.ndarray:
+    """Check one polygon's ``(K, 2)`` vertices: finite and at most ``max_vertices``."""
+    lim = limits().max_vertices
+    if len(xy) > lim:
+        raise DataError(
+            path, f"{where}: {len(xy)} vertices, over the {lim} limit (CELLBENCH_MAX_VERTICES)"
+        )
+    if not np.isfinite(xy).all():
+        raise DataError(path, f"{where}: non-finite (NaN or infinite) coordinates")
+    return xy
+
+
+def check_count(n: int, path: str | Path, what: str) -> None:
+    """Raise when a file holds more than ``max_objects`` objects (or images)."""
+    lim = limits().max_objects
+    if n > lim:
+        raise DataError(path, f"{n} {what}, over the {lim} limit (CELLBENCH_MAX_OBJECTS)")
+
+
+def check_placement(
+    boxes: np.ndarray, width: int, height: int, path: str | Path, what: str = "objects"
+) -> np.ndarray:
+    """Check object bounding boxes ``(N, 4)`` = ``x0, y0, x1, y1`` against a ``width`` x
+    ``height`` image.
+
+    Objects that lie entirely outside the image, or reach further than one image size beyond
+    its edges (a wrong image, an offset slide export, or coordinates such as ±1e9), raise naming
+    the first one and the count. Objects partly over an edge are kept (they are clipped when
+    rasterised). Returns the boxes.
+    """
+    if not len(boxes):
+        return boxes
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if not np.isfinite(b).all():
+        i = int(np.flatnonzero(~np.isfinite(b).all(axis=1))[0])
+        raise DataError(path, f"{what}[{i}]: non-finite (NaN or infinite) coordinates")
+    far = (b[:, 0] < -width) | (b[:, 1] < -height) | (b[:, 2] > 2 * width) | (b[:, 3] > 2 * height)
+    out = (b[:, 2] < 0) | (b[:, 3] < 0) | (b[:, 0] >= width) | (b[:, 1] >= height)
+    for mask, how in ((far, "reaches far beyond"), (out, "lies entirely outside")):
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            x0, y0, x1, y1 = b[i]
+            raise DataError(
+                path,
+                f"{what}[{i}] (x {x0:g}..{x1:g}, y {y0:g}..{y1:g}) {how} the {width}x{height} px "
+                f"image ({int(mask.sum())} such objects); is it the right image?",
+            )
+    return b
+
+
+def bbox(xy: np.ndarray) -> tuple[float, float, float, float]:
+    """``(x0, y0, x1, y1)`` of ``(K, 2)`` vertices."""
+    return (
+        float(xy[:, 0].min()),
+        float(xy[:, 1].min()),
+        float(xy[:, 0].max()),
+        float(xy[:, 1].max()),
+    )
+
+
+def is_number(v: Any) -> bool:
+    """True for a real int or float (``bool`` and strings are not numbers here)."""
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def finite_number(v: Any) -> bool:
+    """True for an int or finite float that is not a bool."""
+    return is_number(v) and math.isfinite(v)
+
+
+# -- names and paths ---------------------------------------------------------------------------
+
+#: Ids used as file or folder names (runs, jobs, test sets, models): no separators, no dots first.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@,\-]{0,199}$")
+
+
+def check_name(value: Any, kind: str, error=None) -> str:
+    """Return ``value`` when it is a safe id (:data:`NAME_RE`); raise ``KeyError``-style otherwise.
+
+    ``error`` is an exception class taking a message (default :class:`ValueError`).
+    """
+    if not isinstance(value, str) or not NAME_RE.match(value) or ".." in value:
+        exc = error or ValueError
+        raise exc(
+            f"invalid {kind} {value!r}: use letters, digits and . _ + = @ , - (no path separators)"
+        )
+    return value
+
+
+def check_relative(pattern: Any, where: str | Path, what: str = "path") -> str:
+    """Return ``pattern`` when it is a relative path inside its root (no ``..``, not absolute)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise DataError(where, f"{what} must be a non-empty string, got {pattern!r}")
+    norm = pattern.replace("\\", "/")
+    pp = PurePosixPath(norm)
+    if norm.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", norm) or ".." in pp.parts:
+        raise DataError(
+            where, f"{what} {pattern!r} must stay inside its folder (relative, no '..')"
+        )
+    return pattern
+
+
+def confine(root: Path, rel: str, where: str | Path, what: str = "path") -> Path:
+    """``root / rel`` after :func:`check_relative`: a literal path that stays inside ``root``."""
+    return root / check_relative(rel, where, what)
+
+
+def confined_glob(root: Path, pattern: str, where: str | Path, what: str = "pattern") -> list[Path]:
+    """Sorted matches of a glob ``pattern`` under ``root``; the pattern may not leave ``root``."""
+    check_relative(pattern, where, what)
+    base = os.path.normpath(root)
+    out = []
+    for p in root.glob(pattern):
+        if os.path.commonpath([base, os.path.normpath(p)]) == base:
+            out.append(p)
+    return sorted(out)
+
+
+def literal_matches(folder: Path, stem: str) -> list[Path]:
+    """Files in ``folder`` whose stem is exactly ``stem`` (never a pattern)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.stem == stem)
