@@ -44,14 +44,14 @@ def color_legend(items, prefix: str = "") -> None:
     """A caption of coloured squares with names: ``items`` = ``(name, (r, g, b))`` pairs.
 
     The only place the app renders HTML: names pass through :func:`as_text`, colours are
-    formatted from integers.
+    formatted from integers; ``prefix`` is the page's own (literal) text.
     """
     from cellbench.viz.overlay import hex_color
 
     html = " · ".join(
         f"<span style='color:{hex_color(color)}'>■</span> {as_text(name)}" for name, color in items
     )
-    st.caption(as_text(prefix) + html, unsafe_allow_html=True)
+    st.caption(prefix + html, unsafe_allow_html=True)
 
 
 def header(title: str, caption: str) -> None:

@@ -181,11 +181,44 @@ def runs_list(as_json: Annotated[bool, typer.Option("--json", help="JSON output.
     """Runs in the store, newest first (status, model, dataset, preset, progress)."""
     from cellbench.runs.store import RUN_COLUMNS, Store
 
-    rows = Store().runs().to_dicts()
+    store = Store()
+    rows = store.runs().to_dicts()
+    for e in store.problems:
+        typer.echo(f"warning: skipped {e} (see `cellbench store check`)", err=True)
     if as_json:
         typer.echo(json.dumps(rows, indent=1, default=str))
     else:
         print_table(rows, list(RUN_COLUMNS))
+
+
+store_app = typer.Typer(no_args_is_help=True, help="The metrics store.")
+
+
+@store_app.command("check")
+@friendly
+def store_check(
+    repair: Annotated[
+        bool, typer.Option(help="Quarantine bad files and remove left-overs of killed writes.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+):
+    """List problems of the metrics store (unreadable records, corrupted parts, duplicated or
+    missing rows); exit status 1 while any is left unrepaired."""
+    from cellbench.runs.check import check_store
+    from cellbench.runs.store import Store
+
+    store = Store()
+    problems = check_store(store, repair=repair)
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in problems], indent=1))
+    else:
+        for p in problems:
+            done = f"  [{p.repaired}]" if p.repaired else ""
+            typer.echo(f"{p.path}: {p.problem}{done}")
+        left = sum(p.repaired is None for p in problems)
+        typer.echo(f"{len(problems)} problem(s), {left} left, in {store.root}", err=True)
+    if any(p.repaired is None for p in problems):
+        raise typer.Exit(1)
 
 
 @runs_app.command("show")

@@ -43,7 +43,6 @@ def read_image(path: str | Path) -> np.ndarray:
     :class:`DataError`.
     """
     p = Path(path)
-    lim = limits().max_pixels
     try:
         if p.suffix.lower() in _TIFF:
             import tifffile
@@ -52,13 +51,13 @@ def read_image(path: str | Path) -> np.ndarray:
                 page = tf.pages[0]
                 check_pixels(int(page.imagewidth), int(page.imagelength), p)
                 n = int(np.prod(tf.series[0].shape)) if tf.series else 0
-                if n > 4 * lim:
+                if n > 4 * limits().max_pixels:
                     raise DataError(p, f"image declares {n} values, over 4 x CELLBENCH_MAX_PIXELS")
                 arr = tf.asarray()
         else:
             from PIL import Image
 
-            Image.MAX_IMAGE_PIXELS = lim
+            Image.MAX_IMAGE_PIXELS = None  # checked just below, against CELLBENCH_MAX_PIXELS
             with Image.open(p) as im:
                 check_pixels(im.size[0], im.size[1], p)
                 im.load()

@@ -18,7 +18,6 @@ Writing, two backends (chosen by :func:`write_project`):
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +70,9 @@ def rgb_to_argb(color) -> int:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(path, f"cannot read ({e.strerror or e})") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON: {e}") from None
+    from cellbench.core.safety import read_json
+
+    return read_json(path)
 
 
 def _local_path(uri: str, project_dir: Path, name: str) -> Path | None:

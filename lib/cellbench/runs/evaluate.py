@@ -311,6 +311,16 @@ class _Source:
         return self.reader.load_predictions(record, self.set_name)
 
 
+def _iou_key(iou: float | str) -> float | str:
+    """The IoU as it identifies a run: ``"0.5"`` (from the CLI) and ``0.5`` are the same."""
+    if isinstance(iou, str) and ":" not in iou:
+        try:
+            return float(iou)
+        except ValueError:
+            return iou
+    return iou
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -409,7 +419,7 @@ class Evaluation:
             "split": self.spec.split,
             "samples": sorted(r.sample_id for r in self.records),
             "preset": self.preset,
-            "iou": self.spec.iou if self.task == "instances" else None,
+            "iou": _iou_key(self.spec.iou) if self.task == "instances" else None,
             "radius_um": self.spec.radius_um,
             "version": cellbench.__version__,
         }

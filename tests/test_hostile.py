@@ -1,0 +1,855 @@
+"""Adversarial inputs and faults (issue 15): every hostile file gets one clear error naming it,
+nothing is written, nothing crashes, hangs or blows up memory, and no run loses or duplicates
+rows whatever the crash point.
+
+The hostile files are built by ``tests/hostile.py``; property-based cases use hypothesis. Each
+test's docstring names the category of the issue it covers.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import tifffile
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cellbench.core.errors import CatalogError, CellbenchError, DataError
+from hostile import (
+    XSS,
+    billion_laughs_yaml,
+    catalog_entry,
+    deep_json,
+    geojson,
+    png_header,
+    square,
+    tiff_header,
+    toy_instances,
+    write_catalog,
+    zip_bomb,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _cli(*args: str):
+    from cellbench.cli.main import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _one_line_error(res, *needles: str) -> None:
+    """A CLI failure: exit 2, one ``error:`` line naming what it must, no traceback."""
+    out = res.output
+    assert res.exit_code == 2, out
+    assert "Traceback" not in out and res.exception is None or isinstance(res.exception, SystemExit)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out
+    for n in needles:
+        assert n in out, out
+
+
+def _raises(fn, *needles: str, exc=DataError, within: float = 10.0) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(exc) as e:
+        fn()
+    assert time.monotonic() - t0 < within, f"took {time.monotonic() - t0:.1f} s"
+    for n in needles:
+        assert n in str(e.value), str(e.value)
+
+
+# -- resource limits ---------------------------------------------------------------------------
+
+
+def test_images_declaring_huge_pixel_counts_are_refused_before_decoding(tmp_path):
+    """Resources: TIFF (all formats, not only PNG) and .npy headers are checked first."""
+    from cellbench.data.imageio import read_image, read_label_image
+
+    t = tiff_header(tmp_path / "big.tif", 60000, 60000)
+    _raises(lambda: read_image(t), str(t), "60000x60000", "CELLBENCH_MAX_PIXELS", within=2)
+    p = png_header(tmp_path / "big.png", 60000, 60000)
+    _raises(lambda: read_image(p), str(p), "60000x60000", within=2)
+    # a .npy header declaring 60000^2 int32 in a tiny file
+    n = tmp_path / "big.npy"
+    with open(n, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<i4", "fortran_order": False, "shape": (60000, 60000)}
+        )
+    _raises(lambda: read_label_image(n), str(n), within=2)
+    # the limit is configurable, and ordinary images pass
+    ok = tmp_path / "ok.tif"
+    tifffile.imwrite(ok, np.zeros((64, 64), np.uint8))
+    assert read_image(ok).shape == (64, 64)
+    os.environ["CELLBENCH_MAX_PIXELS"] = "1000"
+    try:
+        _raises(lambda: read_image(ok), "64x64", "CELLBENCH_MAX_PIXELS")
+    finally:
+        del os.environ["CELLBENCH_MAX_PIXELS"]
+
+
+@pytest.mark.parametrize(
+    "reader",
+    ["gc_points", "geojson", "coco", "qupath_project", "job", "run_record", "upload"],
+)
+def test_deeply_nested_json_is_an_error_in_every_json_reader(tmp_path, reader):
+    """Tracebacks: RecursionError from nesting, in every JSON reader."""
+    from cellbench.core.safety import parse_json
+    from cellbench.data.readers.coco import read_coco
+    from cellbench.data.readers.grand_challenge import read_gc_points
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+    from cellbench.qupath.project import read_project
+    from cellbench.runs.store import Store
+
+    p = deep_json(tmp_path / "deep.json")
+    if reader == "gc_points":
+        _raises(lambda: read_gc_points(p), str(p), "nested")
+    elif reader == "geojson":
+        _raises(lambda: read_qupath_geojson(p), str(p), "nested")
+    elif reader == "coco":
+        _raises(lambda: read_coco(p), str(p), "nested")
+    elif reader == "qupath_project":
+        proj = tmp_path / "proj"
+        proj.mkdir()
+        q = deep_json(proj / "project.qpproj")
+        _raises(lambda: read_project(proj), str(q), "nested")
+    elif reader == "run_record":
+        st_ = Store(tmp_path / "s")
+        st_.runs_dir.mkdir(parents=True)
+        r = deep_json(st_.runs_dir / "r1.json")
+        _raises(lambda: st_.get_run("r1"), str(r), "nested")
+        assert st_.runs().height == 0 and str(r) in str(st_.problems[0])
+    elif reader == "job":
+        from cellbench.runs.jobs import jobs_dir, list_jobs
+
+        d = jobs_dir() / "20260101-000000-abcdef"
+        d.mkdir(parents=True)
+        deep_json(d / "job.json")
+        assert list_jobs()[0]["status"] == "interrupted"  # read as empty, listed, no crash
+    else:
+        _raises(lambda: parse_json(p.read_bytes(), "upload.geojson"), "upload.geojson", "nested")
+
+
+def test_tiny_points_file_cannot_ask_for_a_billion_images(tmp_path):
+    """Resources: a 300-byte points JSON with num_images 1e9."""
+    from cellbench.data.readers.grand_challenge import read_gc_points
+
+    for n, problem in ((1e9, "non-negative integer"), (10**9, "CELLBENCH_MAX_OBJECTS"),
+                       (True, "non-negative integer"), (-1, "non-negative integer")):
+        p = tmp_path / "pts.json"
+        p.write_text(json.dumps({"type": "Multiple points", "num_images": n, "points": []}))
+        assert p.stat().st_size < 300
+        _raises(lambda p=p: read_gc_points(p), str(p), problem, within=2)
+
+
+def test_yaml_alias_bombs_and_recursive_yaml_are_refused(tmp_path):
+    """Resources: YAML anchor expansion in a catalog, a model card, a training config."""
+    from cellbench.data.catalog import load_catalog
+    from cellbench.models.card import load_card
+
+    bomb = billion_laughs_yaml()
+    cat = tmp_path / "cat.yaml"
+    entry = catalog_entry("x", {"format": "masks", "location": "x", "options": {"meta": {}}})
+    text = yaml.safe_dump({"datasets": [entry]}) + bomb
+    cat.write_text(text)
+    _raises(lambda: load_catalog(cat, tmp_path), str(cat), "aliases", exc=CatalogError, within=5)
+    card = tmp_path / "card.yaml"
+    card.write_text(bomb)
+    _raises(lambda: load_card(card), str(card), "aliases", within=5)
+    card.write_text("a: &a [*a]\n")
+    _raises(lambda: load_card(card), str(card), "recursive", within=5)
+    res = _cli("catalog", "validate", str(cat))
+    _one_line_error(res, str(cat), "aliases")
+
+
+def test_zip_bomb_roiset_and_oversized_files(tmp_path, monkeypatch):
+    """Resources: a RoiSet zip that unpacks past the limit; JSON/XML over the size limit."""
+    from cellbench.data.readers.aperio_xml import read_aperio_xml
+    from cellbench.data.readers.grand_challenge import read_gc_points
+    from cellbench.data.readers.imagej_roi import read_roiset
+
+    monkeypatch.setenv("CELLBENCH_MAX_FILE_MB", "2")
+    z = zip_bomb(tmp_path / "RoiSet.zip", 8)
+    assert z.stat().st_size < 100_000
+    _raises(lambda: read_roiset(z), str(z), "unpacks to 8 MB", within=2)
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps({"type": "Multiple points", "points": [], "pad": "x" * 3_000_000}))
+    _raises(lambda: read_gc_points(big), str(big), "over the 2 MB limit")
+    xml = tmp_path / "big.xml"
+    xml.write_text("<Annotations>" + " " * 3_000_000 + "</Annotations>")
+    _raises(lambda: read_aperio_xml(xml), str(xml), "over the 2 MB limit")
+
+
+def test_a_polygon_with_a_million_vertices_is_refused_fast(tmp_path):
+    """Resources: one polygon with 1M vertices (was 171 s) in GeoJSON, Aperio XML and COCO."""
+    from cellbench.data.readers.aperio_xml import read_aperio_xml
+    from cellbench.data.readers.coco import read_coco
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+
+    n = 1_000_000
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    ring = np.c_[50 + 40 * np.cos(t), 50 + 40 * np.sin(t)].round(2)
+    g = tmp_path / "big.geojson"
+    feat = {"type": "Feature", "properties": {"objectType": "detection"},
+            "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]}}
+    g.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+    _raises(lambda: read_qupath_geojson(g), str(g), "1000000 vertices", within=20)
+    x = tmp_path / "big.xml"
+    verts = "".join(f'<Vertex X="{a}" Y="{b}"/>' for a, b in ring[:150_000])
+    x.write_text(f'<Annotations><Region Id="1"><Vertices>{verts}</Vertices></Region></Annotations>')
+    _raises(lambda: read_aperio_xml(x), str(x), "150000 vertices", within=20)
+    c = tmp_path / "coco.json"
+    c.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+        "annotations": [{"image_id": 1, "category_id": 1,
+                         "segmentation": [ring[:150_000].ravel().tolist()]}],
+    }))
+    _raises(lambda: read_coco(c), str(c), "150000 vertices", within=20)
+
+
+# -- silently wrong data -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "features, problem",
+    [
+        ([square(-1e9, -1e9, 2e9)], "reaches far beyond"),
+        ([square(5, 5, 10), square(70, 70, 10)], "lies entirely outside"),
+        ([square(5, 5, 10), square(500, 500, 10)], "reaches far beyond"),
+        ([square(-50, 10, 10)], "lies entirely outside"),
+        ([{"type": "Feature", "properties": {}, "geometry": {"type": "Point",
+          "coordinates": [1e300, 5]}}], "reaches far beyond"),
+    ],
+)
+def test_objects_off_the_image_are_reported_not_imported(tmp_path, features, problem):
+    """Silently wrong: ±1e9 polygons, objects outside the image (GeoJSON import)."""
+    from cellbench.core import config
+    from cellbench.data.user_data import import_qupath
+
+    img = tmp_path / "t.tif"
+    tifffile.imwrite(img, np.zeros((64, 64, 3), np.uint8))
+    gj = geojson(tmp_path / "t.geojson", features)
+    _raises(lambda: import_qupath(gj, img, "mine"), str(gj), problem)
+    assert not config.user_catalog_path().exists() and not config.user_data_root().exists()
+
+
+def test_far_and_outside_polygons_in_aperio_and_coco(tmp_path):
+    """Silently wrong: the same checks for Aperio XML (on load) and COCO (on parse)."""
+    from cellbench.data.catalog import load_catalog
+    from cellbench.data.readers import get_reader
+    from cellbench.data.readers.coco import read_coco
+
+    root = tmp_path / "data" / "ap"
+    root.mkdir(parents=True)
+    tifffile.imwrite(root / "a.tif", np.zeros((64, 64, 3), np.uint8))
+    (root / "a.xml").write_text(
+        '<Annotations><Region Id="1"><Vertices><Vertex X="-1e9" Y="-1e9"/><Vertex X="1e9" '
+        'Y="-1e9"/><Vertex X="1e9" Y="1e9"/></Vertices></Region></Annotations>'
+    )
+    cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
+        "ap", {"format": "aperio_xml", "location": "ap",
+               "options": {"splits": {"test": {"images": "*.tif", "annotations": "."}}}})])
+    reader = get_reader(load_catalog(cat, tmp_path / "data", user=False), "ap")
+    rec = reader.records()[0]
+    _raises(lambda: reader.load(rec), str(root / "a.xml"), "reaches far beyond")
+    (root / "a.xml").write_text(
+        '<Annotations><Region Id="1"><Vertices><Vertex X="nan" Y="1"/><Vertex X="3" Y="1"/>'
+        '<Vertex X="3" Y="4"/></Vertices></Region></Annotations>'
+    )
+    _raises(lambda: reader.records(), str(root / "a.xml"), "non-finite")
+    c = tmp_path / "c.json"
+    for seg, problem in (([[-1e9, -1e9, 1e9, -1e9, 1e9, 1e9]], "reaches far beyond"),
+                         ([[70, 70, 80, 70, 80, 80]], "lies entirely outside")):
+        c.write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+            "annotations": [{"image_id": 1, "category_id": 1, "segmentation": seg}]}))
+        _raises(lambda: read_coco(c), str(c), problem)
+
+
+def test_unknown_and_nan_class_ids_and_non_numeric_point_values(tmp_path):
+    """Silently wrong: class ids checked against the declared set; bool/str/NaN values."""
+    from cellbench.data.readers.coco import read_coco
+    from cellbench.data.readers.grand_challenge import read_gc_points
+    from cellbench.data.readers.hovernet import read_type_mat
+
+    p = tmp_path / "pts.json"
+    cases = [
+        ([True, 2, 1], "non-numeric"),
+        (["3", 2, 1], "non-numeric"),
+        ([1, 2, 7], "not a class of the dataset"),
+        ([1, 2, 1.5], "not an integer"),
+        ([1, 2, False], "not an integer"),
+    ]
+    for point, problem in cases:
+        p.write_text(json.dumps({"type": "Multiple points",
+                                 "points": [{"name": "image_0", "point": point}]}))
+        _raises(lambda: read_gc_points(p, classes={1, 2}), str(p), problem)
+    p.write_text('{"type": "Multiple points", "points": [{"name": "image_0", "point": [NaN, 1, 1]}]}')
+    _raises(lambda: read_gc_points(p), str(p), "NaN")
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+        "annotations": [{"image_id": 1, "category_id": 9, "segmentation": [[1, 1, 9, 1, 9, 9]]}]}))
+    _raises(lambda: read_coco(c, {1, 2}), str(c), "category_id 9 is not a class")
+    from scipy.io import savemat
+
+    m = tmp_path / "t.mat"
+    savemat(m, {"inst_type": np.array([[1.0], [np.nan]]), "inst_centroid": np.zeros((2, 2))})
+    _raises(lambda: read_type_mat(m), str(m), "finite numbers")
+    savemat(m, {"inst_type": np.array(["a", "b"]), "inst_centroid": np.zeros((2, 2))})
+    _raises(lambda: read_type_mat(m), str(m), "finite numbers")
+
+
+def test_hovernet_types_outside_the_class_set(tmp_path):
+    """Silently wrong: a CoNSeP-style .mat with type 9 for a 4-class dataset."""
+    from scipy.io import savemat
+
+    from cellbench.data.catalog import load_catalog
+    from cellbench.data.readers import get_reader
+
+    root = tmp_path / "data" / "hv"
+    for sub in ("images/test", "inst/test", "type_mat/test"):
+        (root / sub).mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(root / "images/test/a.png")
+    np.save(root / "inst/test/a.npy", toy_instances(0))
+    savemat(root / "type_mat/test/a.mat",
+            {"inst_type": np.array([[1], [9]]), "inst_centroid": np.zeros((2, 2))})
+    classes = [{"id": i, "name": f"c{i}", "nodes": ["nucleus"]} for i in (1, 2, 3, 4)]
+    cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
+        "hv", {"format": "hovernet", "location": "hv", "options": {
+            "splits": ["test"], "images": "images/{split}/*.png",
+            "instances": "inst/{split}/{stem}.npy", "types": "type_mat/{split}/{stem}.mat"}},
+        classes=classes)])
+    reader = get_reader(load_catalog(cat, tmp_path / "data", user=False), "hv")
+    rec = reader.records()[0]
+    _raises(lambda: reader.load(rec), "a.mat", "[9] are not classes")
+
+
+# -- tracebacks become errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "doc, problem",
+    [
+        ({"images": [], "annotations": {"a": 1}}, "must be lists"),
+        ({"images": [{"id": 1, "file_name": "a.png", "width": "x", "height": 2}],
+          "annotations": []}, "must be integers"),
+        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+          "annotations": [{"image_id": 1, "segmentation": "[[1,2"}]}, "malformed JSON"),
+        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+          "annotations": [{"image_id": [1], "segmentation": []}]}, "unknown image_id"),
+        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+          "annotations": [[1]]}, "not a mapping"),
+        ({"images": [{"id": 1, "file_name": "../../etc/passwd", "width": 9, "height": 9}],
+          "annotations": []}, "must stay inside"),
+        ({"images": [{"id": 1, "file_name": "/etc/passwd", "width": 9, "height": 9}],
+          "annotations": []}, "must stay inside"),
+    ],
+)
+def test_coco_wrong_types_and_paths(tmp_path, doc, problem):
+    """Tracebacks + outside the root: COCO of the wrong types; file_name outside the folder."""
+    from cellbench.data.readers.coco import read_coco
+
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps(doc))
+    _raises(lambda: read_coco(c), problem)
+
+
+@pytest.mark.parametrize(
+    "classification, problem",
+    [
+        ({"name": 5}, "must be a string"),
+        ({"name": ["a"]}, "must be a string"),
+        ({"names": [1, 2]}, "must be strings"),
+        ({"name": "a", "color": ["r", "g", "b"]}, "color must be"),
+        ({"name": "a", "color": [1.5, 2, 3]}, "color must be"),
+        ({"name": "a", "colorRGB": "red"}, "colorRGB must be an integer"),
+        ("Tumor", "must be a mapping"),
+        ({"name": ""}, "empty"),
+    ],
+)
+def test_geojson_classifications_of_the_wrong_type(tmp_path, classification, problem):
+    """Tracebacks: non-string class names, non-integer colours."""
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+
+    f = square(1, 1, 5)
+    f["properties"]["classification"] = classification
+    g = geojson(tmp_path / "g.geojson", [f])
+    _raises(lambda: read_qupath_geojson(g), str(g), "features[0]", problem)
+
+
+@pytest.mark.parametrize(
+    "geometry, problem",
+    [
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, "a"], [1, 1], [0, 0]]]}, "finite"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [1, True], [1, 1], [0, 0]]]}, "finite"),
+        ({"type": "Polygon", "coordinates": 5}, "malformed"),
+        ({"type": "Point", "coordinates": [1]}, "finite"),
+        ({"type": "Blob", "coordinates": [1, 2]}, "unknown geometry type"),
+        ({"type": "GeometryCollection", "geometries": "x"}, "without geometries"),
+    ],
+)
+def test_geojson_geometries_of_the_wrong_type(tmp_path, geometry, problem):
+    """Tracebacks / silently wrong: coordinates that are not finite numbers."""
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+
+    g = geojson(tmp_path / "g.geojson",
+                [{"type": "Feature", "properties": {}, "geometry": geometry}])
+    _raises(lambda: read_qupath_geojson(g), str(g), problem)
+
+
+def test_bioimageio_04_and_hostile_descriptions(tmp_path):
+    """Tracebacks + outside the root: bioimage.io 0.4 descriptions; weights outside the folder."""
+    from cellbench.models.registry import card_from_bioimageio
+
+    d = tmp_path / "m"
+    d.mkdir()
+    p = d / "rdf.yaml"
+    p.write_text(yaml.safe_dump({
+        "format_version": "0.4.9", "name": "old",
+        "inputs": [{"axes": "bcyx", "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]}}],
+        "outputs": [{"axes": "bcyx"}],
+        "weights": {"torchscript": {"source": "w.pt", "sha256": "0" * 64}},
+    }))
+    _raises(lambda: card_from_bioimageio(p), str(p), "unsupported bioimage.io description",
+            "0.4.9")
+    p.write_text(yaml.safe_dump({
+        "format_version": "0.5.3", "name": "x",
+        "inputs": [{"axes": [{"type": "channel", "channel_names": ["c"]},
+                             {"type": "space", "size": 64}, {"type": "space", "size": 64}],
+                    "preprocessing": [{"id": "zero_mean_unit_variance"}]}],
+        "outputs": [{"axes": []}],
+        "weights": {"torchscript": {"source": "../../../etc/passwd", "sha256": "0" * 64}},
+    }))
+    _raises(lambda: card_from_bioimageio(p), str(p), "must stay inside")
+
+
+def test_absolute_and_escaping_reader_patterns_are_refused_by_catalog_validate(tmp_path):
+    """Outside the root: reader globs like '../../..' or '/etc/*' in a catalog."""
+    for images in ("../../..", "/etc/*", "a/../../b/*.tif", "~/x/*.tif"):
+        cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
+            "x", {"format": "label_tiff", "location": "x",
+                  "options": {"images": images, "masks": "m_{key}.tif"}})])
+        res = _cli("catalog", "validate", str(cat))
+        _one_line_error(res, str(cat), "option 'images'", "must stay inside")
+    # and at run time, a reader given such a pattern anyway never leaves its folder
+    from cellbench.core.safety import confined_glob
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "secret.tif").write_bytes(b"x")
+    with pytest.raises(DataError, match="must stay inside"):
+        confined_glob(tmp_path / "in", "../*.tif", tmp_path / "in")
+
+
+@given(st.text(max_size=40))
+@FAST
+def test_property_relative_paths_never_leave_their_root(rel):
+    """Outside the root (property): any string either is refused or stays under the root."""
+    from cellbench.core.safety import confine
+
+    root = Path("/data/root")
+    try:
+        p = confine(root, rel, "x")
+    except DataError:
+        return
+    assert os.path.normpath(p).startswith(str(root) + "/") or os.path.normpath(p) == str(root)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=25,
+)
+FEATURE_KEYS = st.sampled_from(["type", "geometry", "properties", "id", "coordinates",
+                                "classification", "name", "color", "objectType", "features"])
+FEATUREISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
+        ["Feature", "FeatureCollection", "Polygon", "Point", "MultiPolygon", "detection", XSS]),
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(FEATURE_KEYS, kids, max_size=5),
+    max_leaves=40,
+)
+
+
+@given(FEATUREISH)
+@FAST
+def test_property_geojson_parser_never_crashes(doc):
+    """Tracebacks (property): any JSON-like document gives objects or one DataError."""
+    from cellbench.data.readers.qupath_geojson import parse_qupath_features
+
+    try:
+        objs = parse_qupath_features(doc, "p.geojson")
+    except DataError as e:
+        assert "p.geojson" in str(e)
+        return
+    for o in objs:
+        assert o.class_name is None or isinstance(o.class_name, str)
+        assert np.isfinite(o.geometry.bounds).all()
+
+
+@given(st.dictionaries(st.sampled_from(["type", "num_images", "points"]), JSON_VALUES | st.just(
+    "Multiple points") | st.lists(st.fixed_dictionaries(
+        {"name": st.sampled_from(["image_0", "image_3", "x"]), "point": JSON_VALUES}), max_size=3)))
+@FAST
+def test_property_points_reader_never_crashes(tmp_path_factory, doc):
+    """Tracebacks (property): points files of any shape read or fail with one DataError."""
+    from cellbench.data.readers.grand_challenge import read_gc_points
+
+    p = tmp_path_factory.mktemp("pts") / "p.json"
+    p.write_text(json.dumps(doc))
+    try:
+        out = read_gc_points(p, classes={1, 2})
+    except DataError as e:
+        assert str(p) in str(e)
+        return
+    for pts in out.values():
+        assert np.isfinite(pts.xy).all() and set(pts.cls.tolist()) <= {1, 2}
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+@FAST
+def test_property_json_text_parses_or_fails_cleanly(data):
+    """Tracebacks (property): arbitrary bytes through the JSON entry point."""
+    from cellbench.core.safety import parse_json
+
+    try:
+        parse_json(data, "x.json")
+    except DataError as e:
+        assert str(e).startswith("x.json: ")
+
+
+# -- browser-bound strings are escaped ---------------------------------------------------------
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=60))
+@FAST
+def test_property_as_text_leaves_no_markup(s):
+    """XSS (property): what the app renders as HTML has no tag, entity-free text or markdown."""
+    from cellbench.app.ui import as_text
+
+    out = as_text(s)
+    for ch in "<>\"'`[]()*_!\\|~$:":
+        assert ch not in out
+    import html
+
+    assert html.unescape(out) == s
+
+
+def test_hostile_class_names_render_as_text_in_the_explorer_legend(tmp_path, monkeypatch):
+    """XSS: a QuPath class name with an <img onerror> imported, then shown by the app."""
+    from streamlit.testing.v1 import AppTest
+
+    from cellbench.data.user_data import import_qupath
+
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "nodata"))
+    monkeypatch.setenv("CELLBENCH_CATALOG", str(REPO / "data_catalog.yaml"))
+    img = tmp_path / "t.tif"
+    tifffile.imwrite(img, np.zeros((64, 64, 3), np.uint8))
+    gj = geojson(tmp_path / "t.geojson", [square(5, 5, 10, XSS), square(30, 30, 10, "**b** [l](javascript:x)")])
+    import_qupath(gj, img, "hostile")
+    at = AppTest.from_file(str(REPO / "pages" / "2_Dataset_explorer.py"), default_timeout=120)
+    at.run()
+    at.selectbox(key="x_dataset").set_value("hostile").run()
+    assert not at.exception
+    legends = [c.value for c in at.caption if "Classes:" in c.value]
+    assert legends, [c.value for c in at.caption]
+    assert "<img" not in legends[0] and "onerror=" not in legends[0]
+    assert "&#60;img src&#61;x onerror&#61;" in legends[0]  # the name, as entities (text)
+    assert "](" not in legends[0]
+    # the only unsafe_allow_html in the app goes through ui.color_legend
+    for page in (REPO / "pages").glob("*.py"):
+        assert "unsafe_allow_html" not in page.read_text(), page
+
+
+# -- file names are never patterns -------------------------------------------------------------
+
+
+def test_qupath_names_with_brackets_and_stars_are_literal(tmp_path):
+    """Data loss: '[x=..]' names skipped the 'already imported' check; '*' deleted others."""
+    from cellbench.core import config
+    from cellbench.data.user_data import import_qupath
+
+    def tif(name):
+        p = tmp_path / name
+        tifffile.imwrite(p, np.zeros((64, 64, 3), np.uint8))
+        return p
+
+    gj = geojson(tmp_path / "g.geojson", [square(5, 5, 10, "Tumor")])
+    qupath_name = tif("slide [x=1024,y=2048,w=64,h=64].tif")
+    import_qupath(gj, qupath_name, "mine")
+    _raises(lambda: import_qupath(gj, qupath_name, "mine"), "already in")
+    import_qupath(gj, tif("other.tif"), "mine")
+    import_qupath(gj, tif("*.tif"), "mine")
+    import_qupath(gj, tif("*.tif"), "mine", replace=True)
+    imgs = sorted(p.name for p in (config.user_data_root() / "mine" / "images").iterdir())
+    assert imgs == ["*.tif", "other.tif", "slide [x=1024,y=2048,w=64,h=64].tif"]
+    # a replace whose new file fails to read back restores the old sample
+    broken = tmp_path / "bad" / "other.tif"
+    broken.parent.mkdir()
+    broken.write_bytes(b"II*\0garbage")
+    with pytest.raises(DataError):
+        import_qupath(gj, broken, "mine", replace=True)
+    kept = config.user_data_root() / "mine" / "images" / "other.tif"
+    assert tifffile.imread(kept).shape == (64, 64, 3)
+    for bad_id in ("../x", "A", "a/b", "*"):
+        _raises(lambda b=bad_id: import_qupath(gj, qupath_name, b), "invalid dataset id",
+                exc=CatalogError)
+
+
+def test_job_and_run_ids_are_checked_and_kill_signals_only_workers(tmp_path):
+    """Job ids: '../../X' is refused; cancel --kill never signals a foreign pid."""
+    from cellbench.runs.jobs import cancel_job, jobs_dir
+    from cellbench.runs.store import Store
+
+    for cmd in (("jobs", "status", "../../X"), ("jobs", "cancel", "../x"),
+                ("jobs", "resume", "/etc"), ("runs", "show", "../../r")):
+        res = _cli(*cmd)
+        _one_line_error(res, "invalid")
+    with pytest.raises(KeyError, match="invalid run id"):
+        Store(tmp_path / "s").get_run("../x")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        d = jobs_dir() / "20260101-000000-aaaaaa"
+        d.mkdir(parents=True)
+        (d / "job.json").write_text(json.dumps({"job_id": d.name, "pid": other.pid}))
+        cancel_job(d.name, kill=True)
+        time.sleep(0.3)
+        assert other.poll() is None  # not signalled: not this job's worker
+    finally:
+        other.kill()
+
+
+def test_store_files_follow_the_umask_not_0600(tmp_path):
+    """Store files are created mode 0600 (breaks a shared store)."""
+    import cellbench.core.atomic as atomic
+
+    p = atomic.write_bytes_atomic(tmp_path / "a.json", b"{}")
+    assert p.stat().st_mode & 0o777 == 0o666 & ~atomic._UMASK
+    assert p.stat().st_mode & 0o044  # group/other can read with the usual umask 022/002
+
+
+# -- runs: content identity, faults and crash points -------------------------------------------
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A 6-image label_tiff dataset with a predictions folder equal to its ground truth."""
+    root = tmp_path / "data" / "toy"
+    root.mkdir(parents=True)
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for k in range(6):
+        tifffile.imwrite(root / f"img_{k}.tif", np.full((48, 48), 100, np.uint8))
+        tifffile.imwrite(root / f"mask_{k}.tif", toy_instances(k))
+        np.save(preds / f"img_{k}.npy", toy_instances(k))
+    cat = write_catalog(tmp_path / "cat.yaml", [catalog_entry(
+        "toy", {"format": "label_tiff", "location": "toy",
+                "options": {"images": "img_*.tif", "masks": "mask_{key}.tif",
+                            "key_pattern": "^img_(?P<key>.+)$"}})])
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CELLBENCH_CATALOG", str(cat))
+    return preds
+
+
+def _rows(store, run_id) -> pl.DataFrame:
+    return (
+        store.scan([run_id]).collect()
+        .select("level", "sample_id", "class", "metric", "value")
+        .sort("level", "sample_id", "class", "metric")
+    )
+
+
+def test_changed_predictions_make_a_new_run(toy, tmp_path):
+    """Stale results: a folder whose files change is a new run (PQ 1.0 vs a fresh 0.0)."""
+    from cellbench.runs.evaluate import EvalSpec, Evaluation, evaluate
+    from cellbench.runs.store import Store
+
+    store = Store(tmp_path / "s")
+    first = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
+    for k in range(6):
+        np.save(toy / f"img_{k}.npy", np.zeros((48, 48), np.int32))
+    second = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
+    assert first["run_id"] != second["run_id"]
+    pq = {r: _rows(store, r).filter((pl.col("level") == "dataset") & (pl.col("metric") == "pq"))
+          .get_column("value")[0] for r in (first["run_id"], second["run_id"])}
+    assert pq[first["run_id"]] == pytest.approx(1.0) and pq[second["run_id"]] == 0.0
+    # a file changed in the middle of a run is refused, not mixed in
+    ev = Evaluation(EvalSpec(dataset="toy", predictions=str(toy), preset="stardist"), store=store)
+    np.save(toy / "img_3.npy", toy_instances(3))
+    with pytest.raises(DataError, match="changed since the run started"):
+        ev.run(flush_every=1)
+
+
+CRASH_SCRIPT = """
+import os, sys
+from cellbench.runs import store as S
+from cellbench.runs.evaluate import EvalSpec, Evaluation
+method, n, when, preds, root = sys.argv[1:6]
+orig = getattr(S.Store, method)
+calls = {"n": 0}
+def wrapped(self, *a, **k):
+    if method == "write_run" and a[0].get("status") != "complete":
+        return orig(self, *a, **k)
+    calls["n"] += 1
+    hit = calls["n"] == int(n)
+    if hit and when == "before":
+        os._exit(9)
+    out = orig(self, *a, **k)
+    if hit and when == "after":
+        os._exit(9)
+    return out
+setattr(S.Store, method, wrapped)
+Evaluation(EvalSpec(dataset="toy", predictions=preds), store=S.Store(root)).run(flush_every=2)
+"""
+
+
+@pytest.mark.parametrize(
+    "method, n, when",
+    [
+        ("append", 1, "before"),  # before the first sample part
+        ("append", 1, "after"),  # after the first part
+        ("append", 3, "after"),  # after the last sample part
+        ("set_dataset_rows", 1, "before"),
+        ("set_dataset_rows", 1, "after"),  # dataset rows stored, run record not
+        ("write_run", 1, "before"),  # final run record
+    ],
+)
+def test_a_run_killed_at_any_point_resumes_to_the_same_rows_exactly_once(toy, tmp_path, method,
+                                                                        n, when):
+    """Duplicated rows / fault injection: kill -9 at each crash point, then resume."""
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.store import Store
+
+    clean = Store(tmp_path / "clean")
+    ref = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=clean)
+    root = tmp_path / "crash"
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_SCRIPT, method, str(n), when, str(toy), str(root)],
+        capture_output=True, text=True, timeout=120, env=os.environ,
+    )
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    store = Store(root)
+    got = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
+    assert got["status"] == "complete" and got["run_id"] == ref["run_id"]
+    a, b = _rows(clean, ref["run_id"]), _rows(store, got["run_id"])
+    assert not b.select("level", "sample_id", "class", "metric").is_duplicated().any()
+    assert a.equals(b)
+    from cellbench.runs.check import check_store
+
+    assert check_store(store) == []
+
+
+def test_disk_full_and_read_only_store_are_clear_and_resumable(toy, tmp_path, monkeypatch):
+    """Tracebacks / nothing half-written: ENOSPC mid-run and EROFS on a complete run."""
+    import cellbench.runs.store as S
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+
+    store = S.Store(tmp_path / "s")
+    real = S.write_bytes_atomic
+    calls = {"n": 0}
+
+    def full(path, data):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(S, "write_bytes_atomic", full)
+    spec = EvalSpec(dataset="toy", predictions=str(toy))
+    res = _cli("evaluate", "--dataset", "toy", "--predictions", str(toy))
+    _one_line_error(res, "cannot write to the store", "No space left on device")
+    with pytest.raises(S.StoreWriteError, match="No space left"):
+        evaluate(spec, store=store)
+    assert not list((tmp_path / "s").rglob("*.tmp"))
+    monkeypatch.setattr(S, "write_bytes_atomic", real)
+    done = evaluate(spec, store=store)
+    assert done["status"] == "complete"
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(S, "write_bytes_atomic", read_only)
+    monkeypatch.setattr(S, "write_json_atomic", read_only)
+    assert evaluate(spec, store=store)["status"] == "complete"  # nothing to write: no error
+
+
+def test_a_corrupted_part_or_record_is_reported_and_the_rest_keeps_working(toy, tmp_path):
+    """One bad file blocks all: corrupted part / record; `store check --repair`; resume."""
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.store import Store
+
+    store = Store()
+    a = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
+    b = evaluate(EvalSpec(dataset="toy", predictions=str(toy), preset="stardist"), store=store)
+    before = _rows(store, a["run_id"])
+    part = sorted((store.metrics_dir / a["run_id"]).glob("part-0*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:40] + b"\0" * 50)
+    info = store.get_run(a["run_id"])
+    assert info["status"] == "damaged" and str(part) in info["problem"]
+    with pytest.raises(DataError, match="store check --repair") as e:
+        store.done_samples(a["run_id"])
+    assert str(part) in str(e.value)
+    assert store.scan().collect().get_column("run_id").unique().to_list() == [b["run_id"]]
+    res = _cli("evaluate", "--dataset", "toy", "--predictions", str(toy))
+    _one_line_error(res, str(part), "corrupted metrics part")
+    (store.runs_dir / "zz_broken.json").write_text("{not json")
+    res = _cli("runs", "list", "--json")
+    assert res.exit_code == 0 and "zz_broken.json" in res.output  # warning, listing still works
+    assert {r["run_id"] for r in json.loads(res.output[res.output.index("["):])} >= {b["run_id"]}
+    res = _cli("store", "check")
+    assert res.exit_code == 1 and str(part) in res.output and "zz_broken.json" in res.output
+    res = _cli("store", "check", "--repair")
+    assert res.exit_code == 0, res.output
+    assert not part.exists() and list((store.root / "quarantine").rglob(part.name))
+    again = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
+    assert again["status"] == "complete" and _rows(store, a["run_id"]).equals(before)
+    assert _cli("store", "check").exit_code == 0
+
+
+def test_a_bad_user_model_card_does_not_break_other_models(tmp_path):
+    """One bad file blocks all: a malformed card breaks `models list` and `verify` of others."""
+    from conftest import tiny_checkpoint
+
+    from cellbench.models.registry import user_dir
+
+    tiny_checkpoint(user_dir() / "good", model_id="good")
+    bad = user_dir() / "bad" / "card.yaml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("id: bad\nkind: [unclosed\n")
+    res = _cli("models", "list", "--json")
+    assert res.exit_code == 0 and "good" in res.output and str(bad) in res.output
+    res = _cli("models", "verify", "good")
+    assert res.exit_code == 0, res.output
+    res = _cli("models", "verify", "bad")
+    _one_line_error(res, str(bad), "malformed YAML")
+
+
+def test_cli_never_shows_a_traceback_for_the_corpus(tmp_path):
+    """Every hostile file through the CLI commands that read it: exit 2, one line."""
+    p = deep_json(tmp_path / "deep.geojson")
+    img = tmp_path / "i.tif"
+    tifffile.imwrite(img, np.zeros((16, 16), np.uint8))
+    _one_line_error(_cli("qupath", "import", str(p), "--image", str(img), "--dataset-id", "a"),
+                    str(p))
+    big = tiff_header(tmp_path / "big.tif", 60000, 60000)
+    g = geojson(tmp_path / "g.geojson", [square(1, 1, 4)])
+    res = _cli("qupath", "import", str(g), "--image", str(big), "--dataset-id", "a")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "project.qpproj").write_text('{"images": 5}')
+    res = _cli("qupath", "read", str(proj))
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert isinstance(CellbenchError("x"), Exception)
