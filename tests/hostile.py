@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-XSS = "<img src=x onerror=\"window.__xss=1\">"
+XSS = '<img src=x onerror="window.__xss=1">'
 
 
 def tiff_header(path: Path, width: int, height: int) -> Path:
@@ -86,7 +86,11 @@ def square(x: float, y: float, s: float, cls=None, kind: str = "detection") -> d
     props: dict = {"objectType": kind}
     if cls is not None:
         props["classification"] = {"name": cls, "color": [255, 0, 0]}
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": props,
+    }
 
 
 def geojson(path: Path, features: list[dict]) -> Path:

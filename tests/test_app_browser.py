@@ -102,7 +102,11 @@ def server(tmp_path_factory):
         pytest.fail(f"streamlit did not start within {time.monotonic() - t0:.0f} s:\n{out}")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
-    proc.wait(10)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def _wait_rendered(drv, expect: str, timeout=120):
@@ -134,3 +138,66 @@ def test_every_page_renders_in_chromium(browser, server):
         h1 = browser.find_elements("css selector", "h1")
         assert h1 and h1[0].text, f"{name} has no title"
         assert (out / f"{k}_{name}.png").stat().st_size > 10_000
+
+
+def _body(drv) -> str:
+    return drv.find_element("tag name", "body").text
+
+
+def _until(drv, cond, what: str, timeout: float = 120) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; page shows:\n{_body(drv)[-1500:]}")
+
+
+def _no_script_ran(drv) -> None:
+    assert drv.execute_script("return window.__xss === undefined"), "hostile markup ran"
+    assert not drv.find_elements("css selector", "img[src='x']"), "hostile <img> in the DOM"
+
+
+def test_hostile_geojson_uploaded_through_the_app_renders_as_text(browser, server, tmp_path):
+    """Issue 15: a QuPath GeoJSON whose class name is an <img onerror> payload, uploaded and
+    imported through the QuPath page's form, is shown as text on every page."""
+    import numpy as np
+    import tifffile
+    from hostile import XSS, geojson, square
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    gj = geojson(tmp_path / "hostile.geojson", [square(5, 5, 10, XSS), square(30, 30, 9, "Tumor")])
+    img = tmp_path / "hostile.tif"
+    tifffile.imwrite(img, np.full((64, 64, 3), 200, np.uint8))
+    browser.get(f"{server}/QuPath")
+    _wait_rendered(browser, "Read a QuPath project")
+    browser.find_elements(By.CSS_SELECTOR, "input[type=file]")[0].send_keys(str(gj))
+    _until(browser, lambda: "Add it to a user dataset" in _body(browser), "the import form")
+    _no_script_ran(browser)
+    browser.find_elements(By.CSS_SELECTOR, "input[type=file]")[1].send_keys(str(img))
+    _until(browser, lambda: "hostile.tif" in _body(browser), "the image upload")
+    box = browser.find_element(By.CSS_SELECTOR, "input[aria-label='Dataset id']")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("hostile_upload", Keys.TAB)
+    time.sleep(1.0)
+    next(b for b in browser.find_elements(By.TAG_NAME, "button") if b.text == "Import").click()
+    _until(browser, lambda: "to 'hostile_upload'" in _body(browser), "the import to finish")
+    _no_script_ran(browser)
+    for page, expect in PAGES:
+        browser.get(f"{server}/{page}")
+        _wait_rendered(browser, expect)
+        _no_script_ran(browser)
+        assert "Traceback" not in _body(browser)
+    # the explorer's class legend shows the name literally
+    browser.get(f"{server}/Dataset_explorer")
+    _wait_rendered(browser, "Whole-slide images")
+    sel = browser.find_elements(By.CSS_SELECTOR, "div[data-testid='stSelectbox'] input")[0]
+    sel.click()
+    sel.send_keys("hostile_upload", Keys.ENTER)
+    _until(browser, lambda: "Gallery: hostile_upload" in _body(browser), "the hostile dataset")
+    _wait_rendered(browser, "Classes:")
+    assert XSS in _body(browser)  # rendered as the text it is
+    _no_script_ran(browser)
+    out = Path(os.environ.get("CELLBENCH_SCREENSHOTS", REPO / "screenshots"))
+    browser.save_screenshot(str(out / "hostile_class_legend.png"))

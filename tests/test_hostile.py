@@ -21,11 +21,6 @@ import polars as pl
 import pytest
 import tifffile
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from typer.testing import CliRunner
-
-from cellbench.core.errors import CatalogError, CellbenchError, DataError
 from hostile import (
     XSS,
     billion_laughs_yaml,
@@ -39,6 +34,11 @@ from hostile import (
     write_catalog,
     zip_bomb,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cellbench.core.errors import CatalogError, CellbenchError, DataError
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -145,8 +145,12 @@ def test_tiny_points_file_cannot_ask_for_a_billion_images(tmp_path):
     """Resources: a 300-byte points JSON with num_images 1e9."""
     from cellbench.data.readers.grand_challenge import read_gc_points
 
-    for n, problem in ((1e9, "non-negative integer"), (10**9, "CELLBENCH_MAX_OBJECTS"),
-                       (True, "non-negative integer"), (-1, "non-negative integer")):
+    for n, problem in (
+        (1e9, "non-negative integer"),
+        (10**9, "CELLBENCH_MAX_OBJECTS"),
+        (True, "non-negative integer"),
+        (-1, "non-negative integer"),
+    ):
         p = tmp_path / "pts.json"
         p.write_text(json.dumps({"type": "Multiple points", "num_images": n, "points": []}))
         assert p.stat().st_size < 300
@@ -201,8 +205,11 @@ def test_a_polygon_with_a_million_vertices_is_refused_fast(tmp_path):
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     ring = np.c_[50 + 40 * np.cos(t), 50 + 40 * np.sin(t)].round(2)
     g = tmp_path / "big.geojson"
-    feat = {"type": "Feature", "properties": {"objectType": "detection"},
-            "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]}}
+    feat = {
+        "type": "Feature",
+        "properties": {"objectType": "detection"},
+        "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]},
+    }
     g.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
     _raises(lambda: read_qupath_geojson(g), str(g), "1000000 vertices", within=20)
     x = tmp_path / "big.xml"
@@ -210,11 +217,20 @@ def test_a_polygon_with_a_million_vertices_is_refused_fast(tmp_path):
     x.write_text(f'<Annotations><Region Id="1"><Vertices>{verts}</Vertices></Region></Annotations>')
     _raises(lambda: read_aperio_xml(x), str(x), "150000 vertices", within=20)
     c = tmp_path / "coco.json"
-    c.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
-        "annotations": [{"image_id": 1, "category_id": 1,
-                         "segmentation": [ring[:150_000].ravel().tolist()]}],
-    }))
+    c.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 100, "height": 100}],
+                "annotations": [
+                    {
+                        "image_id": 1,
+                        "category_id": 1,
+                        "segmentation": [ring[:150_000].ravel().tolist()],
+                    }
+                ],
+            }
+        )
+    )
     _raises(lambda: read_coco(c), str(c), "150000 vertices", within=20)
 
 
@@ -228,8 +244,16 @@ def test_a_polygon_with_a_million_vertices_is_refused_fast(tmp_path):
         ([square(5, 5, 10), square(70, 70, 10)], "lies entirely outside"),
         ([square(5, 5, 10), square(500, 500, 10)], "reaches far beyond"),
         ([square(-50, 10, 10)], "lies entirely outside"),
-        ([{"type": "Feature", "properties": {}, "geometry": {"type": "Point",
-          "coordinates": [1e300, 5]}}], "reaches far beyond"),
+        (
+            [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "Point", "coordinates": [1e300, 5]},
+                }
+            ],
+            "reaches far beyond",
+        ),
     ],
 )
 def test_objects_off_the_image_are_reported_not_imported(tmp_path, features, problem):
@@ -257,9 +281,19 @@ def test_far_and_outside_polygons_in_aperio_and_coco(tmp_path):
         '<Annotations><Region Id="1"><Vertices><Vertex X="-1e9" Y="-1e9"/><Vertex X="1e9" '
         'Y="-1e9"/><Vertex X="1e9" Y="1e9"/></Vertices></Region></Annotations>'
     )
-    cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
-        "ap", {"format": "aperio_xml", "location": "ap",
-               "options": {"splits": {"test": {"images": "*.tif", "annotations": "."}}}})])
+    cat = write_catalog(
+        tmp_path / "c.yaml",
+        [
+            catalog_entry(
+                "ap",
+                {
+                    "format": "aperio_xml",
+                    "location": "ap",
+                    "options": {"splits": {"test": {"images": "*.tif", "annotations": "."}}},
+                },
+            )
+        ],
+    )
     reader = get_reader(load_catalog(cat, tmp_path / "data", user=False), "ap")
     rec = reader.records()[0]
     _raises(lambda: reader.load(rec), str(root / "a.xml"), "reaches far beyond")
@@ -269,11 +303,18 @@ def test_far_and_outside_polygons_in_aperio_and_coco(tmp_path):
     )
     _raises(lambda: reader.records(), str(root / "a.xml"), "non-finite")
     c = tmp_path / "c.json"
-    for seg, problem in (([[-1e9, -1e9, 1e9, -1e9, 1e9, 1e9]], "reaches far beyond"),
-                         ([[70, 70, 80, 70, 80, 80]], "lies entirely outside")):
-        c.write_text(json.dumps({
-            "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
-            "annotations": [{"image_id": 1, "category_id": 1, "segmentation": seg}]}))
+    for seg, problem in (
+        ([[-1e9, -1e9, 1e9, -1e9, 1e9, 1e9]], "reaches far beyond"),
+        ([[70, 70, 80, 70, 80, 80]], "lies entirely outside"),
+    ):
+        c.write_text(
+            json.dumps(
+                {
+                    "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+                    "annotations": [{"image_id": 1, "category_id": 1, "segmentation": seg}],
+                }
+            )
+        )
         _raises(lambda: read_coco(c), str(c), problem)
 
 
@@ -292,15 +333,25 @@ def test_unknown_and_nan_class_ids_and_non_numeric_point_values(tmp_path):
         ([1, 2, False], "not an integer"),
     ]
     for point, problem in cases:
-        p.write_text(json.dumps({"type": "Multiple points",
-                                 "points": [{"name": "image_0", "point": point}]}))
+        p.write_text(
+            json.dumps({"type": "Multiple points", "points": [{"name": "image_0", "point": point}]})
+        )
         _raises(lambda: read_gc_points(p, classes={1, 2}), str(p), problem)
-    p.write_text('{"type": "Multiple points", "points": [{"name": "image_0", "point": [NaN, 1, 1]}]}')
+    p.write_text(
+        '{"type": "Multiple points", "points": [{"name": "image_0", "point": [NaN, 1, 1]}]}'
+    )
     _raises(lambda: read_gc_points(p), str(p), "NaN")
     c = tmp_path / "c.json"
-    c.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
-        "annotations": [{"image_id": 1, "category_id": 9, "segmentation": [[1, 1, 9, 1, 9, 9]]}]}))
+    c.write_text(
+        json.dumps(
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 64}],
+                "annotations": [
+                    {"image_id": 1, "category_id": 9, "segmentation": [[1, 1, 9, 1, 9, 9]]}
+                ],
+            }
+        )
+    )
     _raises(lambda: read_coco(c, {1, 2}), str(c), "category_id 9 is not a class")
     from scipy.io import savemat
 
@@ -325,14 +376,30 @@ def test_hovernet_types_outside_the_class_set(tmp_path):
 
     Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(root / "images/test/a.png")
     np.save(root / "inst/test/a.npy", toy_instances(0))
-    savemat(root / "type_mat/test/a.mat",
-            {"inst_type": np.array([[1], [9]]), "inst_centroid": np.zeros((2, 2))})
+    savemat(
+        root / "type_mat/test/a.mat",
+        {"inst_type": np.array([[1], [9]]), "inst_centroid": np.zeros((2, 2))},
+    )
     classes = [{"id": i, "name": f"c{i}", "nodes": ["nucleus"]} for i in (1, 2, 3, 4)]
-    cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
-        "hv", {"format": "hovernet", "location": "hv", "options": {
-            "splits": ["test"], "images": "images/{split}/*.png",
-            "instances": "inst/{split}/{stem}.npy", "types": "type_mat/{split}/{stem}.mat"}},
-        classes=classes)])
+    cat = write_catalog(
+        tmp_path / "c.yaml",
+        [
+            catalog_entry(
+                "hv",
+                {
+                    "format": "hovernet",
+                    "location": "hv",
+                    "options": {
+                        "splits": ["test"],
+                        "images": "images/{split}/*.png",
+                        "instances": "inst/{split}/{stem}.npy",
+                        "types": "type_mat/{split}/{stem}.mat",
+                    },
+                },
+                classes=classes,
+            )
+        ],
+    )
     reader = get_reader(load_catalog(cat, tmp_path / "data", user=False), "hv")
     rec = reader.records()[0]
     _raises(lambda: reader.load(rec), "a.mat", "[9] are not classes")
@@ -345,18 +412,48 @@ def test_hovernet_types_outside_the_class_set(tmp_path):
     "doc, problem",
     [
         ({"images": [], "annotations": {"a": 1}}, "must be lists"),
-        ({"images": [{"id": 1, "file_name": "a.png", "width": "x", "height": 2}],
-          "annotations": []}, "must be integers"),
-        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
-          "annotations": [{"image_id": 1, "segmentation": "[[1,2"}]}, "malformed JSON"),
-        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
-          "annotations": [{"image_id": [1], "segmentation": []}]}, "unknown image_id"),
-        ({"images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
-          "annotations": [[1]]}, "not a mapping"),
-        ({"images": [{"id": 1, "file_name": "../../etc/passwd", "width": 9, "height": 9}],
-          "annotations": []}, "must stay inside"),
-        ({"images": [{"id": 1, "file_name": "/etc/passwd", "width": 9, "height": 9}],
-          "annotations": []}, "must stay inside"),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": "x", "height": 2}],
+                "annotations": [],
+            },
+            "must be integers",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+                "annotations": [{"image_id": 1, "segmentation": "[[1,2"}],
+            },
+            "malformed JSON",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+                "annotations": [{"image_id": [1], "segmentation": []}],
+            },
+            "unknown image_id",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.png", "width": 9, "height": 9}],
+                "annotations": [[1]],
+            },
+            "not a mapping",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "../../etc/passwd", "width": 9, "height": 9}],
+                "annotations": [],
+            },
+            "must stay inside",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "/etc/passwd", "width": 9, "height": 9}],
+                "annotations": [],
+            },
+            "must stay inside",
+        ),
     ],
 )
 def test_coco_wrong_types_and_paths(tmp_path, doc, problem):
@@ -406,8 +503,9 @@ def test_geojson_geometries_of_the_wrong_type(tmp_path, geometry, problem):
     """Tracebacks / silently wrong: coordinates that are not finite numbers."""
     from cellbench.data.readers.qupath_geojson import read_qupath_geojson
 
-    g = geojson(tmp_path / "g.geojson",
-                [{"type": "Feature", "properties": {}, "geometry": geometry}])
+    g = geojson(
+        tmp_path / "g.geojson", [{"type": "Feature", "properties": {}, "geometry": geometry}]
+    )
     _raises(lambda: read_qupath_geojson(g), str(g), problem)
 
 
@@ -418,31 +516,59 @@ def test_bioimageio_04_and_hostile_descriptions(tmp_path):
     d = tmp_path / "m"
     d.mkdir()
     p = d / "rdf.yaml"
-    p.write_text(yaml.safe_dump({
-        "format_version": "0.4.9", "name": "old",
-        "inputs": [{"axes": "bcyx", "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]}}],
-        "outputs": [{"axes": "bcyx"}],
-        "weights": {"torchscript": {"source": "w.pt", "sha256": "0" * 64}},
-    }))
-    _raises(lambda: card_from_bioimageio(p), str(p), "unsupported bioimage.io description",
-            "0.4.9")
-    p.write_text(yaml.safe_dump({
-        "format_version": "0.5.3", "name": "x",
-        "inputs": [{"axes": [{"type": "channel", "channel_names": ["c"]},
-                             {"type": "space", "size": 64}, {"type": "space", "size": 64}],
-                    "preprocessing": [{"id": "zero_mean_unit_variance"}]}],
-        "outputs": [{"axes": []}],
-        "weights": {"torchscript": {"source": "../../../etc/passwd", "sha256": "0" * 64}},
-    }))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "format_version": "0.4.9",
+                "name": "old",
+                "inputs": [
+                    {"axes": "bcyx", "shape": {"min": [1, 1, 64, 64], "step": [0, 0, 16, 16]}}
+                ],
+                "outputs": [{"axes": "bcyx"}],
+                "weights": {"torchscript": {"source": "w.pt", "sha256": "0" * 64}},
+            }
+        )
+    )
+    _raises(lambda: card_from_bioimageio(p), str(p), "unsupported bioimage.io description", "0.4.9")
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "format_version": "0.5.3",
+                "name": "x",
+                "inputs": [
+                    {
+                        "axes": [
+                            {"type": "channel", "channel_names": ["c"]},
+                            {"type": "space", "size": 64},
+                            {"type": "space", "size": 64},
+                        ],
+                        "preprocessing": [{"id": "zero_mean_unit_variance"}],
+                    }
+                ],
+                "outputs": [{"axes": []}],
+                "weights": {"torchscript": {"source": "../../../etc/passwd", "sha256": "0" * 64}},
+            }
+        )
+    )
     _raises(lambda: card_from_bioimageio(p), str(p), "must stay inside")
 
 
 def test_absolute_and_escaping_reader_patterns_are_refused_by_catalog_validate(tmp_path):
     """Outside the root: reader globs like '../../..' or '/etc/*' in a catalog."""
     for images in ("../../..", "/etc/*", "a/../../b/*.tif", "~/x/*.tif"):
-        cat = write_catalog(tmp_path / "c.yaml", [catalog_entry(
-            "x", {"format": "label_tiff", "location": "x",
-                  "options": {"images": images, "masks": "m_{key}.tif"}})])
+        cat = write_catalog(
+            tmp_path / "c.yaml",
+            [
+                catalog_entry(
+                    "x",
+                    {
+                        "format": "label_tiff",
+                        "location": "x",
+                        "options": {"images": images, "masks": "m_{key}.tif"},
+                    },
+                )
+            ],
+        )
         res = _cli("catalog", "validate", str(cat))
         _one_line_error(res, str(cat), "option 'images'", "must stay inside")
     # and at run time, a reader given such a pattern anyway never leaves its folder
@@ -470,14 +596,33 @@ def test_property_relative_paths_never_leave_their_root(rel):
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
     max_leaves=25,
 )
-FEATURE_KEYS = st.sampled_from(["type", "geometry", "properties", "id", "coordinates",
-                                "classification", "name", "color", "objectType", "features"])
+FEATURE_KEYS = st.sampled_from(
+    [
+        "type",
+        "geometry",
+        "properties",
+        "id",
+        "coordinates",
+        "classification",
+        "name",
+        "color",
+        "objectType",
+        "features",
+    ]
+)
 FEATUREISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
-        ["Feature", "FeatureCollection", "Polygon", "Point", "MultiPolygon", "detection", XSS]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from(
+        ["Feature", "FeatureCollection", "Polygon", "Point", "MultiPolygon", "detection", XSS]
+    ),
     lambda kids: st.lists(kids, max_size=5) | st.dictionaries(FEATURE_KEYS, kids, max_size=5),
     max_leaves=40,
 )
@@ -499,9 +644,19 @@ def test_property_geojson_parser_never_crashes(doc):
         assert np.isfinite(o.geometry.bounds).all()
 
 
-@given(st.dictionaries(st.sampled_from(["type", "num_images", "points"]), JSON_VALUES | st.just(
-    "Multiple points") | st.lists(st.fixed_dictionaries(
-        {"name": st.sampled_from(["image_0", "image_3", "x"]), "point": JSON_VALUES}), max_size=3)))
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "num_images", "points"]),
+        JSON_VALUES
+        | st.just("Multiple points")
+        | st.lists(
+            st.fixed_dictionaries(
+                {"name": st.sampled_from(["image_0", "image_3", "x"]), "point": JSON_VALUES}
+            ),
+            max_size=3,
+        ),
+    )
+)
 @FAST
 def test_property_points_reader_never_crashes(tmp_path_factory, doc):
     """Tracebacks (property): points files of any shape read or fail with one DataError."""
@@ -557,7 +712,10 @@ def test_hostile_class_names_render_as_text_in_the_explorer_legend(tmp_path, mon
     monkeypatch.setenv("CELLBENCH_CATALOG", str(REPO / "data_catalog.yaml"))
     img = tmp_path / "t.tif"
     tifffile.imwrite(img, np.zeros((64, 64, 3), np.uint8))
-    gj = geojson(tmp_path / "t.geojson", [square(5, 5, 10, XSS), square(30, 30, 10, "**b** [l](javascript:x)")])
+    gj = geojson(
+        tmp_path / "t.geojson",
+        [square(5, 5, 10, XSS), square(30, 30, 10, "**b** [l](javascript:x)")],
+    )
     import_qupath(gj, img, "hostile")
     at = AppTest.from_file(str(REPO / "pages" / "2_Dataset_explorer.py"), default_timeout=120)
     at.run()
@@ -604,8 +762,11 @@ def test_qupath_names_with_brackets_and_stars_are_literal(tmp_path):
     kept = config.user_data_root() / "mine" / "images" / "other.tif"
     assert tifffile.imread(kept).shape == (64, 64, 3)
     for bad_id in ("../x", "A", "a/b", "*"):
-        _raises(lambda b=bad_id: import_qupath(gj, qupath_name, b), "invalid dataset id",
-                exc=CatalogError)
+        _raises(
+            lambda b=bad_id: import_qupath(gj, qupath_name, b),
+            "invalid dataset id",
+            exc=CatalogError,
+        )
 
 
 def test_job_and_run_ids_are_checked_and_kill_signals_only_workers(tmp_path):
@@ -613,8 +774,12 @@ def test_job_and_run_ids_are_checked_and_kill_signals_only_workers(tmp_path):
     from cellbench.runs.jobs import cancel_job, jobs_dir
     from cellbench.runs.store import Store
 
-    for cmd in (("jobs", "status", "../../X"), ("jobs", "cancel", "../x"),
-                ("jobs", "resume", "/etc"), ("runs", "show", "../../r")):
+    for cmd in (
+        ("jobs", "status", "../../X"),
+        ("jobs", "cancel", "../x"),
+        ("jobs", "resume", "/etc"),
+        ("runs", "show", "../../r"),
+    ):
         res = _cli(*cmd)
         _one_line_error(res, "invalid")
     with pytest.raises(KeyError, match="invalid run id"):
@@ -654,10 +819,23 @@ def toy(tmp_path, monkeypatch):
         tifffile.imwrite(root / f"img_{k}.tif", np.full((48, 48), 100, np.uint8))
         tifffile.imwrite(root / f"mask_{k}.tif", toy_instances(k))
         np.save(preds / f"img_{k}.npy", toy_instances(k))
-    cat = write_catalog(tmp_path / "cat.yaml", [catalog_entry(
-        "toy", {"format": "label_tiff", "location": "toy",
-                "options": {"images": "img_*.tif", "masks": "mask_{key}.tif",
-                            "key_pattern": "^img_(?P<key>.+)$"}})])
+    cat = write_catalog(
+        tmp_path / "cat.yaml",
+        [
+            catalog_entry(
+                "toy",
+                {
+                    "format": "label_tiff",
+                    "location": "toy",
+                    "options": {
+                        "images": "img_*.tif",
+                        "masks": "mask_{key}.tif",
+                        "key_pattern": "^img_(?P<key>.+)$",
+                    },
+                },
+            )
+        ],
+    )
     monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("CELLBENCH_CATALOG", str(cat))
     return preds
@@ -665,7 +843,8 @@ def toy(tmp_path, monkeypatch):
 
 def _rows(store, run_id) -> pl.DataFrame:
     return (
-        store.scan([run_id]).collect()
+        store.scan([run_id])
+        .collect()
         .select("level", "sample_id", "class", "metric", "value")
         .sort("level", "sample_id", "class", "metric")
     )
@@ -682,8 +861,12 @@ def test_changed_predictions_make_a_new_run(toy, tmp_path):
         np.save(toy / f"img_{k}.npy", np.zeros((48, 48), np.int32))
     second = evaluate(EvalSpec(dataset="toy", predictions=str(toy)), store=store)
     assert first["run_id"] != second["run_id"]
-    pq = {r: _rows(store, r).filter((pl.col("level") == "dataset") & (pl.col("metric") == "pq"))
-          .get_column("value")[0] for r in (first["run_id"], second["run_id"])}
+    pq = {
+        r: _rows(store, r)
+        .filter((pl.col("level") == "dataset") & (pl.col("metric") == "pq"))
+        .get_column("value")[0]
+        for r in (first["run_id"], second["run_id"])
+    }
     assert pq[first["run_id"]] == pytest.approx(1.0) and pq[second["run_id"]] == 0.0
     # a file changed in the middle of a run is refused, not mixed in
     ev = Evaluation(EvalSpec(dataset="toy", predictions=str(toy), preset="stardist"), store=store)
@@ -726,8 +909,9 @@ Evaluation(EvalSpec(dataset="toy", predictions=preds), store=S.Store(root)).run(
         ("write_run", 1, "before"),  # final run record
     ],
 )
-def test_a_run_killed_at_any_point_resumes_to_the_same_rows_exactly_once(toy, tmp_path, method,
-                                                                        n, when):
+def test_a_run_killed_at_any_point_resumes_to_the_same_rows_exactly_once(
+    toy, tmp_path, method, n, when
+):
     """Duplicated rows / fault injection: kill -9 at each crash point, then resume."""
     from cellbench.runs.evaluate import EvalSpec, evaluate
     from cellbench.runs.store import Store
@@ -737,7 +921,10 @@ def test_a_run_killed_at_any_point_resumes_to_the_same_rows_exactly_once(toy, tm
     root = tmp_path / "crash"
     proc = subprocess.run(
         [sys.executable, "-c", CRASH_SCRIPT, method, str(n), when, str(toy), str(root)],
-        capture_output=True, text=True, timeout=120, env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ,
     )
     assert proc.returncode == 9, proc.stderr[-2000:]
     store = Store(root)
@@ -807,7 +994,7 @@ def test_a_corrupted_part_or_record_is_reported_and_the_rest_keeps_working(toy, 
     (store.runs_dir / "zz_broken.json").write_text("{not json")
     res = _cli("runs", "list", "--json")
     assert res.exit_code == 0 and "zz_broken.json" in res.output  # warning, listing still works
-    assert {r["run_id"] for r in json.loads(res.output[res.output.index("["):])} >= {b["run_id"]}
+    assert {r["run_id"] for r in json.loads(res.output[res.output.index("[") :])} >= {b["run_id"]}
     res = _cli("store", "check")
     assert res.exit_code == 1 and str(part) in res.output and "zz_broken.json" in res.output
     res = _cli("store", "check", "--repair")
@@ -841,8 +1028,9 @@ def test_cli_never_shows_a_traceback_for_the_corpus(tmp_path):
     p = deep_json(tmp_path / "deep.geojson")
     img = tmp_path / "i.tif"
     tifffile.imwrite(img, np.zeros((16, 16), np.uint8))
-    _one_line_error(_cli("qupath", "import", str(p), "--image", str(img), "--dataset-id", "a"),
-                    str(p))
+    _one_line_error(
+        _cli("qupath", "import", str(p), "--image", str(img), "--dataset-id", "a"), str(p)
+    )
     big = tiff_header(tmp_path / "big.tif", 60000, 60000)
     g = geojson(tmp_path / "g.geojson", [square(1, 1, 4)])
     res = _cli("qupath", "import", str(g), "--image", str(big), "--dataset-id", "a")
