@@ -226,7 +226,7 @@ def test_qupath_page_exports_and_reads(data_env):
     _no_errors(at)
     assert any("2 images, 33 path classes" in m.value for m in at.markdown)
     at.text_input(key="q_folder").set_value(str(data_env / "nope")).run()
-    assert not at.exception and any("cannot read" in e.value for e in at.error)
+    assert not at.exception and any("not found" in e.value for e in at.error)
 
 
 def test_results_pooled_figures_confusion_and_curves_on_ocelot(data_env):
