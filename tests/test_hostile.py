@@ -628,7 +628,37 @@ FEATUREISH = st.recursive(
 )
 
 
-@given(FEATUREISH)
+_OPT = st.one_of(JSON_VALUES, st.lists(JSON_VALUES, min_size=3, max_size=4))
+FEATURE = st.fixed_dictionaries(
+    {
+        "type": st.just("Feature"),
+        "geometry": st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["Polygon", "Point", "MultiPolygon", "LineString"]),
+                "coordinates": JSON_VALUES,
+            }
+        ),
+        "properties": st.fixed_dictionaries(
+            {},
+            optional={
+                "objectType": JSON_VALUES,
+                "name": JSON_VALUES,
+                "measurements": JSON_VALUES,
+                "classification": st.fixed_dictionaries(
+                    {}, optional={"name": _OPT, "names": _OPT, "color": _OPT, "colorRGB": _OPT}
+                ),
+            },
+        ),
+    }
+)
+
+
+@given(
+    FEATUREISH
+    | st.builds(
+        lambda fs: {"type": "FeatureCollection", "features": fs}, st.lists(FEATURE, max_size=3)
+    )
+)
 @FAST
 def test_property_geojson_parser_never_crashes(doc):
     """Tracebacks (property): any JSON-like document gives objects or one DataError."""
