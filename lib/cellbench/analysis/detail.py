@@ -22,7 +22,8 @@ import polars as pl
 
 from cellbench.core import config
 from cellbench.core.atomic import write_json_atomic
-from cellbench.core.errors import CellbenchError
+from cellbench.core.errors import CellbenchError, DataError
+from cellbench.core.safety import read_json
 from cellbench.data.sample import Points
 from cellbench.metrics.classification import (
     NONE,
@@ -100,11 +101,11 @@ def run_analysis(
     path = _cache_path(run_id)
     if path.is_file() and not refresh:
         try:
-            got = json.loads(path.read_text())
-            if got.get("finished") == rec.get("finished"):
+            got = read_json(path, "analysis cache")
+            if isinstance(got, dict) and got.get("finished") == rec.get("finished"):
                 return got
-        except (OSError, ValueError):
-            pass
+        except DataError:
+            pass  # an unreadable cache is recomputed
     rec, ev = _evaluation(store, run_id, catalog)
     classes = list(ev.dataset.classes)
     if not classes:

@@ -70,7 +70,7 @@ def training_log(model: str | Path) -> pl.DataFrame:
         try:
             rec = json.loads(line)
             epoch = int(rec["epoch"])
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
             raise DataError(path, f"line {k}: not a training log record ({e})") from None
         for key, v in rec.items():
             split, _, term = key.partition("_")

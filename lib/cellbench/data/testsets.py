@@ -372,9 +372,11 @@ def _versions(name: str) -> list[tuple[int, Path]]:
 
 
 def _read(path: Path) -> TestSet:
+    from cellbench.core.safety import read_json
+
     try:
-        return TestSet.from_json(json.loads(path.read_text()), path)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        return TestSet.from_json(read_json(path, "test set"), path)
+    except (ValueError, KeyError, TypeError) as e:
         raise CellbenchError(f"{path}: not a readable test set ({type(e).__name__}: {e})") from e
 
 
