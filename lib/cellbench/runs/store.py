@@ -165,6 +165,7 @@ class Store:
         return out
 
     def _read_root(self, run_id: str) -> Path:
+        check_name(run_id, "run id", KeyError)
         for r in self.roots():
             if (r / "runs" / f"{run_id}.json").is_file() or (r / "metrics" / run_id).is_dir():
                 return r
