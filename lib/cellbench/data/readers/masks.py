@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cellbench.core.errors import DataError
-from cellbench.core.safety import confined_glob
+from cellbench.core.safety import check_pixels, confined_glob
 from cellbench.data.imageio import check_same_size, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -114,8 +114,11 @@ class PanNukeReader(DatasetReader):
             ip, mp, tp = self._arrays(folder)
             images, masks = _load_npy(ip), _load_npy(mp)
             types = _load_npy(tp, mmap=False) if tp.exists() else None
+            if images.ndim != 4 or masks.ndim != 4:
+                raise DataError(ip, f"expected (N, H, W, C) arrays, got {images.shape}")
             if masks.shape[:3] != images.shape[:3] or masks.shape[-1] != 6:
                 raise DataError(mp, f"masks {masks.shape} do not match images {images.shape} x 6")
+            check_pixels(int(images.shape[2]), int(images.shape[1]), ip)
             for k in range(images.shape[0]):
                 sid = f"{fold}_{k:05d}"
                 organ = str(types[k]).lower().replace("_", " ") if types is not None else None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cellbench.core.errors import DataError
+from cellbench.core.safety import read_bytes
 
 REQUIRED = ("patient_id", "slide_id", "stain", "center", "category", "age", "sex")
 OPTIONAL = ("smoking_history", "family_history", "diagnosis", "mpp")
@@ -53,9 +54,9 @@ def read_oscc_metadata(path: str | Path) -> dict[str, dict[str, Any]]:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(p, "file not found") from None
+        text = read_bytes(p, "metadata table").decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(p, f"not UTF-8 text (byte {e.start})") from None
     rows = list(csv.DictReader(text.splitlines()))
     if not rows:
         raise DataError(p, "empty metadata table")
