@@ -12,6 +12,7 @@ from cellbench.data.readers import (  # noqa: F401  (registration side effects)
     coco,
     grand_challenge,
     hovernet,
+    image_editor_xml,
     imagej_roi,
     label_tiff,
     masks,
