@@ -44,9 +44,11 @@ with ui.guard("The cross-dataset analysis"):
         key="c_weighting",
         help="\n\n".join(f"{k}: {v}" for k, v in WEIGHTINGS.items()),
     )
-    from cellbench.data.testsets import PRESETS, stored_names
+    from cellbench.data.testsets import PRESETS, stored_names, versions
 
-    sets = ["runs", *dict.fromkeys([*stored_names(), *PRESETS])]
+    names = dict.fromkeys([*stored_names(), *PRESETS])
+    # a name is its newest version; older versions stay selectable (committed results use them)
+    sets = ["runs", *(r for n in names for r in [n, *(f"{n}@v{v}" for v in versions(n)[:-1])])]
     test_set = st.selectbox(
         "Test set",
         sets,

@@ -59,7 +59,7 @@ def test_home_without_data(no_data):
     at = _page("0_Home.py").run()
     _no_errors(at)
     values = [m.value for m in at.metric]
-    assert values[:2] == ["17", "0"]
+    assert values[:2] == ["18", "0"]
     models = at.dataframe[1].value
     assert "unet2d_nuclei_broad_onnx" not in set(models.get("id", []))  # it lives in the data
     assert "No evaluation runs yet" in _text(at)
@@ -80,7 +80,7 @@ def test_catalog_sample_filters(data_env):
     _no_errors(at)
     at.multiselect(key="s_dataset").set_value(["monuseg"]).run()
     at.multiselect(key="s_split").set_value(["test"]).run()
-    assert "14 of 768 samples" in _text(at)
+    assert "14 of 913 samples" in _text(at)
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     assert "Samples per center" in titles and any("Nuclei per sample" in t for t in titles)
     at.selectbox(key="facet_avail").set_value("available here").run()
@@ -90,6 +90,8 @@ def test_catalog_sample_filters(data_env):
         "ocelot",
         "dsb2018",
         "cryonuseg",
+        "gbm",
+        "monusac",
     }
 
 
@@ -257,7 +259,7 @@ def test_cross_dataset_on_the_committed_nucfuse_test(no_data, monkeypatch):
     monkeypatch.setenv("CELLBENCH_REFERENCE", str(config.REPO_DIR / "results" / "reference"))
     at = _page("5_Cross-dataset.py").run()
     _no_errors(at)
-    at.selectbox(key="c_testset").set_value("nucfuse-test").run()
+    at.selectbox(key="c_testset").set_value("nucfuse-test@v1").run()
     _no_errors(at)
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     want = "on test set nucfuse-test@v1 (consep, cryonuseg, dsb2018, monuseg"

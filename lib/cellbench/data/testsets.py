@@ -371,6 +371,11 @@ def _versions(name: str) -> list[tuple[int, Path]]:
     return sorted(found.items())
 
 
+def versions(name: str) -> list[int]:
+    """The stored version numbers of a test set, oldest first."""
+    return [v for v, _ in _versions(name)]
+
+
 def _read(path: Path) -> TestSet:
     from cellbench.core.safety import read_json
 

@@ -10,6 +10,7 @@ from cellbench.core.errors import CatalogError
 from cellbench.data.readers import (  # noqa: F401  (registration side effects)
     aperio_xml,
     coco,
+    colour_masks,
     grand_challenge,
     hovernet,
     image_editor_xml,
