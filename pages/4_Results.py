@@ -123,6 +123,9 @@ with ui.guard("The results"):
     if not chosen:
         st.warning("Choose at least one run.")
         st.stop()
+    tested = done.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
+    for note in ui.catalog().caveats(tested):
+        st.warning(note)
     metrics, classes = ui.metrics_of(chosen)
     c = st.columns(4)
     prefer = [m for m in ("pq", "f1", "aji", "dice1") if m in metrics]

@@ -98,3 +98,25 @@ def test_real_monusac_subset(catalog):
         assert s.instances.shape == s.image.shape[:2]
     assert found == {1, 2, 3, 4}
     assert sum(r.meta["n_objects"] for r in recs) == 9553
+
+
+def test_results_on_monusac_carry_the_approximation_note(data_env, catalog, tmp_path):
+    from typer.testing import CliRunner
+
+    from cellbench.cli.main import app
+
+    assert "approximated" in catalog.caveats(["monusac", "monuseg"])[0]
+    assert catalog.caveats(["monuseg"]) == []
+    reader = get_reader(catalog, "monusac")
+    recs = reader.records()[:2]
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for r in recs:
+        np.save(preds / f"{r.sample_id}.npy", reader.load(r).instances)
+    args = ["evaluate", "--dataset", "monusac", "--predictions", str(preds)]
+    for r in recs:
+        args += ["--sample", r.sample_id]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "pq     1.0000" in res.stdout
+    assert "note: monusac: local copy" in res.stderr and "approximate" in res.stderr

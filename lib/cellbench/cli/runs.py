@@ -166,6 +166,8 @@ def _evaluate_one(spec, quiet: bool) -> dict:
     for r in figs.iter_rows(named=True):
         if r["value"] is not None:
             typer.echo(f"  {r['class']:>12} {r['metric']:<6} {r['value']:.4f}")
+    for note in ev.catalog.caveats([spec.dataset]):
+        typer.echo(f"note: {note}", err=True)
     return final
 
 
@@ -274,8 +276,9 @@ def results_cmd(
     from cellbench.runs.store import Store
 
     store = Store()
-    for r in run:
-        store.get_run(r)
+    tested = [store.get_run(r).get("test_dataset") for r in run]
+    for note in load_catalog().caveats(tested):
+        typer.echo(f"note: {note}", err=True)
     if confusion or curve:
         _detail(store, run, confusion, curve, normalise, as_json)
         return

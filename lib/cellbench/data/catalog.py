@@ -77,6 +77,8 @@ class LocalData(_Strict):
     format: str
     location: str
     options: dict[str, Any] = Field(default_factory=dict)
+    #: What a user must know about results on this local copy (shown with them).
+    caveats: list[str] = Field(default_factory=list)
 
     @field_validator("location")
     @classmethod
@@ -227,6 +229,16 @@ class Catalog:
         if not loc.is_relative_to(root.resolve()):
             raise CatalogError(self.path, f"dataset '{d.id}': local.location escapes the data root")
         return loc
+
+    def caveats(self, dataset_ids) -> list[str]:
+        """``"<id>: <caveat>"`` for each local-data caveat of the given datasets (see
+        ``local.caveats``), in order, without repeats."""
+        out: list[str] = []
+        for i in dict.fromkeys(dataset_ids):
+            d = self._by_id.get(i)
+            if d is not None and d.local is not None:
+                out += [f"{i}: {c}" for c in d.local.caveats]
+        return out
 
     def is_available(self, dataset: Dataset | str) -> bool:
         """True when the dataset has a local entry and its location exists under the root."""
