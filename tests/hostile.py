@@ -99,21 +99,10 @@ def geojson(path: Path, features: list[dict]) -> Path:
 
 
 def catalog_entry(id_: str, local: dict, classes=None, **kw) -> dict:
-    return {
-        "id": id_,
-        "name": id_,
-        "citation": "c",
-        "license": "l",
-        "url": "u",
-        "tasks": ["instance_segmentation"],
-        "stain": ["H&E"],
-        "modality": "brightfield",
-        "organs": ["breast"],
-        "obtain": "o",
-        "local": local,
-        "classes": classes or [{"id": 1, "name": "nucleus", "nodes": ["nucleus"]}],
-        **kw,
-    }
+    """test_layouts' catalog entry, for an H&E breast dataset unless ``kw`` says otherwise."""
+    from test_layouts import _entry
+
+    return _entry(id_, local, classes, **{"stain": ["H&E"], "organs": ["breast"], **kw})
 
 
 def write_catalog(path: Path, entries: list[dict]) -> Path:

@@ -30,6 +30,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache, wraps
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -116,6 +117,29 @@ def read_text(path: str | Path, what: str = "file") -> str:
         return read_bytes(p, what).decode("utf-8")
     except UnicodeDecodeError as e:
         raise DataError(p, f"not UTF-8 text (byte {e.start})") from None
+
+
+def memoised_by_file(maxsize: int = 64):
+    """Decorate ``fn(path)`` so that results are memoised per (path, modification time, size);
+    a missing file raises :class:`DataError` ("file not found")."""
+
+    def deco(fn):
+        @lru_cache(maxsize=maxsize)
+        def cached(p: Path, _mtime: int, _size: int):
+            return fn(p)
+
+        @wraps(fn)
+        def wrapper(path: str | Path):
+            p = Path(path)
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                raise DataError(p, "file not found") from None
+            return cached(p, st.st_mtime_ns, st.st_size)
+
+        return wrapper
+
+    return deco
 
 
 # -- JSON ------------------------------------------------------------------------------------
@@ -293,6 +317,14 @@ def check_placement(
                 f"image ({int(mask.sum())} such objects); is it the right image?",
             )
     return b
+
+
+def check_polygons_inside(
+    polygons: list[np.ndarray], width: int, height: int, path: str | Path, what: str = "objects"
+) -> None:
+    """:func:`check_placement` of ``(K, 2)`` polygons by their bounding boxes."""
+    boxes = np.array([bbox(xy) for xy in polygons], dtype=np.float64).reshape(-1, 4)
+    check_placement(boxes, width, height, path, what)
 
 
 def bbox(xy: np.ndarray) -> tuple[float, float, float, float]:

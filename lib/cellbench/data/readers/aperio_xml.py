@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from xml.parsers import expat
 
@@ -23,11 +22,11 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import (
-    bbox,
     check_count,
-    check_placement,
+    check_polygons_inside,
     check_vertices,
     confined_glob,
+    memoised_by_file,
     read_bytes,
 )
 from cellbench.data.imageio import image_size, read_image
@@ -49,19 +48,6 @@ class AperioAnnotation:
     polygons: list[np.ndarray]
     n_regions: int
     n_degenerate: int
-
-
-def read_aperio_xml(path: str | Path) -> AperioAnnotation:
-    """Parse an ImageScope XML file; malformed XML or vertices raise :class:`DataError`.
-
-    Results are memoised per (path, modification time, size).
-    """
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise DataError(p, "file not found") from None
-    return _read_aperio_xml(p, st.st_mtime_ns, st.st_size)
 
 
 _VERTEX = re.compile(rb'<Vertex\s+X="([^"]*)"\s+Y="([^"]*)"')
@@ -109,8 +95,12 @@ def _tree_polygons(p: Path, data: bytes) -> tuple[ET.Element, list[np.ndarray]]:
     return root, polys
 
 
-@lru_cache(maxsize=64)
-def _read_aperio_xml(p: Path, _mtime: int, _size: int) -> AperioAnnotation:
+@memoised_by_file(maxsize=64)
+def read_aperio_xml(p: Path) -> AperioAnnotation:
+    """Parse an ImageScope XML file; malformed XML or vertices raise :class:`DataError`.
+
+    Results are memoised per (path, modification time, size).
+    """
     data = read_bytes(p, "annotation XML")
     try:
         parser = expat.ParserCreate()
@@ -172,7 +162,6 @@ class AperioXmlReader(DatasetReader):
         image = read_image(record.files["image"])
         ann = read_aperio_xml(record.files["annotation"])
         h, w = image.shape[:2]
-        boxes = np.array([bbox(xy) for xy in ann.polygons]).reshape(-1, 4)
-        check_placement(boxes, w, h, record.files["annotation"], "regions")
+        check_polygons_inside(ann.polygons, w, h, record.files["annotation"], "regions")
         inst = polygons_to_instances(ann.polygons, image.shape[:2])
         return self._sample(record, image=image, instances=inst)

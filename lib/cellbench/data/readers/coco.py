@@ -20,10 +20,9 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import (
-    bbox,
     check_count,
     check_pixels,
-    check_placement,
+    check_polygons_inside,
     check_relative,
     check_vertices,
     is_number,
@@ -112,8 +111,7 @@ def read_coco(path: str | Path, classes: set[int] | None = None) -> dict[str, Co
         if not rings:
             raise DataError(p, f"annotations[{i}]: empty segmentation")
         im = images[iid]
-        allxy = np.concatenate(rings)
-        check_placement(np.array([bbox(allxy)]), im.width, im.height, p, f"annotations[{i}]")
+        check_polygons_inside([np.concatenate(rings)], im.width, im.height, p, f"annotations[{i}]")
         im.parts.append(rings)
         im.category_ids.append(int(cat))
     return {im.file_name: im for im in images.values()}

@@ -32,18 +32,17 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import (
-    bbox,
     check_count,
-    check_placement,
+    check_polygons_inside,
     check_vertices,
     confined_glob,
+    memoised_by_file,
     read_bytes,
 )
 from cellbench.data.imageio import image_size, read_image
@@ -59,22 +58,13 @@ def _ellipse(x: float, y: float, w: float, h: float) -> np.ndarray:
     return np.c_[x + w / 2 + w / 2 * np.cos(t), y + h / 2 + h / 2 * np.sin(t)]
 
 
-def read_editor_xml(path: str | Path) -> tuple[list[np.ndarray], int]:
+@memoised_by_file(maxsize=128)
+def read_editor_xml(p: Path) -> tuple[list[np.ndarray], int]:
     """``(polygons, n_left_out)``: one ``(K, 2)`` ``(x, y)`` array per shape, in file order.
 
     Malformed XML, non-numeric or non-finite coordinates and unknown shape types raise
     :class:`DataError` naming the file. Memoised per (path, modification time, size).
     """
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise DataError(p, "file not found") from None
-    return _read(p, st.st_mtime_ns, st.st_size)
-
-
-@lru_cache(maxsize=128)
-def _read(p: Path, _mtime: int, _size: int) -> tuple[list[np.ndarray], int]:
     data = read_bytes(p, "contour XML")
     try:
         root = ET.fromstring(data)  # expat: a BOM is accepted, entity expansion is bounded
@@ -162,7 +152,6 @@ class ImageEditorXmlReader(DatasetReader):
         image = read_image(record.files["image"])
         polys, _ = read_editor_xml(record.files["annotation"])
         h, w = image.shape[:2]
-        boxes = np.array([bbox(xy) for xy in polys]).reshape(-1, 4)
-        check_placement(boxes, w, h, record.files["annotation"], "shapes")
+        check_polygons_inside(polys, w, h, record.files["annotation"], "shapes")
         inst = polygons_to_instances(polys, (h, w))
         return self._sample(record, image=image, instances=inst)

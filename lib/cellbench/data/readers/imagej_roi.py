@@ -22,10 +22,9 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import (
-    bbox,
     check_count,
     check_file_size,
-    check_placement,
+    check_polygons_inside,
     check_vertices,
     confined_glob,
     limits,
@@ -179,8 +178,7 @@ class ImageJRoiReader(DatasetReader):
         image = read_image(record.files["image"])
         polys = read_roiset(record.files["rois"])
         h, w = image.shape[:2]
-        boxes = np.array([bbox(xy) for xy in polys]).reshape(-1, 4)
-        check_placement(boxes, w, h, record.files["rois"], "ROIs")
+        check_polygons_inside(polys, w, h, record.files["rois"], "ROIs")
         return self._sample(
             record, image=image, instances=polygons_to_instances(polys, image.shape[:2])
         )
