@@ -110,6 +110,15 @@ def test_explorer_gallery_one_sample_and_broken_slide(data_env):
     assert any("unreadable" in e.value for e in at.error)  # a message, not a traceback
 
 
+def test_explorer_on_point_only_samples(data_env):
+    """OCELOT regions without local pixels are drawn on a blank canvas, not an error."""
+    at = _page("2_Dataset_explorer.py").run()
+    at.selectbox(key="x_dataset").set_value("ocelot").run()
+    _no_errors(at)
+    assert "Gallery: ocelot (81 samples)" in _text(at)
+    assert len(at.get("image")) >= 8
+
+
 def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
     from cellbench.runs.jobs import list_jobs, wait_job
 

@@ -791,6 +791,9 @@ def test_qupath_names_with_brackets_and_stars_are_literal(tmp_path):
         import_qupath(gj, broken, "mine", replace=True)
     kept = config.user_data_root() / "mine" / "images" / "other.tif"
     assert tifffile.imread(kept).shape == (64, 64, 3)
+    _raises(lambda: import_qupath(gj, tif("..tif"), "mine"), "must not start with '.'")
+    big = tiff_header(tmp_path / "big.tif", 60000, 60000)
+    _raises(lambda: import_qupath(gj, big, "mine"), str(big), "60000x60000")  # the user's file
     for bad_id in ("../x", "A", "a/b", "*"):
         _raises(
             lambda b=bad_id: import_qupath(gj, qupath_name, b),

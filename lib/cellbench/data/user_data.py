@@ -33,7 +33,7 @@ import yaml
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import CatalogError, DataError
-from cellbench.core.safety import literal_matches, load_yaml
+from cellbench.core.safety import check_pixels, literal_matches, load_yaml
 
 #: QuPath's built-in classification names and the hierarchy node each stands for.
 QUPATH_DEFAULTS: dict[str, str] = {
@@ -119,7 +119,10 @@ def import_qupath(
         raise DataError(
             geojson, f"no polygon or point objects of type {', '.join(object_types)} to import"
         )
+    if not image.stem or image.name.startswith("."):
+        raise DataError(image, "the image name gives the sample id: it must not start with '.'")
     width, height = image_size(image)  # raises DataError naming the image when unreadable
+    check_pixels(width, height, image)  # before anything is copied
     check_objects_inside(objs, width, height, geojson)
 
     main = load_catalog(user=False)

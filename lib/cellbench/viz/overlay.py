@@ -123,9 +123,17 @@ def draw_mask(image: np.ndarray, mask: np.ndarray, color="#00FFFF", alpha: float
 def sample_overlay(
     sample, classes=None, show_instances=True, show_points=True, show_tissue=True
 ) -> np.ndarray:
-    """A sample's image with its ground truth: outlines / points by class, tissue mask."""
+    """A sample's image with its ground truth: outlines / points by class, tissue mask.
+
+    A sample without pixels (points only, e.g. OCELOT regions whose patches are not local) is
+    drawn on a grey canvas of its ``width`` x ``height`` from the metadata.
+    """
     colors = class_colors(classes or [])
-    img = to_rgb(sample.image)
+    if sample.image is None:
+        w, h = int(sample.meta.get("width") or 1), int(sample.meta.get("height") or 1)
+        img = np.full((h, w, 3), 235, np.uint8)
+    else:
+        img = to_rgb(sample.image)
     if show_tissue and sample.tissue_mask is not None:
         img = draw_mask(img, sample.tissue_mask, "#00FFFF", 0.2)
     if show_instances and sample.instances is not None:
