@@ -101,6 +101,7 @@ def qupath_project(
     import script; ``paquo`` (automatic where QuPath is installed) writes objects directly.
     """
     from cellbench.data.readers import get_reader
+    from cellbench.data.record_cache import records_of
     from cellbench.qupath.geojson import sample_features
     from cellbench.qupath.project import write_project
     from cellbench.runs.store import Store
@@ -109,7 +110,7 @@ def qupath_project(
     cat = load_catalog()
     store = Store()
     rec = store.get_run(run) if run else None
-    recs = [r for r in get_reader(cat, dataset).records() if split is None or r.split == split]
+    recs = [r for r in records_of(get_reader(cat, dataset)) if split is None or r.split == split]
     if sample:
         recs = [r for r in recs if r.sample_id in set(sample)]
     recs = recs[:limit] if limit else recs

@@ -17,6 +17,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,3 +97,14 @@ class Sample:
         if self.points is not None:
             return len(self.points)
         return None
+
+
+@dataclass
+class SampleRecord:
+    """A sample's metadata and the files it is read from (no pixels)."""
+
+    sample_id: str
+    split: str | None
+    meta: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -13,8 +13,8 @@ from typing import Any
 import polars as pl
 
 from cellbench.data.catalog import Catalog
-from cellbench.data.readers import SampleRecord, get_reader
-from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample
+from cellbench.data.record_cache import cached_records, records_of
+from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
 SCHEMA: dict[str, pl.DataType] = {
     "dataset": pl.Utf8,
@@ -39,7 +39,7 @@ assert tuple(SCHEMA) == STANDARD_COLUMNS
 
 def records(catalog: Catalog, dataset_id: str, split: str | None = None) -> list[SampleRecord]:
     """The sample records of one dataset, optionally of one split."""
-    recs = get_reader(catalog, dataset_id).records()
+    recs = cached_records(catalog, dataset_id)
     return [r for r in recs if split is None or r.split == split]
 
 
@@ -71,8 +71,10 @@ def sample_table(
 
 def load_sample(catalog: Catalog, dataset_id: str, sample_id: str) -> Sample:
     """Decode one sample (image and ground truth)."""
+    from cellbench.data.readers import get_reader
+
     reader = get_reader(catalog, dataset_id)
-    for r in reader.records():
+    for r in records_of(reader):
         if r.sample_id == sample_id:
             return reader.load(r)
     raise KeyError(f"no sample '{sample_id}' in dataset '{dataset_id}'")
@@ -80,18 +82,22 @@ def load_sample(catalog: Catalog, dataset_id: str, sample_id: str) -> Sample:
 
 def iter_samples(catalog: Catalog, dataset_id: str, split: str | None = None):
     """Yield ``(record, sample)`` for every sample of a dataset (one reader, listed once)."""
+    from cellbench.data.readers import get_reader
+
     reader = get_reader(catalog, dataset_id)
-    for r in reader.records():
+    for r in records_of(reader):
         if split is None or r.split == split:
             yield r, reader.load(r)
 
 
 def load_predictions(catalog: Catalog, dataset_id: str, name: str) -> dict[str, Points]:
     """A stored prediction set of a dataset: ``{sample_id: Points}``."""
+    from cellbench.data.readers import get_reader
+
     reader = get_reader(catalog, dataset_id)
     if name not in reader.prediction_sets():
         raise KeyError(f"dataset '{dataset_id}' has no prediction set '{name}'")
-    return {r.sample_id: reader.load_predictions(r, name) for r in reader.records()}
+    return {r.sample_id: reader.load_predictions(r, name) for r in records_of(reader)}
 
 
 def catalog_rows(cat: Catalog) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import polars as pl
 
 from cellbench.data.catalog import Catalog
 from cellbench.data.readers import get_reader
+from cellbench.data.record_cache import records_of
 
 #: Side of seed 003's density patch, pixels.
 DENSITY_PATCH = 256
@@ -182,7 +183,7 @@ def annotation_stats(
     ds = catalog.get(dataset)
     names = {c.id: c.name for c in ds.classes}
     reader = get_reader(catalog, dataset)
-    recs = [r for r in reader.records() if split is None or r.split == split]
+    recs = [r for r in records_of(reader) if split is None or r.split == split]
     srows, orows = [], {k: [] for k in ("sample_id", "class", "area_px")}
     for k, rec in enumerate(recs):
         s = reader.load(rec)

@@ -42,6 +42,7 @@ from cellbench.core.atomic import write_json_atomic
 from cellbench.core.errors import CellbenchError
 from cellbench.data.catalog import Catalog
 from cellbench.data.readers import get_reader
+from cellbench.data.record_cache import records_of
 
 #: Name pattern of a test set (also a folder name).
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -274,7 +275,7 @@ def _select_dataset(catalog: Catalog, d: TestSetDefinition, dataset: str):
     """``(members, dropped, note)`` of one available dataset."""
     ds = catalog.get(dataset)
     reader = get_reader(catalog, dataset)
-    recs = reader.records()
+    recs = records_of(reader)
     column = d.unit.get(dataset)
     excluded = set(d.exclude.get(dataset, ()))
     known = {c.name for c in ds.classes}

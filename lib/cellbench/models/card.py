@@ -38,6 +38,10 @@ from cellbench.core import config
 from cellbench.core.errors import DataError
 from cellbench.core.safety import load_yaml, read_text
 
+#: Names of the built-in architectures (``cellbench.models.nets.ARCHITECTURES``), kept here so
+#: that reading a card does not import torch.
+ARCHITECTURE_NAMES = ("hovernet_lite",)
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,10 +128,8 @@ class ModelCard(_Strict):
     @field_validator("architecture")
     @classmethod
     def _arch(cls, v: str | None) -> str | None:
-        from cellbench.models.nets import ARCHITECTURES
-
-        if v is not None and v not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture '{v}' (known: {sorted(ARCHITECTURES)})")
+        if v is not None and v not in ARCHITECTURE_NAMES:
+            raise ValueError(f"unknown architecture '{v}' (known: {sorted(ARCHITECTURE_NAMES)})")
         return v
 
     def model_post_init(self, __context: Any) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cellbench.models.card import ARCHITECTURE_NAMES
+
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
@@ -84,6 +86,7 @@ class HoverNetLite(nn.Module):
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"hovernet_lite": HoverNetLite}
+assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "card.ARCHITECTURE_NAMES is out of date"
 
 
 def build(architecture: str, **kwargs) -> nn.Module:

@@ -232,9 +232,10 @@ def _to_item(k: int, sample, dataset, mpp: float, keep_source: bool) -> Item:
 
 def select_samples(catalog, reader, spec: DataSpec, validation: Validation):
     """``(train records, validation records, split description)`` of one dataset."""
+    from cellbench.data.record_cache import records_of
     from cellbench.data.splits import center_held_out, group_holdout
 
-    recs = reader.records()
+    recs = records_of(reader)
     pool = [r for r in recs if spec.split is None or r.split == spec.split]
     if spec.samples is not None:
         wanted = set(spec.samples)

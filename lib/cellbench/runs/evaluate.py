@@ -41,6 +41,7 @@ from cellbench.core import config
 from cellbench.core.errors import CellbenchError, DataError
 from cellbench.data.catalog import Catalog, load_catalog
 from cellbench.data.readers import get_reader
+from cellbench.data.record_cache import records_of
 from cellbench.data.sample import Points
 from cellbench.metrics import aggregate_instances, aggregate_points, instance_scores, point_scores
 from cellbench.metrics.instance import parse_thresholds
@@ -356,7 +357,7 @@ class Evaluation:
                 f"dataset '{spec.dataset}' has no local data: {self.dataset.obtain}",
             )
         self.reader = get_reader(self.catalog, spec.dataset)
-        recs = [r for r in self.reader.records() if spec.split is None or r.split == spec.split]
+        recs = [r for r in records_of(self.reader) if spec.split is None or r.split == spec.split]
         self.test_set = None
         if spec.test_set is not None:
             recs = self._test_set_records(recs)

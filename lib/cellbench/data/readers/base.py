@@ -14,12 +14,11 @@ Readers that hold predictions made by a model (e.g. OCELOT's fold_0 predictions)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from cellbench.core.errors import DataError
-from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample
+from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
 READERS: dict[str, type[DatasetReader]] = {}
 
@@ -28,17 +27,6 @@ def register(cls: type[DatasetReader]) -> type[DatasetReader]:
     """Class decorator: make a reader available under its ``format`` name."""
     READERS[cls.format] = cls
     return cls
-
-
-@dataclass
-class SampleRecord:
-    """A sample's metadata and the files it is read from (no pixels)."""
-
-    sample_id: str
-    split: str | None
-    meta: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 _TCGA = re.compile(r"^(TCGA)-([A-Z0-9]{2})-([A-Z0-9]{4})")
