@@ -53,8 +53,14 @@ def _pooled_section(chosen, labels, group, metric, cls) -> None:
     st.dataframe(p, hide_index=True)
 
 
-def _mean_section(chosen, labels, group, metric, cls, n_boot) -> None:
-    s = ui.summary(chosen, metric, ["run_id", group], None if group == "class" else cls, n_boot)
+def _mean_section(chosen, labels, group, metric, cls, n_boot, metrics) -> None:
+    by_cls = None if group == "class" else cls
+    s = ui.summary(chosen, metric, ["run_id", group], by_cls, n_boot)
+    # the other metrics of this view are summarised while the user looks at this one
+    ui.prefetch(
+        ui.summary,
+        [(chosen, m, ["run_id", group], by_cls, n_boot) for m in metrics if m != metric],
+    )
     s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=pl.col("run_id")))
     st.subheader(f"Mean {metric} per run and {group}")
     if s.is_empty():
@@ -149,7 +155,7 @@ with ui.guard("The results"):
         with ui.guard("The pooled figures"):
             _pooled_section(chosen, labels, group, metric, cls)
     else:
-        _mean_section(chosen, labels, group, metric, cls, n_boot)
+        _mean_section(chosen, labels, group, metric, cls, n_boot, metrics)
 
     with ui.guard("The classification analysis"):
         _detail_section(chosen, labels)

@@ -31,7 +31,8 @@ with ui.guard("The cross-dataset analysis"):
 
     c = st.columns(4)
     preset = c[0].selectbox("Preset", INSTANCE_PRESETS, key="c_preset")
-    metric = c[1].selectbox("Metric", ["pq", "aji", "dice1", "f1", "dq", "sq"], key="c_metric")
+    METRICS = ["pq", "aji", "dice1", "f1", "dq", "sq"]
+    metric = c[1].selectbox("Metric", METRICS, key="c_metric")
     form = c[2].radio(
         "Normalisation of C_ij",
         list(CROSS_FORMS),
@@ -71,6 +72,8 @@ with ui.guard("The cross-dataset analysis"):
         )
 
     long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting, test_set)
+    # the other metrics of this view are computed while the user looks at this one
+    ui.prefetch(_matrix, [(sig, preset, m, weighting, test_set) for m in METRICS if m != metric])
     if long_all.is_empty():
         st.info(
             "No complete runs of models with training sets for this preset yet. Evaluate "

@@ -194,6 +194,31 @@ def analysis(run_id: str) -> dict:
     return _analysis(store_signature(), run_id)
 
 
+def prefetch(fn, calls) -> None:
+    """Fill the cache of ``fn`` (an ``st.cache_data`` function) for ``calls`` (argument tuples)
+    in a background thread, after the page has rendered what the user asked for: the next
+    choice (another metric, say) is then served from the cache instead of the rerun.
+
+    One prefetch runs at a time per function; errors are left for the page to report when the
+    user asks for that choice.
+    """
+    import threading
+
+    name = f"cellbench-prefetch-{getattr(fn, '__qualname__', fn)}"
+    if any(t.name == name for t in threading.enumerate()):
+        return
+
+    def work():
+        for args in calls:
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001, S112 - reported when the user asks for it
+                continue
+
+    # no script context on purpose: the cached function's spinner must not show in the page
+    threading.Thread(target=work, name=name, daemon=True).start()
+
+
 # -- widgets ----------------------------------------------------------------------------------
 
 
