@@ -10,124 +10,75 @@ from cellbench.viz import figures
 
 ui.header("Catalog", "Every dataset of the catalog, and the samples of those available here.")
 
+LABELS = {
+    "dataset": "Dataset",
+    "stain": "Stain",
+    "modality": "Modality",
+    "organ": "Organ",
+    "task": "Task",
+    "license": "Licence",
+    "center": "Center",
+    "class": "Class",
+    "split": "Split",
+    "category": "Category",
+    "sex": "Sex",
+}
+
 with ui.guard("The catalog"):
-    rows = ui.catalog_rows()
+    from cellbench.data import facets
+    from cellbench.data.vocabulary import center_label
+
     cat = ui.catalog()
-    tab = ui.sample_table()
-    centers = (
-        {
-            r["dataset"]: sorted(c for c in r["center"] if c is not None)
-            for r in tab.group_by("dataset").agg(pl.col("center").unique()).iter_rows(named=True)
-        }
-        if not tab.is_empty()
+    table = ui.sample_table()
+    ds = facets.dataset_frame(ui.catalog_rows(), cat, table)
+    opts = facets.options(ds, table)
+    names = (
+        dict(zip(table["center"], table["center_name"], strict=True))
+        if not table.is_empty()
         else {}
     )
-    ds = pl.DataFrame(
-        [
-            {
-                "id": r["id"],
-                "name": r["name"],
-                "available": r["available"],
-                "samples": r["n_samples"],
-                "stain": r["stain"],
-                "modality": r["modality"],
-                "organs": r["organs"],
-                "tasks": r["tasks"],
-                "license": r["license"],
-                "classes": [c.name for c in cat.get(r["id"]).classes],
-                "centers": centers.get(r["id"], []),
-                "obtain": "" if r["available"] else r["obtain"],
-            }
-            for r in rows
-        ]
+    st.caption(
+        "One set of filters for both tables: a dataset is listed when it matches (and, for a "
+        "sample-level choice, when one of its local samples does); samples of listed datasets "
+        "that match are in the sample table."
     )
-
-    st.subheader("Datasets")
-    f = st.columns(4) + st.columns(4)
-
-    def facet(col, label, i):
-        vals = sorted(
-            {v for vs in ds[col].to_list() for v in (vs if isinstance(vs, list) else [vs])}
+    f = st.columns(6) + st.columns(7)
+    choice = facets.Choice()
+    for i, (facet, label) in enumerate(LABELS.items()):
+        choice.values[facet] = f[i].multiselect(
+            label,
+            opts[facet],
+            key=f"facet_{facet}",
+            format_func=(lambda c: center_label(c, names.get(c))) if facet == "center" else str,
         )
-        return f[i].multiselect(label, vals, key=f"facet_{col}")
-
-    stain = facet("stain", "Stain", 0)
-    modality = facet("modality", "Modality", 1)
-    organ = facet("organs", "Organ", 2)
-    task = facet("tasks", "Task", 3)
-    lic = facet("license", "Licence", 4)
-    center = facet("centers", "Center", 5)
-    classes = facet("classes", "Class", 6)
-    avail = f[7].selectbox(
+    avail = f[11].selectbox(
         "Availability", ["all", "available here", "not available"], key="facet_avail"
     )
-    sel = ds
-    for col, chosen in (
-        ("stain", stain),
-        ("organs", organ),
-        ("tasks", task),
-        ("centers", center),
-        ("classes", classes),
-    ):
-        if chosen:
-            sel = sel.filter(pl.col(col).list.eval(pl.element().is_in(chosen)).list.any())
-    if modality:
-        sel = sel.filter(pl.col("modality").is_in(modality))
-    if lic:
-        sel = sel.filter(pl.col("license").is_in(lic))
-    if avail != "all":
-        sel = sel.filter(pl.col("available") == (avail == "available here"))
+    choice.available = None if avail == "all" else avail == "available here"
+    ages = table["age"].drop_nulls() if "age" in table.columns else pl.Series([])
+    if ages.len() and int(ages.min()) < int(ages.max()):
+        lo, hi = int(ages.min()), int(ages.max())
+        age = f[12].slider("Age (years)", lo, hi, (lo, hi), key="s_age")
+        choice.age = None if age == (lo, hi) else age
+    sel, t = facets.apply(choice, ds, table)
+
+    st.subheader("Datasets")
     shown = sel.with_columns(pl.col(pl.List(pl.Utf8)).list.join(", "))
     st.dataframe(shown, hide_index=True)
     st.caption(
         f"{sel.height} of {ds.height} datasets. Datasets not available here say how to "
-        "obtain them (column *obtain*)."
+        "obtain them (column *obtain*). Centers of TCGA slides are tissue source site codes; "
+        "their institutions are in the sample table (*center_name*, from the GDC code table)."
     )
 
 with ui.guard("The sample table"):
     st.subheader("Samples")
-    table = ui.sample_table()
     if table.is_empty():
         st.info(
             f"No dataset is available locally ({ui.data_hint()}). Point `CELLBENCH_DATA` "
             "at a data root to browse samples."
         )
         st.stop()
-    c = st.columns(4)
-    dsets = c[0].multiselect(
-        "Dataset", sorted(table["dataset"].unique().to_list()), key="s_dataset"
-    )
-
-    def opts(col):
-        return sorted(v for v in table[col].unique().to_list() if v is not None)
-
-    split = c[1].multiselect("Split", opts("split"), key="s_split")
-    organs = c[2].multiselect("Organ", opts("organ"), key="s_organ")
-    stains = c[3].multiselect("Stain", opts("stain"), key="s_stain")
-    c = st.columns(4)
-    centers = c[0].multiselect("Center", opts("center"), key="s_center")
-    cats = c[1].multiselect("Category", opts("category"), key="s_category")
-    sexes = c[2].multiselect("Sex", opts("sex"), key="s_sex")
-    ages = table["age"].drop_nulls()
-    age = None
-    if ages.len():
-        lo, hi = int(ages.min()), int(ages.max())
-        if lo < hi:
-            age = c[3].slider("Age (years)", lo, hi, (lo, hi), key="s_age")
-    t = table
-    for col, chosen in (
-        ("dataset", dsets),
-        ("split", split),
-        ("organ", organs),
-        ("stain", stains),
-        ("center", centers),
-        ("category", cats),
-        ("sex", sexes),
-    ):
-        if chosen:
-            t = t.filter(pl.col(col).is_in(chosen))
-    if age is not None and age != (int(ages.min()), int(ages.max())):
-        t = t.filter(pl.col("age").is_between(*age))
     st.dataframe(t, hide_index=True, height=300)
     st.caption(f"{t.height} of {table.height} samples")
     d1, d2 = st.columns(2)

@@ -78,11 +78,27 @@ def test_catalog_facets_without_data(no_data):
 def test_catalog_sample_filters(data_env):
     at = _page("1_Catalog.py").run()
     _no_errors(at)
-    at.multiselect(key="s_dataset").set_value(["monuseg"]).run()
-    at.multiselect(key="s_split").set_value(["test"]).run()
+    at.multiselect(key="facet_dataset").set_value(["monuseg"]).run()
+    at.multiselect(key="facet_split").set_value(["test"]).run()
     assert "14 of 913 samples" in _text(at)
+    assert set(at.dataframe[0].value["id"]) == {"monuseg"}  # one set of filters for both
+    at.multiselect(key="facet_dataset").set_value([])
+    at.multiselect(key="facet_split").set_value([]).run()
+    # one organ vocabulary: OCELOT's "head-and-neck" is PanNuke's "head and neck"
+    opts = at.multiselect(key="facet_organ").options
+    assert "head and neck" in opts and "head-and-neck" not in opts
+    assert "pancreas" in opts and "pancreatic" not in opts
+    at.multiselect(key="facet_organ").set_value(["head and neck"]).run()
+    assert set(at.dataframe[0].value["id"]) == {"ocelot", "pannuke"}
+    samples = at.dataframe[1].value
+    assert set(samples["dataset"]) == {"ocelot"} and len(samples) > 0
+    at.multiselect(key="facet_organ").set_value([])
+    at.multiselect(key="facet_dataset").set_value(["monuseg"])
+    at.multiselect(key="facet_split").set_value(["test"]).run()
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     assert "Samples per center" in titles and any("Nuclei per sample" in t for t in titles)
+    at.multiselect(key="facet_dataset").set_value([])
+    at.multiselect(key="facet_split").set_value([])
     at.selectbox(key="facet_avail").set_value("available here").run()
     assert set(at.dataframe[0].value["id"]) == {
         "consep",

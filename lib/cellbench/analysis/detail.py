@@ -52,6 +52,7 @@ def _evaluation(store: Store, run_id: str, catalog=None):
     fields = {f.name for f in dataclasses.fields(EvalSpec)}
     spec = EvalSpec(**{k: v for k, v in params.items() if k in fields})
     ev = Evaluation(spec, catalog, store)
+    ev.run_id = run_id  # predictions kept under the stored run's id
     card = ev.source.card
     if card is not None and rec.get("model_sha256") and card.weights.sha256 != rec["model_sha256"]:
         raise CellbenchError(
@@ -121,9 +122,7 @@ def run_analysis(
     pooled: dict[int, list] = {c: [[], [], 0] for c in ids}  # scores, tp flags, n_true
     grids: list[tuple[Points, Points]] = []
     hovernet = ev.preset == "hovernet" and ev.task == "instances"
-    if ev.records and ev.source.card is not None:
-        ev.source.load()
-    stream = ev.source.predictions(ev.records, ev.reader.load)
+    stream = ev.replay()
     for k, (_, sample, pred) in enumerate(stream):
         if isinstance(pred, tuple) and pred[1] is None and len(ids) > 1:
             raise CellbenchError(

@@ -139,6 +139,14 @@ class Dataset(_Strict):
     local: LocalData | None = None
     notes: str = ""
 
+    @field_validator("organs")
+    @classmethod
+    def _organ_vocabulary(cls, v: list[str]) -> list[str]:
+        """Organs in the shared vocabulary (``head-and-neck`` -> ``head and neck``, ...)."""
+        from cellbench.data.vocabulary import organ
+
+        return list(dict.fromkeys(organ(o) for o in v))
+
     @field_validator("classes")
     @classmethod
     def _unique_class_ids(cls, v: list[ClassDef]) -> list[ClassDef]:

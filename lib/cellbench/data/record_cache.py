@@ -42,7 +42,8 @@ def _code_hash() -> str:
     """sha256 of the data-reading code (every module under ``cellbench.data`` and safety)."""
     pkg = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for p in sorted([*(pkg / "data").rglob("*.py"), pkg / "core" / "safety.py"]):
+    code = [*(pkg / "data").rglob("*.py"), pkg / "core" / "safety.py"]
+    for p in sorted([*code, pkg / "resources" / "tcga_tss.tsv"]):
         h.update(p.relative_to(pkg).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()
@@ -159,11 +160,19 @@ def _cached(dataset, location: Path, reader) -> list[SampleRecord]:
         except (OSError, ValueError, KeyError, TypeError):
             recs = None  # damaged or foreign: list again and overwrite
     if recs is None:
-        recs = reader().records()
+        recs = [_standard(r) for r in reader().records()]
         if use_disk:
             _store(path, recs, dataset.id)
     _memory[key] = recs
     return list(recs)
+
+
+def _standard(rec: SampleRecord) -> SampleRecord:
+    """The record with its metadata in the shared vocabulary (organ names, TCGA centers)."""
+    from cellbench.data.vocabulary import standardise
+
+    rec.meta = standardise(rec.meta)
+    return rec
 
 
 def _store(path: Path, recs: list[SampleRecord], dataset_id: str) -> None:

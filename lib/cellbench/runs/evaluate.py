@@ -47,6 +47,7 @@ from cellbench.metrics import aggregate_instances, aggregate_points, instance_sc
 from cellbench.metrics.instance import parse_thresholds
 from cellbench.metrics.io import instance_files, read_instance_map
 from cellbench.metrics.presets import get_preset
+from cellbench.runs import predcache
 from cellbench.runs.store import (
     GROUP_KEYS,
     Store,
@@ -432,6 +433,31 @@ class Evaluation:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:160]
         return f"{name}_{h}"
 
+    def replay(self, records=None):
+        """Yield ``(record, sample, prediction)`` of the run again, in order.
+
+        Stored predictions are read back; a model's predictions come from the kept copy of the
+        evaluation (:mod:`cellbench.runs.predcache`) or are recomputed (and then kept).
+        """
+        records = self.records if records is None else records
+        if self.source.card is None:
+            yield from self.source.predictions(records, self.reader.load)
+            return
+        kept = {r.sample_id: predcache.load(self.run_id, r.sample_id) for r in records}
+        missing = [r for r in records if kept[r.sample_id] is None]
+        fresh = iter(())
+        if missing:
+            self.source.load()
+            fresh = self.source.predictions(missing, self.reader.load)
+        for rec in records:
+            pred = kept[rec.sample_id]
+            if pred is None:
+                rec, sample, pred = next(fresh)
+                predcache.save(self.run_id, rec.sample_id, pred)
+            else:
+                sample = self.reader.load(rec)
+            yield rec, sample, pred
+
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, record, sample, pred) -> dict[str, Any]:
@@ -570,6 +596,8 @@ class Evaluation:
             try:
                 stream = self.source.predictions(todo, self.reader.load)
                 for k, (rec, sample, pred) in enumerate(stream):
+                    if self.source.card is not None:
+                        predcache.save(self.run_id, rec.sample_id, pred)
                     if progress:
                         eta = (time.monotonic() - t0) / k * (len(todo) - k) if k else None
                         progress(Progress(self.run_id, n_done, n_total, rec.sample_id, eta))

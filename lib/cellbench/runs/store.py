@@ -399,7 +399,13 @@ class Store:
         parts = [p for r in ids for p in self.good_parts(r)]
         if not parts:
             return pl.LazyFrame(schema=SCHEMA)
-        return pl.scan_parquet(parts, schema=SCHEMA)
+        from cellbench.data.vocabulary import ORGAN_ALIASES
+
+        # rows stored before the shared vocabulary read in it too
+        organ = pl.col("organ").str.to_lowercase().str.replace_all(r"[\s_\-]+", " ")
+        return pl.scan_parquet(parts, schema=SCHEMA).with_columns(
+            organ=organ.replace(ORGAN_ALIASES)
+        )
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and its rows (refused while it is being evaluated)."""

@@ -97,7 +97,8 @@ def point_errors(
 
 
 def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None):
-    """Recreate a stored run's prediction for one sample (models are run again).
+    """A stored run's prediction for one sample: read back (stored predictions, or the copy a
+    model run kept), else recomputed by the model and kept.
 
     Returns ``(sample, prediction, evaluation)``; the prediction is ``(labels, classes,
     scores)`` or :class:`~cellbench.data.sample.Points`.
@@ -107,8 +108,8 @@ def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None
     params = dict(run["parameters"])
     params.update(samples=[sample_id], limit=None)
     ev = Evaluation(EvalSpec(**params), catalog, store)
-    ev.source.load()
-    rec, sample, pred = next(ev.source.predictions(ev.records, ev.reader.load))
+    ev.run_id = run["run_id"]  # the prediction kept under the stored run's id
+    rec, sample, pred = next(ev.replay())
     return sample, pred, ev
 
 

@@ -1,0 +1,115 @@
+"""Kept predictions of model runs, so that an error view or an analysis reads them back.
+
+A run over a model stores per-sample figures in the metrics store; the prediction itself is
+kept here, in ``$CELLBENCH_HOME/cache/predictions/<run id>/<hash of sample id>.npz``, while the
+run is evaluated (and the first time a replay recomputes one). The run id already names the
+model's weights (sha256), the dataset, the samples and the preset, so a cached prediction is
+only ever read back for the run that made it.
+
+Instances: ``labels`` (the instance map, uint16 when the ids allow, else int32), ``cls_ids`` /
+``cls`` (instance id -> class id, absent for class-agnostic models), ``score_ids`` / ``scores``.
+Points: ``xy`` (pixels, x then y), ``cls``, ``score``.
+
+It is a cache: a damaged or unreadable file reads as missing, a write that fails is skipped,
+and ``CELLBENCH_KEEP_PREDICTIONS=0`` turns writing off (each file is about 0.1-0.3 MB per
+1000² tile).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cellbench.core import config
+from cellbench.core.atomic import write_bytes_atomic
+from cellbench.data.sample import Points
+
+
+def enabled() -> bool:
+    """Whether predictions are kept (``CELLBENCH_KEEP_PREDICTIONS``, default on)."""
+    return os.environ.get("CELLBENCH_KEEP_PREDICTIONS", "1").strip().lower() not in (
+        "0",
+        "false",
+        "no",
+        "off",
+    )
+
+
+def run_dir(run_id: str) -> Path:
+    return config.home() / "cache" / "predictions" / run_id
+
+
+def _file(run_id: str, sample_id: str) -> Path:
+    h = hashlib.sha256(sample_id.encode("utf-8")).hexdigest()[:24]
+    return run_dir(run_id) / f"{h}.npz"
+
+
+def _pack(pred) -> dict[str, np.ndarray]:
+    if isinstance(pred, Points):
+        return {"xy": pred.xy, "cls": pred.cls, "score": pred.score}
+    labels, classes, scores = pred
+    lab = np.asarray(labels)
+    top = int(lab.max()) if lab.size else 0
+    out = {"labels": lab.astype(np.uint16 if 0 <= top < 2**16 else np.int32, copy=False)}
+    if classes is not None:
+        out["cls_ids"] = np.fromiter(classes.keys(), np.int64, len(classes))
+        out["cls"] = np.fromiter(classes.values(), np.int64, len(classes))
+    if scores is not None:
+        out["score_ids"] = np.fromiter(scores.keys(), np.int64, len(scores))
+        out["scores"] = np.fromiter(scores.values(), np.float64, len(scores))
+    return out
+
+
+def _unpack(z) -> Any:
+    if "xy" in z:
+        return Points(z["xy"], z["cls"], z["score"])
+    labels = z["labels"].astype(np.int32)
+    classes = (
+        dict(zip(z["cls_ids"].tolist(), z["cls"].tolist(), strict=True)) if "cls" in z else None
+    )
+    scores = (
+        dict(zip(z["score_ids"].tolist(), z["scores"].tolist(), strict=True))
+        if "scores" in z
+        else None
+    )
+    return labels, classes, scores
+
+
+def save(run_id: str, sample_id: str, pred) -> bool:
+    """Keep ``pred`` (``(labels, classes, scores)`` or :class:`Points`); False if not written."""
+    if not enabled():
+        return False
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **_pack(pred))
+    try:
+        write_bytes_atomic(_file(run_id, sample_id), buf.getvalue())
+    except OSError:
+        return False  # a cache: a full or read-only workspace only costs a recomputation
+    return True
+
+
+def load(run_id: str, sample_id: str):
+    """The kept prediction of ``sample_id`` in ``run_id``, or None (missing or unreadable)."""
+    path = _file(run_id, sample_id)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return _unpack(z)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def has(run_id: str, sample_id: str) -> bool:
+    return _file(run_id, sample_id).is_file()
+
+
+def drop(run_id: str) -> None:
+    """Forget every kept prediction of a run."""
+    shutil.rmtree(run_dir(run_id), ignore_errors=True)
