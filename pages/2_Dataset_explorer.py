@@ -1,66 +1,111 @@
-"""Dataset explorer: a gallery with annotations overlaid, one sample up close, whole slides."""
+"""Dataset explorer: a sortable gallery with annotations overlaid, one sample up close, and a
+pan/zoom whole-slide viewer with objects overlaid."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import polars as pl
 import streamlit as st
 
 from cellbench.app import ui
-from cellbench.core import config
 from cellbench.viz import figures, overlay
 
 ui.header(
     "Dataset explorer",
-    "Samples with their annotations overlaid (outlines and points "
-    "coloured by class, tissue masks); whole-slide images through tiffslide.",
+    "Samples with their annotations overlaid (outlines and points in their class colours, "
+    "tissue masks), sortable and filterable by metadata and counts; whole-slide images with "
+    "annotations or predictions, through the same reader as the CLI.",
 )
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
+@st.cache_data(show_spinner=False, max_entries=512)
 def _overlay(dataset: str, sample_id: str, inst: bool, pts: bool, tissue: bool, side: int):
     from cellbench.data.samples import load_sample
 
     cat = ui.catalog()
     s = load_sample(cat, dataset, sample_id)
-    img = overlay.sample_overlay(s, cat.get(dataset).classes, inst, pts, tissue)
-    return overlay.thumbnail(img, side), s.meta
+    img = overlay.sample_overlay(s, cat.get(dataset).classes, inst, pts, tissue, max_side=side)
+    return img, s.meta
 
+
+SORTABLE = ("sample_id", "n_objects", "center", "organ", "category", "split", "width", "mpp")
 
 with ui.guard("The explorer"):
+    from cellbench.analysis.grid import page, select
+    from cellbench.data.vocabulary import center_label
+
     cat = ui.catalog()
     table = ui.sample_table()
     avail = [d.id for d in cat if cat.is_available(d)]
     if not avail:
         st.info(f"No dataset is available locally ({ui.data_hint()}).")
         st.stop()
+    qp = st.query_params
+    if qp.get("dataset") in avail:
+        st.session_state.setdefault("x_dataset", qp["dataset"])
     c = st.columns(5)
     dataset = c[0].selectbox("Dataset", avail, key="x_dataset")
-    rows = table.filter(table["dataset"] == dataset)
+    rows = table.filter(pl.col("dataset") == dataset)
     splits = ["all", *sorted(s for s in rows["split"].unique().to_list() if s is not None)]
     split = c[1].selectbox("Split", splits, key="x_split")
     if split != "all":
-        rows = rows.filter(rows["split"] == split)
+        rows = rows.filter(pl.col("split") == split)
     show_inst = c[2].toggle("Outlines", True, key="x_inst")
     show_pts = c[3].toggle("Points", True, key="x_pts")
     show_tissue = c[4].toggle("Tissue mask", True, key="x_tissue")
-    ids = rows["sample_id"].to_list()
-    per_page = 8
-    n_pages = max(1, -(-len(ids) // per_page))
-    page = st.number_input(f"Gallery page (of {n_pages})", 1, n_pages, 1, key="x_page")
-    chunk = ids[(page - 1) * per_page : page * per_page]
-    st.subheader(f"Gallery: {dataset} ({len(ids)} samples)")
+    if "has_pixels" in rows.columns and rows["has_pixels"].eq(False).any():
+        n_no = int(rows["has_pixels"].eq(False).sum())
+        st.caption(
+            f"{n_no} of {rows.height} samples have annotations but no local pixels (points "
+            "only): they are drawn on a grey canvas of their size."
+        )
+
+    g = st.columns([2, 1, 2, 2, 1])
+    sortable = [k for k in SORTABLE if k in rows.columns]
+    sort_by = g[0].selectbox("Sort by", sortable, key="x_sort")
+    desc = g[1].toggle("Descending", False, key="x_desc")
+    equals = {}
+    names = dict(zip(rows["center"], rows["center_name"], strict=True))
+    for k, col in ((2, "center"), (3, "organ")):
+        vals = sorted(v for v in rows[col].unique().to_list() if v is not None)
+        if len(vals) > 1:
+            equals[col] = g[k].multiselect(
+                col.capitalize(),
+                vals,
+                key=f"x_f_{col}",
+                format_func=(lambda v: center_label(v, names.get(v))) if col == "center" else str,
+            )
+    per_page = g[4].selectbox("Per page", [8, 12, 24], key="x_per")
+    ranges = {}
+    counts = rows["n_objects"].drop_nulls()
+    if counts.len() > 1 and counts.min() < counts.max():
+        lo, hi = int(counts.min()), int(counts.max())
+        ranges["n_objects"] = st.slider("Objects per sample", lo, hi, (lo, hi), key="x_nobj")
+    sel = select(rows, sort_by, desc, equals, ranges)
+    n_pages = max(1, -(-sel.height // per_page))
+    number = st.number_input(f"Gallery page (of {n_pages})", 1, n_pages, 1, key="x_page")
+    chunk, _ = page(sel, int(number), per_page)
+    st.subheader(f"Gallery: {dataset} ({sel.height} of {rows.height} samples)")
     cols = st.columns(4)
     classes = cat.get(dataset).classes
-    for k, sid in enumerate(chunk):
+    for k, r in enumerate(chunk.iter_rows(named=True)):
+        sid = r["sample_id"]
         thumb, _ = _overlay(dataset, sid, show_inst, show_pts, show_tissue, 256)
-        cols[k % 4].image(thumb, caption=sid, width="stretch")
+        with cols[k % 4]:
+            extra = f" · {r[sort_by]}" if sort_by != "sample_id" else ""
+            st.image(thumb, caption=f"{sid}{extra}", width="stretch")
+            if st.button("Open", key=f"x_open_{dataset}_{sid}"):
+                st.session_state["x_sample"] = sid
     if classes:
         cc = overlay.class_colors(classes)
         ui.color_legend([(c.name, cc[c.id]) for c in classes], "Classes: ")
 
     st.subheader("One sample")
-    sid = st.selectbox("Sample", ids, index=ids.index(chunk[0]) if chunk else 0, key="x_sample")
+    ids = sel["sample_id"].to_list() or rows["sample_id"].to_list()
+    if qp.get("sample") in ids and qp.get("dataset") == dataset:
+        st.session_state.setdefault("x_sample", qp["sample"])
+    if st.session_state.get("x_sample") not in ids:
+        st.session_state["x_sample"] = ids[0] if ids else None
+    sid = st.selectbox("Sample", ids, key="x_sample")
     if sid:
         img, meta = _overlay(dataset, sid, show_inst, show_pts, show_tissue, 2048)
         left, right = st.columns([3, 1])
@@ -68,45 +113,133 @@ with ui.guard("The explorer"):
             ui.show_figure(
                 figures.image_figure(img, sid, height=700), key="x_one", name=f"{dataset}_{sid}"
             )
-        right.dataframe(
-            [{"field": k, "value": "" if v is None else str(v)} for k, v in meta.items()],
-            hide_index=True,
-            height=600,
-        )
+        with right:
+            shown = {**meta}
+            if meta.get("center") and meta.get("center_name"):
+                shown["center"] = center_label(meta["center"], meta["center_name"])
+            st.dataframe(
+                [{"field": k, "value": "" if v is None else str(v)} for k, v in shown.items()],
+                hide_index=True,
+                height=520,
+            )
+
+            def gt_geojson() -> bytes:
+                import json
+
+                from cellbench.qupath.geojson import sample_features
+
+                feats = sample_features(ui.catalog(), dataset, sid)
+                return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+            st.download_button(
+                "QuPath GeoJSON (ground truth)",
+                gt_geojson,
+                file_name=f"{sid}_gt.geojson",
+                mime="application/geo+json",
+                key="x_geojson",
+            )
 
 with ui.guard("The whole-slide viewer"):
-    st.subheader("Whole-slide images")
-    root = config.data_root()
-    exts = (".svs", ".tif", ".tiff", ".ndpi", ".mrxs", ".scn", ".qptiff", ".dcm")
-    slides = (
-        sorted(p for p in root.glob("wsi/*") if p.suffix.lower() in exts)
-        if (root / "wsi").is_dir()
-        else []
-    )
-    if not slides:
-        st.caption(f"No slides under `{root / 'wsi'}`.")
-    else:
-        from cellbench.data.wsi import open_slide
+    from cellbench.core import config
+    from cellbench.viz import slide as wsi
 
-        path = st.selectbox("Slide", slides, format_func=lambda p: Path(p).name, key="w_slide")
-        with open_slide(path) as slide:
-            w0, h0 = slide.dimensions
-            c = st.columns([1, 2])
-            c[0].image(
-                slide.thumbnail(384),
-                caption=f"{Path(path).name}: {w0} x {h0} px, "
-                f"mpp {slide.mpp}, {len(slide.level_downsamples)} level(s)",
-            )
-            with c[1]:
-                r = st.columns(4)
-                level = r[0].selectbox(
-                    "Level", list(range(len(slide.level_downsamples))), key="w_level"
-                )
-                size = r[1].selectbox("Region size", [256, 512, 1024], index=1, key="w_size")
-                x = r[2].number_input("x (level-0 px)", 0, max(0, w0 - 1), w0 // 3, key="w_x")
-                y = r[3].number_input("y (level-0 px)", 0, max(0, h0 - 1), h0 // 3, key="w_y")
-                ds = slide.level_downsamples[level]
-                rw = max(1, min(size, int((w0 - x) / ds)))  # stay inside the slide
-                rh = max(1, min(size, int((h0 - y) / ds)))
-                region = slide.read_region(int(x), int(y), rw, rh, level)
-                st.image(region, caption=f"region at ({x}, {y}), level {level}")
+    st.subheader("Whole-slide images")
+
+    @st.cache_data(show_spinner="Looking at the slides ...", ttl=600)
+    def _slides(folder: str):
+        return wsi.list_slides(folder)
+
+    folder = config.data_root() / "wsi"
+    found = _slides(str(folder))
+    tissue = [i for i in found if i.kind == "tissue"]
+    fixtures = [i for i in found if i.kind == "test pattern"]
+    broken = [i for i in found if i.kind == "unreadable"]
+    show_fix = (
+        st.toggle(f"Also list {len(fixtures)} test pattern(s)", False, key="w_fixtures")
+        if fixtures
+        else False
+    )
+    choices = tissue + (fixtures if show_fix else [])
+    if broken:
+        with st.expander(f"{len(broken)} file(s) under {folder} could not be opened"):
+            for b in broken:
+                st.caption(f"{b.path.name}: {b.error}")
+    if not choices:
+        st.caption(f"No readable slides under `{folder}`.")
+        st.stop()
+    info = st.selectbox(
+        "Slide",
+        choices,
+        format_func=lambda i: (
+            f"{i.path.name} ({i.kind}, {i.dimensions[0]} x {i.dimensions[1]} "
+            f"px, {i.levels} level(s), {i.backend})"
+        ),
+        key="w_slide",
+    )
+    W, H = 900, 560
+    state = st.session_state
+    if state.get("w_for") != str(info.path):  # a new slide starts fitted, centred
+        state["w_for"] = str(info.path)
+        state["w_cx"], state["w_cy"] = info.dimensions[0] / 2, info.dimensions[1] / 2
+        state["w_zoom"] = wsi.fit_zoom(info.dimensions, W, H)
+    fit = wsi.fit_zoom(info.dimensions, W, H)
+
+    def _move(dx=0.0, dy=0.0, factor=1.0):
+        z = min(max(state["w_zoom"] * factor, fit / 2), 4.0)
+        state["w_zoom"] = z
+        state["w_cx"] = min(max(state["w_cx"] + dx * W / z / 2, 0), info.dimensions[0])
+        state["w_cy"] = min(max(state["w_cy"] + dy * H / z / 2, 0), info.dimensions[1])
+
+    b = st.columns(8)
+    b[0].button("Zoom in", on_click=_move, kwargs={"factor": 2.0}, key="w_in")
+    b[1].button("Zoom out", on_click=_move, kwargs={"factor": 0.5}, key="w_out")
+    b[2].button("←", on_click=_move, kwargs={"dx": -1}, key="w_left")
+    b[3].button("→", on_click=_move, kwargs={"dx": 1}, key="w_right")
+    b[4].button("↑", on_click=_move, kwargs={"dy": -1}, key="w_up")
+    b[5].button("↓", on_click=_move, kwargs={"dy": 1}, key="w_down")
+    b[6].button(
+        "Whole slide",
+        on_click=lambda: state.update(
+            w_zoom=fit, w_cx=info.dimensions[0] / 2, w_cy=info.dimensions[1] / 2
+        ),
+        key="w_fit",
+    )
+
+    # objects: a GeoJSON uploaded here, or files next to the slide / in the workspace's slides
+    # folder whose names start with the slide's name (QuPath exports, `cellbench predict`)
+    stem = info.path.stem
+    near = sorted(
+        {
+            p
+            for d in (info.path.parent, config.home() / "slides")
+            if d.is_dir()
+            for p in d.glob("*.geojson")
+            if p.name.startswith(stem)
+        }
+    )
+    o = st.columns([2, 2])
+    picked = o[0].multiselect(
+        "Objects to overlay", near, format_func=lambda p: p.name, default=near, key="w_objs"
+    )
+    up = o[1].file_uploader("Or a QuPath GeoJSON", type=["geojson", "json"], key="w_upload")
+    objects = []
+    for p in picked:
+        objects += wsi.read_objects(p)
+    if up is not None:
+        objects += wsi.read_objects(up.getvalue(), up.name)
+
+    if objects:
+        by_class = {o.class_name or "unclassified": o.color or (0, 200, 83) for o in objects}
+        ui.color_legend(sorted(by_class.items()), "Objects: ")
+    img, box, level = wsi.view(info.path, state["w_cx"], state["w_cy"], state["w_zoom"], W, H)
+    n = 0
+    if objects:
+        img, n = wsi.draw_objects(img, box, objects, width=2 if state["w_zoom"] >= 0.25 else 1)
+    mpp = f", {info.mpp:.3f} µm/px" if info.mpp else ""
+    st.caption(
+        f"Centre ({state['w_cx']:.0f}, {state['w_cy']:.0f}) level-0 px, zoom {state['w_zoom']:.3g} "
+        f"(level {level}{mpp}); {n} of {len(objects)} objects in view."
+    )
+    ui.show_figure(
+        figures.image_figure(img, None, height=H + 20), key="w_view", name=f"{stem}_view"
+    )

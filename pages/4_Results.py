@@ -84,28 +84,44 @@ def _mean_section(chosen, labels, group, metric, cls, n_boot, metrics) -> None:
 
 
 def _detail_section(chosen, labels) -> None:
+    from cellbench.analysis.detail import best_thresholds, class_table, confusion_frame
+    from cellbench.viz.review import prediction_ready
+
     st.subheader("Classification and detection")
     st.caption(
-        "The confusion matrix of matched objects (paired by centroid regardless of class) "
-        "and, for point runs, precision / recall / F1 against the score threshold. The run's "
-        "predictions are replayed once (a model run is recomputed), then cached."
+        "The confusion matrix of matched objects (paired by centroid regardless of class), "
+        "per-class counts and F1, and, for point runs with scores, precision / recall / F1 "
+        "against the score threshold. The run's predictions are read back (stored, or kept by "
+        "the evaluation) or recomputed once by the model, then cached."
     )
     c = st.columns([3, 1, 1])
     run = c[0].selectbox("Run", chosen, format_func=labels.get, key="r_drun")
     norm = c[1].selectbox("Normalise", ["true", "pred", "none"], key="r_norm")
-    if not c[2].button("Compute", key="r_detail") and not st.session_state.get(f"d_{run}"):
+    rec = ui.store().get_run(run)
+    ids = ui.grid(run)["sample_id"].to_list()
+    ready = all(prediction_ready(rec, s) for s in ids)
+    if not ready and not st.session_state.get(f"d_{run}"):
+        c[2].button(
+            "Compute",
+            key="r_detail",
+            on_click=st.session_state.__setitem__,
+            args=(f"d_{run}", True),
+        )
+        st.info(
+            f"The model's predictions of these {len(ids)} samples are not kept: Compute runs "
+            "it again (a few seconds per sample on a CPU), once."
+        )
         return
-    st.session_state[f"d_{run}"] = True
-    with st.spinner("Replaying the run's predictions ..."):
+    with st.spinner("Pairing the run's objects ..."):
         a = ui.analysis(run)
-    from cellbench.analysis.detail import best_thresholds, confusion_frame
-
     ui.show_figure(
         figures.confusion_heatmap(a, norm),
         confusion_frame(a, "none"),
         key="conf",
         name="confusion",
     )
+    st.caption(f"{a['pairing']}; {a['n_samples']} samples.")
+    st.dataframe(class_table(a), hide_index=True)
     if a["curves"]:
         ui.show_figure(
             figures.threshold_curves(a), best_thresholds(a), key="curves", name="threshold_curves"
@@ -113,23 +129,226 @@ def _detail_section(chosen, labels) -> None:
         st.dataframe(best_thresholds(a), hide_index=True)
 
 
-with ui.guard("The results"):
+def _test_sets(table: pl.DataFrame) -> dict[str, str]:
+    """``{key: label}`` of the sample sets complete runs were scored on, most runs first."""
+    g = (
+        table.group_by("test_dataset", "sample_set")
+        .agg(
+            runs=pl.len(),
+            n=pl.col("n_samples").max(),
+            split=pl.col("split").drop_nulls().first(),
+        )
+        .sort(["runs", "n", "test_dataset"], descending=[True, True, False])
+    )
+    out = {}
+    for r in g.iter_rows(named=True):
+        part = r["split"] or "all samples"
+        out[f"{r['test_dataset']}|{r['sample_set']}"] = (
+            f"{r['test_dataset']} · {part} · {r['n']} samples · {r['runs']} run(s)"
+        )
+    return out
+
+
+def _coverage(table: pl.DataFrame, chosen, labels) -> None:
+    cov = table.filter(pl.col("run_id").is_in(chosen)).select(
+        run=pl.col("run_id").replace_strict(labels, default=pl.col("run_id")),
+        status="status",
+        coverage="coverage",
+        samples="n_samples",
+        split=pl.col("split").fill_null("all"),
+        preset="preset",
+    )
+    st.dataframe(cov, hide_index=True)
+
+
+def _grid_section(chosen, labels, metric) -> None:
+    from cellbench.analysis.grid import META, page, select
+    from cellbench.data.vocabulary import center_label
+
+    st.caption(
+        "Every sample of one run, as thumbnails: matched objects green, false positives red, "
+        "missed yellow where the run's prediction is at hand (stored predictions, or kept by "
+        "the evaluation); otherwise the ground truth, while the prediction is computed in the "
+        "background. Sort and filter by any per-sample value or metadata; Open shows the "
+        "sample's errors, values and links."
+    )
+    c = st.columns([3, 2, 1, 2])
+    run = c[0].selectbox("Run", chosen, format_func=labels.get, key="g_run")
+    g = ui.grid(run)
+    if g.is_empty():
+        st.info("This run has no per-sample rows.")
+        return
+    numeric = [k for k, t in g.schema.items() if t.is_numeric()]
+    sortable = numeric + [m for m in META if m in g.columns]
+    sort_by = c[1].selectbox(
+        "Sort by", sortable, index=sortable.index(metric) if metric in sortable else 0, key="g_sort"
+    )
+    desc = c[2].toggle("Descending", False, key="g_desc")
+    per_page = c[3].select_slider("Per page", [8, 12, 24, 48], 12, key="g_per")
+    f = st.columns(3)
+    equals = {}
+    for k, col in enumerate(("center", "organ", "category")):
+        vals = sorted(v for v in g[col].unique().to_list() if v is not None)
+        if len(vals) > 1:
+            equals[col] = f[k].multiselect(
+                col.capitalize(),
+                vals,
+                key=f"g_f_{col}",
+                format_func=center_label if col == "center" else str,
+            )
+    ranges = {}
+    if metric in g.columns and g[metric].drop_nulls().len() > 1:
+        lo, hi = float(g[metric].min()), float(g[metric].max())
+        if lo < hi:
+            ranges[metric] = st.slider(f"{metric} between", lo, hi, (lo, hi), key="g_range")
+    sel = select(g, sort_by, desc, equals, ranges)
+    n_pages = max(1, -(-sel.height // per_page))
+    number = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")
+    part, _ = page(sel, int(number), per_page)
+    st.caption(f"{sel.height} of {g.height} samples, sorted by {sort_by}")
+    ids = part["sample_id"].to_list()
+    thumbs = ui.thumbnails(run, ids)
+    cols = st.columns(4)
+    for k, (row, (img, errors)) in enumerate(zip(part.iter_rows(named=True), thumbs, strict=True)):
+        with cols[k % 4]:
+            val = row.get(sort_by)
+            shown = f"{val:.3f}" if isinstance(val, float) else val
+            st.image(
+                img,
+                caption=f"{row['sample_id']} · {sort_by} {shown}"
+                + ("" if errors else " · ground truth"),
+                width="stretch",
+            )
+            if st.button("Open", key=f"g_open_{run}_{row['sample_id']}"):
+                st.session_state["r_open"] = (run, row["sample_id"])
+    ui.color_legend(
+        [("matched", "#00C853"), ("false positive", "#FF1744"), ("missed", "#FFD600")],
+        "Thumbnails: ",
+    )
+
+
+def _open_sample(labels) -> None:
+    """The opened sample: its errors, metadata, values and links."""
+    run_id, sid = st.session_state["r_open"]
     runs = ui.runs()
-    done = runs.filter(pl.col("status") == "complete") if "status" in runs.columns else runs
+    if run_id not in set(runs["run_id"].to_list()):
+        return
+    rec = ui.store().get_run(run_id)
+    st.subheader(f"{sid} · {labels.get(run_id, run_id)}")
+    img, counts, note = ui.error_image(run_id, sid)
+    left, right = st.columns([3, 1])
+    with left:
+        ui.show_figure(figures.image_figure(img, None, height=650), key="err", name=f"errors_{sid}")
+    with right:
+        a, b, c = st.columns(3)
+        a.metric("TP", counts["tp"])
+        b.metric("FP", counts["fp"])
+        c.metric("FN", counts["fn"])
+        st.caption(note)
+        row = ui.grid(run_id).filter(pl.col("sample_id") == sid)
+        if row.height:
+            vals = row.row(0, named=True)
+            st.dataframe(
+                [
+                    {
+                        "field": k,
+                        "value": ""
+                        if v is None
+                        else f"{v:.4g}"
+                        if isinstance(v, float)
+                        else str(v),
+                    }
+                    for k, v in vals.items()
+                ],
+                hide_index=True,
+                height=360,
+            )
+        ui.link(
+            "2_Dataset_explorer.py",
+            "Open in the Dataset explorer",
+            {"dataset": rec["test_dataset"], "sample": sid},
+            ":material/image_search:",
+        )
+
+        def geojson() -> bytes:
+            import json
+
+            from cellbench.qupath.geojson import sample_features
+
+            feats = sample_features(
+                ui.catalog(), rec["test_dataset"], sid, "errors", rec, ui.store()
+            )
+            return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+        st.download_button(
+            "QuPath GeoJSON (TP / FP / FN)",
+            geojson,
+            file_name=f"{sid}_errors.geojson",
+            mime="application/geo+json",
+            key="r_open_geojson",
+        )
+        with st.expander("The run"):
+            st.json(
+                {
+                    k: rec.get(k)
+                    for k in (
+                        "run_id",
+                        "model_id",
+                        "test_dataset",
+                        "split",
+                        "preset",
+                        "iou",
+                        "status",
+                        "n_samples",
+                        "finished",
+                        "code_version",
+                    )
+                }
+            )
+            ui.link("4_Results.py", "Link to this sample", {"run": run_id, "sample": sid})
+
+
+with ui.guard("The results"):
+    table = ui.run_table()
+    done = table.filter(pl.col("status") == "complete")
     if done.is_empty():
         st.info(
             "No finished runs yet: evaluate a model on the Evaluate page or with "
             "`cellbench evaluate`."
         )
         st.stop()
-    labels = ui.run_labels(done)
+    qp = st.query_params
+    if "run" in qp and qp["run"] in set(done["run_id"].to_list()):
+        r = done.filter(pl.col("run_id") == qp["run"]).row(0, named=True)
+        st.session_state.setdefault("r_set", f"{r['test_dataset']}|{r['sample_set']}")
+        if "sample" in qp:
+            st.session_state.setdefault("r_open", (qp["run"], qp["sample"]))
+    sets = _test_sets(done)
+    ANY = "any|any"
+    key = st.selectbox(
+        "Test set",
+        [*sets, ANY],
+        format_func=lambda k: sets.get(
+            k, "every finished run (mixes test sets: compare with care)"
+        ),
+        key="r_set",
+        help="Runs are compared on one sample set at a time: the same test dataset, split or "
+        "named test set, and the same samples. The most used set comes first.",
+    )
+    pool = (
+        done
+        if key == ANY
+        else done.filter((pl.col("test_dataset") + "|" + pl.col("sample_set").fill_null("")) == key)
+    )
+    labels = ui.run_labels(pool)
     chosen = st.multiselect(
-        "Runs", list(labels), default=list(labels)[:4], format_func=labels.get, key="r_runs"
+        "Runs", list(labels), default=list(labels)[:8], format_func=labels.get, key=f"r_runs_{key}"
     )
     if not chosen:
         st.warning("Choose at least one run.")
         st.stop()
-    tested = done.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
+    _coverage(table, chosen, labels)
+    tested = pool.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
     for note in ui.catalog().caveats(tested):
         st.warning(note)
     metrics, classes = ui.metrics_of(chosen)
@@ -141,69 +360,59 @@ with ui.guard("The results"):
     group = c[1].selectbox("Group by", GROUP_KEYS, index=1, key="r_group")
     cls = c[2].selectbox("Class", classes, key="r_class", disabled=group == "class")
     n_boot = c[3].select_slider("Bootstrap resamples", [200, 1000, 5000], 1000, key="r_boot")
-    how = st.radio(
-        "Figure per group",
-        list(FIGURES),
-        format_func=FIGURES.get,
-        horizontal=True,
-        key="r_how",
-        help="Mean: every sample weighs the same, 95% bootstrap CIs where n >= 5. Pooled: the "
-        "preset's own dataset figure computed on each group's samples (OCELOT: counts pooled "
-        "per organ; CoNIC: mPQ+), one run at a time.",
+    view = (
+        st.segmented_control(
+            "View",
+            ["Groups", "Sample grid", "Classification", "Per sample", "Dataset figures"],
+            default="Groups",
+            key="r_view",
+        )
+        or "Groups"
     )
-    if how == "pooled":
-        with ui.guard("The pooled figures"):
-            _pooled_section(chosen, labels, group, metric, cls)
+
+    if view == "Groups":
+        how = st.radio(
+            "Figure per group",
+            list(FIGURES),
+            format_func=FIGURES.get,
+            horizontal=True,
+            key="r_how",
+            help="Mean: every sample weighs the same, 95% bootstrap CIs where n >= 5 "
+            "(resampled by patient, else slide, else sample: column *resampled*). Pooled: the "
+            "preset's own dataset figure computed on each group's samples (OCELOT: counts "
+            "pooled per organ; CoNIC: mPQ+), one run at a time.",
+        )
+        if how == "pooled":
+            with ui.guard("The pooled figures"):
+                _pooled_section(chosen, labels, group, metric, cls)
+        else:
+            _mean_section(chosen, labels, group, metric, cls, n_boot, metrics)
+    elif view == "Sample grid":
+        with ui.guard("The sample grid"):
+            _grid_section(chosen, labels, metric)
+    elif view == "Classification":
+        with ui.guard("The classification analysis"):
+            _detail_section(chosen, labels)
+    elif view == "Per sample":
+        st.subheader(f"{metric} per sample")
+        vals = ui.values(chosen, metric, "all" if group == "class" else cls)
+        vals = vals.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
+        ui.show_figure(
+            figures.distribution(vals, "run", metric), vals, key="dist", name=f"{metric}_per_sample"
+        )
+        st.dataframe(vals.select("run", "sample_id", "center", "organ", "value"), hide_index=True)
     else:
-        _mean_section(chosen, labels, group, metric, cls, n_boot, metrics)
+        st.subheader("Dataset figures of each run's preset")
+        from cellbench.analysis import dataset_figures
 
-    with ui.guard("The classification analysis"):
-        _detail_section(chosen, labels)
+        figs = dataset_figures(ui.store(), chosen).filter(pl.col("metric") == metric)
+        st.dataframe(
+            figs.with_columns(run=pl.col("run_id").replace_strict(labels, default=None)).select(
+                "run", "class", "metric", "value"
+            ),
+            hide_index=True,
+        )
 
-    st.subheader("Dataset figures of each run's preset")
-    from cellbench.analysis import dataset_figures
-
-    figs = dataset_figures(ui.store(), chosen).filter(pl.col("metric") == metric)
-    st.dataframe(
-        figs.with_columns(run=pl.col("run_id").replace_strict(labels, default=None)).select(
-            "run", "class", "metric", "value"
-        ),
-        hide_index=True,
-    )
-
-    st.subheader(f"{metric} per sample")
-    vals = ui.values(chosen, metric, "all" if group == "class" else cls)
-    vals = vals.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
-    ui.show_figure(
-        figures.distribution(vals, "run", metric), vals, key="dist", name=f"{metric}_per_sample"
-    )
-
-    st.subheader("Errors of one sample")
-    st.caption(
-        "Select a row: the sample is shown with matched nuclei in green, false "
-        "positives in red and missed nuclei in yellow (the preset's own matching)."
-    )
-    table = vals.select("run", "sample_id", "center", "organ", "value", "run_id").sort("value")
-    ev = st.dataframe(
-        table.drop("run_id"),
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="single-row",
-        key="r_pick",
-        height=250,
-    )
-    picked = ev.selection.rows if ev is not None else []
-    if picked:
-        row = table.row(picked[0], named=True)
-        img, counts, note = ui.error_image(row["run_id"], row["sample_id"])
-        c = st.columns([3, 1])
-        with c[0]:
-            ui.show_figure(
-                figures.image_figure(img, f"{row['sample_id']} · {row['run']}", height=650),
-                key="err",
-                name=f"errors_{row['sample_id']}",
-            )
-        c[1].metric("True positives", counts["tp"])
-        c[1].metric("False positives", counts["fp"])
-        c[1].metric("Missed (FN)", counts["fn"])
-        c[1].caption(note)
+with ui.guard("The opened sample"):
+    if st.session_state.get("r_open"):
+        _open_sample(labels)

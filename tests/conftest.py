@@ -42,6 +42,7 @@ def _isolated_home(tmp_path, monkeypatch):
     results unless it sets ``CELLBENCH_REFERENCE`` itself."""
     monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CELLBENCH_REFERENCE", "")
+    monkeypatch.setenv("CELLBENCH_PREFETCH", "0")  # no background work left at exit
 
 
 @pytest.fixture

@@ -278,3 +278,29 @@ def best_thresholds(analysis: dict[str, Any]) -> pl.DataFrame:
             }
         )
     return pl.DataFrame(rows)
+
+
+def class_table(analysis: dict[str, Any]) -> pl.DataFrame:
+    """Per class, from the confusion matrix of matched objects: ``n_true`` (ground-truth
+    objects), ``n_pred`` (predicted objects), ``correct`` (paired and of the same class) and
+    ``precision`` / ``recall`` / ``f1`` of the class over the paired-by-position objects (an
+    unpaired object counts against its class). NaN where a count is 0."""
+    m = np.asarray(analysis["confusion"], dtype=np.int64)
+    rows = []
+    for k, name in enumerate(analysis["classes"]):
+        n_true, n_pred, tp = int(m[k, :].sum()), int(m[:, k].sum()), int(m[k, k])
+        p = tp / n_pred if n_pred else float("nan")
+        r = tp / n_true if n_true else float("nan")
+        f = 2 * tp / (n_true + n_pred) if n_true + n_pred else float("nan")
+        rows.append(
+            {
+                "class": name,
+                "n_true": n_true,
+                "n_pred": n_pred,
+                "correct": tp,
+                "precision": p,
+                "recall": r,
+                "f1": f,
+            }
+        )
+    return pl.DataFrame(rows)

@@ -200,10 +200,13 @@ def prefetch(fn, calls) -> None:
     choice (another metric, say) is then served from the cache instead of the rerun.
 
     One prefetch runs at a time per function; errors are left for the page to report when the
-    user asks for that choice.
+    user asks for that choice. ``CELLBENCH_PREFETCH=0`` turns it off (tests).
     """
+    import os
     import threading
 
+    if os.environ.get("CELLBENCH_PREFETCH", "1") == "0":
+        return
     name = f"cellbench-prefetch-{getattr(fn, '__qualname__', fn)}"
     if any(t.name == name for t in threading.enumerate()):
         return
@@ -222,9 +225,30 @@ def prefetch(fn, calls) -> None:
 # -- widgets ----------------------------------------------------------------------------------
 
 
+def link(page: str, label: str, params: dict[str, str] | None = None, icon: str | None = None):
+    """A link to another page of the app (``page`` = its file under ``pages/``) with query
+    parameters; a plain link where the page runs outside the app's navigation (tests)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(f"pages/{page}", label=label, icon=icon, query_params=params)
+    except StreamlitAPIException:
+        from urllib.parse import urlencode
+
+        path = page.split("_", 1)[1].removesuffix(".py")
+        st.markdown(f"[{as_text(label)}](/{path}?{urlencode(params or {})})")
+
+
+
 def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: str = "figure"):
     """A figure with downloads: SVG/PDF/PNG at a publication size, and its data."""
-    from cellbench.viz.figures import PUBLICATION_SIZES, export_figure, frame_bytes
+    from cellbench.viz.figures import (
+        PUBLICATION_SIZES,
+        FigureTooSmall,
+        export_figure,
+        frame_bytes,
+        print_layout,
+    )
 
     st.plotly_chart(fig, key=f"{key}_chart")
     with st.expander("Export this figure"):
@@ -233,13 +257,20 @@ def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: s
         fmt = c2.selectbox("Format", ["svg", "pdf", "png"], key=f"{key}_fmt")
         w, h = PUBLICATION_SIZES[size]
         mime = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}[fmt]
-        c3.download_button(
-            f"Download {fmt.upper()}",
-            lambda: export_figure(fig, fmt, w, h),
-            file_name=f"{name}.{fmt}",
-            mime=mime,
-            key=f"{key}_dl",
-        )
+        try:
+            if not any(t.type == "image" for t in fig.data):
+                _, h_print = print_layout(fig, w, h)
+                if h_print > h + 0.5:
+                    c1.caption(f"Laid out for print: {w:g} x {h_print:.0f} mm (taller to fit).")
+            c3.download_button(
+                f"Download {fmt.upper()}",
+                lambda: export_figure(fig, fmt, w, h),
+                file_name=f"{name}.{fmt}",
+                mime=mime,
+                key=f"{key}_dl",
+            )
+        except FigureTooSmall as e:
+            c3.warning(f"Not at this size: {e}.")
         if data is not None:
             d1, d2 = st.columns(2)
             d1.download_button(
@@ -280,12 +311,79 @@ def data_hint() -> str:
     return f"data root `{root}`" + ("" if Path(root).is_dir() else " (missing)")
 
 
-@st.cache_data(show_spinner="Recomputing the prediction of this sample ...", max_entries=16)
-def error_image(run_id: str, sample_id: str):
-    """:func:`cellbench.viz.review.error_view` of a stored run (cached)."""
+@st.cache_data(show_spinner=False, max_entries=32)
+def _error_image(sig: tuple, run_id: str, sample_id: str, max_side: int | None):
     from cellbench.viz.review import error_view
 
-    return error_view(store().get_run(run_id), sample_id, catalog(), store())
+    return error_view(store().get_run(run_id), sample_id, catalog(), store(), max_side)
+
+
+def error_image(run_id: str, sample_id: str, max_side: int | None = None):
+    """:func:`cellbench.viz.review.error_view` of a stored run (cached), with a status line
+    while a model has to recompute the prediction."""
+    from cellbench.viz.review import prediction_ready
+
+    sig = store_signature()
+    if prediction_ready(store().get_run(run_id), sample_id):
+        return _error_image(sig, run_id, sample_id, max_side)
+    with st.spinner(f"Running the model on {sample_id} (its prediction is kept afterwards) ..."):
+        return _error_image(sig, run_id, sample_id, max_side)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
+    if errors:
+        return _error_image(sig, run_id, sample_id, side)[0]
+    from cellbench.data.samples import load_sample
+    from cellbench.viz.overlay import sample_overlay
+
+    rec = store().get_run(run_id)
+    cat = catalog()
+    s = load_sample(cat, rec["test_dataset"], sample_id)
+    return sample_overlay(s, cat.get(rec["test_dataset"]).classes, max_side=side)
+
+
+def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, bool]]:
+    """``(image, shows errors)`` per sample: the run's TP/FP/FN where its prediction is at
+    hand (stored predictions, or kept by the evaluation), else the ground truth; predictions
+    still to compute are computed in the background for the next view."""
+    from cellbench.viz.review import prediction_ready
+
+    sig = store_signature()
+    run = store().get_run(run_id)
+    out, todo = [], []
+    for sid in sample_ids:
+        ready = prediction_ready(run, sid)
+        out.append((_thumb(sig, run_id, sid, ready, side), ready))
+        if not ready:
+            todo.append((sig, run_id, sid, True, side))
+    if todo:
+        prefetch(_thumb, todo)
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _grid(sig: tuple, run_id: str) -> pl.DataFrame:
+    from cellbench.analysis.grid import sample_grid
+
+    return sample_grid(store(), run_id)
+
+
+def grid(run_id: str) -> pl.DataFrame:
+    """:func:`cellbench.analysis.grid.sample_grid` of a run, cached until the store changes."""
+    return _grid(store_signature(), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _run_table(sig: tuple) -> pl.DataFrame:
+    from cellbench.analysis import run_table
+
+    return run_table(store())
+
+
+def run_table() -> pl.DataFrame:
+    """:func:`cellbench.analysis.run_table` (coverage, sample set), cached."""
+    return _run_table(store_signature())
 
 
 def runs_overview(runs: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFrame:

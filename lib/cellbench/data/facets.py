@@ -4,7 +4,8 @@ A choice applies to both tables: a dataset is listed when its own facets match (
 organs, stains, centers, classes ...) and, where a sample-level choice is made, when at least one
 of its local samples matches (a dataset without local data is kept on its own facets, unless a
 choice only samples can answer was made: split, category, sex, age); a sample is listed when it
-matches every choice and its dataset is listed. Facet values are in the shared vocabulary (:mod:`cellbench.data.vocabulary`).
+matches every choice and its dataset is listed. Facet values are in the shared vocabulary
+(:mod:`cellbench.data.vocabulary`).
 """
 
 from __future__ import annotations

@@ -88,6 +88,8 @@ class Sample:
     classes: dict[int, int] | None = None
     points: Points | None = None
     tissue_mask: np.ndarray | None = None
+    #: Where annotation is complete (bool, image-sized); None: the whole image.
+    annotated_region: np.ndarray | None = None
 
     @property
     def n_objects(self) -> int | None:

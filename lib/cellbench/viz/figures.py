@@ -78,7 +78,8 @@ def _ci_text(r: dict) -> str:
 def summary_heatmap(
     summary: pl.DataFrame, rows: str, cols: str, metric: str, title: str | None = None
 ) -> go.Figure:
-    """Heatmap of group means (``group_summary`` output) with CIs and n on hover."""
+    """Heatmap of group means (``group_summary`` output): mean and n in each cell, the 95% CI
+    (where n >= 5) on hover."""
     rv = sorted(set(_labels(summary[rows].to_list())))
     cv = sorted(set(_labels(summary[cols].to_list())))
     z = np.full((len(rv), len(cv)), np.nan)
@@ -87,7 +88,17 @@ def summary_heatmap(
         i, j = rv.index(_labels([r[rows]])[0]), cv.index(_labels([r[cols]])[0])
         z[i, j] = r["mean"]
         hover[i][j] = _ci_text(r)
-    text = [[("" if np.isnan(v) else f"{v:.3f}") for v in row] for row in z]
+    ns = np.full(z.shape, -1)
+    if "n" in summary.columns:
+        for r in summary.iter_rows(named=True):
+            ns[rv.index(_labels([r[rows]])[0]), cv.index(_labels([r[cols]])[0])] = r["n"]
+    text = [
+        [
+            ("" if np.isnan(v) else f"{v:.3f}" + (f"<br>n={n}" if n >= 0 else ""))
+            for v, n in zip(zr, nr, strict=True)
+        ]
+        for zr, nr in zip(z, ns, strict=True)
+    ]
     fig = go.Figure(
         go.Heatmap(
             z=z,
@@ -387,25 +398,200 @@ def image_figure(image: np.ndarray, title: str | None = None, height: int | None
     return fig
 
 
+#: Print layout: body font (CSS px; 9 px = 6.75 pt, the smallest size journals accept is 6 pt),
+#: the smallest plot area a figure may keep, and the longest label line before it wraps.
+PRINT_FONT_PX = 9
+MIN_PLOT_PX = 90
+LABEL_WRAP = 18
+LABEL_MAX = 48
+
+
+class FigureTooSmall(ValueError):
+    """A figure that cannot be laid out readably at the asked size."""
+
+
+def _mm(px: float) -> float:
+    return px * 25.4 / 96
+
+
+def _wrap(label: str, width: int = LABEL_WRAP) -> str:
+    """A label broken into lines of at most ``width`` characters (at spaces, ``/``, ``_``,
+    ``→``), shortened with an ellipsis beyond :data:`LABEL_MAX` characters."""
+    import re
+
+    text = label if len(label) <= LABEL_MAX else label[: LABEL_MAX - 1] + "…"
+    lines, cur = [], ""
+    for tok in re.findall(r"[^\s/_→]+[\s/_→]*|[\s/_→]+", text):
+        if cur and len(cur) + len(tok.rstrip()) > width:
+            lines.append(cur.rstrip())
+            cur = ""
+        cur += tok
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return "<br>".join(lines)
+
+
+def _categories(fig: go.Figure, axis: str) -> list[str]:
+    """The category labels shown on the x or y axis (from the traces' data)."""
+    seen: dict[str, None] = {}
+    for t in fig.data:
+        vals = getattr(t, axis, None)
+        if vals is None or t.type == "image":
+            continue
+        for v in vals:
+            if isinstance(v, str):
+                seen.setdefault(v, None)
+    return list(seen)
+
+
+def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.Figure, float]:
+    """A copy of ``fig`` laid out for print at ``width_mm``, and the height (mm) to use.
+
+    Fonts are set to :data:`PRINT_FONT_PX`; long category labels are wrapped (y) or slanted
+    and shortened (x); the legend goes above the plot; a heatmap grows in height with its rows
+    and every plot keeps at least :data:`MIN_PLOT_PX` of height. Raises
+    :class:`FigureTooSmall` (with the width needed) when the x categories cannot fit.
+    """
+    f = go.Figure(fig)
+    px = PRINT_FONT_PX
+    char, line = 0.55 * px, 1.3 * px  # average glyph width and line height, CSS px
+    w = width_mm / 25.4 * 96
+    h = height_mm / 25.4 * 96
+    ycats, xcats = _categories(f, "y"), _categories(f, "x")
+    if _transpose_heatmap(f, xcats, ycats, w, char):
+        ycats, xcats = xcats, ycats
+    ymap = {c: _wrap(c) for c in ycats}
+    left = max((max(map(len, v.split("<br>"))) for v in ymap.values()), default=5) * char + 40
+    heatmap = any(t.type == "heatmap" for t in f.data)
+    plot_w = w - left - (60 if heatmap else 15)
+    slot = plot_w / max(len(xcats), 1)
+    slant = any(len(c) * char > slot for c in xcats)
+    if slant and slot < 1.5 * line:
+        need = _mm(w - plot_w + len(xcats) * 1.5 * line)
+        raise FigureTooSmall(
+            f"{len(xcats)} categories on the x axis do not fit at {width_mm:g} mm (about "
+            f"{need:.0f} mm needed): choose a wider size or fewer groups"
+        )
+    xmap = {c: (c if len(c) <= 32 else c[:31] + "…") if slant else _wrap(c, 14) for c in xcats}
+    for t in f.data:
+        if t.type == "image":
+            continue
+        if ycats and t.y is not None and all(isinstance(v, str) for v in t.y):
+            t.y = [ymap.get(v, v) for v in t.y]
+        if xcats and t.x is not None and all(isinstance(v, str) for v in t.x):
+            t.x = [xmap.get(v, v) for v in t.x]
+        if t.type == "heatmap":
+            t.colorbar = {"thickness": 8, "len": 1}
+            t.textfont = {"size": px - 1}
+    x_h = (max(map(len, xmap.values()), default=4) * char * 0.75) if slant else 2 * line
+    names = [t.name for t in f.data if t.name] if f.layout.showlegend is not False else []
+    legend_rows = 0
+    if len(names) > 1:
+        legend_rows = -(-int(sum(len(n) * char + 40 for n in names)) // int(w - 40))
+    top = 2.5 * line + legend_rows * 1.4 * line
+    extra = top + 2 * line + x_h
+    if heatmap and ycats:
+        per_row = max(v.count("<br>") + 1 for v in ymap.values()) * 1.15 * line
+        h = max(h, extra + len(ycats) * per_row)
+    h = max(h, extra + max(MIN_PLOT_PX, 0.35 * plot_w))
+    f.update_layout(
+        font={"size": px},
+        height=None,
+        width=None,
+        title={
+            "font": {"size": px + 1},
+            "y": 1 - 0.4 * line / h,
+            "yref": "container",
+            "yanchor": "top",
+        },
+        margin={"l": 30, "r": 10, "t": top, "b": 20},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "x": 0,
+            "font": {"size": px - 1},
+            "itemwidth": 30,
+        },
+        uniformtext={"minsize": 6, "mode": "show"},
+    )
+    if slant:
+        f.update_xaxes(tickangle=-40)
+    f.update_xaxes(automargin=True, title={"standoff": 2})
+    f.update_yaxes(automargin=True, title={"standoff": 2})
+    return f, _mm(h)
+
+
+def _transpose_heatmap(f: go.Figure, xcats, ycats, w: float, char: float) -> bool:
+    """Swap a single heatmap's axes when its columns are too narrow for the cell text (mean
+    and n) at width ``w`` px and it has fewer rows than columns: tall figures print well."""
+    if len(f.data) != 1 or f.data[0].type != "heatmap" or len(xcats) <= len(ycats):
+        return False
+    if w * 0.6 / max(len(xcats), 1) >= 6 * char:
+        return False
+    t = f.data[0]
+
+    def flip(a):
+        return None if a is None else [list(r) for r in zip(*a, strict=True)]
+
+    t.update(
+        x=list(t.y), y=list(t.x), z=flip(t.z), text=flip(t.text), customdata=flip(t.customdata)
+    )
+    xt, yt = f.layout.xaxis.title.text, f.layout.yaxis.title.text
+    f.update_xaxes(title=yt, autorange=None)
+    f.update_yaxes(title=xt, autorange="reversed")
+    return True
+
+
+def plot_area(svg: str | bytes) -> tuple[float, float]:
+    """Width and height (CSS px) of the first plot area in a Plotly SVG."""
+    import re
+
+    text = svg.decode() if isinstance(svg, bytes) else svg
+    m = re.search(r'class="plotclip"><rect[^>]*?width="([\d.]+)"[^>]*?height="([\d.]+)"', text)
+    if m is None:
+        return (0.0, 0.0)
+    return float(m.group(1)), float(m.group(2))
+
+
 def export_figure(
     fig: go.Figure, fmt: str = "svg", width_mm: float = 89, height_mm: float = 70, dpi: int = 300
 ) -> bytes:
-    """The figure as SVG, PDF or PNG bytes at ``width_mm`` x ``height_mm``.
+    """The figure as SVG, PDF or PNG bytes at ``width_mm`` wide, laid out for print
+    (:func:`print_layout`: fonts, wrapped labels, margins; the height grows where the content
+    needs it, else ``height_mm``).
 
     Sizes are set in CSS pixels (96 per inch) so text keeps its point size; PNG is rendered
-    at ``dpi``. Needs kaleido and a Chromium (Debian's ``chromium`` works).
+    at ``dpi``. Needs kaleido and a Chromium (Debian's ``chromium`` works). Raises
+    :class:`FigureTooSmall` where the figure cannot be readable at that width.
     """
     if fmt not in ("svg", "pdf", "png"):
         raise ValueError(f"unsupported format '{fmt}' (svg, pdf, png)")
-    w = round(width_mm / 25.4 * 96)
-    h = round(height_mm / 25.4 * 96)
-    scale = dpi / 96 if fmt == "png" else 1
-    _kaleido_server()
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-        return fig.to_image(format=fmt, width=w, height=h, scale=scale)
+    _kaleido_server()
+    w = round(width_mm / 25.4 * 96)
+
+    def render(f, fmt_, h_mm):
+        h = round(h_mm / 25.4 * 96)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+            return f.to_image(
+                format=fmt_, width=w, height=h, scale=dpi / 96 if fmt_ == "png" else 1
+            )
+
+    if any(t.type == "image" for t in fig.data):
+        return render(fig, fmt, height_mm)
+    fig, height_mm = print_layout(fig, width_mm, height_mm)
+    pw, ph = plot_area(render(fig, "svg", height_mm))
+    if pw < MIN_PLOT_PX:
+        raise FigureTooSmall(
+            f"the labels leave a {pw:.0f} px wide plot at {width_mm:g} mm (at least "
+            f"{MIN_PLOT_PX} px needed): choose a wider size"
+        )
+    if ph < MIN_PLOT_PX:  # the margins took more than estimated: grow, never shrink the plot
+        height_mm += _mm(MIN_PLOT_PX - ph + 4)
+    return render(fig, fmt, height_mm)
 
 
 _SERVER: list[bool] = []

@@ -120,54 +120,100 @@ def draw_mask(image: np.ndarray, mask: np.ndarray, color="#00FFFF", alpha: float
     return out.astype(np.uint8)
 
 
+class _Fit:
+    """Drawing at a smaller size: the image area-averaged, label maps and masks nearest-sampled,
+    points scaled, so outlines stay one crisp pixel in their exact colour at thumbnail size."""
+
+    def __init__(self, shape: tuple[int, ...], max_side: int | None):
+        h, w = shape[:2]
+        f = max(h, w) / max_side if max_side else 1.0
+        self.f = max(f, 1.0)
+        self.shape = (max(1, round(h / self.f)), max(1, round(w / self.f)))
+        self._r = np.minimum((np.arange(self.shape[0]) + 0.5) * h / self.shape[0], h - 1)
+        self._c = np.minimum((np.arange(self.shape[1]) + 0.5) * w / self.shape[1], w - 1)
+
+    def image(self, img):
+        return thumbnail(img, max(self.shape)) if self.f > 1 else to_rgb(img)
+
+    def labels(self, lab):
+        if self.f <= 1 or lab is None:
+            return lab
+        return np.asarray(lab)[np.ix_(self._r.astype(int), self._c.astype(int))]
+
+    def xy(self, xy):
+        return np.asarray(xy, float).reshape(-1, 2) / self.f
+
+
+def canvas(sample) -> np.ndarray:
+    """The sample's image, or a light grey canvas of its ``width`` x ``height`` (no pixels)."""
+    if sample.image is not None:
+        return sample.image
+    w, h = int(sample.meta.get("width") or 1), int(sample.meta.get("height") or 1)
+    return np.full((h, w, 3), 235, np.uint8)
+
+
 def sample_overlay(
-    sample, classes=None, show_instances=True, show_points=True, show_tissue=True
+    sample,
+    classes=None,
+    show_instances=True,
+    show_points=True,
+    show_tissue=True,
+    max_side: int | None = None,
 ) -> np.ndarray:
-    """A sample's image with its ground truth: outlines / points by class, tissue mask.
+    """A sample's image with its ground truth: outlines / points by class, tissue mask, and the
+    annotated region where annotation is partial (outside it dimmed).
 
     A sample without pixels (points only, e.g. OCELOT regions whose patches are not local) is
-    drawn on a grey canvas of its ``width`` x ``height`` from the metadata.
+    drawn on a grey canvas of its ``width`` x ``height`` from the metadata. ``max_side`` draws
+    at that size (longer side, pixels): outlines one pixel wide in the legend's colours.
     """
     colors = class_colors(classes or [])
-    if sample.image is None:
-        w, h = int(sample.meta.get("width") or 1), int(sample.meta.get("height") or 1)
-        img = np.full((h, w, 3), 235, np.uint8)
-    else:
-        img = to_rgb(sample.image)
+    base = canvas(sample)
+    fit = _Fit(base.shape, max_side)
+    img = fit.image(base)
+    if sample.annotated_region is not None:
+        outside = ~fit.labels(np.asarray(sample.annotated_region, bool))
+        img = draw_mask(img, outside, "#000000", 0.45)
     if show_tissue and sample.tissue_mask is not None:
-        img = draw_mask(img, sample.tissue_mask, "#00FFFF", 0.2)
+        img = draw_mask(img, fit.labels(sample.tissue_mask), "#00FFFF", 0.2)
     if show_instances and sample.instances is not None:
+        inst = fit.labels(sample.instances)
         if sample.classes and colors:
             per = {i: colors.get(c, (0, 255, 0)) for i, c in sample.classes.items()}
-            img = draw_instances(img, sample.instances, per)
+            img = draw_instances(img, inst, per)
         else:
-            img = draw_instances(img, sample.instances)
+            img = draw_instances(img, inst)
     if show_points and sample.points is not None and len(sample.points):
         cols = [colors.get(int(c), (0, 255, 0)) for c in sample.points.cls]
-        img = draw_points(img, sample.points.xy, cols, radius=max(2, img.shape[0] // 200))
+        img = draw_points(img, fit.xy(sample.points.xy), cols, radius=max(2, img.shape[0] // 200))
     return img
 
 
-def error_overlay_instances(image, true, pred, errors) -> np.ndarray:
+def error_overlay_instances(image, true, pred, errors, max_side: int | None = None) -> np.ndarray:
     """TP outlines (prediction) green, FP red, FN (ground truth) yellow."""
+    fit = _Fit(np.asarray(image).shape, max_side)
     img = draw_instances(
-        image,
-        pred,
+        fit.image(image),
+        fit.labels(pred),
         {int(i): ERROR_COLORS["TP"] for i in errors.tp_pred}
         | {int(i): ERROR_COLORS["FP"] for i in errors.fp},
     )
-    return draw_instances(img, true, {int(i): ERROR_COLORS["FN"] for i in errors.fn})
+    return draw_instances(img, fit.labels(true), {int(i): ERROR_COLORS["FN"] for i in errors.fn})
 
 
-def error_overlay_points(image, true, pred, errors, radius: int = 4) -> np.ndarray:
+def error_overlay_points(
+    image, true, pred, errors, radius: int = 4, max_side: int | None = None
+) -> np.ndarray:
     """Matched predictions green, FP red, missed GT yellow."""
+    fit = _Fit(np.asarray(image).shape, max_side)
     xy = np.concatenate([pred.xy[errors.tp_pred], pred.xy[errors.fp], true.xy[errors.fn]])
     cols = (
         [ERROR_COLORS["TP"]] * len(errors.tp_pred)
         + [ERROR_COLORS["FP"]] * len(errors.fp)
         + [ERROR_COLORS["FN"]] * len(errors.fn)
     )
-    return draw_points(image, xy, cols, radius)
+    r = radius if fit.f <= 1 else max(2, round(radius / fit.f * 2))
+    return draw_points(fit.image(image), fit.xy(xy), cols, r)
 
 
 def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:

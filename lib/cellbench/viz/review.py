@@ -113,19 +113,31 @@ def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None
     return sample, pred, ev
 
 
-def error_view(run: dict[str, Any], sample_id: str, catalog=None, store=None):
+def prediction_ready(run: dict[str, Any], sample_id: str) -> bool:
+    """Whether the run's prediction of a sample is read back without running a model (stored
+    predictions, or kept by the evaluation)."""
+    from cellbench.runs import predcache
+
+    params = run.get("parameters") or {}
+    return params.get("model") is None or predcache.has(run["run_id"], sample_id)
+
+
+def error_view(
+    run: dict[str, Any], sample_id: str, catalog=None, store=None, max_side: int | None = None
+):
     """An RGB image of one sample's errors in a run, the counts, and a note on the matching.
 
     Instances: matched predictions outlined green, false positives red, missed GT yellow;
-    points: discs in the same colours.
+    points: discs in the same colours. ``max_side`` draws at that size (thumbnails). A sample
+    without pixels (points only) is drawn on a grey canvas of its size.
     """
-    from cellbench.viz.overlay import error_overlay_instances, error_overlay_points
+    from cellbench.viz.overlay import canvas, error_overlay_instances, error_overlay_points
 
     sample, pred, ev = run_prediction(run, sample_id, catalog, store)
     if ev.task == "instances":
         labels = pred[0]
         err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
-        img = error_overlay_instances(sample.image, sample.instances, labels, err)
+        img = error_overlay_instances(canvas(sample), sample.instances, labels, err, max_side)
         thr = parse_thresholds(ev.spec.iou)[0]
         note = f"preset {ev.preset}, IoU {'>=' if ev.preset == 'stardist' else '>'} {thr}"
     else:
@@ -140,6 +152,6 @@ def error_view(run: dict[str, Any], sample_id: str, catalog=None, store=None):
         if ev.spec.radius_um is not None:
             kw = {"radius_um": ev.spec.radius_um, "mpp": sample.meta.get("mpp")}
         err = point_errors(gt, pts, ev.preset, **kw)
-        img = error_overlay_points(sample.image, gt, pts, err)
+        img = error_overlay_points(canvas(sample), gt, pts, err, max_side=max_side)
         note = f"preset {ev.preset}, radius {err.extra['radius_px']:.1f} px, same class only"
     return img, err.counts(), note
