@@ -84,7 +84,7 @@ with ui.guard("The run list"):
 with ui.guard("The job list"):
     from cellbench.runs.jobs import list_jobs
 
-    active = [j for j in list_jobs() if j["status"] in ("queued", "running")]
+    active = [j for j in list_jobs() if j["status"] in ("queued", "loading", "running")]
     st.subheader("Running jobs")
     if not active:
         st.caption("No job is running.")

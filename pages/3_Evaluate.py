@@ -18,7 +18,7 @@ with ui.guard("The evaluation form"):
     from cellbench.data.readers import get_reader
     from cellbench.metrics import INSTANCE_PRESETS, POINT_PRESETS
     from cellbench.models.registry import is_available, list_models
-    from cellbench.runs.jobs import submit_job
+    from cellbench.runs.jobs import job_label, job_status, submit_job
 
     cat = ui.catalog()
     table = ui.sample_table()
@@ -82,10 +82,16 @@ with ui.guard("The evaluation form"):
                 **src,
             )
             try:
-                job = submit_job(spec)
-                st.success(f"Started job {job}: {src} on {d} ({spec.split or 'all samples'})")
+                job = job_status(submit_job(spec))
+                if job.get("reused"):
+                    st.info(
+                        f"{job['label']}: this request was evaluated before (run "
+                        f"{job['run_id']}); nothing was computed, its results are in Results."
+                    )
+                else:
+                    st.success(f"Started: {job['label']}")
             except Exception as e:  # noqa: BLE001 - one bad combination does not stop the rest
-                st.error(f"{src} on {d}: {e}")
+                st.error(f"{job_label(spec)}: {e}")
 
 
 @st.fragment(run_every=2)
@@ -100,7 +106,7 @@ def jobs_panel() -> None:
         for j in jobs[:20]:
             c = st.columns([5, 1])
             ui.job_progress(j, c[0])
-            if j["status"] in ("running", "queued"):
+            if j["status"] in ("running", "queued", "loading"):
                 if c[1].button("Cancel", key=f"cancel_{j['job_id']}"):
                     cancel_job(j["job_id"])
                     st.rerun(scope="fragment")
@@ -109,14 +115,19 @@ def jobs_panel() -> None:
             ):
                 resume_job(j["job_id"])
                 st.rerun(scope="fragment")
+            elif j["status"] == "complete":
+                with c[1]:
+                    ui.link(
+                        "4_Results.py", "Results", {"run": j["run_id"]}, ":material/monitoring:"
+                    )
+
+    with ui.guard("The run list"):
+        st.subheader("Finished runs")
+        runs = ui.runs()  # re-read when the store changes: finished jobs appear here
+        if runs.is_empty():
+            st.caption("No runs yet.")
+        else:
+            st.dataframe(ui.runs_overview(runs, ("code_version",)), hide_index=True)
 
 
 jobs_panel()
-
-with ui.guard("The run list"):
-    st.subheader("Finished runs")
-    runs = ui.runs()
-    if runs.is_empty():
-        st.caption("No runs yet.")
-    else:
-        st.dataframe(ui.runs_overview(runs, ("code_version",)), hide_index=True)

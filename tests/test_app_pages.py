@@ -143,15 +143,23 @@ def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
     at.multiselect(key="e_models").set_value(["unet2d_nuclei_broad_onnx"])
     at.multiselect(key="e_datasets").set_value(["dsb2018"])
     at.button[0].click().run()  # the form's Launch button
-    assert any("Started job" in s.value for s in at.success), _text(at)
+    label = "unet2d_nuclei_broad_onnx → dsb2018 / all samples / hovernet"
+    assert any(f"Started: {label}" == s.value for s in at.success), _text(at)
     job = list_jobs()[0]
+    assert job["label"] == label
     assert wait_job(job["job_id"], timeout=120)["status"] == "complete"
     at.run()
     assert not at.exception, at.exception
     assert at.dataframe, _text(at)
     runs = at.dataframe[-1].value
     assert list(runs["test_dataset"]) == ["dsb2018"] and list(runs["status"]) == ["complete"]
-    assert "complete" in _text(at) or any("complete" in str(p.proto) for p in at.get("progress"))
+    bars = [str(p.proto) for p in at.get("progress")]
+    assert any(label in b and "done" in b for b in bars), bars
+    # the same request again: nothing is computed, and the page says so
+    at.button[0].click().run()
+    assert any("evaluated before" in i.value for i in at.info), _text(at)
+    again = list_jobs()[0]
+    assert again["reused"] and again["status"] == "complete" and "pid" not in again
 
 
 def test_results_page_groups_and_classes(synthetic_runs, no_data):

@@ -391,15 +391,31 @@ def runs_overview(runs: pl.DataFrame, extra: tuple[str, ...] = ()) -> pl.DataFra
     return runs.select([c for c in (*RUN_COLUMNS, *extra) if c in runs.columns])
 
 
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
 def job_progress(job: dict[str, Any], where=None) -> None:
-    """A job's progress bar: done / total, current sample, ETA, error."""
+    """A job's progress bar: what it evaluates, its state, done / total, throughput, ETA."""
+    from cellbench.runs.jobs import job_label
+
     total = job.get("total") or 1
     done = job.get("done") or 0
-    eta = job.get("eta_s")
-    text = (
-        f"{job['job_id']} · {job['status']} · {done}/{total}"
-        + (f" · {job['sample_id']}" if job.get("sample_id") else "")
-        + (f" · ETA {eta:.0f} s" if eta else "")
-        + (f" · {job['error']}" if job.get("error") else "")
-    )
-    (where or st).progress(min(1.0, done / total), text=text)
+    state = job["status"]
+    if job.get("reused"):
+        state = "done: the same request was evaluated before, nothing computed"
+    elif state == "complete":
+        state = "done"
+    label = job.get("label") or job_label(job.get("spec") or {})
+    parts = [label, state, f"{done}/{total}"]
+    if job["status"] == "running":
+        if job.get("rate"):
+            parts.append(f"{job['rate']:.2f} samples/s")
+        if job.get("eta_s"):
+            parts.append(f"ETA {_duration(job['eta_s'])}")
+        if job.get("sample_id"):
+            parts.append(str(job["sample_id"]))
+    if job.get("error"):
+        parts.append(str(job["error"]))
+    (where or st).progress(min(1.0, done / total), text=" · ".join(parts))

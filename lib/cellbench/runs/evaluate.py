@@ -117,6 +117,8 @@ class Progress:
     sample_id: str | None = None
     eta_s: float | None = None
     status: str = "running"
+    #: measured throughput of this session, samples per second (None before the first)
+    rate: float | None = None
 
 
 def _now() -> str:
@@ -599,8 +601,11 @@ class Evaluation:
                     if self.source.card is not None:
                         predcache.save(self.run_id, rec.sample_id, pred)
                     if progress:
-                        eta = (time.monotonic() - t0) / k * (len(todo) - k) if k else None
-                        progress(Progress(self.run_id, n_done, n_total, rec.sample_id, eta))
+                        rate = k / (time.monotonic() - t0) if k else None
+                        eta = (len(todo) - k) / rate if rate else None
+                        progress(
+                            Progress(self.run_id, n_done, n_total, rec.sample_id, eta, rate=rate)
+                        )
                     res = self.score(rec, sample, pred)
                     buf.append(
                         (rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample"))

@@ -4,7 +4,8 @@ A job lives in ``$CELLBENCH_HOME/jobs/<job_id>/``:
 
 ``job.json``      the request (an :class:`~cellbench.runs.evaluate.EvalSpec`), run id, pid, times;
 ``progress.json`` written atomically after each sample: done / total, current sample, ETA,
-                  status (``queued``, ``running``, ``complete``, ``failed``, ``cancelled``);
+                  status (``queued``, ``loading`` (planning, loading the model, first
+                  prediction), ``running``, ``complete``, ``failed``, ``cancelled``);
 ``cancel``        present when a cancel was requested (the worker stops before the next sample);
 ``log.txt``       the worker's output.
 
@@ -81,23 +82,43 @@ def submit_job(spec, flush_every: int = 16, wait: bool = False) -> str:
     job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     d = jobs_dir() / job_id
     d.mkdir(parents=True)
+    prev = ev.store.get_run(ev.run_id) if ev.run_id in ev.store.run_ids() else {}
+    reused = prev.get("status") == "complete" and not ev._todo()
     job = {
         "job_id": job_id,
         "run_id": ev.run_id,
+        "label": job_label(spec, ev.preset),
         "spec": asdict(spec),
         "flush_every": flush_every,
         "created": _now(),
         "catalog": str(ev.catalog.path),
         "data_root": str(config.data_root()),
         "home": str(config.home()),
+        "reused": reused,
     }
     write_json_atomic(d / "job.json", job)
+    n = len(ev.records)
     write_json_atomic(
         d / "progress.json",
-        {"status": "queued", "done": 0, "total": len(ev.records), "updated": _now()},
+        {
+            "status": "complete" if reused else "queued",
+            "done": n if reused else 0,
+            "total": n,
+            "updated": _now(),
+        },
     )
-    _start(d, wait)
+    if not reused:  # the same request was evaluated before: nothing to compute
+        _start(d, wait)
     return job_id
+
+
+def job_label(spec, preset: str | None = None) -> str:
+    """``model → dataset / split / preset`` of a request (an EvalSpec or its dict)."""
+    g = spec.get if isinstance(spec, dict) else lambda k: getattr(spec, k, None)
+    src = g("model") or f"predictions:{Path(str(g('predictions'))).name}"
+    part = g("test_set") or g("split") or "all samples"
+    n = f" (first {g('limit')})" if g("limit") else ""
+    return f"{src} → {g('dataset')} / {part}{n} / {preset or g('preset') or 'default preset'}"
 
 
 def _start(d: Path, wait: bool) -> None:
@@ -173,7 +194,7 @@ def _is_worker(pid: int, d: Path) -> bool:
 def resume_job(job_id: str, wait: bool = False) -> None:
     """Start an interrupted, failed or cancelled job again; stored samples are skipped."""
     st = job_status(job_id)
-    if st["status"] in ("running", "queued"):
+    if st["status"] in ("running", "queued", "loading"):
         raise CellbenchError(f"job '{job_id}' is still {st['status']}")
     d = _job_dir(job_id)
     write_json_atomic(
@@ -213,11 +234,13 @@ def _worker(d: Path) -> int:
                 "total": p.total,
                 "sample_id": p.sample_id,
                 "eta_s": p.eta_s,
+                "rate": p.rate,
                 "run_id": p.run_id,
                 "updated": _now(),
             },
         )
 
+    write_json_atomic(prog_path, {**_read(prog_path), "status": "loading", "updated": _now()})
     try:
         ev = Evaluation(EvalSpec(**job["spec"]))
         final = ev.run(
