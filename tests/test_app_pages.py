@@ -111,19 +111,54 @@ def test_catalog_sample_filters(data_env):
     }
 
 
-def test_explorer_gallery_one_sample_and_broken_slide(data_env):
+def test_explorer_gallery_one_sample_and_broken_slide(data_env, monkeypatch, tmp_path):
+    home = tmp_path / "home"
+    (home / "slides").mkdir(parents=True)
+    square = [[[1000, 1400], [1100, 1400], [1100, 1500], [1000, 1500], [1000, 1400]]]
+    (home / "slides" / "small_HE_tumour.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "Polygon", "coordinates": square},
+                        "properties": {
+                            "objectType": "annotation",
+                            "classification": {"name": "Tumor", "color": [200, 0, 0]},
+                        },
+                    }
+                ],
+            }
+        )
+    )
     at = _page("2_Dataset_explorer.py").run()
     _no_errors(at)
     at.selectbox(key="x_dataset").set_value("dsb2018").run()
-    assert "Gallery: dsb2018 (2 samples)" in _text(at)
+    assert "Gallery: dsb2018 (2 of 2 samples)" in _text(at)
     assert len(at.get("image")) >= 2
+    at.selectbox(key="x_sort").set_value("n_objects").run()
+    at.toggle(key="x_desc").set_value(True).run()
+    first = at.get("image")[0].proto.imgs[0].caption
+    assert first.startswith("img2d_512"), first  # 125 nuclei before 65
     at.selectbox(key="x_sample").set_value("img2d_256").run()
     assert any(c["layout"]["title"]["text"] == "img2d_256" for c in _charts(at))
+    # slides: tissue first, test patterns on request, unreadable files listed with the reason
     slides = at.selectbox(key="w_slide")
-    broken = next(o for o in slides.options if "unreadable" in str(o))
-    slides.set_value(Path(broken) if not isinstance(broken, Path) else broken).run()
-    assert not at.exception
-    assert any("unreadable" in e.value for e in at.error)  # a message, not a traceback
+    names = [str(o).split(" (")[0] for o in slides.options]  # shown as "name (kind, size...)"
+    assert names[0] == "small_HE.svs" and "boxes.tiff" not in names
+    assert any(c.value.startswith("unreadable.svs:") for c in at.caption)
+    # the GeoJSON next to the slide's name in the workspace is overlaid
+    view = [c.value for c in at.caption if c.value.startswith("Centre")][0]
+    assert "1 of 1 objects in view" in view, view
+    at.button(key="w_in").click().run()
+    at.button(key="w_in").click().run()
+    at.button(key="w_right").click().run()
+    moved = [c.value for c in at.caption if c.value.startswith("Centre")][0]
+    assert moved != view and "0 of 1 objects in view" in moved, moved
+    at.toggle(key="w_fixtures").set_value(True).run()
+    assert any(str(o).startswith("boxes.tiff") for o in at.selectbox(key="w_slide").options)
+    _no_errors(at)
 
 
 def test_explorer_on_point_only_samples(data_env):
@@ -131,8 +166,10 @@ def test_explorer_on_point_only_samples(data_env):
     at = _page("2_Dataset_explorer.py").run()
     at.selectbox(key="x_dataset").set_value("ocelot").run()
     _no_errors(at)
-    assert "Gallery: ocelot (81 samples)" in _text(at)
+    assert "Gallery: ocelot (81 of 81 samples)" in _text(at)
     assert len(at.get("image")) >= 8
+    at.selectbox(key="x_sort").set_value("n_objects").run()
+    _no_errors(at)
 
 
 def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
@@ -165,33 +202,46 @@ def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
 def test_results_page_groups_and_classes(synthetic_runs, no_data):
     at = _page("4_Results.py").run()
     _no_errors(at)
+    cov = at.dataframe[0].value  # each run's coverage comes first
+    assert {"run", "status", "coverage", "samples"} <= set(cov.columns)
     at.selectbox(key="r_group").set_value("organ").run()
     heat = _charts(at)[0]
     assert heat["data"][0]["type"] == "heatmap"
     assert set(heat["data"][0]["x"]) == {"breast", "kidney", "lung", "colon"}
     assert "95% CI" in json.dumps(heat["data"][0]["customdata"])
+    assert all("n=" in t for row in heat["data"][0]["text"] for t in row if t)
     at.selectbox(key="r_group").set_value("class").run()
     assert set(_charts(at)[0]["data"][0]["x"]) == {"all", "epithelial", "inflammatory"}
-    table = at.dataframe[0].value
-    assert {"mean", "ci_low", "ci_high", "resampled"} <= set(table.columns)
-    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    table = next(d.value for d in at.dataframe if "resampled" in d.value.columns)
+    assert {"mean", "ci_low", "ci_high", "resampled", "n"} <= set(table.columns)
+    ok = table[table["n"] >= 5]
+    assert (ok["ci_low"] <= ok["mean"]).all() and (ok["mean"] <= ok["ci_high"]).all()
+    assert table[table["n"] < 5]["ci_low"].isna().all()  # no interval on fewer than 5
 
 
 def test_results_error_view(data_env):
+    from cellbench.runs import predcache
     from cellbench.runs.evaluate import EvalSpec, evaluate
 
-    evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    assert predcache.has(run["run_id"], "img2d_256")  # kept for the error view
     at = _page("4_Results.py").run()
     _no_errors(at)
-    at.session_state["r_pick"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
-    at.run()
+    at.segmented_control(key="r_view").set_value("Sample grid").run()
+    _no_errors(at)
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert len(captions) == 2 and not any("ground truth" in c for c in captions), captions
+    at.selectbox(key="g_sort").set_value("n_true").run()
+    at.toggle(key="g_desc").set_value(True).run()
+    assert at.get("image")[0].proto.imgs[0].caption.startswith("img2d_512")
+    next(b for b in at.button if b.key.startswith("g_open")).click().run()
     _no_errors(at)
     counts = {m.label: int(m.value) for m in at.metric}
-    assert counts["True positives"] > 20 and counts["Missed (FN)"] >= 0
-    assert any(
-        "errors" in c["layout"]["title"]["text"] or "img2d" in c["layout"]["title"]["text"]
-        for c in _charts(at)
-    )
+    assert counts["TP"] > 20 and counts["FN"] >= 0
+    assert "img2d_512" in _text(at)
+    assert any(b.label == "QuPath GeoJSON (TP / FP / FN)" for b in at.get("download_button"))
+    links = [m.value for m in at.markdown]
+    assert any("Dataset_explorer?dataset=dsb2018&sample=img2d_512" in m for m in links), links
 
 
 def test_cross_dataset_switching_normalisation(synthetic_runs, no_data):
@@ -279,11 +329,13 @@ def test_results_pooled_figures_confusion_and_curves_on_ocelot(data_env):
     pooled = next(d.value for d in at.dataframe if "group" in d.value.columns)
     got = dict(zip(pooled["group"], pooled["value"], strict=True))
     assert got["bladder"] == pytest.approx(0.607, abs=1e-3)  # OCELOT's pooled per-organ F1
-    at.button(key="r_detail").click().run()
-    _no_errors(at)
+    at.segmented_control(key="r_view").set_value("Classification").run()
+    _no_errors(at)  # stored predictions: computed at once, no button
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     assert any(t.startswith("Confusion of matched objects") for t in titles)
     assert any(t.startswith("Detection against the score threshold") for t in titles)
+    per_class = next(d.value for d in at.dataframe if "correct" in d.value.columns)
+    assert set(per_class["class"]) == {"BC", "TC"} and (per_class["n_true"] > 0).all()
 
 
 def test_cross_dataset_on_the_committed_nucfuse_test(no_data, monkeypatch):

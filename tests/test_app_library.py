@@ -1,0 +1,258 @@
+"""The library pieces behind the app's views: vocabulary, filters, sample grid, kept predictions,
+print layout, slide tiles and thumbnail overlays (small hand-made inputs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cellbench.data.sample import Points, Sample
+
+
+def test_organ_vocabulary_and_tcga_centers():
+    from cellbench.data.vocabulary import center_label, center_name, organ, standardise
+
+    assert organ("Head-and-Neck") == organ("head and neck") == "head and neck"
+    assert organ("pancreatic") == "pancreas" and organ("thyroid_gland") == "thyroid"
+    assert organ(None) is None and organ("brain") == "brain"
+    assert center_name("A7", "TCGA-A7-A13E") == "Christiana Healthcare"
+    assert center_name("ZZ", "TCGA-ZZ-0001") == "TCGA site ZZ"  # outside the table: said so
+    assert center_name("UHCW", "patient-1") is None  # not a TCGA case
+    m = standardise({"organ": "head-and-neck", "center": "2Z", "patient_id": "TCGA-2Z-A9J9"})
+    assert m["organ"] == "head and neck" and m["center_name"] == "Moffitt Cancer Center"
+    kept = standardise({"center": "A7", "patient_id": "TCGA-A7-1", "center_name": "own"})
+    assert kept["center_name"] == "own"
+    assert center_label("A7") == "A7 · Christiana Healthcare" and center_label("UHCW") == "UHCW"
+
+
+def test_catalog_organs_are_in_the_vocabulary():
+    from cellbench.data.catalog import load_catalog
+
+    organs = {o for d in load_catalog() for o in d.organs}
+    assert "head and neck" in organs and "pancreas" in organs
+    assert not {"head-and-neck", "pancreatic", "thyroid gland", "ovarian"} & organs
+
+
+def _facet_inputs():
+    datasets = pl.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "available": [True, True, False],
+            "stain": [["H&E"], ["H&E"], ["PAP"]],
+            "modality": ["brightfield"] * 3,
+            "organs": [["breast", "lung"], ["colon"], ["cervix"]],
+            "tasks": [["detection"]] * 3,
+            "license": ["x"] * 3,
+            "classes": [[], [], []],
+            "centers": [["A7"], ["UHCW"], []],
+        },
+        schema_overrides={k: pl.List(pl.Utf8) for k in ("classes",)},
+    )
+    samples = pl.DataFrame(
+        {
+            "dataset": ["a", "a", "b"],
+            "sample_id": ["a1", "a2", "b1"],
+            "organ": ["breast", "lung", "colon"],
+            "stain": ["H&E"] * 3,
+            "center": ["A7", "A7", "UHCW"],
+            "split": ["train", "test", "test"],
+            "category": [None, None, None],
+            "sex": ["F", "M", None],
+            "age": [50, 60, None],
+        }
+    )
+    return datasets, samples
+
+
+def test_one_set_of_filters_drives_datasets_and_samples():
+    from cellbench.data.facets import Choice, apply, options
+
+    ds, sm = _facet_inputs()
+    assert options(ds, sm)["organ"] == ["breast", "cervix", "colon", "lung"]
+    d, s = apply(Choice({"organ": ["lung"]}), ds, sm)
+    assert d["id"].to_list() == ["a"] and s["sample_id"].to_list() == ["a2"]
+    # a dataset-level facet keeps a dataset without local data
+    d, s = apply(Choice({"stain": ["PAP"]}), ds, sm)
+    assert d["id"].to_list() == ["c"] and s.is_empty()
+    # a choice only samples can answer drops datasets without matching local samples
+    d, s = apply(Choice({"split": ["test"]}), ds, sm)
+    assert d["id"].to_list() == ["a", "b"] and s["sample_id"].to_list() == ["a2", "b1"]
+    d, s = apply(Choice({}, age=(55, 70)), ds, sm)
+    assert d["id"].to_list() == ["a"] and s["sample_id"].to_list() == ["a2"]
+    d, s = apply(Choice({}, available=False), ds, sm)
+    assert d["id"].to_list() == ["c"] and s.is_empty()
+
+
+def test_sample_grid_sorts_filters_and_pages():
+    from cellbench.analysis.grid import page, sample_grid, select
+    from cellbench.runs.store import Store
+
+    store = Store()
+    base = {
+        "run_id": "r1",
+        "model_id": "m",
+        "train_datasets": "",
+        "test_dataset": "d",
+        "split": None,
+        "level": "sample",
+        "stain": "H&E",
+        "category": None,
+        "slide_id": None,
+        "patient_id": None,
+    }
+    rows = []
+    for k, (pq, center) in enumerate([(0.5, "A"), (0.9, "B"), (0.1, "A")]):
+        sid = f"s{k}"
+        rows += [
+            {
+                **base,
+                "sample_id": sid,
+                "center": center,
+                "organ": "lung",
+                "class": "all",
+                "metric": "pq",
+                "value": pq,
+            },
+            {
+                **base,
+                "sample_id": sid,
+                "center": center,
+                "organ": "lung",
+                "class": "tumour",
+                "metric": "n_true",
+                "value": float(k),
+            },
+        ]
+    from cellbench.runs.store import SCHEMA
+
+    store.append("r1", pl.DataFrame(rows, schema=SCHEMA), {f"s{k}": {} for k in range(3)})
+    g = sample_grid(store, "r1")
+    assert g["sample_id"].to_list() == ["s0", "s1", "s2"]
+    assert g["n_true[tumour]"].to_list() == [0.0, 1.0, 2.0]
+    s = select(g, "pq", True, {"center": ["A"]})
+    assert s["sample_id"].to_list() == ["s0", "s2"]
+    s = select(g, "pq", False, ranges={"pq": (0.4, 1.0)})
+    assert s["sample_id"].to_list() == ["s0", "s1"]
+    part, n = page(g, 2, 2)
+    assert n == 2 and part["sample_id"].to_list() == ["s2"]
+    assert page(g, 9, 2)[0]["sample_id"].to_list() == ["s2"]  # clamped to the last page
+
+
+def test_kept_predictions_round_trip_and_damage():
+    from cellbench.runs import predcache
+
+    lab = np.zeros((8, 8), np.int32)
+    lab[1:3, 1:3] = 5
+    predcache.save("run_a", "x/y", (lab, {5: 2}, {5: 0.75}))
+    got = predcache.load("run_a", "x/y")
+    assert np.array_equal(got[0], lab) and got[1] == {5: 2} and got[2] == {5: 0.75}
+    pts = Points(np.array([[1.0, 2.0]]), np.array([1]), np.array([0.5]))
+    predcache.save("run_a", "p", pts)
+    back = predcache.load("run_a", "p")
+    assert np.array_equal(back.xy, pts.xy) and back.cls.tolist() == [1]
+    predcache._file("run_a", "p").write_bytes(b"not a zip")
+    assert predcache.load("run_a", "p") is None  # damaged: recomputed, never an error
+    assert predcache.load("run_b", "x/y") is None
+
+
+def test_print_layout_keeps_labels_and_a_readable_plot():
+    from cellbench.viz import figures
+
+    runs = ["cb_monuseg → monuseg/test (hovernet, n=14)", "predictions:hovernet_fast → consep"]
+    centers = [
+        "A7 · Christiana Healthcare",
+        "AR · Mayo",
+        "B0 · University of Pittsburgh",
+        "HC · International Genomics Consortium",
+        "CH · Indivumed",
+        "21 · Fox Chase Cancer Center",
+        "E2 · Roswell Park",
+    ]
+    s = pl.DataFrame(
+        [
+            {"run": r, "center": c, "mean": 0.5, "n": 6, "ci_low": 0.4, "ci_high": 0.6}
+            for r in runs
+            for c in centers
+        ]
+    )
+    for fig in (
+        figures.summary_heatmap(s, "run", "center", "pq"),
+        figures.ci_bars(s, "center", "pq", color="run"),
+    ):
+        for width in (89, 120, 183):
+            svg = figures.export_figure(fig, "svg", width, 70).decode()
+            w, h = figures.plot_area(svg)
+            assert w >= figures.MIN_PLOT_PX and h >= figures.MIN_PLOT_PX, (width, w, h)
+            assert all(c.split(" ·")[0] in svg for c in centers)
+    many = pl.DataFrame(
+        {
+            "g": [f"group number {k}" for k in range(60)],
+            "mean": [0.5] * 60,
+            "n": [5] * 60,
+            "ci_low": [0.4] * 60,
+            "ci_high": [0.6] * 60,
+        }
+    )
+    with pytest.raises(figures.FigureTooSmall, match="60 categories"):
+        figures.print_layout(figures.ci_bars(many, "g", "pq"), 89, 70)
+
+
+def test_slide_view_is_composed_from_tiles(tmp_path):
+    import tifffile
+
+    from cellbench.viz import slide
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (700, 900, 3), dtype=np.uint8)
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, img, tile=(256, 256), photometric="rgb")
+    got, box, level = slide.view(path, 450, 350, 1.0, 300, 200)
+    assert level == 0 and box == (300.0, 250.0, 600.0, 450.0)
+    assert np.array_equal(got, img[250:450, 300:600])
+    edge, _, _ = slide.view(path, 0, 0, 1.0, 100, 100)  # outside the slide is white
+    assert (edge[:50, :50] == 255).all() and np.array_equal(edge[50:, 50:], img[:50, :50])
+    info = slide.probe(path)
+    assert info.kind == "tissue" and info.dimensions == (900, 700)
+    bad = tmp_path / "bad.svs"
+    bad.write_bytes(b"nonsense")
+    assert slide.probe(bad).kind == "unreadable" and "bad.svs" in slide.probe(bad).error
+    objs = slide.read_objects(
+        b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [310, 260]},'
+        b' "properties": {"classification": {"name": "T", "color": [255, 0, 0]}}}'
+    )
+    drawn, n = slide.draw_objects(got, box, objs)
+    assert n == 1 and tuple(drawn[10, 10]) == (255, 0, 0)
+
+
+def test_thumbnail_outlines_are_crisp_in_the_legend_colour():
+    from cellbench.viz.overlay import class_colors, sample_overlay
+
+    class C:
+        def __init__(self, i, name, color=None):
+            self.id, self.name, self.color = i, name, color
+
+    lab = np.zeros((1000, 1000), np.int32)
+    lab[100:300, 100:300] = 1
+    s = Sample(
+        "d", "s", None, image=np.full((1000, 1000, 3), 128, np.uint8), instances=lab, classes={1: 2}
+    )
+    classes = [C(1, "a"), C(2, "b")]
+    th = sample_overlay(s, classes, max_side=250)
+    assert th.shape == (250, 250, 3)
+    colour = class_colors(classes)[2]
+    assert (th.reshape(-1, 3) == colour).all(1).sum() > 100  # exact legend colour, not blended
+    s.annotated_region = np.zeros((1000, 1000), bool)
+    s.annotated_region[:, :500] = True
+    dim = sample_overlay(s, classes, max_side=250)
+    assert dim[200, 240].sum() < th[200, 240].sum()  # outside the annotated region: dimmed
+    assert np.array_equal(dim[10, 10], th[10, 10])
+
+
+def test_class_table_from_the_confusion():
+    from cellbench.analysis.detail import class_table
+
+    t = class_table({"classes": ["a", "b"], "confusion": [[8, 2, 1], [1, 5, 0], [3, 0, 0]]})
+    a = t.row(0, named=True)
+    assert (a["n_true"], a["n_pred"], a["correct"]) == (11, 12, 8)
+    assert a["f1"] == pytest.approx(16 / 23)
