@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -75,54 +74,78 @@ with ui.guard("The QuPath export"):
             )
 
 with ui.guard("The QuPath project export"):
-    if avail:
+    if avail and (what == "gt" or run):
+        from cellbench.data.samples import records
+
         st.subheader("Export a QuPath project")
-        c = st.columns(3)
-        n = c[0].number_input("Samples (first N of the dataset)", 1, 200, 4, key="q_n")
+        recs = records(cat, dataset)
+        splits = sorted({r.split for r in recs if r.split})
+        scopes = ["this sample", *(f"split {x}" for x in splits), "all samples", "chosen samples"]
+        c = st.columns([1, 2])
+        scope = c[0].radio("Images", scopes, key="q_scope")
+        if scope == "chosen samples":
+            chosen = c[1].multiselect(
+                "Samples", [r.sample_id for r in recs], default=[sample], key="q_chosen"
+            )
+            picked = [r for r in recs if r.sample_id in set(chosen)]
+        elif scope == "this sample":
+            picked = [r for r in recs if r.sample_id == sample]
+        elif scope == "all samples":
+            picked = recs
+        else:
+            picked = [r for r in recs if r.split == scope.removeprefix("split ")]
+        kind = {"gt": "ground truth", "pred": "predictions", "errors": "TP / FP / FN"}[what]
+        c[1].caption(
+            f"{len(picked)} image(s) with their {kind}"
+            + (f" of run {run}" if run else "")
+            + ". The project references the images where they are on this machine and is "
+            "written to the workspace (so its location stays valid); the zip is that folder."
+        )
+        if st.button(f"Write the project ({len(picked)} images)", key="q_proj_go"):
+            import datetime
 
-        def project_zip() -> bytes:
-            from cellbench.data.readers import get_reader
-            from cellbench.qupath.project import write_project
-            from cellbench.viz.overlay import PALETTE
+            from cellbench.core import config
+            from cellbench.qupath.project import export_samples
 
-            recs = get_reader(cat, dataset).records()[: int(n)]
-            images = [
-                {
-                    "path": r.files["image"],
-                    "width": r.meta.get("width"),
-                    "height": r.meta.get("height"),
-                    "mpp": r.meta.get("mpp"),
-                    "features": sample_features(cat, dataset, r.sample_id),
-                }
-                for r in recs
-            ]
-            classes = {
-                cl.name: cl.color or PALETTE[k % 12]
-                for k, cl in enumerate(cat.get(dataset).classes)
-            }
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / f"{dataset}_qupath"
-                write_project(out, images, classes, "files")
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = config.home() / "qupath" / f"{dataset}_{what}_{stamp}"
+            with st.spinner(f"Writing {len(picked)} image(s) and their objects ..."):
+                n, used = export_samples(
+                    cat,
+                    dataset,
+                    picked,
+                    out,
+                    what,
+                    ui.store().get_run(run) if run else None,
+                    ui.store(),
+                    "files",
+                )
+            st.session_state["q_written"] = str(out)
+            st.success(f"Wrote a QuPath project of {n} image(s) to {out} ({used}).")
+        written = st.session_state.get("q_written")
+        if written and Path(written).is_dir():
+
+            def project_zip() -> bytes:
                 buf = io.BytesIO()
+                root = Path(written)
                 with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-                    for p in out.rglob("*"):
+                    for p in root.rglob("*"):
                         if p.is_file():
-                            z.write(p, p.relative_to(out.parent))
+                            z.write(p, p.relative_to(root.parent))
                 return buf.getvalue()
 
-        c[1].download_button(
-            "Download project (zip)",
-            project_zip,
-            file_name=f"{dataset}_qupath.zip",
-            mime="application/zip",
-            key="q_proj",
-        )
-        st.caption(
-            "The project references the images where they are on this machine; run "
-            "`scripts/import_cellbench.groovy` in QuPath (Run for project) to add the "
-            "objects. With QuPath installed, `cellbench qupath project` writes them "
-            "directly through paquo."
-        )
+            st.download_button(
+                "Download the project (zip)",
+                project_zip,
+                file_name=f"{Path(written).name}.zip",
+                mime="application/zip",
+                key="q_proj",
+            )
+            st.caption(
+                f"Open `{written}/project.qpproj` in QuPath and run "
+                "`scripts/import_cellbench.groovy` (Run for project) to add the objects. With "
+                "QuPath installed, `cellbench qupath project` writes them directly through paquo."
+            )
 
 with ui.guard("Reading QuPath files"):
     st.subheader("Read a QuPath project or GeoJSON file")

@@ -307,6 +307,23 @@ def test_qupath_page_exports_and_reads(data_env):
     at.selectbox(key="q_dataset").set_value("consep").run()
     assert any("objects:" in m.value for m in at.markdown)
     assert any("epithelial" in m.value for m in at.markdown)
+    # the project follows the chosen samples and object type, in a folder that stays
+    at.radio(key="q_scope").set_value("chosen samples").run()
+    two = at.multiselect(key="q_chosen").options[:2]
+    at.multiselect(key="q_chosen").set_value(two).run()
+    assert at.button(key="q_proj_go").label == "Write the project (2 images)"
+    at.button(key="q_proj_go").click().run()
+    _no_errors(at)
+    out = Path(at.session_state["q_written"])
+    doc = json.loads((out / "project.qpproj").read_text())
+    assert len(doc["images"]) == 2 and doc["uri"] == (out / "project.qpproj").as_uri()
+    assert [i["imageName"].split(".")[0] for i in doc["images"]] == list(two)
+    from urllib.parse import unquote, urlparse
+
+    for im in doc["images"]:
+        uri = im["serverBuilder"]["uri"]
+        assert Path(unquote(urlparse(uri).path)).is_file(), uri  # the real image files
+    assert len(list((out / "objects").glob("*.geojson"))) == 2
     at.text_input(key="q_folder").set_value(str(data_env / "qupath_project")).run()
     _no_errors(at)
     assert any("2 images, 33 path classes" in m.value for m in at.markdown)

@@ -102,10 +102,8 @@ def qupath_project(
     """
     from cellbench.data.readers import get_reader
     from cellbench.data.record_cache import records_of
-    from cellbench.qupath.geojson import sample_features
-    from cellbench.qupath.project import write_project
+    from cellbench.qupath.project import export_samples
     from cellbench.runs.store import Store
-    from cellbench.viz.overlay import ERROR_COLORS, PALETTE
 
     cat = load_catalog()
     store = Store()
@@ -114,28 +112,8 @@ def qupath_project(
     if sample:
         recs = [r for r in recs if r.sample_id in set(sample)]
     recs = recs[:limit] if limit else recs
-    images = []
-    for r in recs:
-        path = r.files.get("image")
-        if path is None:
-            raise typer.BadParameter(f"sample '{r.sample_id}' has no image file to reference")
-        images.append(
-            {
-                "path": path,
-                "width": r.meta.get("width"),
-                "height": r.meta.get("height"),
-                "mpp": r.meta.get("mpp"),
-                "features": sample_features(cat, dataset, r.sample_id, what, rec, store),
-            }
-        )
-    ds = cat.get(dataset)
-    classes = {c.name: c.color or PALETTE[k % len(PALETTE)] for k, c in enumerate(ds.classes)}
-    if what == "errors":
-        classes = dict(ERROR_COLORS)
-    used = write_project(out, images, classes, backend)
-    typer.echo(
-        f"wrote a QuPath project of {len(images)} images to {out} ({used} backend)", err=True
-    )
+    n, used = export_samples(cat, dataset, recs, out, what, rec, store, backend)
+    typer.echo(f"wrote a QuPath project of {n} images to {out} ({used} backend)", err=True)
 
 
 @qupath_app.command("read")

@@ -248,3 +248,41 @@ def _write_paquo(out: Path, images: list[dict[str, Any]], classes: dict[str, Any
             for f in i.get("features") or []:
                 cls = (f["properties"].get("classification") or {}).get("name")
                 entry.hierarchy.add_detection(roi=shape(f["geometry"]), path_class=by_name.get(cls))
+
+
+def export_samples(
+    catalog,
+    dataset: str,
+    records,
+    out: str | Path,
+    what: str = "gt",
+    run: dict[str, Any] | None = None,
+    store=None,
+    backend: str = "auto",
+) -> tuple[int, str]:
+    """A QuPath project of ``records`` (sample records of ``dataset``) with their objects:
+    ground truth, a run's prediction or its errors (``what`` = ``gt`` | ``pred`` |
+    ``errors``). Images are referenced where they are (their own files), classes are the
+    dataset's (or TP / FP / FN for errors). Returns the number of images and the backend."""
+    from cellbench.qupath.geojson import sample_features
+    from cellbench.viz.overlay import ERROR_COLORS, PALETTE
+
+    images = []
+    for r in records:
+        path = r.files.get("image")
+        if path is None:
+            raise DataError(Path(out), f"sample '{r.sample_id}' has no image file to reference")
+        images.append(
+            {
+                "path": Path(path).resolve(),
+                "width": r.meta.get("width"),
+                "height": r.meta.get("height"),
+                "mpp": r.meta.get("mpp"),
+                "features": sample_features(catalog, dataset, r.sample_id, what, run, store),
+            }
+        )
+    ds = catalog.get(dataset)
+    classes = {c.name: c.color or PALETTE[k % len(PALETTE)] for k, c in enumerate(ds.classes)}
+    if what == "errors":
+        classes = dict(ERROR_COLORS)
+    return len(images), write_project(out, images, classes, backend)
