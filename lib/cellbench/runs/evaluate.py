@@ -333,6 +333,39 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def within_region(pred, region: np.ndarray):
+    """``pred`` without the objects whose centroid lies outside ``region`` (bool mask): on a
+    partly annotated image they cannot be judged, so they are neither TP nor FP."""
+    region = np.asarray(region, bool)
+    if isinstance(pred, Points):
+        xy = np.rint(pred.xy).astype(int)
+        h, w = region.shape
+        inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+        inside[inside] = region[xy[inside, 1], xy[inside, 0]]
+        return Points(pred.xy[inside], pred.cls[inside], pred.score[inside])
+    labels, classes, scores = pred
+    lab = np.asarray(labels)
+    n = int(lab.max()) + 1 if lab.size else 1
+    rr, cc = np.nonzero(lab)
+    ids = lab[rr, cc]
+    cnt = np.bincount(ids, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.rint(np.bincount(ids, rr, n) / cnt).astype(int, copy=False)
+        cx = np.rint(np.bincount(ids, cc, n) / cnt).astype(int, copy=False)
+    present = np.flatnonzero(cnt[1:]) + 1
+    outside = present[~region[cy[present], cx[present]]]
+    if not len(outside):
+        return pred
+    keep = lab.copy()
+    keep[np.isin(keep, outside)] = 0
+    drop = set(outside.tolist())
+    return (
+        keep,
+        None if classes is None else {k: v for k, v in classes.items() if k not in drop},
+        None if scores is None else {k: v for k, v in scores.items() if k not in drop},
+    )
+
+
 def centroid_points(labels, classes, scores) -> Points:
     from scipy import ndimage as ndi
 
@@ -429,6 +462,12 @@ class Evaluation:
         }
         if self.test_set is not None:
             ident["test_set"] = self.test_set.ref
+        partial = self.reader.options.get("partial") or {}
+        regions = {
+            r.sample_id: partial[r.sample_id] for r in self.records if r.sample_id in partial
+        }
+        if regions:  # scored within annotated regions: a different run from one without
+            ident["annotated_regions"] = regions
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
         part = self.test_set.name if self.test_set is not None else self.spec.split or "all"
         name = f"{self.source.model_id}_{self.spec.dataset}_{part}_{self.preset}"
@@ -463,7 +502,10 @@ class Evaluation:
     # -- scoring ----------------------------------------------------------------------------
 
     def score(self, record, sample, pred) -> dict[str, Any]:
-        """The metrics engine's result for one sample and its prediction."""
+        """The metrics engine's result for one sample and its prediction (predictions outside
+        a partly annotated sample's annotated region are left out: :func:`within_region`)."""
+        if sample.annotated_region is not None:
+            pred = within_region(pred, sample.annotated_region)
         if self.task == "instances":
             if sample.instances is None:
                 raise DataError(Path(record.sample_id), "sample has no instance ground truth")

@@ -171,9 +171,7 @@ def sample_overlay(
     base = canvas(sample)
     fit = _Fit(base.shape, max_side)
     img = fit.image(base)
-    if sample.annotated_region is not None:
-        outside = ~fit.labels(np.asarray(sample.annotated_region, bool))
-        img = draw_mask(img, outside, "#000000", 0.45)
+    img = _dim_outside(img, fit, sample.annotated_region)
     if show_tissue and sample.tissue_mask is not None:
         img = draw_mask(img, fit.labels(sample.tissue_mask), "#00FFFF", 0.2)
     if show_instances and sample.instances is not None:
@@ -189,11 +187,21 @@ def sample_overlay(
     return img
 
 
-def error_overlay_instances(image, true, pred, errors, max_side: int | None = None) -> np.ndarray:
-    """TP outlines (prediction) green, FP red, FN (ground truth) yellow."""
+def _dim_outside(img: np.ndarray, fit: _Fit, region) -> np.ndarray:
+    """Darken what lies outside an annotated region (None: nothing)."""
+    if region is None:
+        return img
+    return draw_mask(img, ~fit.labels(np.asarray(region, bool)), "#000000", 0.45)
+
+
+def error_overlay_instances(
+    image, true, pred, errors, max_side: int | None = None, region=None
+) -> np.ndarray:
+    """TP outlines (prediction) green, FP red, FN (ground truth) yellow; outside ``region``
+    (a partly annotated image's annotated area) dimmed."""
     fit = _Fit(np.asarray(image).shape, max_side)
     img = draw_instances(
-        fit.image(image),
+        _dim_outside(fit.image(image), fit, region),
         fit.labels(pred),
         {int(i): ERROR_COLORS["TP"] for i in errors.tp_pred}
         | {int(i): ERROR_COLORS["FP"] for i in errors.fp},
@@ -202,9 +210,9 @@ def error_overlay_instances(image, true, pred, errors, max_side: int | None = No
 
 
 def error_overlay_points(
-    image, true, pred, errors, radius: int = 4, max_side: int | None = None
+    image, true, pred, errors, radius: int = 4, max_side: int | None = None, region=None
 ) -> np.ndarray:
-    """Matched predictions green, FP red, missed GT yellow."""
+    """Matched predictions green, FP red, missed GT yellow; outside ``region`` dimmed."""
     fit = _Fit(np.asarray(image).shape, max_side)
     xy = np.concatenate([pred.xy[errors.tp_pred], pred.xy[errors.fp], true.xy[errors.fn]])
     cols = (
@@ -213,7 +221,7 @@ def error_overlay_points(
         + [ERROR_COLORS["FN"]] * len(errors.fn)
     )
     r = radius if fit.f <= 1 else max(2, round(radius / fit.f * 2))
-    return draw_points(fit.image(image), fit.xy(xy), cols, r)
+    return draw_points(_dim_outside(fit.image(image), fit, region), fit.xy(xy), cols, r)
 
 
 def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:

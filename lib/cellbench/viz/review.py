@@ -131,13 +131,18 @@ def error_view(
     points: discs in the same colours. ``max_side`` draws at that size (thumbnails). A sample
     without pixels (points only) is drawn on a grey canvas of its size.
     """
+    from cellbench.runs.evaluate import within_region
     from cellbench.viz.overlay import canvas, error_overlay_instances, error_overlay_points
 
     sample, pred, ev = run_prediction(run, sample_id, catalog, store)
+    if sample.annotated_region is not None:  # what was scored: objects inside the region
+        pred = within_region(pred, sample.annotated_region)
     if ev.task == "instances":
         labels = pred[0]
         err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
-        img = error_overlay_instances(canvas(sample), sample.instances, labels, err, max_side)
+        img = error_overlay_instances(
+            canvas(sample), sample.instances, labels, err, max_side, sample.annotated_region
+        )
         thr = parse_thresholds(ev.spec.iou)[0]
         note = f"preset {ev.preset}, IoU {'>=' if ev.preset == 'stardist' else '>'} {thr}"
     else:
@@ -152,6 +157,8 @@ def error_view(
         if ev.spec.radius_um is not None:
             kw = {"radius_um": ev.spec.radius_um, "mpp": sample.meta.get("mpp")}
         err = point_errors(gt, pts, ev.preset, **kw)
-        img = error_overlay_points(canvas(sample), gt, pts, err, max_side=max_side)
+        img = error_overlay_points(
+            canvas(sample), gt, pts, err, max_side=max_side, region=sample.annotated_region
+        )
         note = f"preset {ev.preset}, radius {err.extra['radius_px']:.1f} px, same class only"
     return img, err.counts(), note

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from cellbench.core.errors import DataError
 from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
@@ -87,6 +89,8 @@ class DatasetReader:
         )
         meta.update(self.options.get("meta", {}))
         meta.update({k: v for k, v in values.items() if v is not None or k not in meta})
+        if sample_id in (self.options.get("partial") or {}):
+            meta["annotation"] = "partial"
         return meta
 
     def class_id(self, name: str, path: Path) -> int:
@@ -119,10 +123,49 @@ class DatasetReader:
         return []
 
     def _sample(self, record: SampleRecord, **arrays: Any) -> Sample:
-        return Sample(
+        s = Sample(
             dataset=self.dataset.id,
             sample_id=record.sample_id,
             split=record.split,
             meta=dict(record.meta),
             **arrays,
         )
+        spec = (self.options.get("partial") or {}).get(record.sample_id)
+        if spec is not None and s.annotated_region is None:
+            s.annotated_region = annotated_region(s, int((spec or {}).get("margin_px", 0)))
+        return s
+
+
+def annotated_region(sample: Sample, margin_px: int = 0) -> np.ndarray | None:
+    """Where a partly annotated sample's annotation is complete: the convex hull of its
+    annotated objects (instances, else points), grown by ``margin_px`` pixels.
+
+    The catalog names such samples (reader option ``partial: {sample_id: {margin_px: N}}``);
+    the hull is the assumption that the annotator covered one connected area completely.
+    """
+    from scipy import ndimage as ndi
+    from skimage.morphology import convex_hull_image, disk
+
+    shape = None
+    if sample.instances is not None:
+        mask = np.asarray(sample.instances) > 0
+    elif sample.points is not None and len(sample.points):
+        shape = (
+            sample.image.shape[:2]
+            if sample.image is not None
+            else (
+                int(sample.meta.get("height") or 0),
+                int(sample.meta.get("width") or 0),
+            )
+        )
+        mask = np.zeros(shape, bool)
+        xy = np.clip(np.rint(sample.points.xy).astype(int), 0, [shape[1] - 1, shape[0] - 1])
+        mask[xy[:, 1], xy[:, 0]] = True
+    else:
+        return None
+    if not mask.any():
+        return None
+    hull = convex_hull_image(mask)
+    if margin_px > 0:
+        hull = ndi.binary_dilation(hull, structure=disk(margin_px))
+    return hull
