@@ -194,8 +194,15 @@ def test_print_layout_keeps_labels_and_a_readable_plot():
             "ci_high": [0.6] * 60,
         }
     )
+    # too many bars across a column: they turn to run down the page, every label kept
+    svg = figures.export_figure(figures.ci_bars(many, "g", "pq"), "svg", 89, 70).decode()
+    assert all(f"group number {k}<" in svg for k in range(60))
+    assert min(figures.plot_area(svg)) >= figures.MIN_PLOT_PX
+    import plotly.graph_objects as go
+
+    line = go.Figure(go.Scatter(x=[f"group number {k}" for k in range(60)], y=[1.0] * 60))
     with pytest.raises(figures.FigureTooSmall, match="60 categories"):
-        figures.print_layout(figures.ci_bars(many, "g", "pq"), 89, 70)
+        figures.print_layout(line, 89, 70)
 
 
 def test_slide_view_is_composed_from_tiles(tmp_path):

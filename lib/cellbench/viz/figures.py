@@ -466,6 +466,8 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
     plot_w = w - left - (60 if heatmap else 15)
     slot = plot_w / max(len(xcats), 1)
     slant = any(len(c) * char > slot for c in xcats)
+    if slant and slot < 1.5 * line and _bars_to_horizontal(f):
+        return print_layout(f, width_mm, height_mm)  # categories now run down the page
     if slant and slot < 1.5 * line:
         need = _mm(w - plot_w + len(xcats) * 1.5 * line)
         raise FigureTooSmall(
@@ -493,6 +495,10 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
     if heatmap and ycats:
         per_row = max(v.count("<br>") + 1 for v in ymap.values()) * 1.15 * line
         h = max(h, extra + len(ycats) * per_row)
+    horizontal = [t for t in f.data if t.type == "bar" and t.orientation == "h"]
+    if horizontal and ycats:
+        per_row = max(v.count("<br>") + 1 for v in ymap.values()) * line
+        h = max(h, extra + len(ycats) * max(per_row, 0.7 * line * len(horizontal)))
     h = max(h, extra + max(MIN_PLOT_PX, 0.35 * plot_w))
     f.update_layout(
         font={"size": px},
@@ -520,6 +526,20 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
     f.update_xaxes(automargin=True, title={"standoff": 2})
     f.update_yaxes(automargin=True, title={"standoff": 2})
     return f, _mm(h)
+
+
+def _bars_to_horizontal(f: go.Figure) -> bool:
+    """Turn a figure of vertical bars into horizontal ones (categories on the y axis), in
+    place; False (untouched) when it has anything but vertical bars."""
+    if not f.data or any(t.type != "bar" or t.orientation == "h" for t in f.data):
+        return False
+    for t in f.data:
+        err = t.error_y.to_plotly_json() if t.error_y else None
+        t.update(x=t.y, y=t.x, orientation="h", error_y=None, error_x=err)
+    xt, yt = f.layout.xaxis.title.text, f.layout.yaxis.title.text
+    f.update_xaxes(title=yt, type="linear")
+    f.update_yaxes(title=xt, type="category", autorange="reversed")
+    return True
 
 
 def _transpose_heatmap(f: go.Figure, xcats, ycats, w: float, char: float) -> bool:
