@@ -39,8 +39,13 @@ with ui.guard("The figures"):
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for name, (fig, data) in figs.items():
-                z.writestr(f"{name}.{fmt}", figures.export_figure(fig, fmt, w, h))
                 z.writestr(f"{name}.csv", figures.frame_bytes(data, "csv"))
+                try:  # a figure too dense for this width goes at the next journal width
+                    fw = figures.fitting_width(fig, w, h)
+                except figures.FigureTooSmall as e:
+                    z.writestr(f"{name}.txt", f"not drawn: {e}\n")
+                    continue
+                z.writestr(f"{name}.{fmt}", figures.export_figure(fig, fmt, fw, h))
         return buf.getvalue()
 
     st.download_button(

@@ -30,6 +30,15 @@ PAGES = [
 ]
 
 
+class Server(str):
+    """The app's URL, with its workspace and whether the research-flow runs are in it."""
+
+    def __new__(cls, url: str, home: str, populated: bool):
+        obj = super().__new__(cls, url)
+        obj.home, obj.populated = home, populated
+        return obj
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -63,11 +72,47 @@ def browser():
     drv.quit()
 
 
+SQUARE = [[[1000, 1400], [1100, 1400], [1100, 1500], [1000, 1500], [1000, 1400]]]
+
+
+def _populate(home: str, env: dict) -> bool:
+    """A run for the research flows (OCELOT's stored predictions: points, classes, scores) and
+    a GeoJSON for the slide viewer.
+    False when the shared data is missing (those flows skip)."""
+    import json
+
+    data = Path(env.get("CELLBENCH_DATA", ""))
+    if not (data / "ocelot").is_dir() or not (data / "wsi" / "small_HE.svs").is_file():
+        return False
+    subprocess.run(
+        [sys.executable, "-m", "cellbench.cli.main", "evaluate", "--dataset", "ocelot"]
+        + ["--predictions", "ocelot_fold0_model"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    slides = Path(home) / "slides"
+    slides.mkdir(parents=True, exist_ok=True)
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": SQUARE},
+        "properties": {
+            "objectType": "annotation",
+            "classification": {"name": "Tumor", "color": [200, 0, 0]},
+        },
+    }
+    (slides / "small_HE_tumour.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
+    return True
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     port = _free_port()
     home = os.environ.get("CELLBENCH_HOME") or str(tmp_path_factory.mktemp("home"))
     env = {**os.environ, "CELLBENCH_HOME": home}
+    populated = _populate(home, env)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -100,7 +145,7 @@ def server(tmp_path_factory):
         proc.kill()
         out = proc.stdout.read().decode(errors="replace")[-3000:]
         pytest.fail(f"streamlit did not start within {time.monotonic() - t0:.0f} s:\n{out}")
-    yield f"http://127.0.0.1:{port}"
+    yield Server(f"http://127.0.0.1:{port}", home, populated)
     proc.terminate()
     try:
         proc.wait(10)
@@ -212,3 +257,111 @@ def test_hostile_geojson_uploaded_through_the_app_renders_as_text(browser, serve
     _no_script_ran(browser)
     out = Path(os.environ.get("CELLBENCH_SCREENSHOTS", REPO / "screenshots"))
     browser.save_screenshot(str(out / "hostile_class_legend.png"))
+
+
+# -- the research flows, as a user clicks through them -------------------------------------
+
+
+def _shot(drv, name: str) -> Path:
+    out = Path(os.environ.get("CELLBENCH_SCREENSHOTS", REPO / "screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(out / f"{name}.png"))
+    return out / f"{name}.png"
+
+
+def _no_error_box(drv, where: str) -> None:
+    boxes = drv.find_elements("css selector", "[data-testid='stAlertContentError']")
+    assert not boxes, f"{where}: error box: {[b.text for b in boxes]}"
+    assert "Traceback" not in _body(drv), where
+
+
+def _button(drv, text: str):
+    from selenium.webdriver.common.by import By
+
+    hits = [b for b in drv.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
+    assert hits, f"no button '{text}'"
+    return hits[0]
+
+
+def _choose(drv, index: int, text: str) -> None:
+    """Type ``text`` into the ``index``-th selectbox and pick the match."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    box = drv.find_elements(By.CSS_SELECTOR, "div[data-testid='stSelectbox'] input")[index]
+    box.click()
+    box.send_keys(text)
+    time.sleep(0.5)
+    box.send_keys(Keys.ENTER)
+
+
+def test_research_flows_in_chromium(browser, server, tmp_path):
+    """Issue 18's flows: the OCELOT explorer (points only), the sample grid sorted and opened
+    to its error view, the confusion matrix and threshold curves, an 89 mm SVG export, a slide
+    with objects overlaid and moved; no error box anywhere; screenshots saved."""
+    if not server.populated:
+        pytest.skip("needs ../shared/data (OCELOT, DSB 2018, WSI fixtures)")
+    from selenium.webdriver.common.by import By
+
+    drv = browser
+    drv.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)}
+    )
+    # Explorer on OCELOT: 80 of 81 samples are points without pixels
+    drv.get(f"{server}/Dataset_explorer?dataset=ocelot")
+    _wait_rendered(drv, "Gallery: ocelot")
+    assert "no local pixels" in _body(drv)
+    _no_error_box(drv, "explorer on OCELOT")
+    _shot(drv, "flow_1_explorer_ocelot")
+
+    # Results: the OCELOT test set, its sample grid sorted by F1, one sample opened
+    drv.get(f"{server}/Results")
+    _wait_rendered(drv, "Test set")
+    _choose(drv, 0, "ocelot")
+    _wait_rendered(drv, "Mean f1 per run")
+    _button(drv, "Sample grid").click()
+    _wait_rendered(drv, "samples, sorted by")
+    assert "samples, sorted by f1" in _body(drv)
+    thumbs = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img, img")
+    assert len(thumbs) >= 8
+    _shot(drv, "flow_2_sample_grid")
+    _button(drv, "Open").click()
+    _wait_rendered(drv, "QuPath GeoJSON (TP / FP / FN)")
+    body = _body(drv)
+    assert "TP" in body and "FP" in body and "Open in the Dataset explorer" in body
+    _no_error_box(drv, "error view")
+    _shot(drv, "flow_3_error_view")
+
+    # classification panel: confusion matrix, per-class table, threshold curves
+    _button(drv, "Classification").click()
+    _wait_rendered(drv, "Confusion of matched objects")
+    _wait_rendered(drv, "Detection against the score threshold")
+    _no_error_box(drv, "classification panel")
+    _shot(drv, "flow_4_confusion")
+
+    # an 89 mm SVG of the confusion matrix
+    next(e for e in drv.find_elements(By.CSS_SELECTOR, "summary") if "Export" in e.text).click()
+    _until(drv, lambda: "Download SVG" in _body(drv), "the export box")
+    _button(drv, "Download SVG").click()
+    _until(drv, lambda: list(tmp_path.glob("*.svg")), "the SVG download", timeout=120)
+    from cellbench.viz.figures import MIN_PLOT_PX, plot_area
+
+    svg = next(tmp_path.glob("*.svg")).read_text()
+    assert 'width="336"' in svg  # 89 mm at 96 px per inch
+    assert min(plot_area(svg)) >= MIN_PLOT_PX
+
+    # a real slide first, with the workspace's GeoJSON overlaid; zoom and pan
+    drv.get(f"{server}/Dataset_explorer")
+    _wait_rendered(drv, "objects in view")
+    assert "small_HE.svs (tissue" in _body(drv)
+    assert "1 of 1 objects in view" in _body(drv)
+    _shot(drv, "flow_5_slide_overlay")
+    _button(drv, "Zoom in").click()
+    _until(drv, lambda: "zoom 0.377" in _body(drv), "the zoomed view")
+    _no_error_box(drv, "slide viewer")
+    _shot(drv, "flow_6_slide_zoomed")
+
+    # the evaluation's job label and the run link on Evaluate
+    drv.get(f"{server}/Evaluate")
+    _wait_rendered(drv, "Finished runs")
+    _no_error_box(drv, "evaluate")

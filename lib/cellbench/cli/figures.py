@@ -26,7 +26,13 @@ def figures_cmd(
     from cellbench.core.atomic import write_bytes_atomic
     from cellbench.data.samples import sample_table
     from cellbench.runs.store import Store
-    from cellbench.viz.figures import export_figure, frame_bytes, standard_figures
+    from cellbench.viz.figures import (
+        FigureTooSmall,
+        export_figure,
+        fitting_width,
+        frame_bytes,
+        standard_figures,
+    )
     from cellbench.viz.paper import all_figures
 
     cat, store = load_catalog(), Store()
@@ -36,8 +42,14 @@ def figures_cmd(
     if not figs:
         typer.echo("nothing to draw: no local samples and no runs", err=True)
     for name, (fig, data) in figs.items():
-        for fmt in ("svg", "pdf"):
-            write_bytes_atomic(out / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
         write_bytes_atomic(out / f"{name}.csv", frame_bytes(data, "csv"))
-        typer.echo(f"{name}: svg, pdf, csv", err=True)
+        try:
+            w = fitting_width(fig, width_mm, height_mm)
+        except FigureTooSmall as e:
+            typer.echo(f"{name}: csv only; no journal width fits it: {e}", err=True)
+            continue
+        for fmt in ("svg", "pdf"):
+            write_bytes_atomic(out / f"{name}.{fmt}", export_figure(fig, fmt, w, height_mm))
+        wider = f" at {w:g} mm (too dense for {width_mm:g} mm)" if w != width_mm else ""
+        typer.echo(f"{name}: svg, pdf, csv{wider}", err=True)
     typer.echo(f"wrote {len(figs)} figures to {out}", err=True)

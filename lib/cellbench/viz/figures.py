@@ -614,6 +614,22 @@ def export_figure(
     return render(fig, fmt, height_mm)
 
 
+def fitting_width(fig: go.Figure, width_mm: float, height_mm: float = 70) -> float:
+    """``width_mm`` where the figure is readable there, else the narrowest wider journal width
+    (:data:`PUBLICATION_SIZES`) where it is; :class:`FigureTooSmall` when none is wide
+    enough."""
+    widths = [width_mm] + sorted(w for w, _ in PUBLICATION_SIZES.values() if w > width_mm)
+    err = None
+    for w in widths:
+        try:
+            if not any(t.type == "image" for t in fig.data):
+                print_layout(fig, w, height_mm)
+            return w
+        except FigureTooSmall as e:
+            err = e
+    raise err
+
+
 _SERVER: list[bool] = []
 
 
@@ -740,6 +756,9 @@ def save_figure(
 
     folder = Path(folder)
     return [
-        write_bytes_atomic(folder / f"{name}.{fmt}", export_figure(fig, fmt, width_mm, height_mm))
+        write_bytes_atomic(
+            folder / f"{name}.{fmt}",
+            export_figure(fig, fmt, fitting_width(fig, width_mm, height_mm), height_mm),
+        )
         for fmt in ("svg", "pdf")
     ]
