@@ -173,6 +173,8 @@ def _grid_section(chosen, labels, metric) -> None:
         "sample's errors, values and links."
     )
     c = st.columns([3, 2, 1, 2])
+    if st.query_params.get("run") in chosen:
+        st.session_state.setdefault("g_run", st.query_params["run"])
     run = c[0].selectbox("Run", chosen, format_func=labels.get, key="g_run")
     g = ui.grid(run)
     if g.is_empty():
@@ -200,7 +202,9 @@ def _grid_section(chosen, labels, metric) -> None:
     if metric in g.columns and g[metric].drop_nulls().len() > 1:
         lo, hi = float(g[metric].min()), float(g[metric].max())
         if lo < hi:
-            ranges[metric] = st.slider(f"{metric} between", lo, hi, (lo, hi), key="g_range")
+            got = st.slider(f"{metric} between", lo, hi, (lo, hi), key=f"g_range_{run}")
+            if got != (lo, hi):  # samples without a value stay until a range is chosen
+                ranges[metric] = got
     sel = select(g, sort_by, desc, equals, ranges)
     n_pages = max(1, -(-sel.height // per_page))
     number = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")

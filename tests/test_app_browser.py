@@ -201,10 +201,15 @@ def _body(drv) -> str:
 
 
 def _until(drv, cond, what: str, timeout: float = 300) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except StaleElementReferenceException:
+            pass  # the page re-rendered under us: look again
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}; page shows:\n{_body(drv)[-1500:]}")
 
@@ -275,12 +280,34 @@ def _no_error_box(drv, where: str) -> None:
     assert "Traceback" not in _body(drv), where
 
 
-def _button(drv, text: str):
+def _button(drv, text: str, timeout: float = 120):
+    """The first button labelled ``text`` (waits for it; the page re-renders meanwhile)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    hits = [b for b in drv.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
-    assert hits, f"no button '{text}'"
-    return hits[0]
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            hits = [b for b in drv.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
+            if hits:
+                return hits[0]
+        except StaleElementReferenceException:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"no button '{text}'; page shows:\n{_body(drv)[-1500:]}")
+
+
+def _click(drv, text: str) -> None:
+    """Click the button labelled ``text``, again if the page replaced it meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(5):
+        try:
+            _button(drv, text).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.5)
+    raise AssertionError(f"could not click '{text}'")
 
 
 def _choose(drv, index: int, text: str) -> None:
@@ -319,13 +346,16 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     _wait_rendered(drv, "Test set")
     _choose(drv, 0, "ocelot")
     _wait_rendered(drv, "Mean f1 per run")
-    _button(drv, "Sample grid").click()
+    _click(drv, "Sample grid")
     _wait_rendered(drv, "samples, sorted by")
     assert "samples, sorted by f1" in _body(drv)
-    thumbs = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img, img")
-    assert len(thumbs) >= 8
+    _until(
+        drv,
+        lambda: len(drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 8,
+        "the grid's thumbnails",
+    )
     _shot(drv, "flow_2_sample_grid")
-    _button(drv, "Open").click()
+    _click(drv, "Open")
     _wait_rendered(drv, "QuPath GeoJSON (TP / FP / FN)")
     body = _body(drv)
     assert "TP" in body and "FP" in body and "Open in the Dataset explorer" in body
@@ -333,7 +363,7 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     _shot(drv, "flow_3_error_view")
 
     # classification panel: confusion matrix, per-class table, threshold curves
-    _button(drv, "Classification").click()
+    _click(drv, "Classification")
     _wait_rendered(drv, "Confusion of matched objects")
     _wait_rendered(drv, "Detection against the score threshold")
     _no_error_box(drv, "classification panel")
@@ -342,7 +372,7 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     # an 89 mm SVG of the confusion matrix
     next(e for e in drv.find_elements(By.CSS_SELECTOR, "summary") if "Export" in e.text).click()
     _until(drv, lambda: "Download SVG" in _body(drv), "the export box")
-    _button(drv, "Download SVG").click()
+    _click(drv, "Download SVG")
     _until(drv, lambda: list(tmp_path.glob("*.svg")), "the SVG download", timeout=120)
     from cellbench.viz.figures import MIN_PLOT_PX, plot_area
 
@@ -353,10 +383,10 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     # a real slide first, with the workspace's GeoJSON overlaid; zoom and pan
     drv.get(f"{server}/Dataset_explorer")
     _wait_rendered(drv, "objects in view")
-    assert "small_HE.svs (tissue" in _body(drv)
+    assert "Centre (1110, 1484)" in _body(drv)  # small_HE.svs, the tissue slide, comes first
     assert "1 of 1 objects in view" in _body(drv)
     _shot(drv, "flow_5_slide_overlay")
-    _button(drv, "Zoom in").click()
+    _click(drv, "Zoom in")
     _until(drv, lambda: "zoom 0.377" in _body(drv), "the zoomed view")
     _no_error_box(drv, "slide viewer")
     _shot(drv, "flow_6_slide_zoomed")

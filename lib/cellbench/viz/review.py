@@ -96,6 +96,31 @@ def point_errors(
     return PointErrors(t, p, fp, fn, {"radius_px": r})
 
 
+_EVALUATIONS: dict[tuple, Any] = {}
+
+
+def _evaluation(run: dict[str, Any], catalog=None, store=None):
+    """The run's :class:`~cellbench.runs.evaluate.Evaluation` (its reader keeps what it
+    parsed, e.g. a points file of every sample), kept for the next sample of the same run."""
+    from cellbench.runs.evaluate import EvalSpec, Evaluation
+
+    key = (
+        run["run_id"],
+        run.get("finished"),
+        str(getattr(catalog, "path", None)),
+        str(getattr(store, "root", None)),
+    )
+    if key not in _EVALUATIONS:
+        if len(_EVALUATIONS) >= 4:
+            _EVALUATIONS.pop(next(iter(_EVALUATIONS)))
+        params = dict(run["parameters"])
+        params.update(limit=None)
+        ev = Evaluation(EvalSpec(**params), catalog, store)
+        ev.run_id = run["run_id"]  # the prediction kept under the stored run's id
+        _EVALUATIONS[key] = ev
+    return _EVALUATIONS[key]
+
+
 def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None):
     """A stored run's prediction for one sample: read back (stored predictions, or the copy a
     model run kept), else recomputed by the model and kept.
@@ -103,13 +128,11 @@ def run_prediction(run: dict[str, Any], sample_id: str, catalog=None, store=None
     Returns ``(sample, prediction, evaluation)``; the prediction is ``(labels, classes,
     scores)`` or :class:`~cellbench.data.sample.Points`.
     """
-    from cellbench.runs.evaluate import EvalSpec, Evaluation
-
-    params = dict(run["parameters"])
-    params.update(samples=[sample_id], limit=None)
-    ev = Evaluation(EvalSpec(**params), catalog, store)
-    ev.run_id = run["run_id"]  # the prediction kept under the stored run's id
-    rec, sample, pred = next(ev.replay())
+    ev = _evaluation(run, catalog, store)
+    recs = [r for r in ev.records if r.sample_id == sample_id]
+    if not recs:
+        raise KeyError(f"no sample '{sample_id}' in run '{run['run_id']}'")
+    rec, sample, pred = next(ev.replay(recs))
     return sample, pred, ev
 
 
