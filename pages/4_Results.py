@@ -161,6 +161,10 @@ def _coverage(table: pl.DataFrame, chosen, labels) -> None:
     st.dataframe(cov, hide_index=True)
 
 
+#: Shown where a thumbnail is still being drawn.
+PLACEHOLDER = __import__("numpy").full((64, 64, 3), 235, "uint8")
+
+
 def _grid_section(chosen, labels, metric) -> None:
     from cellbench.analysis.grid import META, page, select
     from cellbench.data.vocabulary import center_label
@@ -211,20 +215,38 @@ def _grid_section(chosen, labels, metric) -> None:
     part, _ = page(sel, int(number), per_page)
     st.caption(f"{sel.height} of {g.height} samples, sorted by {sort_by}")
     ids = part["sample_id"].to_list()
-    thumbs = ui.thumbnails(run, ids)
-    cols = st.columns(4)
-    for k, (row, (img, errors)) in enumerate(zip(part.iter_rows(named=True), thumbs, strict=True)):
-        with cols[k % 4]:
-            val = row.get(sort_by)
-            shown = f"{val:.3f}" if isinstance(val, float) else val
-            st.image(
-                img,
-                caption=f"{row['sample_id']} · {sort_by} {shown}"
-                + ("" if errors else " · ground truth"),
-                width="stretch",
-            )
-            if st.button("Open", key=f"g_open_{run}_{row['sample_id']}"):
-                st.session_state["r_open"] = (run, row["sample_id"])
+    rows = list(part.iter_rows(named=True))
+    first = ui.thumbnails(run, ids)
+    waiting = any(img is None for img, _ in first) or (
+        ui.drawing() and not all(errors for _, errors in first)
+    )
+
+    # the images arrive as the background worker draws them: this part reruns each second
+    # until they are all there, and the page does not wait for them
+    @st.fragment(run_every=1.0 if waiting else None)
+    def images() -> None:
+        thumbs = ui.thumbnails(run, ids)
+        cols = st.columns(4)
+        for k, (row, (img, errors)) in enumerate(zip(rows, thumbs, strict=True)):
+            with cols[k % 4]:
+                val = row.get(sort_by)
+                shown = f"{val:.3f}" if isinstance(val, float) else val
+                note = "" if errors else " · ground truth" if img is not None else " · drawing ..."
+                st.image(
+                    img if img is not None else PLACEHOLDER,
+                    caption=f"{row['sample_id']} · {sort_by} {shown}{note}",
+                    width="stretch",
+                )
+                if st.button("Open", key=f"g_open_{run}_{row['sample_id']}"):
+                    st.session_state["r_open"] = (run, row["sample_id"])
+                    st.rerun(scope="app")
+        done = all(img is not None for img, _ in thumbs) and (
+            all(e for _, e in thumbs) or not ui.drawing()
+        )
+        if waiting and done:
+            st.rerun(scope="app")  # all drawn: stop polling
+
+    images()
     ui.color_legend(
         [("matched", "#00C853"), ("false positive", "#FF1744"), ("missed", "#FFD600")],
         "Thumbnails: ",
@@ -416,6 +438,12 @@ with ui.guard("The results"):
             ),
             hide_index=True,
         )
+
+# what the grid, the error view and the classification panel import, while the user reads
+ui.prefetch(
+    __import__("importlib").import_module,
+    [("cellbench.viz.review",), ("cellbench.analysis.grid",), ("cellbench.analysis.detail",)],
+)
 
 with ui.guard("The opened sample"):
     if st.session_state.get("r_open"):

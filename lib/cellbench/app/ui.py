@@ -239,7 +239,6 @@ def link(page: str, label: str, params: dict[str, str] | None = None, icon: str 
         st.markdown(f"[{as_text(label)}](/{path}?{urlencode(params or {})})")
 
 
-
 def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: str = "figure"):
     """A figure with downloads: SVG/PDF/PNG at a publication size, and its data."""
     from cellbench.viz.figures import (
@@ -330,8 +329,8 @@ def error_image(run_id: str, sample_id: str, max_side: int | None = None):
         return _error_image(sig, run_id, sample_id, max_side)
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
 def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
+    """One thumbnail: the run's TP / FP / FN (``errors``) or the sample's ground truth."""
     if errors:
         return _error_image(sig, run_id, sample_id, side)[0]
     from cellbench.data.samples import load_sample
@@ -343,22 +342,81 @@ def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
     return sample_overlay(s, cat.get(rec["test_dataset"]).classes, max_side=side)
 
 
+#: Thumbnails of this server process: ``(store signature, run, sample, side, errors) ->
+#: image``; drawn by one background worker, so that a grid renders at once and its images
+#: arrive as they are drawn.
+_THUMBS: dict[tuple, Any] = {}
+_THUMB_QUEUE: list[tuple] = []
+_THUMB_LOCK = __import__("threading").Lock()
+
+
+def _thumb_worker() -> None:
+    import time
+
+    time.sleep(0.6)  # let the page that asked finish its run first (one GIL, two cores)
+    while True:
+        time.sleep(0.01)
+        with _THUMB_LOCK:
+            if not _THUMB_QUEUE:
+                return
+            key = _THUMB_QUEUE.pop(0)
+        if key in _THUMBS:
+            continue
+        sig, run_id, sid, side, errors = key
+        try:
+            img = _thumb(sig, run_id, sid, errors, side)
+        except Exception:  # noqa: BLE001 - the error shows when the sample is opened
+            img = False
+        if len(_THUMBS) > 4096:
+            _THUMBS.clear()
+        _THUMBS[key] = img
+
+
+def drawing() -> bool:
+    """Whether the thumbnail worker has work left."""
+    import threading
+
+    return bool(_THUMB_QUEUE) or any(
+        t.name == "cellbench-thumbnails" for t in threading.enumerate()
+    )
+
+
 def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, bool]]:
-    """``(image, shows errors)`` per sample: the run's TP/FP/FN where its prediction is at
-    hand (stored predictions, or kept by the evaluation), else the ground truth; predictions
-    still to compute are computed in the background for the next view."""
+    """``(image or None, shows errors)`` per sample, never waiting: the run's TP / FP / FN
+    where its prediction is at hand, else the ground truth while a background worker runs the
+    model (its prediction is then kept); images not drawn yet are None. With
+    ``CELLBENCH_PREFETCH=0`` (tests) they are drawn here, errors where ready."""
+    import os
+    import threading
+
     from cellbench.viz.review import prediction_ready
 
     sig = store_signature()
     run = store().get_run(run_id)
+    inline = os.environ.get("CELLBENCH_PREFETCH", "1") == "0"
     out, todo = [], []
     for sid in sample_ids:
         ready = prediction_ready(run, sid)
-        out.append((_thumb(sig, run_id, sid, ready, side), ready))
-        if not ready:
-            todo.append((sig, run_id, sid, True, side))
+        err, gt = (sig, run_id, sid, side, True), (sig, run_id, sid, side, False)
+        if inline and (ready or gt not in _THUMBS):
+            _THUMBS[err if ready else gt] = _thumb(*(err if ready else gt)[:3], ready, side)
+        if _THUMBS.get(err) is not None and _THUMBS[err] is not False:
+            out.append((_THUMBS[err], True))
+            continue
+        img = _THUMBS.get(gt)
+        out.append((img if img is not False else None, False))
+        if inline:
+            continue
+        if not ready and gt not in _THUMBS:
+            todo.append(gt)  # the ground truth at once, the model's errors after it
+        if err not in _THUMBS:
+            todo.append(err)
     if todo:
-        prefetch(_thumb, todo)
+        with _THUMB_LOCK:
+            queued = set(_THUMB_QUEUE)
+            _THUMB_QUEUE.extend(k for k in todo if k not in queued)
+        if not any(t.name == "cellbench-thumbnails" for t in threading.enumerate()):
+            threading.Thread(target=_thumb_worker, name="cellbench-thumbnails", daemon=True).start()
     return out
 
 
