@@ -161,8 +161,14 @@ def _coverage(table: pl.DataFrame, chosen, labels) -> None:
     st.dataframe(cov, hide_index=True)
 
 
-#: Shown where a thumbnail is still being drawn.
+#: Shown where a thumbnail is still being drawn or cannot be drawn.
 PLACEHOLDER = __import__("numpy").full((64, 64, 3), 235, "uint8")
+NOTES = {
+    "errors": "",
+    "truth": " · ground truth",
+    "drawing": " · drawing ...",
+    "failed": " · not drawn (open it for the reason)",
+}
 
 
 def _grid_section(chosen, labels, metric) -> None:
@@ -217,8 +223,8 @@ def _grid_section(chosen, labels, metric) -> None:
     ids = part["sample_id"].to_list()
     rows = list(part.iter_rows(named=True))
     first = ui.thumbnails(run, ids)
-    waiting = any(img is None for img, _ in first) or (
-        ui.drawing() and not all(errors for _, errors in first)
+    waiting = any(state == "drawing" for _, state in first) or (
+        ui.drawing() and any(state == "truth" for _, state in first)
     )
 
     # the images arrive as the background worker draws them: this part reruns each second
@@ -227,11 +233,11 @@ def _grid_section(chosen, labels, metric) -> None:
     def images() -> None:
         thumbs = ui.thumbnails(run, ids)
         cols = st.columns(4)
-        for k, (row, (img, errors)) in enumerate(zip(rows, thumbs, strict=True)):
+        for k, (row, (img, state)) in enumerate(zip(rows, thumbs, strict=True)):
             with cols[k % 4]:
                 val = row.get(sort_by)
                 shown = f"{val:.3f}" if isinstance(val, float) else val
-                note = "" if errors else " · ground truth" if img is not None else " · drawing ..."
+                note = NOTES[state]
                 st.image(
                     img if img is not None else PLACEHOLDER,
                     caption=f"{row['sample_id']} · {sort_by} {shown}{note}",
@@ -240,8 +246,8 @@ def _grid_section(chosen, labels, metric) -> None:
                 if st.button("Open", key=f"g_open_{run}_{row['sample_id']}"):
                     st.session_state["r_open"] = (run, row["sample_id"])
                     st.rerun(scope="app")
-        done = all(img is not None for img, _ in thumbs) and (
-            all(e for _, e in thumbs) or not ui.drawing()
+        done = all(state != "drawing" for _, state in thumbs) and (
+            not ui.drawing() or all(state != "truth" for _, state in thumbs)
         )
         if waiting and done:
             st.rerun(scope="app")  # all drawn: stop polling

@@ -354,6 +354,21 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
         lambda: len(drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 8,
         "the grid's thumbnails",
     )
+    first = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")[0].text
+    # sorted the other way round: the first thumbnail changes
+    toggle = next(
+        t
+        for t in drv.find_elements(By.CSS_SELECTOR, "[data-testid='stCheckbox'] label")
+        if "Descending" in t.text
+    )
+    toggle.click()
+    _until(
+        drv,
+        lambda: (
+            drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")[0].text != first
+        ),
+        "the grid sorted descending",
+    )
     _shot(drv, "flow_2_sample_grid")
     _click(drv, "Open")
     _wait_rendered(drv, "QuPath GeoJSON (TP / FP / FN)")

@@ -362,11 +362,7 @@ def _thumb_worker() -> None:
             key = _THUMB_QUEUE.pop(0)
         if key in _THUMBS:
             continue
-        sig, run_id, sid, side, errors = key
-        try:
-            img = _thumb(sig, run_id, sid, errors, side)
-        except Exception:  # noqa: BLE001 - the error shows when the sample is opened
-            img = False
+        img = _draw(key)
         if len(_THUMBS) > 4096:
             _THUMBS.clear()
         _THUMBS[key] = img
@@ -381,11 +377,21 @@ def drawing() -> bool:
     )
 
 
-def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, bool]]:
-    """``(image or None, shows errors)`` per sample, never waiting: the run's TP / FP / FN
-    where its prediction is at hand, else the ground truth while a background worker runs the
-    model (its prediction is then kept); images not drawn yet are None. With
-    ``CELLBENCH_PREFETCH=0`` (tests) they are drawn here, errors where ready."""
+def _draw(key: tuple) -> Any:
+    """Draw one thumbnail now (False where it cannot be drawn, e.g. no local data)."""
+    sig, run_id, sid, side, errors = key
+    try:
+        return _thumb(sig, run_id, sid, errors, side)
+    except Exception:  # noqa: BLE001 - the reason shows when the sample is opened
+        return False
+
+
+def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]]:
+    """``(image or None, state)`` per sample, never waiting. ``state``: ``errors`` (the run's
+    TP / FP / FN), ``truth`` (the ground truth, while a background worker runs the model; its
+    prediction is then kept), ``drawing`` (not drawn yet: image None) or ``failed`` (cannot be
+    drawn, e.g. the data is not here: image None). With ``CELLBENCH_PREFETCH=0`` (tests)
+    everything is drawn here."""
     import os
     import threading
 
@@ -398,14 +404,21 @@ def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, bool
     for sid in sample_ids:
         ready = prediction_ready(run, sid)
         err, gt = (sig, run_id, sid, side, True), (sig, run_id, sid, side, False)
-        if inline and (ready or gt not in _THUMBS):
-            _THUMBS[err if ready else gt] = _thumb(*(err if ready else gt)[:3], ready, side)
-        if _THUMBS.get(err) is not None and _THUMBS[err] is not False:
-            out.append((_THUMBS[err], True))
-            continue
-        img = _THUMBS.get(gt)
-        out.append((img if img is not False else None, False))
         if inline:
+            want = err if ready else gt
+            if want not in _THUMBS:
+                _THUMBS[want] = _draw(want)
+        e, g = _THUMBS.get(err), _THUMBS.get(gt)
+        if e is not None and e is not False:
+            out.append((e, "errors"))
+            continue
+        if g is not None and g is not False:
+            out.append((g, "truth"))
+        elif e is False or g is False:
+            out.append((None, "failed"))
+        else:
+            out.append((None, "drawing"))
+        if inline or e is False:
             continue
         if not ready and gt not in _THUMBS:
             todo.append(gt)  # the ground truth at once, the model's errors after it
