@@ -1,7 +1,11 @@
-"""Results: per-group heatmaps and tables with CIs, per-sample distributions, error view."""
+"""Results: one test set at a time: group figures with n and CIs, the sample grid with error
+views, confusion matrices and threshold curves, per-sample distributions."""
 
 from __future__ import annotations
 
+import importlib
+
+import numpy as np
 import polars as pl
 import streamlit as st
 
@@ -10,8 +14,9 @@ from cellbench.viz import figures
 
 ui.header(
     "Results",
-    "Means over samples with 95% bootstrap intervals (resampled by patient, "
-    "slide or sample), per-sample distributions, and the errors of one sample.",
+    "Runs compared on one test set at a time: means over samples with n and 95% bootstrap "
+    "intervals where n >= 5 (resampled by patient, slide or sample), every sample's errors in "
+    "a sortable grid, confusion matrices and threshold curves.",
 )
 
 GROUP_KEYS = [
@@ -162,7 +167,7 @@ def _coverage(table: pl.DataFrame, chosen, labels) -> None:
 
 
 #: Shown where a thumbnail is still being drawn or cannot be drawn.
-PLACEHOLDER = __import__("numpy").full((64, 64, 3), 235, "uint8")
+PLACEHOLDER = np.full((64, 64, 3), 235, np.uint8)
 NOTES = {
     "errors": "",
     "truth": " · ground truth",
@@ -447,7 +452,7 @@ with ui.guard("The results"):
 
 # what the grid, the error view and the classification panel import, while the user reads
 ui.prefetch(
-    __import__("importlib").import_module,
+    importlib.import_module,
     [("cellbench.viz.review",), ("cellbench.analysis.grid",), ("cellbench.analysis.detail",)],
 )
 

@@ -7,6 +7,7 @@ data boundary (keyed by what is on disk, so new runs show up) and the common wid
 from __future__ import annotations
 
 import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,6 @@ def prefetch(fn, calls) -> None:
     user asks for that choice. ``CELLBENCH_PREFETCH=0`` turns it off (tests).
     """
     import os
-    import threading
 
     if os.environ.get("CELLBENCH_PREFETCH", "1") == "0":
         return
@@ -347,7 +347,7 @@ def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
 #: arrive as they are drawn.
 _THUMBS: dict[tuple, Any] = {}
 _THUMB_QUEUE: list[tuple] = []
-_THUMB_LOCK = __import__("threading").Lock()
+_THUMB_LOCK = threading.Lock()
 
 
 def _thumb_worker() -> None:
@@ -370,8 +370,6 @@ def _thumb_worker() -> None:
 
 def drawing() -> bool:
     """Whether the thumbnail worker has work left."""
-    import threading
-
     return bool(_THUMB_QUEUE) or any(
         t.name == "cellbench-thumbnails" for t in threading.enumerate()
     )
@@ -393,7 +391,6 @@ def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]
     drawn, e.g. the data is not here: image None). With ``CELLBENCH_PREFETCH=0`` (tests)
     everything is drawn here."""
     import os
-    import threading
 
     from cellbench.viz.review import prediction_ready
 
