@@ -25,7 +25,7 @@ with ui.guard("The overview"):
     )
 
     st.subheader("Datasets")
-    st.dataframe(
+    ui.table(
         [
             {
                 "id": r["id"],
@@ -41,7 +41,6 @@ with ui.guard("The overview"):
             }
             for r in rows
         ],
-        hide_index=True,
     )
 
 with ui.guard("The model list"):
@@ -52,7 +51,7 @@ with ui.guard("The model list"):
     for e in problems:
         st.warning(f"Skipped a model: {e}")
     models = [model_row(c) for c in cards]
-    st.dataframe(
+    ui.table(
         [
             {
                 k: m[k]
@@ -69,7 +68,6 @@ with ui.guard("The model list"):
             }
             for m in models
         ],
-        hide_index=True,
     )
 
 with ui.guard("The run list"):
@@ -79,7 +77,7 @@ with ui.guard("The run list"):
             "No evaluation runs yet: start one on the Evaluate page or with `cellbench evaluate`."
         )
     else:
-        st.dataframe(ui.runs_overview(runs.head(10)), hide_index=True)
+        ui.table(ui.runs_overview(runs.head(10)).to_dicts())
 
 with ui.guard("The job list"):
     from cellbench.runs.jobs import list_jobs

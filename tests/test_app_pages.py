@@ -60,8 +60,11 @@ def test_home_without_data(no_data):
     _no_errors(at)
     values = [m.value for m in at.metric]
     assert values[:2] == ["18", "0"]
-    models = at.dataframe[1].value
-    assert "unet2d_nuclei_broad_onnx" not in set(models.get("id", []))  # it lives in the data
+    tables = [m.value for m in at.markdown if m.value.startswith("| ")]
+    datasets, models = tables[0], tables[1]
+    assert datasets.count("\n") == 18 + 1 and "| monuseg |" in datasets
+    assert "cb&#95;monuseg" in models  # as_text: every character but letters, digits, spaces
+    assert "unet2d" not in models  # it lives in the data
     assert "No evaluation runs yet" in _text(at)
 
 

@@ -55,6 +55,34 @@ def color_legend(items, prefix: str = "") -> None:
     st.caption(prefix + html, unsafe_allow_html=True)
 
 
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+    """A small read-only table as Markdown (no dataframe widget: the Home page stays light).
+
+    Cells pass through :func:`as_text`, so user strings render as the text they are.
+    """
+    if not rows:
+        return
+    cols = columns or list(rows[0])
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return ""
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (list, tuple)):
+            v = ", ".join(str(x) for x in v)
+        return as_text(v)
+
+    lines = [
+        "| " + " | ".join(as_text(c) for c in cols) + " |",
+        "|" + "---|" * len(cols),
+        *("| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows),
+    ]
+    st.markdown("\n".join(lines))
+
+
 def header(title: str, caption: str) -> None:
     st.set_page_config(page_title=f"cellbench · {title}", layout="wide")
     st.title(title)
@@ -212,6 +240,13 @@ def prefetch(fn, calls) -> None:
         return
 
     def work():
+        import time
+
+        # lower priority, and a moment for the user's next choice to go first: a prefetch
+        # must not slow the interaction it is preparing for
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        time.sleep(1.0)
         for args in calls:
             try:
                 fn(*args)
@@ -351,8 +386,11 @@ _THUMB_LOCK = threading.Lock()
 
 
 def _thumb_worker() -> None:
+    import os
     import time
 
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     time.sleep(0.6)  # let the page that asked finish its run first (one GIL, two cores)
     while True:
         time.sleep(0.01)
