@@ -24,22 +24,22 @@ with ui.guard("The overview"):
         f"workspace `{ui.store().root.parent}` (set `CELLBENCH_HOME`)"
     )
 
+    def organs(names: list[str]) -> str:
+        return ", ".join(names) if len(names) <= 3 else f"{len(names)} organs"
+
     st.subheader("Datasets")
+    st.caption("Licences, tasks, class sets and how to obtain each dataset: the Catalog page.")
     ui.table(
         [
             {
                 "id": r["id"],
-                "name": r["name"],
-                "available": r["available"],
+                "name": r["name"] if len(r["name"]) <= 40 else r["name"][:39] + "…",
+                "here": r["available"],
                 "samples": r["n_samples"],
                 "stain": ", ".join(r["stain"]),
-                "modality": r["modality"],
-                "organs": ", ".join(r["organs"]),
-                "tasks": ", ".join(r["tasks"]),
-                "license": r["license"],
-                "how to obtain": "" if r["available"] else r["obtain"] or "",
+                "organs": organs(r["organs"]),
             }
-            for r in rows
+            for r in sorted(rows, key=lambda r: (not r["available"], r["id"]))
         ],
     )
 
@@ -53,19 +53,7 @@ with ui.guard("The model list"):
     models = [model_row(c) for c in cards]
     ui.table(
         [
-            {
-                k: m[k]
-                for k in (
-                    "id",
-                    "kind",
-                    "output",
-                    "channels",
-                    "mpp",
-                    "train_datasets",
-                    "available",
-                    "source",
-                )
-            }
+            {k: m[k] for k in ("id", "kind", "output", "mpp", "train_datasets", "available")}
             for m in models
         ],
     )
@@ -77,7 +65,16 @@ with ui.guard("The run list"):
             "No evaluation runs yet: start one on the Evaluate page or with `cellbench evaluate`."
         )
     else:
-        ui.table(ui.runs_overview(runs.head(10)).to_dicts())
+        ui.table(
+            [
+                {
+                    "run": ui.run_label(r),
+                    "status": r.get("status"),
+                    "finished": (r.get("finished") or "")[:16].replace("T", " "),
+                }
+                for r in runs.head(10).to_dicts()
+            ]
+        )
 
 with ui.guard("The job list"):
     from cellbench.runs.jobs import list_jobs
