@@ -71,12 +71,74 @@ with ui.guard("The catalog"):
         "their institutions are in the sample table (*center_name*, from the GDC code table)."
     )
 
+with ui.guard("Your own dataset"):
+    from cellbench.data.user_data import MASK_KINDS, add_dataset, remove_dataset
+
+    with st.expander("Add your own dataset: a folder of images with label masks"):
+        st.caption(
+            "The same as `cellbench datasets add`: every image / mask pair is checked; bad "
+            "pairs (unreadable, sizes differ, float labels) are named and left out, the good "
+            "ones are copied to the workspace and listed like any dataset. Paths are on the "
+            "machine running the app."
+        )
+        with st.form("add_dataset"):
+            c = st.columns(3)
+            ds_id = c[0].text_input("Dataset id", key="a_id", placeholder="my_nuclei")
+            images = c[1].text_input("Images (glob)", key="a_images", placeholder="/data/img/*.png")
+            labels = c[2].text_input(
+                "Label mask of each image ({stem})",
+                key="a_labels",
+                placeholder="/data/masks/{stem}.tif",
+            )
+            c = st.columns(4)
+            kind = c[0].selectbox("Masks", MASK_KINDS, key="a_kind")
+            classes_file = c[1].text_input("Classes file (class masks)", key="a_classes")
+            split_file = c[2].text_input("Split file (sample -> split)", key="a_split")
+            mpp = c[3].number_input("Microns per pixel (0: unknown)", 0.0, 100.0, 0.0, key="a_mpp")
+            c = st.columns(3)
+            stain = c[0].text_input("Stain", "H&E", key="a_stain")
+            organ = c[1].text_input("Organ", key="a_organ")
+            name = c[2].text_input("Name", key="a_name")
+            go = st.form_submit_button("Add")
+        if go:
+            with st.spinner("Checking and copying the pairs ..."):
+                res = add_dataset(
+                    ds_id.strip(),
+                    images.strip(),
+                    labels.strip(),
+                    kind=kind,
+                    classes_file=classes_file.strip() or None,
+                    split_from=split_file.strip() or None,
+                    mpp=mpp or None,
+                    stain=stain.strip() or "H&E",
+                    organ=organ.strip() or None,
+                    name=name.strip() or None,
+                )
+            st.session_state["a_result"] = res
+            st.rerun()  # the tables above list the new dataset
+        res = st.session_state.get("a_result")
+        if res:
+            st.success(
+                f"Added {res['added']} samples to '{res['dataset']}' ({len(res['bad'])} left out)."
+            )
+            if res["bad"]:
+                st.dataframe([{"file": f, "reason": why} for f, why in res["bad"]], hide_index=True)
+    user = list(ui.catalog().user)
+    if user:
+        with st.expander("Remove one of your datasets"):
+            gone = st.selectbox("User dataset", user, key="a_remove_id")
+            if st.button("Remove it and its copied files", key="a_remove"):
+                remove_dataset(gone)
+                st.session_state.pop("a_result", None)
+                st.rerun()
+
+
 with ui.guard("The sample table"):
     st.subheader("Samples")
     if table.is_empty():
         st.info(
             f"No dataset is available locally ({ui.data_hint()}). Point `CELLBENCH_DATA` "
-            "at a data root to browse samples."
+            "at a data root to browse samples, or add your own dataset above."
         )
         st.stop()
     st.dataframe(t, hide_index=True, height=300)

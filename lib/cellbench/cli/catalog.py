@@ -149,3 +149,68 @@ def stats_cmd(
             ],
             v.columns,
         )
+
+
+datasets_app = typer.Typer(no_args_is_help=True, help="Your own datasets in the user catalog.")
+
+
+@datasets_app.command("add")
+@friendly
+def datasets_add(
+    dataset_id: Annotated[str, typer.Argument(help="New dataset id (a-z, 0-9, _ and -).")],
+    images: Annotated[str, typer.Option(help="Glob of the image files ('data/img/*.png').")],
+    labels: Annotated[
+        str, typer.Option(help="Each image's label mask, with {stem} ('data/masks/{stem}.tif').")
+    ],
+    kind: Annotated[
+        str, typer.Option(help="instance (maps), binary (components) or class (with --classes).")
+    ] = "instance",
+    classes: Annotated[
+        Path | None, typer.Option(help="Class masks: pixel value -> class name (YAML/JSON/CSV).")
+    ] = None,
+    split_from: Annotated[
+        Path | None, typer.Option(help="sample -> split (YAML/JSON/CSV).")
+    ] = None,
+    mpp: Annotated[float | None, typer.Option(help="Microns per pixel.")] = None,
+    stain: Annotated[str, typer.Option(help="Stain, e.g. H&E, PAP.")] = "H&E",
+    organ: Annotated[str | None, typer.Option(help="Organ.")] = None,
+    modality: Annotated[str, typer.Option(help="brightfield or fluorescence.")] = "brightfield",
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+):
+    """Add a folder of images with label masks (TIFF/PNG/NPY) to the user catalog.
+
+    Every pair is checked; a bad pair (unreadable, sizes differ, float labels) is named with
+    its reason and left out; the good ones are copied to the workspace and the dataset is
+    listed, evaluated and shown like the others. Nothing is written when no pair is usable.
+    """
+    from cellbench.data.user_data import add_dataset
+
+    res = add_dataset(
+        dataset_id,
+        images,
+        labels,
+        kind=kind,
+        classes_file=classes,
+        split_from=split_from,
+        mpp=mpp,
+        stain=stain,
+        organ=organ,
+        modality=modality,
+        name=name,
+    )
+    for f, why in res["bad"]:
+        typer.echo(f"left out {f}: {why}", err=True)
+    typer.echo(
+        f"added {res['added']} samples to '{res['dataset']}' ({len(res['bad'])} left out); "
+        f"files in {res['location']}, entry in {res['catalog']}"
+    )
+
+
+@datasets_app.command("remove")
+@friendly
+def datasets_remove(dataset_id: str):
+    """Remove a user dataset: its entry in the user catalog and its copied files."""
+    from cellbench.data.user_data import remove_dataset
+
+    res = remove_dataset(dataset_id)
+    typer.echo(f"removed '{res['dataset']}' from {res['catalog']}")

@@ -21,6 +21,7 @@ app.command("results")(runs.results_cmd)
 app.command("figures")(figures.figures_cmd)
 
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(catalog.datasets_app, name="datasets")
 app.add_typer(score.score_app, name="score")
 app.add_typer(models.models_app, name="models")
 app.add_typer(runs.runs_app, name="runs")

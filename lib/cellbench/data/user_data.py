@@ -28,12 +28,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import CatalogError, DataError
-from cellbench.core.safety import check_pixels, literal_matches, load_yaml
+from cellbench.core.safety import check_name, check_pixels, literal_matches, load_yaml
 
 #: QuPath's built-in classification names and the hierarchy node each stands for.
 QUPATH_DEFAULTS: dict[str, str] = {
@@ -222,3 +223,240 @@ def import_qupath(
         "catalog": str(cat_path),
         "location": str(folder),
     }
+
+
+MASK_KINDS = ("instance", "binary", "class")
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML/JSON mapping, or a two-column CSV/TSV (``key,value``), from a user's file."""
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        out = {}
+        for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            if not line.strip() or line.startswith("#"):
+                continue
+            parts = [x.strip() for x in line.split(sep)]
+            if len(parts) != 2:
+                raise DataError(path, f"line {k + 1}: expected two columns ({what})")
+            out[parts[0]] = parts[1]
+        return out
+    doc = load_yaml(path.read_text(encoding="utf-8"), path, DataError)
+    if not isinstance(doc, dict):
+        raise DataError(path, f"expected a mapping ({what})")
+    return doc
+
+
+def check_pair(image: Path, label: Path, kind: str = "instance", class_values=None) -> str | None:
+    """Why an image / label-mask pair cannot be added (None: it can)."""
+    from cellbench.data.imageio import image_size, read_label_array
+
+    if not label.is_file():
+        return f"no label file {label.name}"
+    try:
+        w, h = image_size(image)
+        check_pixels(w, h, image)
+    except DataError as e:
+        return f"image unreadable: {e}"
+    try:
+        arr = read_label_array(label)
+    except DataError as e:
+        return f"labels unreadable: {e}"
+    if arr.dtype.kind == "f":
+        return f"float labels ({arr.dtype}): save integer ids"
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        return f"labels are not one 2-D map (shape {arr.shape})"
+    if arr.dtype.kind not in "iub" or (arr.size and arr.min() < 0):
+        return f"labels must be non-negative integers (dtype {arr.dtype})"
+    if arr.shape != (h, w):
+        return f"sizes differ: labels {arr.shape[1]}x{arr.shape[0]}, image {w}x{h} px"
+    if kind == "class":
+        unknown = sorted(set(np.unique(arr[arr > 0]).tolist()) - set(class_values or {}))
+        if unknown:
+            return f"labels have pixel value(s) {unknown[:5]} without a class"
+    return None
+
+
+def add_dataset(
+    dataset_id: str,
+    images: str,
+    labels: str,
+    *,
+    kind: str = "instance",
+    classes_file: str | Path | None = None,
+    split_from: str | Path | None = None,
+    mpp: float | None = None,
+    stain: str = "H&E",
+    organ: str | None = None,
+    modality: str = "brightfield",
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Add a folder of images with label masks to the user catalog (``datasets add``).
+
+    ``images`` is a glob of image files; ``labels`` the label mask of each, with ``{stem}``
+    for the image's name without its suffix (``masks/{stem}.tif``). ``kind``: ``instance``
+    (instance maps), ``binary`` or ``class`` (pixel values -> class names from
+    ``classes_file``, YAML/JSON/CSV ``value: name``); see
+    :mod:`cellbench.data.readers.label_tiff`. ``split_from``: ``sample: split`` (YAML/JSON/CSV).
+    ``mpp`` in microns per pixel.
+
+    Every pair is checked (:func:`check_pair`); bad pairs are left out and reported, the good
+    ones are copied to ``$CELLBENCH_HOME/user_data/<id>/`` and the entry written to the user
+    catalog last, after the new dataset reads back; a failure leaves nothing behind. Returns
+    ``{dataset, added, bad: [(file, reason)], catalog, location}``.
+    """
+    import glob as globmod
+    import tempfile
+
+    from cellbench.data.catalog import load_catalog, parse_catalog
+    from cellbench.data.classes import load_hierarchy
+    from cellbench.data.readers import get_reader
+
+    cat_path = config.user_catalog_path()
+    if not isinstance(dataset_id, str) or not re.fullmatch(
+        r"[a-z0-9][a-z0-9_\-]{0,99}", dataset_id
+    ):
+        raise CatalogError(
+            cat_path, f"invalid dataset id {dataset_id!r}: lower-case letters, digits, '_' and '-'"
+        )
+    if kind not in MASK_KINDS:
+        raise CatalogError(cat_path, f"unknown mask kind '{kind}' ({', '.join(MASK_KINDS)})")
+    if "{stem}" not in labels:
+        raise CatalogError(cat_path, f"--labels {labels!r} must contain {{stem}}")
+    main = load_catalog(user=False)
+    if dataset_id in main.ids:
+        raise CatalogError(main.path, f"dataset '{dataset_id}' is a catalog dataset; pick a new id")
+    doc = _read_user_catalog()
+    if any(d.get("id") == dataset_id for d in doc["datasets"]):
+        raise CatalogError(cat_path, f"dataset '{dataset_id}' exists; remove it first")
+
+    tree = load_hierarchy()
+    if kind == "class":
+        if classes_file is None:
+            raise CatalogError(cat_path, "class masks need --classes FILE (pixel value: name)")
+        raw = _read_mapping(Path(classes_file), "pixel value: class name")
+        try:
+            values = {int(k): str(v) for k, v in raw.items()}
+        except (TypeError, ValueError):
+            raise DataError(Path(classes_file), "keys must be integer pixel values") from None
+        if not values or 0 in values:
+            raise DataError(Path(classes_file), "give classes for pixel values > 0 (0: background)")
+        names = list(dict.fromkeys(values.values()))
+        classes = [
+            {"id": k + 1, "name": n, "nodes": [_node_for(n, {}, tree)[0]]}
+            for k, n in enumerate(names)
+        ]
+        class_values = {v: names.index(n) + 1 for v, n in values.items()}
+    else:
+        classes = [{"id": 1, "name": "nucleus", "nodes": ["nucleus"]}]
+        class_values = None
+    split_map = {}
+    if split_from is not None:
+        split_map = {
+            str(k): str(v) for k, v in _read_mapping(Path(split_from), "sample: split").items()
+        }
+
+    files = sorted(Path(p) for p in globmod.glob(images) if Path(p).is_file())
+    if not files:
+        raise DataError(Path(images), "no image matches this pattern")
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise DataError(Path(images), f"two images share the name {dup[0]!r}: names are sample ids")
+    good, bad = [], []
+    for img in files:
+        if img.name.startswith("."):
+            bad.append((str(img), "hidden file name"))
+            continue
+        lab = Path(labels.replace("{stem}", img.stem))
+        why = check_pair(img, lab, kind, class_values)
+        if why is None:
+            good.append((img, lab))
+        else:  # name the file the problem is in
+            bad.append((str(img if why.startswith("image") else lab), why))
+    if not good:
+        why = "; ".join(f"{Path(f).name}: {r}" for f, r in bad[:3])
+        raise DataError(Path(images), f"no usable image / label pair ({len(bad)} left out: {why})")
+
+    entry = {
+        "id": dataset_id,
+        "name": name or dataset_id,
+        "citation": "user data added with `cellbench datasets add`",
+        "license": "user data",
+        "url": "",
+        "tasks": ["instance_segmentation", *(["classification"] if kind == "class" else [])],
+        "stain": [stain],
+        "modality": modality,
+        "organs": [organ] if organ else [],
+        "mpp": mpp,
+        "classes": classes,
+        "obtain": "added with `cellbench datasets add`",
+        "local": {
+            "format": "label_tiff",
+            "location": dataset_id,
+            "options": {
+                "images": "images/*",
+                "masks": "labels/{stem}",
+                "kind": kind,
+                **({"class_values": class_values} if class_values else {}),
+                **({"split_map": split_map} if split_map else {}),
+            },
+        },
+    }
+    root = config.user_data_root()
+    root.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dataset_id}-", dir=root))
+    try:
+        suffixes = {lab.suffix.lower() for _, lab in good}
+        if len(suffixes) > 1:
+            raise DataError(Path(labels), f"label files of several types: {sorted(suffixes)}")
+        entry["local"]["options"]["masks"] = "labels/{stem}" + suffixes.pop()
+        for img, lab in good:
+            for src, dst in (
+                (img, stage / dataset_id / "images" / img.name),
+                (lab, stage / dataset_id / "labels" / f"{img.stem}{lab.suffix.lower()}"),
+            ):
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dst)
+        doc["datasets"].append(entry)
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+        new = parse_catalog(text, cat_path, stage)  # validates the entry
+        recs = get_reader(new, dataset_id).records()  # and that the copy reads back
+        get_reader(new, dataset_id).load(recs[0])
+        (stage / dataset_id).rename(root / dataset_id)
+        try:
+            write_bytes_atomic(cat_path, text.encode("utf-8"))  # last: the dataset exists
+        except BaseException:
+            shutil.rmtree(root / dataset_id, ignore_errors=True)
+            raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {
+        "dataset": dataset_id,
+        "added": len(good),
+        "bad": bad,
+        "catalog": str(cat_path),
+        "location": str(root / dataset_id),
+    }
+
+
+def remove_dataset(dataset_id: str) -> dict[str, Any]:
+    """Remove a user dataset: its catalog entry (written first) and its copied files."""
+    cat_path = config.user_catalog_path()
+    doc = _read_user_catalog()
+    keep = [d for d in doc["datasets"] if d.get("id") != dataset_id]
+    if len(keep) == len(doc["datasets"]):
+        ids = ", ".join(d.get("id", "?") for d in doc["datasets"]) or "none"
+        raise CatalogError(cat_path, f"no user dataset '{dataset_id}' (user datasets: {ids})")
+    check_name(dataset_id, "dataset id", CatalogError)
+    doc["datasets"] = keep
+    write_bytes_atomic(cat_path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode())
+    folder = config.user_data_root() / dataset_id
+    if folder.is_dir():
+        trash = folder.with_name(f".{dataset_id}.removed")
+        shutil.rmtree(trash, ignore_errors=True)
+        folder.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return {"dataset": dataset_id, "catalog": str(cat_path), "removed": str(folder)}
