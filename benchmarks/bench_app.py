@@ -128,6 +128,11 @@ def _click(drv, text: str) -> float:
     raise LookupError(f"no button '{text}'")
 
 
+def _note(name: str, value: float) -> None:
+    """A figure printed without a target."""
+    print(f"{'(' + name + ')':<52} {value:6.2f} s")
+
+
 def _report(name: str, value: float, target: float) -> None:
     print(f"{name:<52} {value:6.2f} s   target <= {target:.1f} s   ratio {value / target:4.2f}")
 
@@ -204,7 +209,7 @@ def main() -> None:
             return t1 - t + _settled(drv, expect)
 
         first = page("Catalog", f"of {tab.height} samples")
-        print(f"{'(first visit of Catalog, this session)':<52} {first:6.2f} s")
+        _note("first visit of Catalog, this session", first)
         n_all, n_here = len(list(cat)), sum(cat.is_available(d) for d in cat)
         t = _select(drv, "Availability", "available here", f"{n_here} of {n_all} datasets")
         _report("Catalog: availability filter", t, 1)
@@ -212,7 +217,7 @@ def main() -> None:
         _report("Catalog: availability back to all", t, 1)
 
         first = page("Results", "Mean pq per run")
-        print(f"{'(first visit of Results, this session)':<52} {first:6.2f} s")
+        _note("first visit of Results, this session", first)
         t = _select(drv, "Metric", "aji", "Mean aji per run and center")
         _report("Results: metric -> aji", t, 1)
         t = _select(drv, "Group by", "organ", "Mean aji per run and organ")
@@ -230,10 +235,7 @@ def main() -> None:
             "return document.body.innerText"
         ):
             time.sleep(0.05)  # a user clicks a thumbnail they see
-        print(
-            f"{'(sample grid: all 12 thumbnails drawn)':<52} "
-            f"{time.perf_counter() - t_grid:6.2f} s"
-        )
+        _note("sample grid: all 12 thumbnails drawn", time.perf_counter() - t_grid)
         _settled(drv, "samples, sorted by", quiet=1.0)
         t = _click(drv, "Open") + _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
         _report("Results: sample click -> its error view", t, 2)
@@ -242,12 +244,10 @@ def main() -> None:
         drv.get(f"{url}/Results?run={ref}&sample=TCGA-2Z-A9J9-01A-01-TS1")
         t0 = time.perf_counter()
         _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
-        print(
-            f"{'(error view recomputing a model prediction)':<52} {time.perf_counter() - t0:6.2f} s"
-        )
+        _note("error view recomputing a model prediction", time.perf_counter() - t0)
 
         first = page("Cross-dataset", "Top-k fusion")
-        print(f"{'(first visit of Cross-dataset, this session)':<52} {first:6.2f} s")
+        _note("first visit of Cross-dataset, this session", first)
         t = _select(drv, "Metric", "aji", "mean aji (")
         _report("Cross-dataset: metric -> aji", t, 1)
         t = _select(drv, "Metric", "dice1", "mean dice1 (")

@@ -123,21 +123,7 @@ with ui.guard("The explorer"):
                 height=520,
             )
 
-            def gt_geojson() -> bytes:
-                import json
-
-                from cellbench.qupath.geojson import sample_features
-
-                feats = sample_features(ui.catalog(), dataset, sid)
-                return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
-
-            st.download_button(
-                "QuPath GeoJSON (ground truth)",
-                gt_geojson,
-                file_name=f"{sid}_gt.geojson",
-                mime="application/geo+json",
-                key="x_geojson",
-            )
+            ui.geojson_button("QuPath GeoJSON (ground truth)", dataset, sid, key="x_geojson")
 
 with ui.guard("The whole-slide viewer"):
     from cellbench.core import config

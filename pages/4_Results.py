@@ -136,22 +136,13 @@ def _detail_section(chosen, labels) -> None:
 
 def _test_sets(table: pl.DataFrame) -> dict[str, str]:
     """``{key: label}`` of the sample sets complete runs were scored on, most runs first."""
-    g = (
-        table.group_by("test_dataset", "sample_set")
-        .agg(
-            runs=pl.len(),
-            n=pl.col("n_samples").max(),
-            split=pl.col("split").drop_nulls().first(),
-        )
-        .sort(["runs", "n", "test_dataset"], descending=[True, True, False])
-    )
-    out = {}
-    for r in g.iter_rows(named=True):
-        part = r["split"] or "all samples"
-        out[f"{r['test_dataset']}|{r['sample_set']}"] = (
-            f"{r['test_dataset']} · {part} · {r['n']} samples · {r['runs']} run(s)"
-        )
-    return out
+    from cellbench.analysis.comparable import sample_sets
+
+    return {
+        f"{r['test_dataset']}|{r['sample_set']}": f"{r['test_dataset']} · "
+        f"{r['split'] or 'all samples'} · {r['n']} samples · {r['runs']} run(s)"
+        for r in sample_sets(table).iter_rows(named=True)
+    }
 
 
 def _coverage(table: pl.DataFrame, chosen, labels) -> None:
@@ -307,21 +298,12 @@ def _open_sample(labels) -> None:
             ":material/image_search:",
         )
 
-        def geojson() -> bytes:
-            import json
-
-            from cellbench.qupath.geojson import sample_features
-
-            feats = sample_features(
-                ui.catalog(), rec["test_dataset"], sid, "errors", rec, ui.store()
-            )
-            return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
-
-        st.download_button(
+        ui.geojson_button(
             "QuPath GeoJSON (TP / FP / FN)",
-            geojson,
-            file_name=f"{sid}_errors.geojson",
-            mime="application/geo+json",
+            rec["test_dataset"],
+            sid,
+            "errors",
+            rec,
             key="r_open_geojson",
         )
         with st.expander("The run"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -63,13 +62,14 @@ with ui.guard("The QuPath export"):
                 n = (f["properties"].get("classification") or {}).get("name", "unclassified")
                 counts[n] = counts.get(n, 0) + 1
             st.write(f"{len(feats)} objects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            doc = json.dumps({"type": "FeatureCollection", "features": feats})
-            st.download_button(
+            ui.geojson_button(
                 "Download GeoJSON",
-                doc,
-                file_name=f"{sample}_{what}.geojson",
-                mime="application/geo+json",
+                dataset,
+                sample,
+                what,
+                rec,
                 key="q_dl",
+                features=feats,
                 type="primary",
             )
 

@@ -157,17 +157,27 @@ def _run_table(store: Store, preset: str | None) -> pl.DataFrame:
     return table.drop("ref_set").sort("finished", descending=True, nulls_last=True)
 
 
+def sample_sets(table: pl.DataFrame) -> pl.DataFrame:
+    """The sample sets the runs of ``table`` (:func:`run_table` rows) were scored on:
+    ``test_dataset``, ``sample_set``, ``runs``, ``n`` (samples), ``split``; most runs first
+    (ties: more samples, then by name)."""
+    return (
+        table.group_by("test_dataset", "sample_set")
+        .agg(runs=pl.len(), n=pl.col("n_samples").max(), split=pl.col("split").drop_nulls().first())
+        .sort(
+            ["runs", "n", "test_dataset", "sample_set"],
+            descending=[True, True, False, False],
+            nulls_last=True,
+        )
+    )
+
+
 def reference_sample_sets(table: pl.DataFrame) -> dict[str, str]:
     """Per test dataset, the sample set most complete runs share (ties: larger, then name)."""
     done = table.filter(pl.col("complete") & pl.col("sample_set").is_not_null())
     if done.is_empty():
         return {}
-    counts = done.group_by("test_dataset", "sample_set").agg(
-        runs=pl.len(), n=pl.col("n_samples").max()
-    )
-    best = counts.sort(
-        ["test_dataset", "runs", "n", "sample_set"], descending=[False, True, True, False]
-    ).unique("test_dataset", keep="first")
+    best = sample_sets(done).unique("test_dataset", keep="first", maintain_order=True)
     return dict(zip(best["test_dataset"], best["sample_set"], strict=True))
 
 
@@ -189,9 +199,7 @@ def on_test_set(table: pl.DataFrame, test_set) -> pl.DataFrame:
     member = pl.struct("test_dataset", "sample_set").map_elements(
         lambda r: sets.get(r["test_dataset"]) == r["sample_set"], return_dtype=pl.Boolean
     )
-    return table.with_columns(
-        comparable=(pl.col("status") == "complete") & member.fill_null(False)
-    )
+    return table.with_columns(comparable=(pl.col("status") == "complete") & member.fill_null(False))
 
 
 def comparable_runs(

@@ -12,8 +12,6 @@ so a page or a second command reads it at once.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -43,23 +41,10 @@ GRID = 21
 
 
 def _evaluation(store: Store, run_id: str, catalog=None):
-    from cellbench.runs.evaluate import EvalSpec, Evaluation
+    from cellbench.runs.evaluate import Evaluation
 
     rec = store.get_run(run_id)
-    params = rec.get("parameters") or {}
-    if isinstance(params, str):
-        params = json.loads(params)
-    fields = {f.name for f in dataclasses.fields(EvalSpec)}
-    spec = EvalSpec(**{k: v for k, v in params.items() if k in fields})
-    ev = Evaluation(spec, catalog, store)
-    ev.run_id = run_id  # predictions kept under the stored run's id
-    card = ev.source.card
-    if card is not None and rec.get("model_sha256") and card.weights.sha256 != rec["model_sha256"]:
-        raise CellbenchError(
-            f"run '{run_id}': the weights of model '{card.id}' changed since the run "
-            "(sha256 differs); its predictions cannot be replayed"
-        )
-    return rec, ev
+    return rec, Evaluation.of_run(rec, catalog, store)
 
 
 def _as_points(ev, sample, pred) -> tuple[Points, Points]:

@@ -260,6 +260,39 @@ def prefetch(fn, calls) -> None:
 # -- widgets ----------------------------------------------------------------------------------
 
 
+def geojson_button(
+    label: str,
+    dataset: str,
+    sample_id: str,
+    what: str = "gt",
+    run: dict[str, Any] | None = None,
+    key: str = "geojson",
+    features: list | None = None,
+    **kw: Any,
+) -> None:
+    """A download of one sample's QuPath GeoJSON (:func:`cellbench.qupath.geojson.
+    sample_features`: ``gt``, a run's ``pred`` or its ``errors``), built when clicked unless
+    ``features`` are given."""
+    import json
+
+    def doc() -> bytes:
+        from cellbench.qupath.geojson import sample_features
+
+        feats = features
+        if feats is None:
+            feats = sample_features(catalog(), dataset, sample_id, what, run, store())
+        return json.dumps({"type": "FeatureCollection", "features": feats}).encode()
+
+    st.download_button(
+        label,
+        doc,
+        file_name=f"{sample_id}_{what}.geojson",
+        mime="application/geo+json",
+        key=key,
+        **kw,
+    )
+
+
 def link(page: str, label: str, params: dict[str, str] | None = None, icon: str | None = None):
     """A link to another page of the app (``page`` = its file under ``pages/``) with query
     parameters; a plain link where the page runs outside the app's navigation (tests)."""

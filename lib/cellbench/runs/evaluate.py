@@ -19,6 +19,7 @@ becoming centroid points scored by their mean foreground probability.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -419,6 +420,25 @@ class Evaluation:
         self.source = _Source(spec, self.catalog, self.reader)
         self.class_names = {str(c.id): c.name for c in self.dataset.classes}
         self.run_id = self._run_id()
+
+    @classmethod
+    def of_run(cls, run: Mapping[str, Any], catalog=None, store=None) -> Evaluation:
+        """The evaluation of a stored run, from its recorded parameters and under its id (so
+        its kept predictions are found); refused when the model's weights changed since."""
+        params = run.get("parameters") or {}
+        if isinstance(params, str):
+            params = json.loads(params)
+        fields = {f.name for f in dataclasses.fields(EvalSpec)}
+        ev = cls(EvalSpec(**{k: v for k, v in params.items() if k in fields}), catalog, store)
+        ev.run_id = run["run_id"]
+        card = ev.source.card
+        sha = run.get("model_sha256")
+        if card is not None and sha and card.weights.sha256 != sha:
+            raise CellbenchError(
+                f"run '{run['run_id']}': the weights of model '{card.id}' changed since the run "
+                "(sha256 differs); its predictions cannot be replayed"
+            )
+        return ev
 
     def _test_set_records(self, recs):
         """The records of the test set's members of this dataset (all of them, or an error)."""

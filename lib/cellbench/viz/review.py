@@ -102,7 +102,7 @@ _EVALUATIONS: dict[tuple, Any] = {}
 def _evaluation(run: dict[str, Any], catalog=None, store=None):
     """The run's :class:`~cellbench.runs.evaluate.Evaluation` (its reader keeps what it
     parsed, e.g. a points file of every sample), kept for the next sample of the same run."""
-    from cellbench.runs.evaluate import EvalSpec, Evaluation
+    from cellbench.runs.evaluate import Evaluation
 
     key = (
         run["run_id"],
@@ -113,11 +113,7 @@ def _evaluation(run: dict[str, Any], catalog=None, store=None):
     if key not in _EVALUATIONS:
         if len(_EVALUATIONS) >= 4:
             _EVALUATIONS.pop(next(iter(_EVALUATIONS)))
-        params = dict(run["parameters"])
-        params.update(limit=None)
-        ev = Evaluation(EvalSpec(**params), catalog, store)
-        ev.run_id = run["run_id"]  # the prediction kept under the stored run's id
-        _EVALUATIONS[key] = ev
+        _EVALUATIONS[key] = Evaluation.of_run(run, catalog, store)
     return _EVALUATIONS[key]
 
 
