@@ -126,6 +126,17 @@ def test_refusals_write_nothing(tmp_path):
         add_dataset("x", f"{d}/none/*.png", f"{d}/mask/{{stem}}.tif")
     with pytest.raises(DataError, match="no usable image / label pair"):
         add_dataset("x", f"{d}/img/*.png", f"{d}/nomask/{{stem}}.tif")
+    with pytest.raises(DataError, match="missing.yaml: file not found"):
+        add_dataset(
+            "x",
+            f"{d}/img/*.png",
+            f"{d}/mask/{{stem}}.tif",
+            kind="class",
+            classes_file=d / "missing.yaml",
+        )
+    (d / "three.csv").write_text("s0,train,extra\n")
+    with pytest.raises(DataError, match="three.csv: line 1: expected two columns"):
+        add_dataset("x", f"{d}/img/*.png", f"{d}/mask/{{stem}}.tif", split_from=d / "three.csv")
     # pixel values without a class make a pair bad; here every pair, so nothing is added
     (d / "c.yaml").write_text("1: tumour\n")
     with pytest.raises(DataError, match=r"s0.tif: labels have pixel value\(s\) \[7\] without"):

@@ -34,7 +34,7 @@ import yaml
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import CatalogError, DataError
-from cellbench.core.safety import check_name, check_pixels, literal_matches, load_yaml
+from cellbench.core.safety import check_name, check_pixels, literal_matches, load_yaml, read_text
 
 #: QuPath's built-in classification names and the hierarchy node each stands for.
 QUPATH_DEFAULTS: dict[str, str] = {
@@ -230,10 +230,11 @@ MASK_KINDS = ("instance", "binary", "class")
 
 def _read_mapping(path: Path, what: str) -> dict[str, Any]:
     """A YAML/JSON mapping, or a two-column CSV/TSV (``key,value``), from a user's file."""
+    text = read_text(path, what)  # a clear error for a missing, unreadable or huge file
     if path.suffix.lower() in (".csv", ".tsv", ".txt"):
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         out = {}
-        for k, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        for k, line in enumerate(text.splitlines()):
             if not line.strip() or line.startswith("#"):
                 continue
             parts = [x.strip() for x in line.split(sep)]
@@ -241,7 +242,7 @@ def _read_mapping(path: Path, what: str) -> dict[str, Any]:
                 raise DataError(path, f"line {k + 1}: expected two columns ({what})")
             out[parts[0]] = parts[1]
         return out
-    doc = load_yaml(path.read_text(encoding="utf-8"), path, DataError)
+    doc = load_yaml(text, path, DataError)
     if not isinstance(doc, dict):
         raise DataError(path, f"expected a mapping ({what})")
     return doc
