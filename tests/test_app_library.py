@@ -154,6 +154,10 @@ def test_kept_predictions_round_trip_and_damage():
     predcache._file("run_a", "p").write_bytes(b"not a zip")
     assert predcache.load("run_a", "p") is None  # damaged: recomputed, never an error
     assert predcache.load("run_b", "x/y") is None
+    from cellbench.runs.store import Store
+
+    Store().delete_run("run_a")  # a deleted run's kept predictions go with it
+    assert predcache.load("run_a", "x/y") is None and not predcache.run_dir("run_a").exists()
 
 
 def test_print_layout_keeps_labels_and_a_readable_plot():

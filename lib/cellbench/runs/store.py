@@ -408,12 +408,15 @@ class Store:
         )
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run and its rows (refused while it is being evaluated)."""
+        """Remove a run, its rows and its kept predictions (refused while it is being evaluated)."""
         import shutil
+
+        from cellbench.runs import predcache
 
         with self.lock(run_id):
             shutil.rmtree(self.metrics_dir / run_id, ignore_errors=True)
             self.run_path(run_id).unlink(missing_ok=True)
+            predcache.drop(run_id)  # its kept predictions go with it
 
 
 def _is_name(value: str) -> bool:
