@@ -59,10 +59,10 @@ def test_home_without_data(no_data):
     at = _page("0_Home.py").run()
     _no_errors(at)
     values = [m.value for m in at.metric]
-    assert values[:2] == ["18", "0"]
+    assert values[:2] == ["20", "0"]
     tables = [m.value for m in at.markdown if m.value.startswith("| ")]
     datasets, models = tables[0], tables[1]
-    assert datasets.count("\n") == 18 + 1 and "| monuseg |" in datasets
+    assert datasets.count("\n") == 20 + 1 and "| monuseg |" in datasets
     assert "cb&#95;monuseg" in models  # as_text: every character but letters, digits, spaces
     assert "unet2d" not in models  # it lives in the data
     assert "No evaluation runs yet" in _text(at)
@@ -73,7 +73,7 @@ def test_catalog_facets_without_data(no_data):
     _no_errors(at)
     at.multiselect(key="facet_stain").set_value(["PAP"]).run()
     shown = at.dataframe[0].value
-    assert set(shown["id"]) == {"oscc", "apacs23"}
+    assert set(shown["id"]) == {"oscc", "apacs23", "isbi2014_edf", "isbi2014_synthetic"}
     assert shown["obtain"].str.len().min() > 10  # unavailable datasets say how to get them
     assert "No dataset is available locally" in _text(at)
 
@@ -83,7 +83,7 @@ def test_catalog_sample_filters(data_env):
     _no_errors(at)
     at.multiselect(key="facet_dataset").set_value(["monuseg"]).run()
     at.multiselect(key="facet_split").set_value(["test"]).run()
-    assert "14 of 913 samples" in _text(at)
+    assert "14 of 974 samples" in _text(at)
     assert set(at.dataframe[0].value["id"]) == {"monuseg"}  # one set of filters for both
     at.multiselect(key="facet_dataset").set_value([])
     at.multiselect(key="facet_split").set_value([]).run()
@@ -111,6 +111,8 @@ def test_catalog_sample_filters(data_env):
         "cryonuseg",
         "gbm",
         "monusac",
+        "isbi2014_edf",
+        "isbi2014_synthetic",
     }
 
 

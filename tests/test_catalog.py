@@ -27,7 +27,7 @@ SEED_DATASETS = {
     "tiger",
 }
 #: Datasets beyond the seeds, with local data in ../shared/data (issue 16).
-EXTRA_DATASETS = {"gbm"}
+EXTRA_DATASETS = {"gbm", "isbi2014_edf", "isbi2014_synthetic"}
 
 
 def _entry(**over):
@@ -122,4 +122,14 @@ def test_unknown_dataset_lists_known(tmp_path):
 
 def test_shared_catalog_availability(catalog):
     avail = {d.id for d in catalog if catalog.is_available(d)}
-    assert avail == {"monuseg", "consep", "ocelot", "cryonuseg", "dsb2018", "gbm", "monusac"}
+    assert avail == {
+        "monuseg",
+        "consep",
+        "ocelot",
+        "cryonuseg",
+        "dsb2018",
+        "gbm",
+        "monusac",
+        "isbi2014_edf",
+        "isbi2014_synthetic",
+    }

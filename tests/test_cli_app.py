@@ -41,7 +41,7 @@ def test_catalog_validate_bad_file(tmp_path):
     assert "bad.yaml: dataset 'x': field 'citation': Field required" in r.stderr
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["catalog", "validate"], env=_env(tmp_path))
-    assert r.exit_code == 0 and "18 datasets" in r.stdout
+    assert r.exit_code == 0 and "20 datasets" in r.stdout
 
 
 def test_unavailable_dataset_says_how_to_obtain(tmp_path):
@@ -77,7 +77,7 @@ def test_app_entry_page(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLBENCH_CATALOG", str(REPO / "data_catalog.yaml"))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert not at.exception
-    assert at.metric[0].value == "18" and at.metric[1].value == "0"
+    assert at.metric[0].value == "20" and at.metric[1].value == "0"
     monkeypatch.setenv("CELLBENCH_CATALOG", str(tmp_path / "missing.yaml"))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert not at.exception and "catalog file not found" in at.error[0].value

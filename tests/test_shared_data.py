@@ -105,7 +105,7 @@ def test_every_local_sample_record_has_the_standard_columns(table):
     from cellbench.data.sample import STANDARD_COLUMNS
 
     assert tuple(table.columns[: len(STANDARD_COLUMNS)]) == STANDARD_COLUMNS
-    assert table.height == 14 + 13 + 224 + 432 + 81 + 2 + 2 + 76 + 69
+    assert table.height == 14 + 13 + 224 + 432 + 81 + 2 + 2 + 76 + 69 + 16 + 45
     assert table["width"].null_count() == 0 and table["n_objects"].null_count() == 0
 
 

@@ -55,7 +55,7 @@ def _as_points(ev, sample, pred) -> tuple[Points, Points]:
         gt = sample.points if sample.points is not None else Points.empty()
         return gt, pred if isinstance(pred, Points) else centroid_points(*pred)
     labels, classes, scores = pred
-    gt = centroid_points(sample.instances, sample.classes or {}, None)
+    gt = centroid_points(sample.truth, sample.classes or {}, None)
     return gt, centroid_points(labels, classes or {}, scores)
 
 

@@ -195,7 +195,7 @@ def pooled_groups(store: Store, run_id: str, by: str, catalog=None) -> pl.DataFr
     """
     from cellbench.core.errors import CellbenchError
     from cellbench.data.catalog import load_catalog
-    from cellbench.metrics import aggregate_instances, aggregate_points
+    from cellbench.metrics import aggregate_task
     from cellbench.runs.evaluate import flatten
 
     info = store.get_run(run_id)
@@ -219,10 +219,7 @@ def pooled_groups(store: Store, run_id: str, by: str, catalog=None) -> pl.DataFr
     rows = []
     for (group,), g in meta.group_by([by], maintain_order=True):
         sub = {s: results[s] for s in g["sample_id"].to_list() if s in results}
-        if info.get("task") == "instances":
-            agg = aggregate_instances(sub, info["preset"], classes=declared)
-        else:
-            agg = aggregate_points(sub, info["preset"])
+        agg = aggregate_task(info.get("task") or "points", sub, info["preset"], declared)
         rows += [
             {"group": group, "n": len(sub), "class": c, "metric": m, "value": v}
             for c, m, v in flatten(agg, names)

@@ -24,7 +24,14 @@ PREDS = Annotated[
     str | None,
     typer.Option(help="Folder of instance maps named by sample id, or a stored prediction set."),
 ]
-PRESET = Annotated[str | None, typer.Option(help="Metric preset (hovernet / ocelot default).")]
+PRESET = Annotated[
+    str | None,
+    typer.Option(
+        help="Metric preset: hovernet (instances, default), stardist, conic, torchmetrics, "
+        "isbi2014; ocelot (points, default), hungarian; apacs23, pixels_image (class masks). "
+        "See `cellbench score presets`."
+    ),
+]
 IOU = Annotated[str, typer.Option(help="IoU threshold or range 0.5:0.95.")]
 DEVICE = Annotated[str, typer.Option(help="cpu or cuda.")]
 LIMIT = Annotated[int | None, typer.Option(help="Only the first N samples.")]

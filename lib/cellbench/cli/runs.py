@@ -42,6 +42,7 @@ def _spec(
     sample,
     workers=1,
     test_set=None,
+    task=None,
 ):
     from cellbench.runs.evaluate import EvalSpec
 
@@ -60,8 +61,18 @@ def _spec(
         samples=sample or None,
         workers=workers,
         test_set=test_set,
+        task=task,
     )
 
+
+TASK = Annotated[
+    str | None,
+    typer.Option(
+        help="instances, points or semantic (class masks: a model's instances as pixel classes, "
+        "or stored class masks); default: semantic for a semantic preset (apacs23, "
+        "pixels_image), else the dataset's kind."
+    ),
+]
 
 TEST_SET = Annotated[
     str | None,
@@ -91,6 +102,7 @@ def evaluate_cmd(
     sample: SAMPLE = None,
     workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
     test_set: TEST_SET = None,
+    task: TASK = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
@@ -121,6 +133,7 @@ def evaluate_cmd(
             sample,
             workers,
             test_set,
+            task,
         )
         finals.append(_evaluate_one(spec, as_json))
     if as_json:

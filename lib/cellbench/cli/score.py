@@ -23,21 +23,40 @@ def _summary(agg: dict, keys: tuple[str, ...]) -> str:
 @friendly
 def score_instances(
     gt: Annotated[Path, typer.Option(help="Folder of ground-truth instance maps.")],
-    pred: Annotated[Path, typer.Option(help="Folder of same-named predicted maps.")],
-    preset: Annotated[str, typer.Option(help="hovernet, stardist, conic, torchmetrics.")] = (
-        "hovernet"
-    ),
+    pred: Annotated[Path, typer.Option(help="Folder of same-named predictions.")],
+    preset: Annotated[
+        str, typer.Option(help="hovernet, stardist, conic, torchmetrics, isbi2014.")
+    ] = "hovernet",
     iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = ("0.5"),
+    classes: Annotated[
+        Path | None,
+        typer.Option(help="YAML/JSON/CSV 'id: name' of the class names in GeoJSON files."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
 ):
-    """Score instance maps (.npy, .png, .tif; 0 = background, any integer ids)."""
+    """Score predictions of any tool against ground truth, same stems in two folders.
+
+    Instance maps (.npy, .png, .tif; 0 = background, any integer ids) with an optional class
+    map ``<stem>_class.<ext>``; HoVer-Net .mat (inst_map, inst_type); QuPath .geojson
+    (classified by name, see --classes); packed .npz (overlapping objects). Classes on both
+    sides give per-class PQ, mPQ, bPQ, F_d and F_t; in the ground truth only, F_d.
+    """
     from cellbench.metrics.io import score_instance_dirs
 
     def progress(k: int, n: int, stem: str) -> None:
         if out is not None:
             typer.echo(f"\r[{k}/{n}] {stem}", err=True, nl=k == n)
 
-    res = score_instance_dirs(gt, pred, preset, iou, progress=progress)
+    names = None
+    if classes is not None:
+        from cellbench.data.user_data import _read_mapping
+
+        raw = _read_mapping(classes, "class id: class name")
+        try:
+            names = {str(v): int(k) for k, v in raw.items()}
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{classes}: keys must be integer class ids") from None
+    res = score_instance_dirs(gt, pred, preset, iou, progress=progress, class_names=names)
     write_result(res, out)
     if out is not None:
         typer.echo(

@@ -190,16 +190,20 @@ def annotation_stats(
         h, w = (
             (s.image.shape[:2]) if s.image is not None else (rec.meta["height"], rec.meta["width"])
         )
-        if s.instances is not None:
+        if s.objects is not None:  # overlapping objects: each its own area
+            ids, obj_area = s.objects.ids, s.objects.area
+        elif s.instances is not None:
             areas = np.bincount(s.instances.ravel())
             ids = np.nonzero(areas)[0]
             ids = ids[ids > 0]
+            obj_area = areas[ids]
+        if s.truth is not None:
             cls = [names.get((s.classes or {}).get(int(i))) for i in ids]
             if len(names) == 1:
                 cls = [c or next(iter(names.values())) for c in cls]
             orows["sample_id"] += [rec.sample_id] * len(ids)
             orows["class"] += [c or UNKNOWN for c in cls]
-            orows["area_px"] += areas[ids].astype(float).tolist()
+            orows["area_px"] += obj_area.astype(float).tolist()
             n = len(ids)
         elif s.points is not None:
             n = len(s.points)

@@ -13,12 +13,18 @@ One entry point per image and kind, plus dataset aggregation per preset:
 - :func:`compare_presets`: where two conventions disagree on the same inputs, and why.
 
 Presets (:data:`PRESETS`, :func:`describe`): ``hovernet``, ``stardist``, ``conic``,
-``torchmetrics`` for instances; ``ocelot``, ``hungarian`` for points.
+``torchmetrics``, ``isbi2014`` for instances (label maps or overlapping objects); ``ocelot``,
+``hungarian`` for points; ``apacs23``, ``pixels_image`` for class masks.
 
 Numpy/scipy only, so that evaluation can run on machines without polars or streamlit.
 """
 
-from cellbench.metrics.aggregate import aggregate_groups, aggregate_instances, aggregate_points
+from cellbench.metrics.aggregate import (
+    aggregate_groups,
+    aggregate_instances,
+    aggregate_points,
+    aggregate_task,
+)
 from cellbench.metrics.compare import compare_presets
 from cellbench.metrics.instance import IOU_RANGE, instance_scores, parse_thresholds
 from cellbench.metrics.overlap import Overlap, compute_overlap
@@ -27,6 +33,7 @@ from cellbench.metrics.presets import (
     INSTANCE_PRESETS,
     POINT_PRESETS,
     PRESETS,
+    SEMANTIC_PRESETS,
     Preset,
     describe,
     get_preset,
@@ -38,12 +45,14 @@ __all__ = [
     "IOU_RANGE",
     "POINT_PRESETS",
     "PRESETS",
+    "SEMANTIC_PRESETS",
     "Overlap",
     "Preset",
     "aggregate_groups",
     "aggregate_instances",
     "aggregate_points",
     "aggregate_semantic",
+    "aggregate_task",
     "compare_presets",
     "compute_overlap",
     "describe",

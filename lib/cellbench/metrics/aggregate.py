@@ -70,6 +70,8 @@ def aggregate_instances(
       over images, averaged over ``classes`` (all declared classes; default those seen).
     - ``torchmetrics``: pooled PQ, SQ, RQ; class mean over classes with a non-zero
       denominator.
+    - ``isbi2014``: pooled counts as stardist, plus the challenge's DSC, TPp, FPp (means over
+      detected objects) and FNo, FDRo (pooled counts); ``by_image=True``: per-image means.
 
     Every result also holds the pooled counts, ``n_images`` and ``n_scored`` (images with GT or
     prediction).
@@ -116,6 +118,10 @@ def aggregate_instances(
         out.update(_classes(rows, scored, preset, classes))
     if any("types" in r for r in rows):
         out["types"] = type_terms([r["types"] for r in rows if "types" in r])
+    if preset == "isbi2014":
+        from cellbench.metrics.cytology import aggregate_isbi
+
+        out.update(aggregate_isbi(rows, "image" if by_image else "pooled"))
     if any("background" in r for r in rows) and preset == "torchmetrics":
         bg = _sum_counts(
             [r["background"] for r in rows if "background" in r], ("tp", "fp", "fn", "iou_sum")
@@ -220,3 +226,21 @@ def aggregate_groups(
         g = groups.get(name)
         by.setdefault("unknown" if g is None else str(g), {})[name] = row
     return {g: fn(rows, preset) for g, rows in sorted(by.items())}
+
+
+def aggregate_task(
+    task: str,
+    per_image: Mapping[str, Mapping] | Iterable[Mapping],
+    preset: str,
+    classes: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """Dataset figures of one evaluation task (``instances``, ``points`` or ``semantic``) under
+    its preset: one entry point for runs, groups and analyses."""
+    if task == "instances":
+        return aggregate_instances(per_image, preset, classes=classes)
+    if task == "semantic":
+        from cellbench.metrics.semantic import aggregate_semantic
+
+        out = aggregate_semantic(per_image, get_preset(preset, "semantic").averaging)
+        return {"preset": preset, **out}
+    return aggregate_points(per_image, preset)

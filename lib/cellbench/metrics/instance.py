@@ -14,8 +14,15 @@ from typing import Any
 import numpy as np
 
 from cellbench.core.errors import CellbenchError, DataError
+from cellbench.data.sample import Objects
 from cellbench.metrics.matching import best_per_group, max_weight_matching
-from cellbench.metrics.overlap import Overlap, centroids, check_label_map, compute_overlap
+from cellbench.metrics.overlap import (
+    Overlap,
+    centroids,
+    check_label_map,
+    compute_overlap,
+    object_overlap,
+)
 from cellbench.metrics.presets import get_preset
 
 #: IoU thresholds of "0.5:0.95" (COCO / DSB 2018 style).
@@ -99,7 +106,13 @@ def match_pairs(ov: Overlap, thr: float, preset: str) -> np.ndarray:
         w = ok + iou / (2 * n_matched)
         return max_weight_matching(ov.ti, ov.pj, w, ov.n_true, ov.n_pred) & ok
     if thr >= 0.5:
-        return iou > thr
+        ok = iou > thr
+        # unique for label maps; overlapping objects may give an object two such partners
+        if (
+            np.bincount(ov.ti[ok], minlength=ov.n_true).max(initial=0) <= 1
+            and np.bincount(ov.pj[ok], minlength=ov.n_pred).max(initial=0) <= 1
+        ):
+            return ok
     chosen = max_weight_matching(ov.ti, ov.pj, iou, ov.n_true, ov.n_pred)
     return chosen & (iou > thr)
 
@@ -133,12 +146,12 @@ def aji_scores(ov: Overlap) -> dict[str, float | None]:
 
 def dice_scores(ov: Overlap) -> dict[str, float | None]:
     """Dice1 (binary, of the foregrounds) and Dice2 (ensemble over overlapping pairs)."""
-    at, ap = int(ov.true_area.sum()), int(ov.pred_area.sum())
+    at, ap, both = ov.foreground
     if at + ap == 0:
         return {"dice1": None, "dice2": None}
     inter = int(ov.inter.sum())
     den2 = int(ov.true_area[ov.ti].sum() + ov.pred_area[ov.pj].sum())
-    return {"dice1": 2.0 * inter / (at + ap), "dice2": 2.0 * inter / den2 if den2 else 0.0}
+    return {"dice1": 2.0 * both / (at + ap), "dice2": 2.0 * inter / den2 if den2 else 0.0}
 
 
 def _class_lookup(classes: Any, ids: np.ndarray, name: str | Path) -> np.ndarray:
@@ -216,8 +229,8 @@ def _per_class(
 
 
 def instance_scores(
-    true: np.ndarray,
-    pred: np.ndarray,
+    true: np.ndarray | Objects,
+    pred: np.ndarray | Objects,
     preset: str = "hovernet",
     *,
     iou: float | Sequence[float] | str = 0.5,
@@ -230,6 +243,7 @@ def instance_scores(
     radius_um: float | None = None,
     mpp: float | None = None,
     background_stuff: bool = False,
+    centroid_f1: bool = False,
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
 ) -> dict[str, Any]:
@@ -238,9 +252,15 @@ def instance_scores(
     Parameters
     ----------
     true, pred
-        ``(H, W)`` integer instance maps, 0 = background; ids need not be contiguous.
+        ``(H, W)`` integer instance maps, 0 = background; ids need not be contiguous. Either
+        may be :class:`~cellbench.data.sample.Objects` (instances that overlap, e.g. whole
+        cells): then every figure is computed on the objects themselves (IoU, Dice, AJI
+        unions per object pair; Dice1 on the foreground unions) and matching always resolves
+        an object with two partners above the threshold by assignment.
     preset
-        ``hovernet``, ``stardist``, ``conic`` or ``torchmetrics`` (see :func:`describe`).
+        ``hovernet``, ``stardist``, ``conic``, ``torchmetrics`` or ``isbi2014`` (see
+        :func:`describe`); ``isbi2014`` adds the challenge's ``dsc, fno, tpp, fpp, fdro``
+        (:mod:`cellbench.metrics.cytology`) to PQ/AJI at IoU > 0.5.
     iou
         Matching threshold(s): a number, a list, or ``"0.5:0.95"``. The first is the primary
         one (top-level ``tp``, ``pq``...); with several, ``by_threshold`` holds each and
@@ -256,6 +276,9 @@ def instance_scores(
         ``radius_um`` needs ``mpp`` (microns per pixel).
     background_stuff
         ``torchmetrics`` only: also score the background as a "stuff" segment.
+    centroid_f1
+        Without classes, still pair centroids as HoVer-Net's classification does and report
+        its detection ``types.f_d`` (seed 000's F_d for class-agnostic models).
     true_name, pred_name
         Names (file paths) used in error messages.
 
@@ -283,8 +306,16 @@ def instance_scores(
     ):
         raise CellbenchError("classes are needed for both the ground truth and the prediction")
 
-    res = compute_overlap(true, pred, true_name, pred_name, want_pixels=has_cls or has_map)
-    ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
+    if isinstance(true, Objects) or isinstance(pred, Objects):
+        if has_map:
+            raise CellbenchError(
+                "pixel class maps cannot describe overlapping objects; give classes per instance"
+            )
+        ov, pix = object_overlap(true, pred, true_name, pred_name), None
+    else:
+        want = has_cls or has_map or centroid_f1
+        res = compute_overlap(true, pred, true_name, pred_name, want_pixels=want)
+        ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
     out: dict[str, Any] = {"preset": p.name, "n_true": ov.n_true, "n_pred": ov.n_pred}
     by_thr = {}
     for thr in thrs:
@@ -311,11 +342,23 @@ def instance_scores(
             out["background"] = _background_stuff(ov)
     out.update(aji_scores(ov))
     out.update(dice_scores(ov))
+    if preset == "isbi2014":
+        from cellbench.metrics.cytology import isbi_scores
+
+        out.update(isbi_scores(ov))
     if len(thrs) > 1:
         out["by_threshold"] = by_thr
         for k in ("accuracy", "f1", "pq"):
             vals = [r[k] for r in by_thr.values()]
             out[f"{k}_mean"] = None if empty else float(np.mean(vals))
+    if centroid_f1 and not (has_cls or has_map):
+        from cellbench.metrics.points import resolve_radius, type_counts
+
+        tcent, pcent = _centroids(true, pred, ov, pix)
+        r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
+        zt, zp = np.zeros(ov.n_true, np.int64), np.zeros(ov.n_pred, np.int64)
+        types = type_counts(tcent, zt, pcent, zp, r, hovernet=(preset == "hovernet"), classes=[])
+        out["types"] = {**types, "correct": None, "acc": None}
     if has_cls or has_map:
         out["bpq"] = out["pq"]
         out.update(
@@ -340,10 +383,11 @@ def instance_scores(
 def _background_stuff(ov: Overlap) -> dict[str, Any]:
     """torchmetrics' background 'stuff' segment: all pixels with id 0 in each map."""
     h, w = ov.shape
-    bt = h * w - int(ov.true_area.sum())
-    bp = h * w - int(ov.pred_area.sum())
+    ft, fp_, both = ov.foreground
+    bt = h * w - ft
+    bp = h * w - fp_
     # background intersection = pixels background in both
-    fg_union = int(ov.true_area.sum() + ov.pred_area.sum() - ov.inter.sum())
+    fg_union = ft + fp_ - both
     inter = h * w - fg_union
     union = bt + bp - inter
     iou = inter / union if union else 0.0
@@ -382,10 +426,7 @@ def _class_scores(
     # image mPQ: PanNuke convention (classes present in the GT) for hovernet, else all scored
     vals = in_gt if preset == "hovernet" else scored
     out["mpq"] = float(np.mean(vals)) if vals else None
-    idx, tcomp, pcomp = pix
-    width = ov.shape[1]
-    tcent = centroids(idx, tcomp, ov.n_true, width)
-    pcent = centroids(idx, pcomp, ov.n_pred, width)
+    tcent, pcent = _centroids(true, pred, ov, pix)
     r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
     out["types"] = type_counts(
         tcent, tc, pcent, pc, r, hovernet=(preset == "hovernet"), classes=classes
@@ -405,3 +446,15 @@ def _majority(comp_ids: np.ndarray, area: np.ndarray, m: int, ids: np.ndarray) -
     best = best_per_group(pos, area, comp_cls)
     out[pos[best]] = comp_cls[best]
     return out
+
+
+def _centroids(true, pred, ov: Overlap, pix) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 2)`` centroids ``(x, y)`` of the true and predicted instances of ``ov``: from the
+    gathered pixels of two maps, or from the objects' own masks."""
+    if pix is not None:
+        idx, tcomp, pcomp = pix
+        width = ov.shape[1]
+        return centroids(idx, tcomp, ov.n_true, width), centroids(idx, pcomp, ov.n_pred, width)
+    from cellbench.metrics.overlap import as_objects
+
+    return as_objects(true).centroids(), as_objects(pred).centroids()

@@ -6,46 +6,16 @@ JSON-serialisable dicts (``preset``, ``per_image``, ``aggregate``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cellbench.core.errors import DataError
-from cellbench.data.imageio import read_label_array
 from cellbench.data.sample import Points
 from cellbench.metrics.aggregate import aggregate_instances, aggregate_points
 from cellbench.metrics.instance import instance_scores, parse_thresholds
-from cellbench.metrics.overlap import check_label_map
 from cellbench.metrics.points import point_scores
 from cellbench.metrics.presets import get_preset
-
-INSTANCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
-
-
-def read_instance_map(path: str | Path) -> np.ndarray:
-    """Read an instance map (``.npy``, ``.png``, ``.tif``) without converting its dtype.
-
-    Float, boolean, NaN or non-2-D content raises :class:`DataError` naming the file.
-    """
-    return check_label_map(read_label_array(path), Path(path))
-
-
-def instance_files(folder: str | Path) -> dict[str, Path]:
-    """``{stem: path}`` of the instance maps in a folder (one file per stem)."""
-    d = Path(folder)
-    if not d.is_dir():
-        raise DataError(d, "not a folder")
-    out: dict[str, Path] = {}
-    for f in sorted(d.iterdir()):
-        if f.suffix.lower() in INSTANCE_SUFFIXES and f.is_file():
-            if f.stem in out:
-                raise DataError(f, f"two instance maps for '{f.stem}' ({out[f.stem].name})")
-            out[f.stem] = f
-    if not out:
-        raise DataError(d, f"no instance maps ({', '.join(INSTANCE_SUFFIXES)})")
-    return out
 
 
 def score_instance_dirs(
@@ -54,18 +24,38 @@ def score_instance_dirs(
     preset: str = "hovernet",
     iou: float | Sequence[float] | str = 0.5,
     progress: Callable[[int, int, str], None] | None = None,
+    class_names: Mapping[str, int] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Score same-named instance maps of two folders.
+    """Score same-named predictions of two folders, with classes where both sides have them.
 
-    Every ground-truth stem needs a prediction (an empty map scores as "prediction only").
-    Returns ``{preset, iou, gt, pred, per_image: {stem: scores}, aggregate,
+    Files of any form :func:`cellbench.data.predictions.read_prediction` reads: instance maps
+    (with a ``<stem>_class`` class map), HoVer-Net ``.mat`` (``inst_map``, ``inst_type``),
+    QuPath GeoJSON (classes by name through ``class_names``; the ground truth's size is taken
+    from its own map, so a GeoJSON ground truth needs ``options['shape']``) and packed ``.npz``
+    (overlapping objects too). With classes on both sides: per-class PQ, mPQ, bPQ and
+    HoVer-Net's F_d / F_t; with classes in the ground truth only: F_d of the class-agnostic
+    prediction. Every ground-truth stem needs a prediction (an empty map scores as "prediction
+    only"). Returns ``{preset, iou, gt, pred, per_image: {stem: scores}, aggregate,
     unmatched_predictions}``.
     """
+    from cellbench.data.predictions import prediction_files, read_prediction
+
     get_preset(preset, "instance")
     thrs = parse_thresholds(iou)
-    gt = instance_files(gt_dir)
-    pr = instance_files(pred_dir)
+    shape = options.pop("shape", None)
+
+    def class_id(path):
+        def lookup(name: str) -> int:
+            if class_names is None or name not in class_names:
+                known = ", ".join(class_names or {}) or "none given (--classes)"
+                raise DataError(path, f"unknown class name '{name}' (known: {known})")
+            return int(class_names[name])
+
+        return lookup
+
+    gt = prediction_files(gt_dir)
+    pr = prediction_files(pred_dir)
     missing = [s for s in gt if s not in pr]
     if missing:
         raise DataError(
@@ -75,10 +65,16 @@ def score_instance_dirs(
         )
     per_image = {}
     for k, stem in enumerate(gt):
-        t = read_instance_map(gt[stem])
-        p = read_instance_map(pr[stem])
+        t, tc, _ = read_prediction(gt[stem], shape, class_id(gt[stem]))
+        size = t.shape if hasattr(t, "layers") else t.shape[:2]
+        p, pc, _ = read_prediction(pr[stem], size, class_id(pr[stem]))
+        kw: dict[str, Any] = dict(options)
+        if tc is not None and pc is not None:
+            kw.update(true_classes=tc, pred_classes=pc)
+        elif tc is not None:
+            kw["centroid_f1"] = True
         per_image[stem] = instance_scores(
-            t, p, preset, iou=thrs, true_name=gt[stem], pred_name=pr[stem], **options
+            t, p, preset, iou=thrs, true_name=gt[stem], pred_name=pr[stem], **kw
         )
         if progress:
             progress(k + 1, len(gt), stem)

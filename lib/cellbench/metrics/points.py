@@ -306,7 +306,8 @@ def type_terms(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     tp = sum(c["tp_d"] for c in counts)
     fp = sum(c["fp_d"] for c in counts)
     fn = sum(c["fn_d"] for c in counts)
-    correct = sum(c["correct"] for c in counts)
+    agnostic = any(c.get("correct") is None for c in counts)  # class-agnostic: no accuracy
+    correct = 0 if agnostic else sum(c["correct"] for c in counts)
     types: dict[str, dict[str, int]] = {}
     for c in counts:
         for t, v in c["per_type"].items():
@@ -319,6 +320,6 @@ def type_terms(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         f_t[t] = 2 * v["tp"] / den if den else None
     return {
         "f_d": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else None,
-        "acc": correct / tp if tp else None,
+        "acc": correct / tp if tp and not agnostic else None,
         "f_t": f_t,
     }

@@ -22,7 +22,7 @@ class Preset:
     name
         Identifier used in the API, the CLI and stored results.
     kind
-        ``"instance"`` (label maps) or ``"points"``.
+        ``"instance"`` (label maps or objects), ``"points"`` or ``"semantic"`` (class masks).
     inclusive
         Instances: a pair matches when ``IoU >= t`` (True) or ``IoU > t`` (False).
         Points: a pair matches when ``distance <= r`` (always inclusive in the references).
@@ -125,6 +125,28 @@ PRESETS: dict[str, Preset] = {
             reference="torchmetrics.detection.PanopticQuality",
         ),
         Preset(
+            name="isbi2014",
+            kind="instance",
+            inclusive=False,
+            averaging="pooled",
+            matching=(
+                "ISBI 2014 overlapping-cell challenge: on the objects themselves (they may "
+                "overlap), one-to-one pairs chosen greedily from the highest Dice down; a "
+                "ground-truth object is detected when its Dice > 0.7. DSC, TPp = |G∩S|/|G| and "
+                "FPp = |S\\G|/(H·W − |G|) over detected objects, FNo = undetected / GT objects, "
+                "FDRo = (segmented − detected) / segmented. PQ/AJI alongside at IoU > 0.5 "
+                "(an object with two partners above it is resolved by assignment)."
+            ),
+            epsilons="none: ratios are None where their denominator is 0.",
+            empty=_EMPTY
+            + " DSC, TPp and FPp of an image without detection are None (left out of the "
+            "pooled means, which run over detected objects).",
+            reference=(
+                "Lu et al., IEEE JBHI 2016 (ISBI 2014 challenge); EvaluateSegmentation.m of the "
+                "ISBI 2015 data (greedy Dice assignment, pooled over objects)"
+            ),
+        ),
+        Preset(
             name="ocelot",
             kind="points",
             inclusive=True,
@@ -161,18 +183,46 @@ PRESETS: dict[str, Preset] = {
             ),
             reference="cellbench (radius-restricted variant of HoVer-Net pair_coordinates)",
         ),
+        Preset(
+            name="apacs23",
+            kind="semantic",
+            inclusive=True,
+            averaging="pooled",
+            matching="none: pixel classes compared pixel by pixel.",
+            epsilons="none: None where a class is in neither mask.",
+            empty="Pixel counts are pooled over images, so an empty image only adds negatives.",
+            reference=(
+                "seed 001 (APACS23): Accuracy, IoU and Dice of the cell class from pixel counts "
+                "pooled over the test set (its reported pairs satisfy Dice = 2 IoU / (1 + IoU))"
+            ),
+        ),
+        Preset(
+            name="pixels_image",
+            kind="semantic",
+            inclusive=True,
+            averaging="image",
+            matching="none: pixel classes compared pixel by pixel.",
+            epsilons="none: None where a class is in neither mask.",
+            empty="An image where a class is in neither mask leaves it out of that class's mean.",
+            reference="per-image pixel Accuracy / IoU / Dice, averaged over images",
+        ),
     )
 }
 
 INSTANCE_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "instance")
 POINT_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "points")
+SEMANTIC_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "semantic")
 
 
 def get_preset(name: str, kind: str | None = None) -> Preset:
     """Look up a preset by name; unknown names (or the wrong kind) raise a clear error."""
     p = PRESETS.get(name)
     if p is None or (kind is not None and p.kind != kind):
-        names = INSTANCE_PRESETS if kind == "instance" else POINT_PRESETS if kind else PRESETS
+        names = {
+            "instance": INSTANCE_PRESETS,
+            "points": POINT_PRESETS,
+            "semantic": SEMANTIC_PRESETS,
+        }.get(kind or "", tuple(PRESETS))
         raise CellbenchError(
             f"unknown {kind + ' ' if kind else ''}metric preset {name!r}; "
             f"choose one of {', '.join(names)}"

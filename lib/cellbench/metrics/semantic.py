@@ -1,7 +1,10 @@
 """Semantic (pixel) segmentation scores: accuracy, IoU and Dice per class (APACS23 style).
 
 A binary mask is the two-class case (0 = background, 1 = foreground); APACS23 reports the
-foreground class. Counts are pixels.
+foreground class. Counts are pixels. Presets (:mod:`cellbench.metrics.presets`): ``apacs23``
+pools pixel counts over the images (seed 001's figures: its reported pairs satisfy
+Dice = 2 IoU / (1 + IoU), which holds for one pooled count and not in general for means of
+per-image values), ``pixels_image`` averages per-image values.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def semantic_scores(
     classes: Sequence[int] | None = None,
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
+    valid: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Pixel accuracy and per-class IoU and Dice of one image.
 
@@ -43,6 +47,9 @@ def semantic_scores(
         ``(H, W)`` class masks (bool or non-negative integers).
     classes
         Classes to report (default: every non-zero class present in either mask).
+    valid
+        ``(H, W)`` bool: only these pixels are scored (a partly annotated image's annotated
+        region); None scores every pixel.
 
     Returns
     -------
@@ -55,8 +62,15 @@ def semantic_scores(
     p = _as_classes(pred, pred_name)
     if t.shape != p.shape:
         raise DataError(pred_name, f"shape {p.shape} differs from the ground truth's {t.shape}")
+    if valid is not None:
+        keep = np.asarray(valid, bool)
+        if keep.shape != t.shape:
+            raise DataError(true_name, f"valid mask {keep.shape} differs from the mask {t.shape}")
+        t, p = t[keep], p[keep]
     k = int(max(t.max(initial=0), p.max(initial=0))) + 1
-    cm = np.bincount(t.ravel().astype(np.intp) * k + p.ravel(), minlength=k * k).reshape(k, k)
+    cm = np.bincount(
+        t.ravel().astype(np.intp) * k + p.ravel().astype(np.intp), minlength=k * k
+    ).reshape(k, k)
     if classes is None:
         classes = [c for c in range(1, k) if cm[c, :].sum() + cm[:, c].sum() > 0] or [1]
     per_class = {}

@@ -31,22 +31,31 @@ from scipy import ndimage as ndi
 from shapely.geometry import mapping
 
 from cellbench.core.atomic import write_bytes_atomic
+from cellbench.data.sample import Objects
 from cellbench.viz.overlay import ERROR_COLORS, PALETTE, rgb
 
 
-def instance_geometries(labels: np.ndarray) -> dict[int, Any]:
+def _crops(labels: np.ndarray | Objects):
+    """``(id, row0, col0, mask crop)`` of every instance of a map or of overlapping objects."""
+    if isinstance(labels, Objects):
+        for i, (r0, c0, _, _), m in zip(labels.ids, labels.boxes, labels.masks, strict=True):
+            yield int(i), int(r0), int(c0), m
+        return
+    lab = np.asarray(labels)
+    for k, sl in enumerate(ndi.find_objects(lab)):
+        if sl is not None:
+            yield k + 1, sl[0].start, sl[1].start, lab[sl] == k + 1
+
+
+def instance_geometries(labels: np.ndarray | Objects) -> dict[int, Any]:
     """``{id: shapely (Multi)Polygon}`` tracing each instance's pixel edges (QuPath frame).
 
     Each instance is the union of its row runs as rectangles; collinear vertices are removed.
+    ``labels`` may be :class:`~cellbench.data.sample.Objects` (overlapping objects each get
+    their own polygon, so they overlap in QuPath too).
     """
-    lab = np.asarray(labels)
     out: dict[int, Any] = {}
-    for k, sl in enumerate(ndi.find_objects(lab)):
-        if sl is None:
-            continue
-        i = k + 1
-        m = lab[sl] == i
-        r0, c0 = sl[0].start, sl[1].start
+    for i, r0, c0, m in _crops(labels):
         pad = np.zeros((m.shape[0], m.shape[1] + 2), np.int8)
         pad[:, 1:-1] = m
         d = np.diff(pad, axis=1)
@@ -69,7 +78,7 @@ def _classification(name: str, color) -> dict[str, Any]:
 
 
 def detection_features(
-    labels: np.ndarray,
+    labels: np.ndarray | Objects,
     classes: Mapping[int, int] | None = None,
     class_defs=None,
     names: Mapping[int, str] | None = None,
@@ -194,13 +203,14 @@ def sample_features(
     def with_default(labels, classes):
         """Single-class datasets: every nucleus gets the dataset's one class."""
         if classes is None and len(ds.classes) == 1:
-            return {int(i): ds.classes[0].id for i in np.unique(labels) if i}
+            ids = labels.ids if isinstance(labels, Objects) else np.unique(labels)
+            return {int(i): ds.classes[0].id for i in ids if i}
         return classes
 
     if what == "gt":
-        if sample.instances is not None:
-            classes = with_default(sample.instances, sample.classes)
-            return detection_features(sample.instances, classes, ds.classes, mpp=mpp, **frame)
+        if sample.truth is not None:
+            classes = with_default(sample.truth, sample.classes)
+            return detection_features(sample.truth, classes, ds.classes, mpp=mpp, **frame)
         return point_features(sample.points or Points.empty(), ds.classes, **frame)
     if isinstance(pred, Points):
         if what == "pred":
@@ -222,10 +232,14 @@ def sample_features(
         return detection_features(labels, classes, ds.classes, measurements=meas, mpp=mpp, **frame)
     from cellbench.viz.review import instance_errors
 
-    err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
+    truth = sample.truth
+    err = instance_errors(truth, labels, ev.preset, ev.spec.iou)
     names = {int(i): "TP" for i in err.tp_pred} | {int(i): "FP" for i in err.fp}
     meas = {int(p): {"Matched IoU": float(v)} for p, v in zip(err.tp_pred, err.tp_iou, strict=True)}
     feats = detection_features(labels, names=names, measurements=meas, mpp=mpp, **frame)
-    fn_map = np.where(np.isin(sample.instances, err.fn), sample.instances, 0)
+    if isinstance(truth, Objects):
+        fn_map = truth.select(err.fn)
+    else:
+        fn_map = np.where(np.isin(truth, err.fn), truth, 0)
     fn_names = {int(i): "FN" for i in err.fn}
     return feats + detection_features(fn_map, names=fn_names, mpp=mpp, **frame)

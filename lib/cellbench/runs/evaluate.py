@@ -41,12 +41,12 @@ import cellbench
 from cellbench.core import config
 from cellbench.core.errors import CellbenchError, DataError
 from cellbench.data.catalog import Catalog, load_catalog
+from cellbench.data.predictions import INSTANCE_SUFFIXES, prediction_files, read_prediction
 from cellbench.data.readers import get_reader
 from cellbench.data.record_cache import records_of
-from cellbench.data.sample import Points
-from cellbench.metrics import aggregate_instances, aggregate_points, instance_scores, point_scores
+from cellbench.data.sample import Objects, Points
+from cellbench.metrics import aggregate_task, instance_scores, point_scores, semantic_scores
 from cellbench.metrics.instance import parse_thresholds
-from cellbench.metrics.io import instance_files, read_instance_map
 from cellbench.metrics.presets import get_preset
 from cellbench.runs import predcache
 from cellbench.runs.store import (
@@ -80,6 +80,9 @@ class EvalSpec:
         Point matching radius in microns (default: the preset's radius in pixels).
     samples, limit
         Evaluate only these sample ids / the first ``limit`` samples (part of the run's id).
+    task
+        ``instances``, ``points`` or ``semantic`` (class masks); default: ``semantic`` for a
+        semantic preset, else the dataset's kind (instances where it has instance maps).
     test_set
         A stored composite test set (``nucfuse-test``, ``name@vN``; ``unified`` is
         ``nucfuse-test``): evaluate exactly its members of ``dataset`` (``split`` must be
@@ -99,6 +102,7 @@ class EvalSpec:
     samples: list[str] | None = None
     limit: int | None = None
     test_set: str | None = None
+    task: str | None = None
     device: str = "cpu"
     batch_size: int = 8
     workers: int = 1
@@ -152,7 +156,9 @@ def _float(v: Any) -> float | None:
 
 
 #: Result keys that echo parameters, not metrics (kept in the runs table instead).
-PARAMETER_KEYS = frozenset({"iou_threshold", "radius_px", "preset", "averaging"})
+PARAMETER_KEYS = frozenset(
+    {"iou_threshold", "radius_px", "preset", "averaging", "dice_threshold", "isbi_averaging"}
+)
 
 
 def flatten(
@@ -195,6 +201,7 @@ class _Source:
         self.folder: dict[str, Path] | None = None
         self.set_name: str | None = None
         self.class_map: dict[int, int | None] | None = None
+        self.semantic = False  # set by the evaluation: stored maps are then class masks
         if spec.model is not None:
             from cellbench.models.registry import get_model
 
@@ -209,7 +216,7 @@ class _Source:
         elif spec.predictions is None:
             raise CellbenchError("give a model or stored predictions to evaluate")
         elif Path(spec.predictions).is_dir():
-            self.folder = instance_files(spec.predictions)
+            self.folder = prediction_files(spec.predictions)
             self.hashes: dict[str, str] = {}
         elif spec.predictions in reader.prediction_sets():
             self.set_name = spec.predictions
@@ -229,7 +236,7 @@ class _Source:
             return {"model": self.card.id, "sha256": self.card.weights.sha256}
         if self.folder is not None:
             self.hashes = {
-                r.sample_id: _sha256(self.folder[r.sample_id])
+                r.sample_id: _prediction_hash(self.folder[r.sample_id])
                 for r in records
                 if r.sample_id in self.folder
             }
@@ -304,16 +311,56 @@ class _Source:
                 raise DataError(
                     Path(self.spec.predictions), f"no prediction for sample '{record.sample_id}'"
                 )
-            if _sha256(path) != self.hashes.get(record.sample_id):
+            if _prediction_hash(path) != self.hashes.get(record.sample_id):
                 raise DataError(path, "changed since the run started; evaluate again for a new run")
-            labels = read_instance_map(path)
-            if sample.instances is not None and labels.shape != sample.instances.shape:
-                raise DataError(
-                    path,
-                    f"shape {labels.shape} differs from the ground truth {sample.instances.shape}",
-                )
-            return labels, None, None
+            truth = sample.truth
+            shape = None if truth is None else tuple(truth.shape[:2])
+            if self.semantic and path.suffix.lower() in INSTANCE_SUFFIXES:
+                return _class_mask_file(path, shape)
+            if shape is None and sample.image is not None:
+                shape = sample.image.shape[:2]
+            inst, classes, scores = read_prediction(
+                path, shape, lambda name: self.reader.class_id(name, path)
+            )
+            if classes is not None:
+                declared = {c.id for c in self.dataset.classes}
+                unknown = sorted(set(classes.values()) - declared)
+                if unknown:
+                    raise DataError(
+                        path,
+                        f"class id(s) {unknown} are not classes of '{self.dataset.id}' "
+                        f"(ids {sorted(declared)})",
+                    )
+            return inst, classes, scores
         return self.reader.load_predictions(record, self.set_name)
+
+
+#: The preset kind of each task, and its default preset.
+PRESET_KIND = {"instances": "instance", "points": "points", "semantic": "semantic"}
+DEFAULT_PRESETS = {"instances": "hovernet", "points": "ocelot", "semantic": "apacs23"}
+
+
+def class_mask(instances, classes: Mapping[int, int] | None) -> np.ndarray:
+    """``(H, W) int32`` pixel classes of instances (a map or :class:`Objects`): each instance's
+    class, 1 for all when ``classes`` is None; where objects overlap, the smaller one's."""
+    lab = instances.to_label_map() if isinstance(instances, Objects) else np.asarray(instances)
+    if classes is None:
+        return (lab > 0).astype(np.int32)
+    lut = np.zeros(int(lab.max(initial=0)) + 1, np.int32)
+    for i, c in classes.items():
+        if 0 < int(i) < len(lut):
+            lut[int(i)] = int(c or 0)
+    return lut[lab]
+
+
+def semantic_truth(sample) -> np.ndarray | None:
+    """The class mask a semantic run scores against: the pixel classes of the instance ground
+    truth (map or objects; single-class datasets: the foreground), else the tissue mask."""
+    if sample.truth is not None:
+        return class_mask(sample.truth, sample.classes)
+    if sample.tissue_mask is not None:
+        return np.asarray(sample.tissue_mask).astype(np.int32)
+    return None
 
 
 def _iou_key(iou: float | str) -> float | str:
@@ -324,6 +371,30 @@ def _iou_key(iou: float | str) -> float | str:
         except ValueError:
             return iou
     return iou
+
+
+def _class_mask_file(path: Path, shape) -> np.ndarray:
+    """A stored class mask (semantic runs): integers, 0 = background, the image's size."""
+    from cellbench.data.imageio import read_label_array
+
+    arr = read_label_array(path)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.dtype.kind not in "iub":
+        raise DataError(
+            path, f"class mask must be a 2-D integer image, got {arr.dtype} {arr.shape}"
+        )
+    if shape is not None and arr.shape != tuple(shape):
+        raise DataError(path, f"shape {arr.shape} differs from the ground truth {tuple(shape)}")
+    return arr.astype(np.int32)
+
+
+def _prediction_hash(path: Path) -> str:
+    """sha256 of a prediction file, with its class map when it has one."""
+    from cellbench.data.predictions import _class_map_for
+
+    cm = _class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
+    return _sha256(path) if cm is None else f"{_sha256(path)}+{_sha256(cm)}"
 
 
 def _sha256(path: Path) -> str:
@@ -338,6 +409,16 @@ def within_region(pred, region: np.ndarray):
     """``pred`` without the objects whose centroid lies outside ``region`` (bool mask): on a
     partly annotated image they cannot be judged, so they are neither TP nor FP."""
     region = np.asarray(region, bool)
+    if isinstance(pred, tuple) and isinstance(pred[0], Objects):
+        obj, classes, scores = pred
+        xy = np.rint(obj.centroids()).astype(int).reshape(-1, 2)
+        keep = obj.ids[region[xy[:, 1], xy[:, 0]]] if len(obj) else obj.ids
+        kept = set(keep.tolist())
+        return (
+            obj.select(keep),
+            None if classes is None else {k: v for k, v in classes.items() if k in kept},
+            None if scores is None else {k: v for k, v in scores.items() if k in kept},
+        )
     if isinstance(pred, Points):
         xy = np.rint(pred.xy).astype(int)
         h, w = region.shape
@@ -368,8 +449,14 @@ def within_region(pred, region: np.ndarray):
 
 
 def centroid_points(labels, classes, scores) -> Points:
+    """Instances (a map or :class:`Objects`) as points at their centroids, with their class
+    (1 when class-agnostic) and score (1.0 when none)."""
     from scipy import ndimage as ndi
 
+    if isinstance(labels, Objects):
+        cls = [classes.get(int(i), 0) if classes else 1 for i in labels.ids]
+        sc = [scores.get(int(i), 1.0) if scores else 1.0 for i in labels.ids]
+        return Points(labels.centroids(), cls, sc) if len(labels) else Points.empty()
     ids = np.unique(labels)
     ids = ids[ids > 0]
     if len(ids) == 0:
@@ -412,14 +499,26 @@ class Evaluation:
         if not recs:
             raise KeyError(f"dataset '{spec.dataset}' has no samples in split '{spec.split}'")
         self.records = recs
-        tasks = self.dataset.tasks
-        self.task = "instances" if "instance_segmentation" in tasks else "points"
-        self.preset = spec.preset or ("hovernet" if self.task == "instances" else "ocelot")
-        get_preset(self.preset, "instance" if self.task == "instances" else "points")
+        self.task = self._task()
+        self.preset = spec.preset or DEFAULT_PRESETS[self.task]
+        get_preset(self.preset, PRESET_KIND[self.task])
         self.iou = parse_thresholds(spec.iou) if self.task == "instances" else None
         self.source = _Source(spec, self.catalog, self.reader)
+        self.source.semantic = self.task == "semantic"
         self.class_names = {str(c.id): c.name for c in self.dataset.classes}
         self.run_id = self._run_id()
+
+    def _task(self) -> str:
+        spec = self.spec
+        if spec.task is not None:
+            if spec.task not in PRESET_KIND:
+                raise CellbenchError(
+                    f"unknown task {spec.task!r}; choose one of {', '.join(PRESET_KIND)}"
+                )
+            return spec.task
+        if spec.preset is not None and get_preset(spec.preset).kind == "semantic":
+            return "semantic"
+        return "instances" if "instance_segmentation" in self.dataset.tasks else "points"
 
     @classmethod
     def of_run(cls, run: Mapping[str, Any], catalog=None, store=None) -> Evaluation:
@@ -524,17 +623,22 @@ class Evaluation:
     def score(self, record, sample, pred) -> dict[str, Any]:
         """The metrics engine's result for one sample and its prediction (predictions outside
         a partly annotated sample's annotated region are left out: :func:`within_region`)."""
+        if self.task == "semantic":
+            return self._score_semantic(record, sample, pred)
         if sample.annotated_region is not None:
             pred = within_region(pred, sample.annotated_region)
         if self.task == "instances":
-            if sample.instances is None:
+            if sample.truth is None:
                 raise DataError(Path(record.sample_id), "sample has no instance ground truth")
             labels, classes, _ = pred
             kw: dict[str, Any] = {}
-            if classes is not None and sample.classes is not None and len(self.dataset.classes) > 1:
-                kw = {"true_classes": sample.classes, "pred_classes": classes}
+            if len(self.dataset.classes) > 1 and sample.classes is not None:
+                if classes is not None:
+                    kw = {"true_classes": sample.classes, "pred_classes": classes}
+                else:  # a class-agnostic model on a classed dataset: detection F_d still
+                    kw = {"centroid_f1": True}
             return instance_scores(
-                sample.instances, labels, preset=self.preset, iou=self.spec.iou, **kw
+                sample.truth, labels, preset=self.preset, iou=self.spec.iou, **kw
             )
         gt = sample.points if sample.points is not None else Points.empty()
         pts = pred if isinstance(pred, Points) else centroid_points(*pred)
@@ -545,6 +649,24 @@ class Evaluation:
         if self.spec.radius_um is not None:
             kw = {"radius_um": self.spec.radius_um, "mpp": sample.meta.get("mpp")}
         return point_scores(gt, pts, preset=self.preset, **kw)
+
+    def _score_semantic(self, record, sample, pred) -> dict[str, Any]:
+        """Pixel scores of a class mask (stored) or of a model's instances as a class mask;
+        a class-agnostic prediction is compared with the ground truth's foreground."""
+        if isinstance(pred, Points):
+            raise DataError(Path(record.sample_id), "points cannot be scored as a class mask")
+        truth = semantic_truth(sample)
+        if truth is None:
+            raise DataError(
+                Path(record.sample_id), "sample has no instances, objects or tissue mask to score"
+            )
+        mask = pred if isinstance(pred, np.ndarray) else class_mask(*pred[:2])
+        declared = [c.id for c in self.dataset.classes] or None
+        if not isinstance(pred, np.ndarray) and pred[1] is None:
+            truth, declared = (truth > 0).astype(np.int32), [1]
+        return semantic_scores(
+            truth, mask, declared, valid=sample.annotated_region, pred_name=record.sample_id
+        )
 
     def _rows(self, sample_id: str | None, meta: Mapping[str, Any], result, level: str):
         base = {
@@ -564,12 +686,8 @@ class Evaluation:
 
     def aggregate(self, results: Mapping[str, Any]) -> dict[str, Any]:
         """The preset's dataset-level figures from per-sample results."""
-        if self.task == "instances":
-            declared = (
-                [c.id for c in self.dataset.classes] if len(self.dataset.classes) > 1 else None
-            )
-            return aggregate_instances(results, self.preset, classes=declared)
-        return aggregate_points(results, self.preset)
+        declared = [c.id for c in self.dataset.classes] if len(self.dataset.classes) > 1 else None
+        return aggregate_task(self.task, results, self.preset, declared)
 
     # -- running ----------------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ run is evaluated (and the first time a replay recomputes one). The run id alread
 model's weights (sha256), the dataset, the samples and the preset, so a cached prediction is
 only ever read back for the run that made it.
 
-Instances: ``labels`` (the instance map, uint16 when the ids allow, else int32), ``cls_ids`` /
-``cls`` (instance id -> class id, absent for class-agnostic models), ``score_ids`` / ``scores``.
-Points: ``xy`` (pixels, x then y), ``cls``, ``score``.
+The file is :func:`cellbench.data.predictions.pack`'s form: instance maps (``labels``) or
+overlapping objects (``obj_*``), ``cls_ids`` / ``cls`` (absent for class-agnostic models),
+``score_ids`` / ``scores``; points as ``xy`` (pixels, x then y), ``cls``, ``score``.
 
 It is a cache: a damaged or unreadable file reads as missing, a write that fails is skipped,
 and ``CELLBENCH_KEEP_PREDICTIONS=0`` turns writing off (each file is about 0.1-0.3 MB per
@@ -22,13 +22,13 @@ import io
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
-from cellbench.data.sample import Points
+from cellbench.data.predictions import pack as _pack
+from cellbench.data.predictions import unpack as _unpack
 
 
 def enabled() -> bool:
@@ -48,37 +48,6 @@ def run_dir(run_id: str) -> Path:
 def _file(run_id: str, sample_id: str) -> Path:
     h = hashlib.sha256(sample_id.encode("utf-8")).hexdigest()[:24]
     return run_dir(run_id) / f"{h}.npz"
-
-
-def _pack(pred) -> dict[str, np.ndarray]:
-    if isinstance(pred, Points):
-        return {"xy": pred.xy, "cls": pred.cls, "score": pred.score}
-    labels, classes, scores = pred
-    lab = np.asarray(labels)
-    top = int(lab.max()) if lab.size else 0
-    out = {"labels": lab.astype(np.uint16 if 0 <= top < 2**16 else np.int32, copy=False)}
-    if classes is not None:
-        out["cls_ids"] = np.fromiter(classes.keys(), np.int64, len(classes))
-        out["cls"] = np.fromiter(classes.values(), np.int64, len(classes))
-    if scores is not None:
-        out["score_ids"] = np.fromiter(scores.keys(), np.int64, len(scores))
-        out["scores"] = np.fromiter(scores.values(), np.float64, len(scores))
-    return out
-
-
-def _unpack(z) -> Any:
-    if "xy" in z:
-        return Points(z["xy"], z["cls"], z["score"])
-    labels = z["labels"].astype(np.int32)
-    classes = (
-        dict(zip(z["cls_ids"].tolist(), z["cls"].tolist(), strict=True)) if "cls" in z else None
-    )
-    scores = (
-        dict(zip(z["score_ids"].tolist(), z["scores"].tolist(), strict=True))
-        if "scores" in z
-        else None
-    )
-    return labels, classes, scores
 
 
 def save(run_id: str, sample_id: str, pred) -> bool:

@@ -63,13 +63,27 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def layers(labels) -> list[np.ndarray]:
+    """Label maps to draw: the map itself, or the non-overlapping layers of
+    :class:`~cellbench.data.sample.Objects` (so every overlapping object keeps its outline)."""
+    if labels is None:
+        return []
+    return labels.layers() if hasattr(labels, "layers") else [labels]
+
+
 def draw_instances(
     image: np.ndarray,
-    labels: np.ndarray,
+    labels,
     colors: Mapping[int, object] | object = "#00FF00",
     thickness: int = 1,
 ) -> np.ndarray:
-    """Outline instances: ``colors`` is one colour or ``{instance id: colour}`` (others skip)."""
+    """Outline instances: ``colors`` is one colour or ``{instance id: colour}`` (others skip).
+    ``labels`` is a map or overlapping objects (each drawn with its whole outline)."""
+    if not isinstance(labels, np.ndarray):
+        out = to_rgb(image)
+        for lab in layers(labels):
+            out = draw_instances(out, lab, colors, thickness)
+        return out
     out = to_rgb(image).copy()
     lab = np.asarray(labels)
     edge = find_boundaries(lab, mode="inner")
@@ -136,12 +150,23 @@ class _Fit:
         return thumbnail(img, max(self.shape)) if self.f > 1 else to_rgb(img)
 
     def labels(self, lab):
+        """A map (or each layer of overlapping objects) nearest-sampled to the drawing size."""
         if self.f <= 1 or lab is None:
             return lab
+        if not isinstance(lab, np.ndarray) and hasattr(lab, "layers"):
+            return _Layers([self.labels(x) for x in lab.layers()])
         return np.asarray(lab)[np.ix_(self._r.astype(int), self._c.astype(int))]
+
 
     def xy(self, xy):
         return np.asarray(xy, float).reshape(-1, 2) / self.f
+
+
+class _Layers(list):
+    """Resampled layers of overlapping objects, drawn like the objects themselves."""
+
+    def layers(self) -> list[np.ndarray]:
+        return list(self)
 
 
 def canvas(sample) -> np.ndarray:
@@ -174,8 +199,8 @@ def sample_overlay(
     img = _dim_outside(img, fit, sample.annotated_region)
     if show_tissue and sample.tissue_mask is not None:
         img = draw_mask(img, fit.labels(sample.tissue_mask), "#00FFFF", 0.2)
-    if show_instances and sample.instances is not None:
-        inst = fit.labels(sample.instances)
+    if show_instances and sample.truth is not None:
+        inst = fit.labels(sample.truth)
         if sample.classes and colors:
             per = {i: colors.get(c, (0, 255, 0)) for i, c in sample.classes.items()}
             img = draw_instances(img, inst, per)

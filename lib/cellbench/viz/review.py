@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from cellbench.data.sample import Points
+from cellbench.data.sample import Objects, Points
 from cellbench.metrics.instance import match_pairs, parse_thresholds
-from cellbench.metrics.overlap import compute_overlap
+from cellbench.metrics.overlap import overlap_of
 from cellbench.metrics.points import OCELOT_RADIUS_PX, match_class, resolve_radius
 
 
@@ -43,11 +43,14 @@ class InstanceErrors:
 
 
 def instance_errors(
-    true: np.ndarray, pred: np.ndarray, preset: str = "hovernet", iou: float | str = 0.5
+    true: np.ndarray | Objects,
+    pred: np.ndarray | Objects,
+    preset: str = "hovernet",
+    iou: float | str = 0.5,
 ) -> InstanceErrors:
     """TP / FP / FN instances under ``preset`` at the first threshold of ``iou``."""
     thr = parse_thresholds(iou)[0]
-    ov = compute_overlap(true, pred)
+    ov = overlap_of(true, pred)
     m = match_pairs(ov, thr, preset)
     ti, pj = ov.ti[m], ov.pj[m]
     matched_t = np.zeros(len(ov.true_ids), bool)
@@ -154,13 +157,15 @@ def error_view(
     from cellbench.viz.overlay import canvas, error_overlay_instances, error_overlay_points
 
     sample, pred, ev = run_prediction(run, sample_id, catalog, store)
+    if ev.task == "semantic":
+        return _semantic_view(sample, pred, ev, max_side)
     if sample.annotated_region is not None:  # what was scored: objects inside the region
         pred = within_region(pred, sample.annotated_region)
     if ev.task == "instances":
         labels = pred[0]
-        err = instance_errors(sample.instances, labels, ev.preset, ev.spec.iou)
+        err = instance_errors(sample.truth, labels, ev.preset, ev.spec.iou)
         img = error_overlay_instances(
-            canvas(sample), sample.instances, labels, err, max_side, sample.annotated_region
+            canvas(sample), sample.truth, labels, err, max_side, sample.annotated_region
         )
         thr = parse_thresholds(ev.spec.iou)[0]
         note = f"preset {ev.preset}, IoU {'>=' if ev.preset == 'stardist' else '>'} {thr}"
@@ -181,3 +186,24 @@ def error_view(
         )
         note = f"preset {ev.preset}, radius {err.extra['radius_px']:.1f} px, same class only"
     return img, err.counts(), note
+
+
+def _semantic_view(sample, pred, ev, max_side):
+    """Pixel errors of a semantic run: correctly classed foreground green, predicted
+    foreground of another class (or none) red, missed ground truth yellow (blended)."""
+    from cellbench.runs.evaluate import class_mask, semantic_truth
+    from cellbench.viz.overlay import ERROR_COLORS, _dim_outside, _Fit, canvas, draw_mask
+
+    truth = semantic_truth(sample)
+    mask = pred if isinstance(pred, np.ndarray) else class_mask(*pred[:2])
+    if not isinstance(pred, np.ndarray) and pred[1] is None:
+        truth = (truth > 0).astype(np.int32)
+    tp = (truth > 0) & (mask == truth)
+    fp = (mask > 0) & (mask != truth)
+    fn = (truth > 0) & (mask == 0)
+    fit = _Fit(canvas(sample).shape, max_side)
+    img = _dim_outside(fit.image(canvas(sample)), fit, sample.annotated_region)
+    for m, key in ((tp, "TP"), (fp, "FP"), (fn, "FN")):
+        img = draw_mask(img, fit.labels(m.astype(np.uint8)), ERROR_COLORS[key], 0.45)
+    counts = {"tp": int(tp.sum()), "fp": int(fp.sum()), "fn": int(fn.sum())}
+    return img, counts, f"preset {ev.preset}, pixels (TP/FP/FN counts are pixels)"

@@ -15,6 +15,7 @@ from cellbench.data.readers import (  # noqa: F401  (registration side effects)
     hovernet,
     image_editor_xml,
     imagej_roi,
+    isbi2014,
     label_tiff,
     masks,
     qupath_geojson,
