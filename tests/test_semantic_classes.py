@@ -216,3 +216,86 @@ def test_isbi_cells_as_a_binary_semantic_task(catalog, tmp_path):
     ev.run()
     got = _dataset_rows(ev)
     assert (got[("all", "pixel_accuracy")], got[("all", "iou")], got[("cell", "dice")]) == (1, 1, 1)
+
+
+def test_ocelot_unknown_tissue_is_left_out_of_cell_scoring(tmp_path):
+    """Issue 16 item 6: tissue labels (1 BG, 2 CA, 255 unknown) give a cell patch its tissue
+    mask and its annotated region (known tissue); cells predicted on unknown tissue do not
+    count, and the run differs from one scored without regions."""
+    from PIL import Image
+
+    root = tmp_path / "data" / "oc"
+    (root / "t").mkdir(parents=True)
+    gt = {
+        "type": "Multiple points",
+        "num_images": 1,
+        "points": [
+            {"name": "image_0", "point": [10, 10, 1]},
+            {"name": "image_0", "point": [50, 50, 2]},
+        ],
+    }
+    pred = {
+        "type": "Multiple points",
+        "num_images": 1,
+        "points": [
+            {"name": "image_0", "point": [10, 10, 1], "probability": 0.9},
+            {"name": "image_0", "point": [50, 50, 2], "probability": 0.9},
+            {"name": "image_0", "point": [60, 10, 1], "probability": 0.9},  # on unknown tissue
+        ],
+    }
+    (root / "gt.json").write_text(json.dumps(gt))
+    (root / "pred.json").write_text(json.dumps(pred))
+    meta = [
+        {
+            "slide_name": "TCGA-A3-3328-01Z",
+            "organ": "kidney",
+            "subset": "test",
+            "cell": {
+                "x_start": 0,
+                "y_start": 0,
+                "x_end": 64,
+                "y_end": 64,
+                "resized_mpp_x": 0.2,
+                "resized_mpp_y": 0.2,
+            },
+            "tissue": {"resized_mpp_x": 0.8},
+            "patch_x_offset": 0.5,
+            "patch_y_offset": 0.25,
+            "mpp_x": 0.2,
+            "mpp_y": 0.2,
+        }
+    ]
+    (root / "meta.json").write_text(json.dumps(meta))
+    lab = np.ones((64, 64), np.uint8)  # the tissue field: 4x the cell patch's side
+    lab[16:32, 32:48] = 2  # the cell patch's window: rows 16-31, columns 32-47
+    lab[16:24, 40:48] = 255  # its top-right quarter unknown
+    Image.fromarray(lab).save(root / "t" / "000.png")
+    opts = {
+        "ground_truth": "gt.json",
+        "metadata": "meta.json",
+        "predictions": {"model": "pred.json"},
+        "images": {"tissue_mask": "t/{index:03d}.png"},
+    }
+    classes = [
+        {"id": 1, "name": "BC", "nodes": ["other"]},
+        {"id": 2, "name": "TC", "nodes": ["neoplastic"]},
+    ]
+    entry = catalog_entry(
+        "oc",
+        {"format": "gc_points", "location": "oc", "options": opts},
+        classes=classes,
+        tasks=["detection"],
+    )
+    cat = load_catalog(write_catalog(tmp_path / "c.yaml", [entry]), tmp_path / "data", user=False)
+    reader = get_reader(cat, "oc")
+    s = reader.load(reader.records()[0])
+    assert s.tissue_mask.shape == (64, 64) and set(np.unique(s.tissue_mask)) == {0, 2}
+    assert s.annotated_region[:32, 32:].sum() == 0 and s.annotated_region[40:, :].all()
+    assert np.array_equal(semantic_truth(s), s.tissue_mask)  # what a semantic run scores
+    ev = Evaluation(EvalSpec("oc", predictions="model"), cat)
+    ev.run()
+    got = _dataset_rows(ev)
+    assert got[("all", "fp")] == 0 and got[("all", "tp")] == 2
+    (root / "t" / "000.png").unlink()
+    plain = Evaluation(EvalSpec("oc", predictions="model"), cat)
+    assert plain.run_id != ev.run_id

@@ -137,3 +137,19 @@ def test_cli_import_round_trips_real_monuseg_annotations(data_env, tmp_path):
     assert (a > 0).sum() == (b > 0).sum() and len(np.unique(a)) == len(np.unique(b))
     pairs = np.unique(np.stack([a[a > 0], b[a > 0]]), axis=1)
     assert pairs.shape[1] == len(np.unique(a)) - 1
+
+
+def test_import_of_overlapping_whole_cells_keeps_each_object(tmp_path):
+    """Cytology (issue 16 item 2): with overlapping=True two overlapping cells stay two whole
+    objects; without it the later one takes the shared pixels, as before."""
+    img = tmp_path / "smear_1.tif"
+    tifffile.imwrite(img, np.full((64, 64, 3), 200, np.uint8))
+    gj = tmp_path / "smear_1.geojson"
+    feats = [_square(5, 5, 20, "Cell"), _square(15, 15, 20, "Cell")]
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    import_qupath(gj, img, "pap_cells", stain="PAP", overlapping=True)
+    s = load_sample(load_catalog(), "pap_cells", "smear_1")
+    assert s.instances is None and s.objects.area.tolist() == [400, 400] and s.n_objects == 2
+    import_qupath(gj, img, "pap_flat", stain="PAP")
+    flat = load_sample(load_catalog(), "pap_flat", "smear_1")
+    assert flat.objects is None and sorted(np.bincount(flat.instances.ravel())[1:]) == [300, 400]

@@ -53,6 +53,13 @@ def qupath_import(
         typer.Option("--class", help="NAME=NODE: map a QuPath class onto a hierarchy node."),
     ] = None,
     replace: Annotated[bool, typer.Option(help="Replace a sample of the same name.")] = False,
+    overlapping: Annotated[
+        bool,
+        typer.Option(
+            help="New datasets: overlapping objects (whole cells) stay separate objects "
+            "instead of the later one taking the shared pixels."
+        ),
+    ] = False,
 ):
     """Add a QuPath GeoJSON + image to a user dataset in the user catalog."""
     from cellbench.data.user_data import import_qupath
@@ -74,6 +81,7 @@ def qupath_import(
         split=split,
         class_nodes=nodes,
         replace=replace,
+        overlapping=overlapping,
     )
     typer.echo(
         f"added {res['sample_id']} ({res['n_objects']} objects) to user dataset "

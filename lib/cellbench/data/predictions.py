@@ -136,58 +136,33 @@ def _read_mat(path: Path):
 
 
 def _read_geojson(path: Path, shape: tuple[int, int], class_id: Callable[[str], int] | None):
-    from shapely.affinity import translate
-
     from cellbench.data.readers.qupath_geojson import (
-        QUPATH_SHIFT,
+        area_geometry,
         check_objects_inside,
-        rasterize_geometry,
+        rasterize_objects,
         read_qupath_geojson,
     )
 
     objs = [
         o
         for o in read_qupath_geojson(path)
-        if o.object_type in ("detection", "cell", "annotation")
-        and (o.nucleus or o.geometry).geom_type in ("Polygon", "MultiPolygon")
+        if o.object_type in ("detection", "cell", "annotation") and area_geometry(o) is not None
     ]
-    h, w = shape
-    check_objects_inside(objs, w, h, path)
-    ids, boxes, masks = [], [], []
+    check_objects_inside(objs, shape[1], shape[0], path)
+    obj = rasterize_objects([area_geometry(o) for o in objs], shape, list(range(1, len(objs) + 1)))
+    present = set(obj.ids.tolist())
     classes: dict[int, int] = {}
     scores: dict[int, float] = {}
     for k, o in enumerate(objs, start=1):
-        g = o.nucleus if o.nucleus is not None else o.geometry
-        x0, y0, x1, y1 = (v + QUPATH_SHIFT for v in g.bounds)
-        c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
-        c1, r1 = min(int(np.ceil(x1)) + 1, w), min(int(np.ceil(y1)) + 1, h)
-        if c1 <= c0 or r1 <= r0:
+        if k not in present:
             continue
-        crop = np.zeros((r1 - r0, c1 - c0), np.uint8)
-        rasterize_geometry(translate(g, -c0, -r0), crop.shape, 1, crop)
-        if not crop.any():
-            continue
-        ids.append(k)
-        boxes.append((r0, c0, r1, c1))
-        masks.append(crop.astype(bool))
         if o.class_name and class_id is not None:
             classes[k] = class_id(o.class_name)
         p = next((v for n, v in o.measurements.items() if n.lower() == "probability"), None)
         if p is not None:
             scores[k] = float(p)
-    obj = _tight(Objects(shape, ids, boxes, masks))
     inst: np.ndarray | Objects = obj if obj.overlapping else obj.to_label_map()
     return inst, (classes if class_id is not None and classes else None), scores or None
-
-
-def _tight(obj: Objects) -> Objects:
-    """The same objects with each box shrunk to its mask."""
-    boxes, masks = [], []
-    for (r0, c0, _, _), m in zip(obj.boxes, obj.masks, strict=True):
-        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        boxes.append((r0 + rows[0], c0 + cols[0], r0 + rows[-1] + 1, c0 + cols[-1] + 1))
-        masks.append(m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
-    return Objects(obj.shape, obj.ids, np.array(boxes).reshape(-1, 4), masks)
 
 
 def read_prediction(

@@ -92,10 +92,13 @@ def import_qupath(
     class_nodes: dict[str, str] | None = None,
     object_types: tuple[str, ...] = ("detection", "cell", "annotation"),
     replace: bool = False,
+    overlapping: bool = False,
 ) -> dict[str, Any]:
     """Add one image with its QuPath objects to a user dataset (see module docstring).
 
-    ``mpp`` is microns per pixel of the image (None: unknown). Returns a summary: dataset,
+    ``mpp`` is microns per pixel of the image (None: unknown). ``overlapping`` (new datasets;
+    whole cells in cytology): objects that overlap stay separate objects instead of the later
+    one taking the shared pixels. Returns a summary: dataset,
     sample id, object counts, the class mapping, names guessed to the root, catalog path.
     """
     from cellbench.data.catalog import load_catalog, parse_catalog
@@ -165,6 +168,7 @@ def import_qupath(
                     "annotations": "annotations/{stem}.geojson",
                     "object_types": list(object_types),
                     "split": split,
+                    **({"overlapping": True} if overlapping else {}),
                 },
             },
         }

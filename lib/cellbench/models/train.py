@@ -205,10 +205,15 @@ class Item:
 def _to_item(k: int, sample, dataset, mpp: float, keep_source: bool) -> Item:
     from cellbench.models.inference import resize_chw, resize_labels, to_channels
 
-    if sample.image is None or sample.instances is None:
-        raise DataError(Path(sample.sample_id), "training needs an image and an instance map")
+    if sample.image is None or sample.truth is None:
+        raise DataError(Path(sample.sample_id), "training needs an image and instances")
     x = to_channels(sample.image, "rgb") / np.float32(255.0)
-    inst = np.asarray(sample.instances, dtype=np.int32)
+    # overlapping objects (whole cells): the networks predict one map, so where cells overlap
+    # the smaller one (seen on top) is the target (Objects.to_label_map)
+    inst = np.asarray(
+        sample.objects.to_label_map() if sample.objects is not None else sample.instances,
+        dtype=np.int32,
+    )
     src_mpp = sample.meta.get("mpp") or dataset.mpp
     f = 1.0 if src_mpp is None else float(src_mpp) / mpp
     if abs(f - 1.0) > 0.02:
@@ -478,7 +483,7 @@ def validation_scores(predictor, items: list[Item]) -> dict[str, float]:
     for it in items:
         s = it.source
         pred = predictor.predict(s.image, s.meta.get("mpp"))
-        res = instance_scores(s.instances, pred.labels, preset="hovernet")
+        res = instance_scores(s.truth, pred.labels, preset="hovernet")
         for k in keys:
             if res.get(k) is not None:
                 vals[k].append(float(res[k]))

@@ -581,10 +581,7 @@ class Evaluation:
         }
         if self.test_set is not None:
             ident["test_set"] = self.test_set.ref
-        partial = self.reader.options.get("partial") or {}
-        regions = {
-            r.sample_id: partial[r.sample_id] for r in self.records if r.sample_id in partial
-        }
+        regions = self.reader.region_rules(self.records)
         if regions:  # scored within annotated regions: a different run from one without
             ident["annotated_regions"] = regions
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]

@@ -111,6 +111,13 @@ class DatasetReader:
     def load(self, record: SampleRecord) -> Sample:
         raise NotImplementedError
 
+    def region_rules(self, records) -> dict | None:
+        """How the annotated regions of ``records`` are derived (part of a run's identity: a
+        run scored within regions differs from one without); None when there are none."""
+        partial = self.options.get("partial") or {}
+        rules = {r.sample_id: partial[r.sample_id] for r in records if r.sample_id in partial}
+        return rules or None
+
     def prediction_sets(self) -> list[str]:
         """Names of stored prediction sets shipped with the data (default none)."""
         return []

@@ -18,8 +18,18 @@ Layout ``gc_points`` (OCELOT) options::
     metadata: fold_0/metadata.json            # list indexed by k: slide, organ, mpp, coordinates
     predictions: {name: fold_0/predictions.json}
     images: {metadata: sample/metadata.json, cell: "sample/images/cell_patches/{index:03d}.tif",
-             tissue: "sample/images/tissue_patches/{index:03d}.tif"}   # pixels where present
+             tissue: "sample/images/tissue_patches/{index:03d}.tif",   # pixels where present
+             tissue_mask: "annotations/tissue/{index:03d}.png"}        # tissue labels (optional)
+    unknown_tissue: 255                       # the tissue label of "unknown" (OCELOT: 255)
     prefix: fold_0
+
+Tissue labels (OCELOT: 1 background, 2 cancer area, 255 unknown) cover the tissue field of view
+(4x the cell patch's side at a quarter of its resolution); the cell patch lies in it at
+``patch_x_offset`` / ``patch_y_offset`` (fractions of the side). Where a sample has them, its
+``tissue_mask`` is that window scaled to the cell patch (nearest neighbour; unknown -> 0) and, when
+any of it is unknown, its ``annotated_region`` is the known tissue: cells predicted on unknown
+tissue are neither TP nor FP (seed 004 leaves unknown tissue out of the cell evaluation's
+meaning: no label there). The shared data holds no tissue labels, so the option is unused there.
 """
 
 from __future__ import annotations
@@ -187,8 +197,8 @@ class GCPointsReader(DatasetReader):
     def _image_index(self) -> dict[int, int]:
         """Fold index -> index of the sample folder whose metadata matches (same cell region)."""
         spec = self.options.get("images")
-        if not spec:
-            return {}
+        if not spec or not spec.get("metadata"):
+            return {}  # no pixels (tissue labels alone need no image index)
         mp = self.path(spec["metadata"])
         if not mp.exists():
             return {}
@@ -233,6 +243,9 @@ class GCPointsReader(DatasetReader):
                 files["image"] = self.path(spec["cell"].format(index=j))
                 if spec.get("tissue"):
                     files["tissue_image"] = self.path(spec["tissue"].format(index=j))
+            tm = (self.options.get("images") or {}).get("tissue_mask")
+            if tm and self.path(tm.format(index=k)).is_file():
+                files["tissue_mask"] = self.path(tm.format(index=k))
             meta = self.base_meta(
                 sid,
                 m.get("subset"),
@@ -245,6 +258,9 @@ class GCPointsReader(DatasetReader):
                 slide_mpp=m.get("mpp_x"),
                 cell_x_start=cell["x_start"],
                 cell_y_start=cell["y_start"],
+                tissue_mpp=(m.get("tissue") or {}).get("resized_mpp_x"),
+                patch_x_offset=m.get("patch_x_offset"),
+                patch_y_offset=m.get("patch_y_offset"),
                 has_pixels="image" in files,
                 **tcga_fields(slide),
             )
@@ -262,7 +278,43 @@ class GCPointsReader(DatasetReader):
             f"image_{k}",
         )
         image = read_image(record.files["image"]) if "image" in record.files else None
-        return self._sample(record, image=image, points=pts)
+        s = self._sample(record, image=image, points=pts)
+        if "tissue_mask" in record.files:
+            s.tissue_mask, s.annotated_region = self._tissue(record)
+        return s
+
+    def _tissue(self, record: SampleRecord) -> tuple[np.ndarray, np.ndarray | None]:
+        """The cell patch's window of its tissue labels and the known-tissue region."""
+        path = record.files["tissue_mask"]
+        lab = read_image(path)
+        if lab.ndim != 2 or lab.dtype.kind not in "iu":
+            raise DataError(path, f"tissue labels must be a 2-D integer image, got {lab.dtype}")
+        m = record.meta
+        try:
+            ox, oy = float(m["patch_x_offset"]), float(m["patch_y_offset"])
+            scale = float(m["mpp"]) / float(m["tissue_mpp"])  # tissue px per cell px
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            raise DataError(
+                path, "needs patch_x_offset / patch_y_offset and tissue mpp in the metadata"
+            ) from None
+        th, tw = lab.shape
+        h, w = int(m["height"]), int(m["width"])
+        rows = np.clip((oy * th + (np.arange(h) + 0.5) * scale).astype(int), 0, th - 1)
+        cols = np.clip((ox * tw + (np.arange(w) + 0.5) * scale).astype(int), 0, tw - 1)
+        window = lab[np.ix_(rows, cols)]
+        unknown = window == int(self.options.get("unknown_tissue", 255))
+        tissue = np.where(unknown, 0, window).astype(np.int32)
+        return tissue, (~unknown if unknown.any() else None)
+
+    def region_rules(self, records) -> dict | None:
+        rules = super().region_rules(records) or {}
+        with_tissue = sorted(r.sample_id for r in records if "tissue_mask" in r.files)
+        if with_tissue:
+            rules["known_tissue"] = {
+                "unknown_label": int(self.options.get("unknown_tissue", 255)),
+                "samples": with_tissue,
+            }
+        return rules or None
 
     def prediction_sets(self) -> list[str]:
         return [

@@ -38,7 +38,7 @@ from cellbench.core.safety import (
 )
 from cellbench.data.imageio import image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
-from cellbench.data.sample import Points, Sample
+from cellbench.data.sample import Objects, Points, Sample
 
 _OLD_TYPES = {
     "PathAnnotationObject": "annotation",
@@ -272,12 +272,44 @@ def rasterize_geometry(
         out[rr, cc] = value
 
 
+def area_geometry(o: QuPathObject):
+    """The area of an object (a cell's nucleus when it has one), or None for points/lines."""
+    g = o.nucleus if o.nucleus is not None else o.geometry
+    return g if g.geom_type in ("Polygon", "MultiPolygon") else None
+
+
+def rasterize_objects(geoms: list, shape: tuple[int, int], ids: list[int]) -> Objects:
+    """Each shapely (Multi)Polygon rasterised on its own (QuPath frame, as
+    :func:`rasterize_geometry`), so overlapping polygons stay separate objects; polygons that
+    cover no pixel centre are left out."""
+    from shapely.affinity import translate
+
+    h, w = shape
+    out_ids, boxes, masks = [], [], []
+    for i, g in zip(ids, geoms, strict=True):
+        x0, y0, x1, y1 = (v + QUPATH_SHIFT for v in g.bounds)
+        c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        c1, r1 = min(int(np.ceil(x1)) + 1, w), min(int(np.ceil(y1)) + 1, h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        crop = np.zeros((r1 - r0, c1 - c0), np.uint8)
+        rasterize_geometry(translate(g, -c0, -r0), crop.shape, 1, crop)
+        rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))
+        if not len(rows):
+            continue
+        out_ids.append(i)
+        boxes.append((r0 + rows[0], c0 + cols[0], r0 + rows[-1] + 1, c0 + cols[-1] + 1))
+        masks.append(crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(bool))
+    return Objects(shape, out_ids, np.array(boxes).reshape(-1, 4), masks)
+
+
 def objects_to_annotations(
     objects: list[QuPathObject],
     shape: tuple[int, int],
     class_id,
     object_types: tuple[str, ...] = ("detection", "cell", "annotation"),
-) -> tuple[np.ndarray, dict[int, int], Points]:
+    overlapping: bool = False,
+) -> tuple[np.ndarray | Objects, dict[int, int], Points]:
     """Instance map, classes and points from QuPath objects.
 
     Areas (Polygon/MultiPolygon; a cell's nucleus geometry when present) become instances in
@@ -285,7 +317,22 @@ def objects_to_annotations(
     Coordinates move from QuPath's frame (pixel ``(x, y)`` spans ``[x, x + 1)``) to cellbench's
     (pixel centres at integers) by :data:`QUPATH_SHIFT`.
     ``class_id(name)`` maps a class name to the dataset class id (None = unclassified -> 0).
+    With ``overlapping`` (whole cells in cytology), every area is rasterised on its own and the
+    instances come back as :class:`~cellbench.data.sample.Objects` when any two overlap.
     """
+    if overlapping:
+        keep = [o for o in objects if o.object_type in object_types]
+        areas = [(k, o, area_geometry(o)) for k, o in enumerate(keep, start=1)]
+        areas = [(k, o, g) for k, o, g in areas if g is not None]
+        obj = rasterize_objects([g for *_, g in areas], shape, [k for k, *_ in areas])
+        present = set(obj.ids.tolist())
+        classes = {
+            k: (class_id(o.class_name) if o.class_name else 0) for k, o, _ in areas if k in present
+        }
+        _, _, pts = objects_to_annotations(
+            [o for o in keep if area_geometry(o) is None], shape, class_id, object_types
+        )
+        return (obj if obj.overlapping else obj.to_label_map()), classes, pts
     inst = np.zeros(shape, dtype=np.int32)
     classes: dict[int, int] = {}
     xs: list[tuple[float, float, int]] = []
@@ -323,6 +370,7 @@ class QuPathGeoJSONReader(DatasetReader):
         object_types: [detection, cell, annotation]
         metadata: metadata.csv             # OSCC patient/slide schema (optional)
         slide_pattern: "^(?P<slide>.+?)_\\d+$"   # patch stem -> slide id (optional)
+        overlapping: false                 # true: overlapping areas stay separate objects
     """
 
     format = "qupath_geojson"
@@ -369,8 +417,13 @@ class QuPathGeoJSONReader(DatasetReader):
             [o for o in objs if o.object_type in types], image.shape[1], image.shape[0], ann
         )
         inst, classes, pts = objects_to_annotations(
-            objs, image.shape[:2], lambda n: self.class_id(n, ann), types
+            objs,
+            image.shape[:2],
+            lambda n: self.class_id(n, ann),
+            types,
+            overlapping=bool(self.options.get("overlapping")),
         )
+        arrays = {"objects": inst} if isinstance(inst, Objects) else {"instances": inst}
         return self._sample(
-            record, image=image, instances=inst, classes=classes, points=pts if len(pts) else None
+            record, image=image, classes=classes, points=pts if len(pts) else None, **arrays
         )
