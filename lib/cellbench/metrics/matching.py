@@ -67,7 +67,8 @@ def max_weight_matching(
         shape=(n_true + n_pred, n_true + n_pred),
     )
     _, lab = connected_components(g, directed=False)
-    comp = lab[rt]
+    # int64: composite keys below (component x node count) exceed int32 on whole slides
+    comp = lab[rt].astype(np.int64)
     n_comp = int(comp.max()) + 1
     n_edges = np.bincount(comp, minlength=n_comp)
     # A star: every edge shares one node, i.e. the node's degree equals the edge count.
@@ -100,9 +101,10 @@ def _solve_components(
     order = np.argsort(comp, kind="stable")
     edges, comp = edges[order], comp[order]
     et, ep, ew = ti[edges], pj[edges], w[edges]
-    # local row/column index of every edge inside its component
-    ut, inv_t = np.unique(comp * n_true + et, return_inverse=True)
-    up, inv_p = np.unique(comp * n_pred + ep, return_inverse=True)
+    # local row/column index of every edge inside its component (int64 keys: no overflow)
+    comp = comp.astype(np.int64, copy=False)
+    ut, inv_t = np.unique(comp * n_true + et.astype(np.int64), return_inverse=True)
+    up, inv_p = np.unique(comp * n_pred + ep.astype(np.int64), return_inverse=True)
     comps, first_edge = np.unique(comp, return_index=True)
     t_start = np.searchsorted(ut // n_true, comps)
     p_start = np.searchsorted(up // n_pred, comps)

@@ -131,8 +131,11 @@ class Overlap:
 
 
 def _compact(values: np.ndarray, vmax: int) -> tuple[np.ndarray, np.ndarray]:
-    """Map ids to ``1..n`` keeping order; returns ``(compact values, ids)`` (0 stays 0)."""
-    if vmax <= MAX_BINS:
+    """Map ids to ``1..n`` keeping order; returns ``(compact values, ids)`` (0 stays 0).
+
+    A lookup table over the id range when it is not much larger than the pixels (one bincount
+    and one gather), else a sort of the pixels' ids."""
+    if vmax <= max(4 * len(values), 1 << 16) and vmax <= MAX_BINS:
         present = np.bincount(values, minlength=vmax + 1) > 0
         present[0] = True
         lut = np.cumsum(present) - 1
@@ -213,7 +216,10 @@ def compute_overlap(
         tmax = pmax = 0
     tf = tf.astype(np.intp, copy=False)
     pf = pf.astype(np.intp, copy=False)
-    if (tmax + 1) * (pmax + 1) > MAX_BINS:
+    # the joint histogram is sized by the id range: when that range is large for the pixels
+    # at hand (sparse or offset ids), compact the ids first so the cost follows the pixels
+    dense_limit = min(MAX_BINS, 4 * len(idx) + (1 << 16))
+    if (tmax + 1) * (pmax + 1) > dense_limit:
         tf, tids = _compact(tf, tmax)
         pf, pids = _compact(pf, pmax)
         tmax, pmax = len(tids) - 1, len(pids) - 1
@@ -222,7 +228,7 @@ def compute_overlap(
     k = pmax + 1
     key = tf * k
     key += pf
-    if (tmax + 1) * k <= MAX_BINS:
+    if (tmax + 1) * k <= dense_limit:
         hist = np.bincount(key, minlength=(tmax + 1) * k)
         nz = np.flatnonzero(hist != 0)
         cnt = hist[nz]

@@ -1,0 +1,83 @@
+"""Scoring at whole-slide scale (issue 17, item 4, in part): no int32 overflow in assignment
+keys, overlap cost independent of the id range, bootstrap in bounded memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from cellbench.metrics import instance_scores
+from cellbench.metrics.overlap import compute_overlap
+from cellbench.metrics.points import hungarian_match
+
+
+def _many_nuclei(n_side: int = 230):
+    """``n_side``^2 2x2-px nuclei plus, after them, a chain component (one GT over two
+    predictions, the second prediction over another GT) that needs a real assignment."""
+    h = n_side * 3 + 10
+    t = np.zeros((h, h), np.int32)
+    rr, cc = np.meshgrid(np.arange(n_side), np.arange(n_side), indexing="ij")
+    ids = (rr * n_side + cc + 1).ravel()
+    for dr in (0, 1):
+        for dc in (0, 1):
+            t[(rr * 3 + dr).ravel(), (cc * 3 + dc).ravel()] = ids
+    k = int(ids[-1])
+    p = t.copy()
+    r0 = n_side * 3 + 2
+    t[r0 : r0 + 2, 0:4], t[r0 : r0 + 2, 4:8] = k + 1, k + 2
+    p[r0 : r0 + 2, 0:2], p[r0 : r0 + 2, 2:6] = k + 1, k + 2
+    return t, p
+
+
+def test_assignment_keys_do_not_overflow_int32():
+    # 52,902 instances: component label x instance count exceeds 2^31 (IndexError before)
+    t, p = _many_nuclei()
+    r = instance_scores(t, p, "hovernet")
+    assert r["n_true"] == 230 * 230 + 2
+    # the chain: GT A-pred a (4 of 8 px) and GT B-pred b (4 of 12 px) are the assignment
+    n = 230 * 230
+    assert r["tp"] == n and r["aji_plus"] == pytest.approx((4 * n + 8) / (4 * n + 20))
+
+
+def test_radius_hungarian_at_100k_points():
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 12288, (100_000, 2))
+    b = a + rng.normal(0, 2, a.shape)
+    ia, ib = hungarian_match(a, b, 12.0)
+    assert len(ia) > 99_900 and (np.sort(ia) == np.unique(ia)).all()
+
+
+def test_overlap_cost_follows_pixels_not_the_id_range():
+    rng = np.random.default_rng(0)
+    t = np.zeros((256, 256), np.int32)
+    for k in range(60):
+        r, c = rng.integers(0, 240, 2)
+        t[r : r + 12, c : c + 12] = k + 1
+    p = np.roll(t, 2, axis=1)
+    base = instance_scores(t, p)
+    peaks = []
+    for off in (0, 4000, 2**31 - 100):
+        tt, pp = np.where(t > 0, t + off, 0), np.where(p > 0, p + off, 0)
+        tracemalloc.start()
+        ov = compute_overlap(tt, pp)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert ov.true_ids.min() > off and instance_scores(tt, pp)["pq"] == base["pq"]
+    assert max(peaks) < 8 * 1024**2  # ~141 MB for offset 4000 before
+
+
+def test_bootstrap_memory_is_bounded_and_results_unchanged(monkeypatch):
+    import cellbench.analysis.groups as g
+
+    v = np.random.default_rng(1).normal(size=4000)
+    one_draw = g.bootstrap_mean(v, n_boot=500)
+    monkeypatch.setattr(g, "_BOOT_CELLS", 1 << 12)  # many small blocks
+    assert g.bootstrap_mean(v, n_boot=500) == one_draw
+    monkeypatch.undo()
+    tracemalloc.start()
+    g.bootstrap_mean(np.random.default_rng(2).normal(size=100_000), n_boot=1000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 1024**2  # 1.5 GB (n_boot x n indices) before
