@@ -169,16 +169,20 @@ def _evaluate_one(spec, quiet: bool) -> dict:
         return final
     from cellbench.analysis import dataset_figures
 
-    figs = dataset_figures(ev.store, [ev.run_id]).filter(
-        pl_col_in("metric", ("pq", "aji", "dice1", "f1", "mf1", "mpq"))
+    shown = {
+        "semantic": ("pixel_accuracy", "iou", "dice"),
+        "isbi2014": ("dsc", "fno", "tpp", "fpp", "fdro", "pq", "aji"),
+    }.get(
+        ev.task if ev.task == "semantic" else ev.preset, ("pq", "aji", "dice1", "f1", "mf1", "mpq")
     )
+    figs = dataset_figures(ev.store, [ev.run_id]).filter(pl_col_in("metric", shown))
     where = f" on {final['test_set']}" if final.get("test_set") else ""
     typer.echo(
         f"run {final['run_id']}{where}: {final['status']} ({final['n_done']}/{final['n_samples']})"
     )
     for r in figs.iter_rows(named=True):
         if r["value"] is not None:
-            typer.echo(f"  {r['class']:>12} {r['metric']:<6} {r['value']:.4f}")
+            typer.echo(f"  {r['class']:>12} {r['metric']:<14} {r['value']:.4f}")
     for note in ev.catalog.caveats([spec.dataset]):
         typer.echo(f"note: {note}", err=True)
     return final
