@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import typer
 
-from cellbench.cli import catalog, compare, figures, models, qupath, runs, score, testsets, train
+from cellbench.cli import (
+    catalog,
+    compare,
+    figures,
+    models,
+    predict,
+    qupath,
+    runs,
+    score,
+    testsets,
+    train,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="cellbench workbench CLI")
 
@@ -17,6 +28,7 @@ app.command("stats")(catalog.stats_cmd)
 app.command("train")(train.train_cmd)
 app.command("reference")(train.reference_cmd)
 app.command("evaluate")(runs.evaluate_cmd)
+app.command("predict")(predict.predict_cmd)
 app.command("results")(runs.results_cmd)
 app.command("figures")(figures.figures_cmd)
 

@@ -1,0 +1,132 @@
+"""``cellbench predict``: a model on an image, a folder of images or a whole-slide image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cellbench.cli.common import DEVICE, friendly
+
+
+@friendly
+def predict_cmd(
+    model: Annotated[str, typer.Option(help="Registered model id (`cellbench models list`).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="A .geojson (QuPath; the nucleus table is written beside it as "
+            "<stem>.nuclei.parquet), a .parquet (the table), a .tif (instance map), or a "
+            "folder: <stem>.tif instance maps (+ <stem>_class.tif), geojson/<stem>.geojson "
+            "and nuclei.parquet, readable by `evaluate --predictions`."
+        ),
+    ],
+    image: Annotated[
+        Path | None,
+        typer.Option(help="An image, or a whole-slide image (.svs, .ndpi, .mrxs, ...)."),
+    ] = None,
+    folder: Annotated[Path | None, typer.Option(help="Every image of a folder.")] = None,
+    slide: Annotated[
+        bool, typer.Option(help="Read --image as a whole-slide image (pyramidal TIFF).")
+    ] = False,
+    region: Annotated[
+        str | None, typer.Option(help="x,y,w,h of a slide region, level-0 pixels.")
+    ] = None,
+    tissue: Annotated[
+        bool, typer.Option(help="Whole slides: predict only tiles with tissue.")
+    ] = True,
+    mpp: Annotated[
+        float | None, typer.Option(help="Microns per pixel of the input (else its metadata).")
+    ] = None,
+    tile: Annotated[int, typer.Option(help="Tile side in model pixels.")] = 1024,
+    overlap: Annotated[
+        int, typer.Option(help="Tile overlap in model pixels (> the largest nucleus).")
+    ] = 128,
+    device: DEVICE = "cpu",
+    batch_size: Annotated[int, typer.Option(help="Network tiles per batch.")] = 8,
+):
+    """Segment nuclei with a model and write them for QuPath (and as a table / map).
+
+    Tiles overlap; a nucleus is kept from the tile whose core holds its centroid, so nuclei
+    on seams are neither cut nor doubled. Finished tiles are kept under
+    $CELLBENCH_HOME/cache/predict/, so an interrupted run resumes.
+    """
+    from rich.progress import Progress
+
+    from cellbench.core import config
+    from cellbench.models.registry import get_model, load_predictor
+    from cellbench.qupath import nuclei as w
+    from cellbench.runs import predict as P
+
+    if (image is None) == (folder is None):
+        raise typer.BadParameter("give exactly one of --image and --folder")
+    card = get_model(model)
+    predictor = load_predictor(card, device=device, batch_size=batch_size)
+    model_mpp = card.input.mpp
+    box = None
+    if region is not None:
+        try:
+            box = tuple(int(v) for v in region.split(","))
+            assert len(box) == 4
+        except (ValueError, AssertionError):
+            raise typer.BadParameter("--region needs x,y,w,h (level-0 pixels)") from None
+    if folder is not None:
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in P.IMAGE_SUFFIXES)
+        if not paths:
+            raise typer.BadParameter(f"{folder}: no images ({', '.join(P.IMAGE_SUFFIXES)})")
+    else:
+        paths = [Path(image)]
+    work_root = config.home() / "cache" / "predict"
+    results = []
+    with Progress(transient=True) as bar:
+        for p in paths:
+            as_slide = slide or box is not None or p.suffix.lower() in P.SLIDE_SUFFIXES
+            if as_slide:
+                src = P.slide_source(p, model_mpp, box, tissue, mpp)
+            else:
+                src = P.image_source(p, model_mpp, mpp)
+            task = bar.add_task(f"{p.name}", total=None)
+            work = P._work_dir(work_root, card, src, tile, overlap)
+            nuc = P.predict_source(
+                predictor,
+                src,
+                tile,
+                overlap,
+                work,
+                progress=lambda k, n, t=task: bar.update(t, completed=k, total=n),
+            )
+            results.append(nuc)
+    classes = card.classes or None
+    suffix = out.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        if len(results) != 1:
+            raise typer.BadParameter("a folder of images needs --out FOLDER")
+        w.write_geojson_file(results[0], out, classes)
+        table = out.with_name(f"{out.stem}.nuclei.parquet")
+        w.write_table(results, table, classes)
+        written = [out, table]
+    elif suffix == ".parquet":
+        written = [w.write_table(results, out, classes)]
+    elif suffix in (".tif", ".tiff"):
+        if len(results) != 1:
+            raise typer.BadParameter("a folder of images needs --out FOLDER")
+        written = [w.write_instance_map(results[0], out)]
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for nuc in results:
+            written.append(w.write_instance_map(nuc, out / f"{nuc.name}.tif"))
+            written.append(
+                w.write_geojson_file(nuc, out / "geojson" / f"{nuc.name}.geojson", classes)
+            )
+        written.append(w.write_table(results, out / "nuclei.parquet", classes))
+    for nuc in results:
+        m = nuc.meta
+        typer.echo(
+            f"{nuc.name}: {len(nuc.objects)} nuclei from {m['tiles_predicted']} of "
+            f"{m['tiles']} tiles ({m['tile']} px, overlap {m['overlap']})",
+            err=True,
+        )
+    for p in written:
+        typer.echo(f"wrote {p}", err=True)
