@@ -97,6 +97,11 @@ def test_resume_reads_finished_tiles(data_env, monuseg_image, tmp_path):
     assert len(again.objects) == len(first.objects)
 
 
+def _predict(*args) -> None:
+    r = runner.invoke(app, ["predict", "--model", "cb_monuseg", *map(str, args)])
+    assert r.exit_code == 0, r.output
+
+
 def test_whole_slide_to_qupath_geojson_and_table(data_env, tmp_path):
     """`predict --image small_HE.svs --out pred.geojson` with tissue detection (the slide is
     declared at 1/4 of its resolution here so that CI predicts one tile; by hand it runs at the
@@ -105,21 +110,7 @@ def test_whole_slide_to_qupath_geojson_and_table(data_env, tmp_path):
 
     slide = data_env / "wsi" / "small_HE.svs"
     out = tmp_path / "pred.geojson"
-    r = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            "cb_monuseg",
-            "--image",
-            str(slide),
-            "--out",
-            str(out),
-            "--mpp",
-            "0.0625",
-        ],
-    )
-    assert r.exit_code == 0, r.output
+    _predict("--image", slide, "--out", out, "--mpp", "0.0625")
     doc = json.loads(out.read_text())
     import geojson
 
@@ -134,21 +125,7 @@ def test_whole_slide_to_qupath_geojson_and_table(data_env, tmp_path):
     assert set(table.columns) >= {"x_um", "area_um2", "perimeter_px", "eccentricity", "bbox_x0"}
     # a region at the slide's own resolution: level-0 coordinates inside the region
     out2 = tmp_path / "region.geojson"
-    r = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            "cb_monuseg",
-            "--image",
-            str(slide),
-            "--region",
-            "1000,1500,400,400",
-            "--out",
-            str(out2),
-        ],
-    )
-    assert r.exit_code == 0, r.output
+    _predict("--image", slide, "--region", "1000,1500,400,400", "--out", out2)
     t2 = pl.read_parquet(tmp_path / "region.nuclei.parquet")
     assert t2.height > 30
     assert t2["bbox_x0"].min() >= 1000 and t2["bbox_x1"].max() <= 1400
@@ -162,21 +139,7 @@ def test_folder_prediction_is_evaluated_later(data_env, monuseg_image, tmp_path)
 
     path, _, sid = monuseg_image
     out = tmp_path / "pred"
-    r = runner.invoke(
-        app,
-        [
-            "predict",
-            "--model",
-            "cb_monuseg",
-            "--folder",
-            str(path.parent),
-            "--out",
-            str(out),
-            "--mpp",
-            "0.25",
-        ],
-    )
-    assert r.exit_code == 0, r.output
+    _predict("--folder", path.parent, "--out", out, "--mpp", "0.25")
     assert (out / f"{sid}.tif").is_file() and (out / "geojson" / f"{sid}.geojson").is_file()
     ev = Evaluation(
         EvalSpec("monuseg", "test", predictions=str(out), samples=[sid]), load_catalog()

@@ -70,6 +70,14 @@ def check_label_map(arr: np.ndarray, name: str | Path = "labels") -> np.ndarray:
     return arr
 
 
+def _check_same_shape(ts, ps, true_name, pred_name) -> None:
+    if tuple(ts[:2]) != tuple(ps[:2]):
+        raise DataError(
+            pred_name,
+            f"shape {ps[1]}x{ps[0]} differs from the ground truth's {ts[1]}x{ts[0]} ({true_name})",
+        )
+
+
 @dataclass
 class Overlap:
     """Areas of the instances of two maps and the intersections of overlapping pairs.
@@ -197,12 +205,7 @@ def compute_overlap(
     """
     t = check_label_map(true, true_name)
     p = check_label_map(pred, pred_name)
-    if t.shape != p.shape:
-        raise DataError(
-            pred_name,
-            f"shape {p.shape[1]}x{p.shape[0]} differs from the ground truth's "
-            f"{t.shape[1]}x{t.shape[0]} ({true_name})",
-        )
+    _check_same_shape(t.shape, p.shape, true_name, pred_name)
     tr = t.ravel()
     pr = p.ravel()
     idx, tf, pf = _gather_foreground(tr, pr)
@@ -304,12 +307,7 @@ def object_overlap(
     """
     t = as_objects(true, true_name)
     p = as_objects(pred, pred_name)
-    if t.shape != p.shape:
-        raise DataError(
-            pred_name,
-            f"shape {p.shape[1]}x{p.shape[0]} differs from the ground truth's "
-            f"{t.shape[1]}x{t.shape[0]} ({true_name})",
-        )
+    _check_same_shape(t.shape, p.shape, true_name, pred_name)
     tb, pb = t.boxes, p.boxes
     ti_l, pj_l, inter_l = [], [], []
     for s in range(0, len(tb), _BOX_CHUNK):
