@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -130,8 +131,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """``cellbench <version>`` plus the git commit of the checkout when there is one."""
+    """``cellbench <version>`` plus the git commit of the checkout when there is one.
+
+    Computed once per process (two git calls): run records are flushed every few seconds."""
     v = f"cellbench {cellbench.__version__}"
 
     def git(*args: str) -> str:
