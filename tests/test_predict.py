@@ -149,4 +149,26 @@ def test_folder_prediction_is_evaluated_later(data_env, monuseg_image, tmp_path)
     pq = rows.filter(pl.col("metric") == "pq")["value"][0]
     assert 0.3 < pq < 1.0
     r = runner.invoke(app, ["predict", "--model", "cb_monuseg", "--out", str(out)])
-    assert r.exit_code != 0 and "exactly one of --image and --folder" in r.output
+    assert r.exit_code != 0 and "exactly one of --image, --folder and --project" in r.output
+
+
+def test_every_image_of_a_qupath_project(data_env, tmp_path):
+    """The real QuPath project's images (fluorescence: a DSB model), objects per image name
+    with the Groovy import script."""
+    r = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            "unet2d_nuclei_broad_torchscript",
+            "--project",
+            str(data_env / "qupath_project"),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    objs = sorted((tmp_path / "p" / "objects").glob("*.geojson"))
+    assert len(objs) == 2 and all(json.loads(o.read_text())["features"] for o in objs)
+    assert (tmp_path / "p" / "import_objects.groovy").is_file()
+    assert pl.read_parquet(tmp_path / "p" / "nuclei.parquet")["source"].n_unique() == 2

@@ -27,6 +27,14 @@ def predict_cmd(
         typer.Option(help="An image, or a whole-slide image (.svs, .ndpi, .mrxs, ...)."),
     ] = None,
     folder: Annotated[Path | None, typer.Option(help="Every image of a folder.")] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            help="Every image of a QuPath project (found on this machine); with --out FOLDER "
+            "the objects go to FOLDER/objects/<image name>.geojson with import_objects.groovy "
+            "(give the project folder itself as --out to import with 'Run for project')."
+        ),
+    ] = None,
     slide: Annotated[
         bool, typer.Option(help="Read --image as a whole-slide image (pyramidal TIFF).")
     ] = False,
@@ -59,8 +67,8 @@ def predict_cmd(
     from cellbench.qupath import nuclei as w
     from cellbench.runs import predict as P
 
-    if (image is None) == (folder is None):
-        raise typer.BadParameter("give exactly one of --image and --folder")
+    if sum(x is not None for x in (image, folder, project)) != 1:
+        raise typer.BadParameter("give exactly one of --image, --folder and --project")
     card = get_model(model)
     predictor = load_predictor(card, device=device, batch_size=batch_size)
     model_mpp = card.input.mpp
@@ -71,7 +79,22 @@ def predict_cmd(
             assert len(box) == 4
         except (ValueError, AssertionError):
             raise typer.BadParameter("--region needs x,y,w,h (level-0 pixels)") from None
-    if folder is not None:
+    names: dict[Path, str] = {}  # QuPath image names of project images
+    if project is not None:
+        from cellbench.qupath.project import read_project
+
+        paths = []
+        for im in read_project(project).images:
+            if im.path is None or not im.path.is_file():
+                typer.echo(f"skipped {im.name}: its image is not here ({im.uri})", err=True)
+                continue
+            paths.append(im.path)
+            names[im.path] = im.name
+        if not paths:
+            raise typer.BadParameter(f"{project}: none of the project's images is found here")
+        if out.suffix:
+            raise typer.BadParameter("--project writes a folder: give --out FOLDER")
+    elif folder is not None:
         paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in P.IMAGE_SUFFIXES)
         if not paths:
             raise typer.BadParameter(f"{folder}: no images ({', '.join(P.IMAGE_SUFFIXES)})")
@@ -99,7 +122,17 @@ def predict_cmd(
             results.append(nuc)
     classes = card.classes or None
     suffix = out.suffix.lower()
-    if suffix in (".geojson", ".json"):
+    if project is not None:
+        from cellbench.core.atomic import write_bytes_atomic
+        from cellbench.qupath.project import GROOVY
+
+        written = [
+            w.write_geojson_file(nuc, out / "objects" / f"{names[p]}.geojson", classes)
+            for p, nuc in zip(paths, results, strict=True)
+        ]
+        written.append(w.write_table(results, out / "nuclei.parquet", classes))
+        written.append(write_bytes_atomic(out / "import_objects.groovy", GROOVY.encode()))
+    elif suffix in (".geojson", ".json"):
         if len(results) != 1:
             raise typer.BadParameter("a folder of images needs --out FOLDER")
         w.write_geojson_file(results[0], out, classes)

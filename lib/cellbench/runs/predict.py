@@ -104,13 +104,21 @@ def image_source(path: str | Path, model_mpp: float | None, mpp: float | None = 
 
     p = Path(path)
     img = read_image(p)
+    if img.ndim == 3 and img.shape[0] <= 4 < img.shape[-1]:  # planar (C, H, W), e.g. ImageJ
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3 and img.shape[-1] == 2:  # two channels: shown as red and green
+        img = np.concatenate([img, np.zeros_like(img[..., :1])], axis=-1)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=-1)
     scale = _working_scale(mpp, model_mpp)
     if scale != 1.0:
         size = (max(1, round(img.shape[0] / scale)), max(1, round(img.shape[1] / scale)))
         chw = resize_chw(np.moveaxis(img.astype(np.float32), -1, 0), size)
-        img = np.clip(np.moveaxis(chw, 0, -1), 0, 255).astype(np.uint8)
+        hwc = np.moveaxis(chw, 0, -1)
+        if img.dtype.kind in "ui":  # keep the stored range (the model normalises)
+            info = np.iinfo(img.dtype)
+            hwc = np.clip(np.rint(hwc), info.min, info.max)
+        img = hwc.astype(img.dtype)
 
     def read(x, y, w, h):
         return img[y : y + h, x : x + w]
