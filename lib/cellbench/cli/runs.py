@@ -43,6 +43,8 @@ def _spec(
     workers=1,
     test_set=None,
     task=None,
+    executor="local",
+    address=None,
 ):
     from cellbench.runs.evaluate import EvalSpec
 
@@ -62,6 +64,8 @@ def _spec(
         workers=workers,
         test_set=test_set,
         task=task,
+        executor=executor,
+        address=address,
     )
 
 
@@ -103,6 +107,16 @@ def evaluate_cmd(
     workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
     test_set: TEST_SET = None,
     task: TASK = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (this process) or dask: a local cluster of --workers processes, or "
+            "the cluster at --address (workers need the same paths: a shared file system)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
@@ -134,6 +148,8 @@ def evaluate_cmd(
             workers,
             test_set,
             task,
+            executor,
+            address,
         )
         finals.append(_evaluate_one(spec, as_json))
     if as_json:

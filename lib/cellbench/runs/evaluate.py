@@ -91,6 +91,10 @@ class EvalSpec:
     device, batch_size, workers
         Inference settings: device, tiles per batch, post-processing processes. Not part of
         the run's id: results do not depend on them beyond floating-point rounding.
+    executor, address
+        Where samples are predicted and scored (:mod:`cellbench.runs.executor`): ``local``
+        (this process) or ``dask`` (a local cluster of ``workers`` processes, or the cluster
+        at ``address``). Not part of the run's id: the rows are the same.
     """
 
     dataset: str
@@ -107,6 +111,8 @@ class EvalSpec:
     device: str = "cpu"
     batch_size: int = 8
     workers: int = 1
+    executor: str = "local"
+    address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -692,6 +698,42 @@ class Evaluation:
 
     # -- running ----------------------------------------------------------------------------
 
+    def score_records(self, records):
+        """Yield ``(sample id, result, rows)`` for ``records`` in order: predictions (model or
+        stored) scored, a model's predictions kept (:mod:`cellbench.runs.predcache`)."""
+        for rec, sample, pred in self.source.predictions(records, self.reader.load):
+            if self.source.card is not None:
+                predcache.save(self.run_id, rec.sample_id, pred)
+            res = self.score(rec, sample, pred)
+            yield rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample")
+
+    def _scored(self, todo):
+        """:meth:`score_records` in this process, or spread over the executor's workers in
+        chunks (each worker rebuilds this evaluation from its spec and checks the run id)."""
+        if self.spec.executor == "local" and not self.spec.address:
+            yield from self.score_records(todo)
+            return
+        from cellbench.runs.executor import get_executor
+
+        ex = get_executor(self.spec.executor, self.spec.address, max(2, self.spec.workers))
+        size = max(1, min(16, len(todo) // (2 * ex.window) or 1))
+        chunks = [
+            _Chunk(
+                self.spec.to_json(),
+                str(self.catalog.path),
+                str(self.catalog.root),
+                str(config.home()),
+                self.run_id,
+                [r.sample_id for r in todo[i : i + size]],
+            )
+            for i in range(0, len(todo), size)
+        ]
+        try:
+            for part in ex.map(_score_chunk, chunks):
+                yield from part
+        finally:
+            ex.close()
+
     def info(self, status: str, **extra: Any) -> dict[str, Any]:
         card = self.source.card
         return {
@@ -758,8 +800,8 @@ class Evaluation:
                     pid=os.getpid(),
                 )
             )
-            if todo:
-                self.source.load()
+            if todo and self.spec.executor == "local" and not self.spec.address:
+                self.source.load()  # (with another executor the workers load the model)
             # (sample id, result, rows) appended in one operation: an interrupt never
             # leaves half a sample in the buffer
             buf: list[tuple[str, dict, list[dict]]] = []
@@ -777,20 +819,13 @@ class Evaluation:
 
             status, error = "complete", None
             try:
-                stream = self.source.predictions(todo, self.reader.load)
-                for k, (rec, sample, pred) in enumerate(stream):
-                    if self.source.card is not None:
-                        predcache.save(self.run_id, rec.sample_id, pred)
+                stream = self._scored(todo)
+                for k, (sid, res, rows) in enumerate(stream):
                     if progress:
                         rate = k / (time.monotonic() - t0) if k else None
                         eta = (len(todo) - k) / rate if rate else None
-                        progress(
-                            Progress(self.run_id, n_done, n_total, rec.sample_id, eta, rate=rate)
-                        )
-                    res = self.score(rec, sample, pred)
-                    buf.append(
-                        (rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample"))
-                    )
+                        progress(Progress(self.run_id, n_done, n_total, sid, eta, rate=rate))
+                    buf.append((sid, res, rows))
                     n_done += 1
                     if should_stop is not None and should_stop():
                         status = "cancelled"
@@ -841,6 +876,46 @@ class Evaluation:
             if progress:
                 progress(Progress(self.run_id, n_done, n_total, None, 0.0, status))
             return final
+
+
+@dataclass
+class _Chunk:
+    """Work for one executor task: the evaluation to rebuild and its samples."""
+
+    spec: dict[str, Any]
+    catalog: str
+    data_root: str
+    home: str
+    run_id: str
+    sample_ids: list[str]
+
+
+_WORKER_EVALUATIONS: dict[str, Evaluation] = {}
+
+
+def _score_chunk(chunk: _Chunk) -> list[tuple[str, dict, list[dict]]]:
+    """Executor task: score some samples of a run (in a worker process)."""
+    os.environ["CELLBENCH_HOME"] = chunk.home
+    os.environ["CELLBENCH_DATA"] = chunk.data_root
+    ev = _WORKER_EVALUATIONS.get(chunk.run_id)
+    if ev is None:
+        spec = dict(chunk.spec, executor="local", address=None)
+        fields = {f.name for f in dataclasses.fields(EvalSpec)}
+        ev = Evaluation(
+            EvalSpec(**{k: v for k, v in spec.items() if k in fields}),
+            load_catalog(Path(chunk.catalog), root=Path(chunk.data_root)),
+            Store(),
+        )
+        if ev.run_id != chunk.run_id:
+            raise CellbenchError(
+                f"a worker sees run '{ev.run_id}', not '{chunk.run_id}': workers need the same "
+                "data, predictions, models and catalog as the evaluating process"
+            )
+        ev.source.load()
+        _WORKER_EVALUATIONS.clear()
+        _WORKER_EVALUATIONS[chunk.run_id] = ev
+    by_id = {r.sample_id: r for r in ev.records}
+    return list(ev.score_records([by_id[s] for s in chunk.sample_ids]))
 
 
 def evaluate(spec: EvalSpec, catalog: Catalog | None = None, store: Store | None = None, **kw):
