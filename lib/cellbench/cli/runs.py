@@ -104,7 +104,10 @@ def evaluate_cmd(
     batch_size: Annotated[int, typer.Option(help="Tiles per batch.")] = 8,
     limit: LIMIT = None,
     sample: SAMPLE = None,
-    workers: Annotated[int, typer.Option(help="Post-processing processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(help="Post-processing processes; with --executor dask, local workers."),
+    ] = 1,
     test_set: TEST_SET = None,
     task: TASK = None,
     executor: Annotated[
