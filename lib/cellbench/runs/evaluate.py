@@ -334,7 +334,7 @@ class _Source:
             )
             if classes is not None:
                 declared = {c.id for c in self.dataset.classes}
-                unknown = sorted(set(classes.values()) - declared)
+                unknown = sorted(set(classes.values()) - declared - {0})  # 0: no class
                 if unknown:
                     raise DataError(
                         path,
