@@ -172,3 +172,15 @@ def test_every_image_of_a_qupath_project(data_env, tmp_path):
     assert len(objs) == 2 and all(json.loads(o.read_text())["features"] for o in objs)
     assert (tmp_path / "p" / "import_objects.groovy").is_file()
     assert pl.read_parquet(tmp_path / "p" / "nuclei.parquet")["source"].n_unique() == 2
+
+
+def test_predictions_as_a_new_qupath_project(data_env, monuseg_image, tmp_path):
+    from cellbench.qupath.project import read_project
+
+    path, _, sid = monuseg_image
+    out = tmp_path / "proj"
+    _predict("--folder", path.parent, "--out", out, "--qupath-project", "--mpp", "0.25")
+    proj = read_project(out)
+    assert [im.name for im in proj.images] == [path.name] and proj.images[0].path == path
+    feats = json.loads((out / "objects" / f"{path.name}.geojson").read_text())["features"]
+    assert len(feats) > 100 and (out / "scripts" / "import_cellbench.groovy").is_file()

@@ -47,6 +47,14 @@ def predict_cmd(
     mpp: Annotated[
         float | None, typer.Option(help="Microns per pixel of the input (else its metadata).")
     ] = None,
+    qupath_project: Annotated[
+        bool,
+        typer.Option(
+            help="Write --out FOLDER as a new QuPath project: the images referenced where "
+            "they are, the nuclei as their objects (paquo where QuPath is installed, else "
+            "project files + objects/*.geojson + an import script)."
+        ),
+    ] = False,
     tile: Annotated[int, typer.Option(help="Tile side in model pixels.")] = 1024,
     overlap: Annotated[
         int, typer.Option(help="Tile overlap in model pixels (> the largest nucleus).")
@@ -119,10 +127,13 @@ def predict_cmd(
                 work,
                 progress=lambda k, n, t=task: bar.update(t, completed=k, total=n),
             )
+            nuc.meta["slide"] = as_slide
             results.append(nuc)
     classes = card.classes or None
     suffix = out.suffix.lower()
-    if project is not None:
+    if qupath_project:
+        written = [_write_qupath_project(out, paths, results, classes, w, P)]
+    elif project is not None:
         from cellbench.core.atomic import write_bytes_atomic
         from cellbench.qupath.project import GROOVY
 
@@ -163,3 +174,32 @@ def predict_cmd(
         )
     for p in written:
         typer.echo(f"wrote {p}", err=True)
+
+
+def _write_qupath_project(out: Path, paths, results, classes, w, P) -> Path:
+    """A new QuPath project of the predicted images with their nuclei."""
+    from cellbench.data.imageio import image_size
+    from cellbench.data.wsi import open_slide
+    from cellbench.qupath.project import write_project
+    from cellbench.viz.overlay import class_colors
+
+    images = []
+    for p, nuc in zip(paths, results, strict=True):
+        if nuc.meta.get("slide"):
+            with open_slide(p) as s:
+                width, height = s.dimensions
+        else:
+            width, height = image_size(p)
+        images.append(
+            {
+                "path": p,
+                "width": width,
+                "height": height,
+                "mpp": nuc.mpp,
+                "features": w.nuclei_features(nuc, classes),
+            }
+        )
+    cc = class_colors(classes or [])
+    colours = {c.name: cc[c.id] for c in classes or []}
+    write_project(out, images, colours or {"nucleus": (0, 200, 0)})
+    return out / "project.qpproj"
