@@ -81,3 +81,61 @@ def test_bootstrap_memory_is_bounded_and_results_unchanged(monkeypatch):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 200 * 1024**2  # 1.5 GB (n_boot x n indices) before
+
+
+def _sample_rows(run_id: str, lo: int, hi: int):
+    from cellbench.runs.store import frame
+
+    return frame(
+        {
+            "run_id": run_id,
+            "level": "sample",
+            "sample_id": f"s{i:05d}",
+            "class": "all",
+            "metric": m,
+            "value": float(i),
+        }
+        for i in range(lo, hi)
+        for m in ("pq", "aji")
+    )
+
+
+def test_compaction_merges_parts_atomically_and_survives_a_crash(tmp_path):
+    """Issue 17 item 3: a run's parts become one file; readers never see both the old parts
+    and the merged one; leftovers of an interrupted compaction are ignored, then removed."""
+    import shutil
+
+    import polars as pl
+
+    from cellbench.runs.check import check_store
+    from cellbench.runs.store import COMPACT_MANIFEST, Store
+
+    st = Store(tmp_path / "s")
+    for k in range(20):
+        st.append("r1", _sample_rows("r1", k * 5, k * 5 + 5), {f"s{k * 5:05d}": {"k": k}})
+    before = st.scan(["r1"]).collect().sort(["sample_id", "metric"])
+    results = st.results("r1")
+    d = st.metrics_dir / "r1"
+    saved = tmp_path / "saved"
+    shutil.copytree(d, saved)
+    merged = st.compact("r1")
+    assert merged is not None and st._parts("r1") == [merged]
+    assert sorted(p.name for p in d.iterdir()) == sorted(
+        [COMPACT_MANIFEST, merged.name, merged.with_suffix(".json").name]
+    )
+    after = st.scan(["r1"]).collect().sort(["sample_id", "metric"])
+    assert after.equals(before) and st.results("r1") == results
+    assert st.done_samples("r1") == {f"s{i:05d}" for i in range(100)}
+    # a crash after the switch, before the old parts were deleted: they are ignored
+    for p in saved.iterdir():
+        shutil.copy(p, d / p.name)
+    assert st.scan(["r1"]).collect().height == before.height
+    problems = check_store(st, repair=True)
+    assert any("interrupted compaction" in p.problem for p in problems)
+    assert len(list(d.glob("part-*"))) == 0
+    # more parts after a compaction (a resumed run) merge again, with the merged one
+    st.append("r1", _sample_rows("r1", 100, 103))
+    second = st.compact("r1")
+    assert second != merged and not merged.exists() and st._parts("r1") == [second]
+    assert st.scan(["r1"]).collect().height == before.height + 6
+    assert st.scan(["r1"]).filter(pl.col("sample_id") == "s00102").collect().height == 2

@@ -28,7 +28,7 @@ import polars as pl
 from cellbench.core.atomic import write_json_atomic
 from cellbench.core.errors import DataError
 from cellbench.core.safety import NAME_RE, parse_json, read_bytes
-from cellbench.runs.store import DATASET_PART, SCHEMA, Store
+from cellbench.runs.store import DATASET_PART, SCHEMA, Store, folder_parts
 
 KEY = ["level", "sample_id", "class", "metric"]
 
@@ -105,12 +105,18 @@ class _Checker:
         if not (self.root / "runs" / f"{rid}.json").is_file():
             self.report(d, "metric rows without a run record (delete the folder if unwanted)")
         stale = sorted(d.glob(".*.tmp"))
-        parts = sorted(d.glob("part-*.parquet"))
-        orphans = [
-            j for j in sorted(d.glob("part-*.json")) if not j.with_suffix(".parquet").exists()
-        ]
+        try:
+            parts, superseded = folder_parts(d)
+            json_live, json_superseded = folder_parts(d, "json")
+        except DataError as e:  # a damaged manifest: the parts as they are (quarantined on repair)
+            self.report(Path(e.path), e.problem, self.move(Path(e.path)))
+            parts, superseded = sorted(d.glob("part-*.parquet")), []
+            json_live, json_superseded = sorted(d.glob("part-*.json")), []
+        orphans = [j for j in json_live if not j.with_suffix(".parquet").exists()]
         for p in [*stale, *orphans]:
             self.report(p, "left by an interrupted write", self.delete(p))
+        for p in [*superseded, *json_superseded]:
+            self.report(p, "left by an interrupted compaction", self.delete(p))
         frames = []
         for p in parts:
             problem = _read_part(p, rid)

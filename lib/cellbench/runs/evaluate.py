@@ -784,6 +784,7 @@ class Evaluation:
             return prev  # nothing to write: works on a read-only or full store too
         with store.lock(self.run_id):
             store.clean_temporary(self.run_id)
+            store.compact(self.run_id)  # a resume reads one part, not thousands
             prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
             todo = self._todo()
             n_total = len(self.records)
@@ -862,6 +863,7 @@ class Evaluation:
                     )
                 raise
             if status == "complete":
+                store.compact(self.run_id)
                 agg = self.aggregate(store.results(self.run_id))
                 store.set_dataset_rows(self.run_id, frame(self._rows(None, {}, agg, "dataset")))
             final = self.info(

@@ -16,6 +16,14 @@ Layout under ``$CELLBENCH_HOME/store`` (``shared/DESIGN.md`` §3):
 ``metrics/<run_id>/part-dataset.parquet``
     The dataset-level rows, written when the run completes under a fixed name (atomically
     replaced), so that whatever the crash point they are stored exactly once.
+``metrics/<run_id>/merged-<ns>-<pid>.parquet`` (+ ``.json``) and ``compact.json``
+    A run's sample parts compacted into one (when it completes, and when it resumes, so that
+    queries and resumes read one file instead of thousands). The merged part is written first
+    under a name readers ignore; the manifest ``compact.json`` (naming the merged part and the
+    parts it replaces) is then replaced atomically, which is the switch: from that instant
+    readers use the merged part and skip the replaced ones, which are deleted afterwards. A
+    crash at any point leaves either the old parts or the merged one in use, never both;
+    leftovers are removed by the next write to the run or by ``store check --repair``.
 ``quarantine/<time>/...``
     Files that ``cellbench store check --repair`` moved out of the way (unreadable run records,
     corrupted parts), kept for inspection.
@@ -91,6 +99,33 @@ GROUP_KEYS: tuple[str, ...] = ("center", "organ", "stain", "category", "slide_id
 
 #: File name of a run's dataset-level rows (see the module docstring).
 DATASET_PART = "part-dataset.parquet"
+#: The compaction manifest of a run folder (see the module docstring).
+COMPACT_MANIFEST = "compact.json"
+
+
+def folder_parts(d: Path, ext: str = "parquet") -> tuple[list[Path], list[Path]]:
+    """``(live parts, leftovers)`` of a run folder: the parts readers use (the merged part of
+    the compaction manifest, then the sample parts it does not replace) and the files a
+    compaction superseded or left unfinished (to delete)."""
+    if not d.is_dir():
+        return [], []
+    parts = sorted(d.glob(f"part-*.{ext}"))
+    merged_all = sorted(d.glob(f"merged-*.{ext}"))
+    m = d / COMPACT_MANIFEST
+    if not m.is_file():
+        return parts, merged_all
+    doc = parse_json(read_bytes(m, "compaction manifest"), m)
+    if not (
+        isinstance(doc, dict)
+        and isinstance(doc.get("part"), str)
+        and isinstance(doc.get("replaces"), list)
+    ):
+        raise DataError(m, "compaction manifest needs 'part' and 'replaces'")
+    replaced = {str(x) for x in doc["replaces"]}
+    merged = d / f"{doc['part']}.{ext}"
+    live = ([merged] if merged.is_file() else []) + [p for p in parts if p.stem not in replaced]
+    leftovers = [p for p in parts if p.stem in replaced] + [x for x in merged_all if x != merged]
+    return live, leftovers
 
 
 class RunBusyError(CellbenchError):
@@ -272,8 +307,42 @@ class Store:
     # -- rows -------------------------------------------------------------------------------
 
     def _parts(self, run_id: str, ext: str = "parquet") -> list[Path]:
-        d = self._read_root(run_id) / "metrics" / run_id
-        return sorted(d.glob(f"part-*.{ext}")) if d.is_dir() else []
+        return folder_parts(self._read_root(run_id) / "metrics" / run_id, ext)[0]
+
+    def compact(self, run_id: str) -> Path | None:
+        """Merge a run's sample parts into one (see the module docstring); the caller holds
+        the run's lock. Returns the merged part, or None when there was nothing to merge."""
+        d = self.metrics_dir / check_name(run_id, "run id", KeyError)
+        self._drop_leftovers(d)
+        live = [p for p in self.good_parts(run_id) if p.name != DATASET_PART]
+        if len(live) <= 1:
+            return None
+        stem = f"merged-{time.time_ns():020d}-{os.getpid()}"
+        results: dict[str, Any] = {}
+        for p in live:
+            j = p.with_suffix(".json")
+            if j.is_file():
+                results.update(parse_json(read_bytes(j, "results part"), j))
+        m = d / COMPACT_MANIFEST
+        old = parse_json(read_bytes(m, "compaction manifest"), m) if m.is_file() else {}
+        with writing(d / f"{stem}.parquet"):
+            if results:
+                write_json_atomic(d / f"{stem}.json", results, indent=None)
+            buf = io.BytesIO()
+            pl.read_parquet(live, schema=SCHEMA).write_parquet(
+                buf, compression="zstd", statistics=True
+            )
+            merged = write_bytes_atomic(d / f"{stem}.parquet", buf.getvalue())
+            replaces = sorted({*old.get("replaces", []), *(p.stem for p in live)})
+            write_json_atomic(m, {"part": stem, "replaces": replaces}, indent=None)  # the switch
+        self._drop_leftovers(d)
+        return merged
+
+    def _drop_leftovers(self, d: Path) -> None:
+        with writing(d):
+            for ext in ("parquet", "json"):
+                for p in folder_parts(d, ext)[1]:
+                    p.unlink(missing_ok=True)
 
     def bad_parts(self, run_id: str) -> list[tuple[Path, str]]:
         """``(part, problem)`` for each of a run's parquet parts whose footer is unreadable."""
@@ -378,6 +447,7 @@ class Store:
         stale = list(d.glob(".*.tmp")) if d.is_dir() else []
         committed = {p.stem for p in self._parts(run_id)}
         stale += [j for j in self._parts(run_id, "json") if j.stem not in committed]
+        stale += [p for ext in ("parquet", "json") for p in folder_parts(d, ext)[1]]
         with writing(d):
             for p in stale:
                 p.unlink(missing_ok=True)
