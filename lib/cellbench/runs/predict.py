@@ -205,7 +205,7 @@ def context_window(y: int, h: int, n: int, inner: int, halo: int) -> tuple[int, 
     ``halo`` after the tile (or at the image's edges). Inside the tile the blended network
     output then equals the whole-image output."""
     lo = max(0, (y - halo) // inner * inner)
-    k = max(1, -(-(y + h + halo - halo - lo) // inner))
+    k = max(1, -(-(y + h - lo) // inner))  # whole strides past the tile, then the halo
     hi = min(n, lo + k * inner + halo)
     return lo, hi
 
