@@ -8,33 +8,49 @@ annotation counts only, never pixels.
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from cellbench.data.catalog import Catalog
 from cellbench.data.record_cache import cached_records, records_of
 from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
-SCHEMA: dict[str, pl.DataType] = {
-    "dataset": pl.Utf8,
-    "split": pl.Utf8,
-    "sample_id": pl.Utf8,
-    "organ": pl.Utf8,
-    "stain": pl.Utf8,
-    "center": pl.Utf8,
-    "center_name": pl.Utf8,
-    "slide_id": pl.Utf8,
-    "patient_id": pl.Utf8,
-    "age": pl.Int32,
-    "sex": pl.Utf8,
-    "category": pl.Utf8,
-    "mpp": pl.Float64,
-    "width": pl.Int32,
-    "height": pl.Int32,
-    "n_objects": pl.Int32,
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Polars type of each standard column (names of ``polars`` dtypes: polars is imported only
+#: when a table is built, so commands that list the catalog start faster).
+_TYPES: dict[str, str] = {
+    "dataset": "Utf8",
+    "split": "Utf8",
+    "sample_id": "Utf8",
+    "organ": "Utf8",
+    "stain": "Utf8",
+    "center": "Utf8",
+    "center_name": "Utf8",
+    "slide_id": "Utf8",
+    "patient_id": "Utf8",
+    "age": "Int32",
+    "sex": "Utf8",
+    "category": "Utf8",
+    "mpp": "Float64",
+    "width": "Int32",
+    "height": "Int32",
+    "n_objects": "Int32",
 }
-assert tuple(SCHEMA) == STANDARD_COLUMNS
+assert tuple(_TYPES) == STANDARD_COLUMNS
+
+
+def schema() -> dict[str, pl.DataType]:
+    """The standard columns with their polars types (:data:`SCHEMA`)."""
+    import polars as pl
+
+    return {k: getattr(pl, v) for k, v in _TYPES.items()}
+
+
+def __getattr__(name: str):
+    if name == "SCHEMA":  # built on first use
+        return schema()
+    raise AttributeError(name)
 
 
 def records(catalog: Catalog, dataset_id: str, split: str | None = None) -> list[SampleRecord]:
@@ -44,10 +60,13 @@ def records(catalog: Catalog, dataset_id: str, split: str | None = None) -> list
 
 
 def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    import polars as pl
+
+    cols = schema()
     if not rows:
-        return pl.DataFrame(schema=SCHEMA)
-    extras = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in SCHEMA]
-    std = pl.DataFrame({k: [r.get(k) for r in rows] for k in SCHEMA}, schema=SCHEMA, strict=False)
+        return pl.DataFrame(schema=cols)
+    extras = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in cols]
+    std = pl.DataFrame({k: [r.get(k) for r in rows] for k in cols}, schema=cols, strict=False)
     if not extras:
         return std
     ext = pl.DataFrame({k: [r.get(k) for r in rows] for k in extras}, strict=False)
@@ -58,6 +77,8 @@ def sample_table(
     catalog: Catalog, dataset_ids: list[str] | None = None, split: str | None = None
 ) -> pl.DataFrame:
     """One row per sample of the given (default: every available) datasets."""
+    import polars as pl
+
     ids = (
         dataset_ids
         if dataset_ids is not None
@@ -65,7 +86,7 @@ def sample_table(
     )
     frames = [_frame([r.meta for r in records(catalog, i, split)]) for i in ids]
     if not frames:
-        return pl.DataFrame(schema=SCHEMA)
+        return pl.DataFrame(schema=schema())
     return pl.concat(frames, how="diagonal_relaxed")
 
 
