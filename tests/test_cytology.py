@@ -194,7 +194,11 @@ def test_reader_on_hand_written_files(tmp_path):
     assert s.objects is None and int(s.instances.max()) == 2
     e = get_reader(cat, "edf")
     assert e.records()[0].meta["gt_style"] == "filled" and e.records()[0].meta["n_objects"] == 1
-    (tmp_path / "data" / "i" / "synthetic_train" / "isbi_train_GT.mat").write_bytes(b"junk")
+    mat = tmp_path / "data" / "i" / "synthetic_train" / "isbi_train_GT.mat"
+    sio.savemat(mat, {"train_Cytoplasm": np.array([["x"]]), "train_Nuclei": np.array([["y"]])})
+    with pytest.raises(DataError, match="expected 2-D numeric masks"):
+        get_reader(cat, "cells").records()
+    mat.write_bytes(b"junk")
     with pytest.raises(DataError, match="isbi_train_GT.mat"):
         get_reader(cat, "cells").records()
 
@@ -249,6 +253,13 @@ def test_prediction_files_of_other_tools(tmp_path):
     np.save(tmp_path / "e.npy", lab.astype(np.float32))
     with pytest.raises(DataError, match="integer instance ids"):
         read_prediction(tmp_path / "e.npy")
+    whole = (tmp_path / "d.npz").read_bytes()
+    (tmp_path / "f.npz").write_bytes(whole[: len(whole) // 2])  # truncated: a bad ZIP
+    with pytest.raises(DataError, match=r"f\.npz: unreadable \.npz"):
+        read_prediction(tmp_path / "f.npz", (20, 20))
+    sio.savemat(tmp_path / "g.mat", {"inst_map": lab.astype(np.int32), "inst_type": ["a", "b"]})
+    with pytest.raises(DataError, match="finite integers"):
+        read_prediction(tmp_path / "g.mat", (20, 20))
 
 
 def test_qupath_features_and_overlay_keep_every_overlapping_object():

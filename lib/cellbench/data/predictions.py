@@ -23,6 +23,7 @@ Files, by suffix (the stem is the sample id):
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from cellbench.data.imageio import read_label_array
 from cellbench.data.sample import Objects, Points
 
 INSTANCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
+#: What reading a damaged ``.npz`` raises (a truncated file is a bad ZIP).
+NPZ_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 PREDICTION_SUFFIXES = (*INSTANCE_SUFFIXES, ".mat", ".geojson", ".npz")
 #: Suffix of the stem of a class map that goes with an instance map.
 CLASS_MAP = "_class"
@@ -183,7 +186,7 @@ def read_prediction(
         try:
             with np.load(p, allow_pickle=False) as z:
                 pred = unpack(z)
-        except (OSError, ValueError, KeyError) as e:
+        except NPZ_ERRORS as e:
             raise DataError(p, f"unreadable .npz prediction ({type(e).__name__}: {e})") from None
         if isinstance(pred, Points):
             raise DataError(p, "holds points, not instances")

@@ -27,6 +27,7 @@ import numpy as np
 
 from cellbench.core import config
 from cellbench.core.atomic import write_bytes_atomic
+from cellbench.data.predictions import NPZ_ERRORS
 from cellbench.data.predictions import pack as _pack
 from cellbench.data.predictions import unpack as _unpack
 
@@ -71,7 +72,7 @@ def load(run_id: str, sample_id: str):
     try:
         with np.load(path, allow_pickle=False) as z:
             return _unpack(z)
-    except (OSError, ValueError, KeyError):
+    except NPZ_ERRORS:
         return None
 
 

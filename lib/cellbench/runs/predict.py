@@ -44,6 +44,7 @@ import numpy as np
 
 from cellbench.core.atomic import write_bytes_atomic
 from cellbench.core.errors import CellbenchError, DataError
+from cellbench.data.predictions import NPZ_ERRORS
 from cellbench.data.sample import Objects
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -375,7 +376,7 @@ def predict_source(
         if path is not None and path.is_file():
             try:
                 nuclei = _unpack_tile(path)
-            except (OSError, ValueError, KeyError):
+            except NPZ_ERRORS:
                 nuclei = None  # damaged: predict again
         else:
             nuclei = None

@@ -75,6 +75,14 @@ def edf_nuclei(gt: np.ndarray, path: str | Path = "gt") -> np.ndarray:
     return lab.astype(np.int32)
 
 
+def _mask(a, path: Path) -> np.ndarray:
+    """One 2-D binary mask of the MATLAB file (numbers 0/1), else a DataError naming it."""
+    a = np.asarray(a)
+    if a.ndim != 2 or a.dtype.kind not in "biuf":
+        raise DataError(path, f"expected 2-D numeric masks, got {a.dtype} of shape {a.shape}")
+    return a.astype(bool)
+
+
 @memoised_by_file(maxsize=2)
 def read_synthetic_mat(path: Path) -> dict[str, list]:
     """The synthetic ground truth: ``{"cells": [[HxW bool, ...] per image], "nuclei": [HxW
@@ -85,12 +93,14 @@ def read_synthetic_mat(path: Path) -> dict[str, list]:
         names = ["train_Cytoplasm", "train_Nuclei", "CellNum", "OverlapRatio"]
         m = loadmat(path, variable_names=names)
         cyto, nuc = m["train_Cytoplasm"].ravel(), m["train_Nuclei"].ravel()
-        cells = [[np.asarray(c, bool) for c in np.asarray(cs).ravel()] for cs in cyto]
-        nuclei = [np.asarray(n, bool) for n in nuc]
+        cells = [[_mask(c, path) for c in np.asarray(cs).ravel()] for cs in cyto]
+        nuclei = [_mask(n, path) for n in nuc]
         cell_num = [int(v) for v in m["CellNum"].ravel()] if "CellNum" in m else []
         overlap = [tuple(map(float, r)) for r in m["OverlapRatio"]] if "OverlapRatio" in m else []
     except KeyError as e:
         raise DataError(path, f"missing variable {e} (train_Cytoplasm, train_Nuclei)") from None
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 - any decoder failure is a data problem
         raise DataError(path, f"unreadable MATLAB file ({type(e).__name__}: {e})") from None
     if len(cells) != len(nuclei):
