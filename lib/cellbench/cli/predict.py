@@ -132,7 +132,7 @@ def predict_cmd(
     classes = card.classes or None
     suffix = out.suffix.lower()
     if qupath_project:
-        written = [_write_qupath_project(out, paths, results, classes, w, P)]
+        written = [_write_qupath_project(out, paths, results, classes)]
     elif project is not None:
         from cellbench.core.atomic import write_bytes_atomic
         from cellbench.qupath.project import GROOVY
@@ -176,10 +176,11 @@ def predict_cmd(
         typer.echo(f"wrote {p}", err=True)
 
 
-def _write_qupath_project(out: Path, paths, results, classes, w, P) -> Path:
+def _write_qupath_project(out: Path, paths, results, classes) -> Path:
     """A new QuPath project of the predicted images with their nuclei."""
     from cellbench.data.imageio import image_size
     from cellbench.data.wsi import open_slide
+    from cellbench.qupath.nuclei import nuclei_features
     from cellbench.qupath.project import write_project
     from cellbench.viz.overlay import class_colors
 
@@ -196,7 +197,7 @@ def _write_qupath_project(out: Path, paths, results, classes, w, P) -> Path:
                 "width": width,
                 "height": height,
                 "mpp": nuc.mpp,
-                "features": w.nuclei_features(nuc, classes),
+                "features": nuclei_features(nuc, classes),
             }
         )
     cc = class_colors(classes or [])

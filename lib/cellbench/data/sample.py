@@ -135,19 +135,26 @@ class Objects:
             if not masks:
                 raise ValueError("give the image shape for an empty object set")
             shape = masks[0].shape
-        ids = np.arange(1, len(masks) + 1) if ids is None else np.asarray(ids, np.int64)
-        keep_ids, boxes, crops = [], [], []
-        for i, m in zip(ids, masks, strict=True):
+        for m in masks:
             if m.shape != tuple(shape):
                 raise ValueError(f"object mask of shape {m.shape} differs from {tuple(shape)}")
+        ids = np.arange(1, len(masks) + 1) if ids is None else np.asarray(ids, np.int64)
+        return cls.from_crops(shape, ids, [(0, 0)] * len(masks), masks)
+
+    @classmethod
+    def from_crops(cls, shape: tuple[int, int], ids, origins, crops) -> Objects:
+        """Objects from masks whose top-left pixels lie at ``origins`` ``(row, col)``, each
+        trimmed to its set pixels; empty ones are dropped."""
+        keep_ids, boxes, out = [], [], []
+        for i, (r, c), m in zip(ids, origins, crops, strict=True):
+            m = np.asarray(m, dtype=bool)
             rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
             if not len(rows):
                 continue
-            r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
             keep_ids.append(int(i))
-            boxes.append((r0, c0, r1, c1))
-            crops.append(m[r0:r1, c0:c1].copy())
-        return cls(shape, np.array(keep_ids), np.array(boxes).reshape(-1, 4), crops)
+            boxes.append((r + rows[0], c + cols[0], r + rows[-1] + 1, c + cols[-1] + 1))
+            out.append(m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy())
+        return cls(shape, np.array(keep_ids), np.array(boxes).reshape(-1, 4), out)
 
     @classmethod
     def from_label_map(cls, labels: np.ndarray) -> Objects:

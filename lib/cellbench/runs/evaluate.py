@@ -383,6 +383,18 @@ def _iou_key(iou: float | str) -> float | str:
     return iou
 
 
+def semantic_pair(sample, pred) -> tuple[np.ndarray | None, np.ndarray, bool]:
+    """``(truth, predicted class mask, class-agnostic)`` of a semantic run's sample: a stored
+    class mask as it is, a model's instances as pixel classes; a class-agnostic prediction is
+    compared with the ground truth's foreground."""
+    mask = pred if isinstance(pred, np.ndarray) else class_mask(*pred[:2])
+    truth = semantic_truth(sample)
+    agnostic = not isinstance(pred, np.ndarray) and pred[1] is None
+    if agnostic and truth is not None:
+        truth = (truth > 0).astype(np.int32)
+    return truth, mask, agnostic
+
+
 def _class_mask_file(path: Path, shape) -> np.ndarray:
     """A stored class mask (semantic runs): integers, 0 = background, the image's size."""
     from cellbench.data.imageio import read_label_array
@@ -662,15 +674,12 @@ class Evaluation:
         a class-agnostic prediction is compared with the ground truth's foreground."""
         if isinstance(pred, Points):
             raise DataError(Path(record.sample_id), "points cannot be scored as a class mask")
-        truth = semantic_truth(sample)
+        truth, mask, agnostic = semantic_pair(sample, pred)
         if truth is None:
             raise DataError(
                 Path(record.sample_id), "sample has no instances, objects or tissue mask to score"
             )
-        mask = pred if isinstance(pred, np.ndarray) else class_mask(*pred[:2])
-        declared = [c.id for c in self.dataset.classes] or None
-        if not isinstance(pred, np.ndarray) and pred[1] is None:
-            truth, declared = (truth > 0).astype(np.int32), [1]
+        declared = [1] if agnostic else [c.id for c in self.dataset.classes] or None
         return semantic_scores(
             truth, mask, declared, valid=sample.annotated_region, pred_name=record.sample_id
         )

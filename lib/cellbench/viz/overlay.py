@@ -157,7 +157,6 @@ class _Fit:
             return _Layers([self.labels(x) for x in lab.layers()])
         return np.asarray(lab)[np.ix_(self._r.astype(int), self._c.astype(int))]
 
-
     def xy(self, xy):
         return np.asarray(xy, float).reshape(-1, 2) / self.f
 

@@ -191,13 +191,10 @@ def error_view(
 def _semantic_view(sample, pred, ev, max_side):
     """Pixel errors of a semantic run: correctly classed foreground green, predicted
     foreground of another class (or none) red, missed ground truth yellow (blended)."""
-    from cellbench.runs.evaluate import class_mask, semantic_truth
+    from cellbench.runs.evaluate import semantic_pair
     from cellbench.viz.overlay import ERROR_COLORS, _dim_outside, _Fit, canvas, draw_mask
 
-    truth = semantic_truth(sample)
-    mask = pred if isinstance(pred, np.ndarray) else class_mask(*pred[:2])
-    if not isinstance(pred, np.ndarray) and pred[1] is None:
-        truth = (truth > 0).astype(np.int32)
+    truth, mask, _ = semantic_pair(sample, pred)
     tp = (truth > 0) & (mask == truth)
     fp = (mask > 0) & (mask != truth)
     fn = (truth > 0) & (mask == 0)

@@ -285,7 +285,7 @@ def rasterize_objects(geoms: list, shape: tuple[int, int], ids: list[int]) -> Ob
     from shapely.affinity import translate
 
     h, w = shape
-    out_ids, boxes, masks = [], [], []
+    kept, origins, crops = [], [], []
     for i, g in zip(ids, geoms, strict=True):
         x0, y0, x1, y1 = (v + QUPATH_SHIFT for v in g.bounds)
         c0, r0 = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
@@ -294,13 +294,10 @@ def rasterize_objects(geoms: list, shape: tuple[int, int], ids: list[int]) -> Ob
             continue
         crop = np.zeros((r1 - r0, c1 - c0), np.uint8)
         rasterize_geometry(translate(g, -c0, -r0), crop.shape, 1, crop)
-        rows, cols = np.flatnonzero(crop.any(1)), np.flatnonzero(crop.any(0))
-        if not len(rows):
-            continue
-        out_ids.append(i)
-        boxes.append((r0 + rows[0], c0 + cols[0], r0 + rows[-1] + 1, c0 + cols[-1] + 1))
-        masks.append(crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(bool))
-    return Objects(shape, out_ids, np.array(boxes).reshape(-1, 4), masks)
+        kept.append(i)
+        origins.append((r0, c0))
+        crops.append(crop)
+    return Objects.from_crops(shape, kept, origins, crops)
 
 
 def objects_to_annotations(
