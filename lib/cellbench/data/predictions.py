@@ -88,7 +88,8 @@ def majority_classes(labels: np.ndarray, class_map: np.ndarray) -> dict[int, int
     return {int(i): int(c) for i, c in zip(ids, best, strict=True)}
 
 
-def _class_map_for(path: Path) -> Path | None:
+def class_map_for(path: Path) -> Path | None:
+    """The class map beside an instance map (``<stem>_class.<npy|png|tif>``), or None."""
     for suf in INSTANCE_SUFFIXES:
         c = path.with_name(f"{path.stem}{CLASS_MAP}{suf}")
         if c.is_file():
@@ -98,7 +99,7 @@ def _class_map_for(path: Path) -> Path | None:
 
 def _read_map(path: Path):
     labels = _label_map(read_label_array(path), path)
-    cpath = _class_map_for(path)
+    cpath = class_map_for(path)
     if cpath is None:
         return labels, None, None
     cm = read_label_array(cpath)

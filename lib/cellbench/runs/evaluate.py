@@ -413,9 +413,9 @@ def _class_mask_file(path: Path, shape) -> np.ndarray:
 
 def _prediction_hash(path: Path) -> str:
     """sha256 of a prediction file, with its class map when it has one."""
-    from cellbench.data.predictions import _class_map_for
+    from cellbench.data.predictions import class_map_for
 
-    cm = _class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
+    cm = class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
     return _sha256(path) if cm is None else f"{_sha256(path)}+{_sha256(cm)}"
 
 
