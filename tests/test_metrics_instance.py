@@ -272,3 +272,52 @@ def test_class_maps_with_different_class_ranges():
     ty = s["types"]
     assert ty["tp_d"] == 2 and ty["correct"] == 1
     assert ty["per_type"]["1"]["fn"] == 1  # true class 1 predicted as 5
+
+
+def test_stardist_decides_with_float32_iou_as_stardist_does():
+    """k / (2k + 1) lies below 0.5 in float64 but rounds to 0.5 in float32 (StarDist's IoU
+    dtype) for large k: StarDist matches the pair, a strict or float64 scorer does not."""
+    from cellbench.metrics.instance import match_pairs
+    from cellbench.metrics.overlap import Overlap
+
+    k = 20_000_000
+    one = np.array([1])
+    ov = Overlap(one, one, np.array([2 * k]), np.array([k + 1]), np.array([0]), np.array([0]),
+                 np.array([k]), (8000, 8000))
+    assert ov.iou[0] < 0.5 and ov.iou32[0] == np.float32(0.5)
+    assert match_pairs(ov, 0.5, "stardist").tolist() == [True]
+    assert match_pairs(ov, 0.5, "hovernet").tolist() == [False]
+
+
+def test_matching_scores_are_instance_scores_matching_part():
+    from cellbench.metrics import matching_scores
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    t = random_instances((200, 220), 60, seed=5)
+    p = perturb_instances(t, seed=6, p_merge=0.2, p_split=0.2)
+    for preset in ("hovernet", "stardist", "conic"):
+        m = matching_scores(t, p, preset, iou="0.5:0.95")
+        full = instance_scores(t, p, preset, iou="0.5:0.95")
+        assert m["by_threshold"] == full["by_threshold"]
+        assert {k: full[k] for k in m if k != "by_threshold"} == {
+            k: v for k, v in m.items() if k != "by_threshold"
+        }
+        assert "aji" not in m and "dice1" not in m
+
+
+def test_stardist_preset_equals_stardist_itself():
+    """Where StarDist is installed (``benchmarks/requirements.txt``; not in CI's set), the
+    stardist preset gives StarDist's own numbers on real CoNSeP maps, float32 IoU and all."""
+    matching = pytest.importorskip("stardist.matching", reason="StarDist is not installed").matching
+    from cellbench.metrics import matching_scores
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    pairs = [(t, perturb_instances(t, seed=s)) for s, t in
+             enumerate(random_instances((256, 256), 40, seed=s) for s in range(20))]
+    for t, p in pairs:
+        ref = matching(t, p, thresh=0.5)
+        got = matching_scores(t, p, "stardist")
+        for key in ("tp", "fp", "fn", "precision", "recall", "f1", "accuracy",
+                    "mean_matched_score", "mean_true_score"):
+            assert got[key] == pytest.approx(getattr(ref, key), abs=1e-12), key
+        assert got["pq"] == pytest.approx(ref.panoptic_quality, abs=1e-12)

@@ -102,6 +102,8 @@ def _oracle(t, p, thr, strict):
     pa = np.array([np.sum(p == j) for j in pid])
     union = ta[:, None] + pa[None, :] - inter
     iou = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    if not strict:  # StarDist computes IoU in float32
+        iou = iou.astype(np.float32)
     if strict and thr >= 0.5:
         rows, cols = np.nonzero(iou > thr)
     else:
@@ -112,7 +114,7 @@ def _oracle(t, p, thr, strict):
         keep = ok[rows, cols]
         rows, cols = rows[keep], cols[keep]
     tp = len(rows)
-    s = iou[rows, cols].sum()
+    s = float(iou[rows, cols].sum())
     out = {"tp": tp, "fp": len(pid) - tp, "fn": len(tid) - tp}
     if strict:
         out["pq"] = tp / (tp + (out["fp"] + out["fn"]) / 2) * s / (tp + 1e-6)

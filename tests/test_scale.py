@@ -139,3 +139,74 @@ def test_compaction_merges_parts_atomically_and_survives_a_crash(tmp_path):
     assert second != merged and not merged.exists() and st._parts("r1") == [second]
     assert st.scan(["r1"]).collect().height == before.height + 6
     assert st.scan(["r1"]).filter(pl.col("sample_id") == "s00102").collect().height == 2
+
+
+def _overlap_fields(ov):
+    return [ov.true_ids, ov.pred_ids, ov.true_area, ov.pred_area, ov.ti, ov.pj, ov.inter]
+
+
+@pytest.mark.parametrize(
+    "dtypes,offset",
+    [(("int32", "int32"), 0), (("uint16", "int64"), 4000), (("uint8", "uint32"), 0)],
+)
+def test_compiled_overlap_equals_the_numpy_path(monkeypatch, dtypes, offset):
+    from cellbench.metrics import _kernels
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    t = random_instances((300, 280), 90 if dtypes[0] != "uint8" else 40, seed=3)
+    p = perturb_instances(t, seed=4, p_merge=0.2, p_split=0.2)  # many 2- and 3-partner ids
+    t = t.astype(dtypes[0])
+    p = np.where(p > 0, p + offset, 0).astype(dtypes[1])
+    fast = compute_overlap(t, p)
+    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    slow = compute_overlap(t, p)
+    for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert len(fast.inter) > len(fast.true_ids)  # some ids really had several partners
+
+
+def test_compiled_overlap_rejects_negative_ids_and_handles_empty_maps():
+    from cellbench.core.errors import DataError
+
+    z = np.zeros((8, 8), np.int32)
+    neg = z.copy()
+    neg[2, 2] = -3
+    with pytest.raises(DataError, match="negative"):
+        compute_overlap(z, neg)
+    with pytest.raises(DataError, match="negative"):
+        compute_overlap(neg, z)
+    ov = compute_overlap(z, z)
+    assert ov.n_true == ov.n_pred == len(ov.inter) == 0
+
+
+def test_whole_slide_sized_ids_beyond_int32_pair_keys():
+    # ~90k nuclei at 12288^2 give (n_true x n_pred) pair keys beyond 2^31; the same id counts
+    # at a smaller size: 70k x 70k = 4.9e9 pair keys, scored as one map
+    n_side = 265
+    t, p = _many_nuclei(n_side)
+    p = np.where(p > 0, p + 15_000, 0)  # pred ids 15k..85k
+    assert (int(t.max()) + 1) * (int(p.max()) + 1) > 2**31
+    r = instance_scores(t, p, "hovernet")
+    assert r["n_true"] == n_side * n_side + 2 and r["tp"] == n_side * n_side
+
+
+def test_compiled_overlap_over_several_chunks_equals_the_numpy_path(monkeypatch):
+    # a map larger than one chunk of the counting pass (run starts kept per chunk)
+    from cellbench.metrics import _kernels
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    monkeypatch.setattr(_kernels, "CHUNK", 1 << 14)  # read at compile time: recompile
+    joint = _kernels._joint
+    monkeypatch.setattr(_kernels, "_joint", joint.py_func if hasattr(joint, "py_func") else joint)
+    t = random_instances((300, 280), 90, seed=8)
+    p = perturb_instances(t, seed=9, p_merge=0.2, p_split=0.2)
+    assert t.size > 4 * _kernels.CHUNK
+    fast = compute_overlap(t, p)
+    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    slow = compute_overlap(t, p)
+    for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -7,6 +7,7 @@ One entry point per image and kind, plus dataset aggregation per preset:
 
 - :func:`instance_scores` / :func:`aggregate_instances`: PQ, DQ, SQ, AJI, AJI+, Dice1/2,
   F1 at IoU thresholds, per-class PQ, mPQ, bPQ, mPQ+, HoVer-Net type classification;
+- :func:`matching_scores`: the matching statistics alone (what StarDist's ``matching`` gives);
 - :func:`point_scores` / :func:`aggregate_points`: OCELOT-style point detection;
 - :func:`semantic_scores` / :func:`aggregate_semantic`: pixel accuracy, IoU, Dice;
 - :func:`type_counts` / :func:`type_terms`: HoVer-Net F_d and F_t from centroids and types;
@@ -16,7 +17,8 @@ Presets (:data:`PRESETS`, :func:`describe`): ``hovernet``, ``stardist``, ``conic
 ``torchmetrics``, ``isbi2014`` for instances (label maps or overlapping objects); ``ocelot``,
 ``hungarian`` for points; ``apacs23``, ``pixels_image`` for class masks.
 
-Numpy/scipy only, so that evaluation can run on machines without polars or streamlit.
+Numpy/scipy only (numba, when installed, compiles the pixel pass), so that evaluation can run
+on machines without polars or streamlit.
 """
 
 from cellbench.metrics.aggregate import (
@@ -26,7 +28,12 @@ from cellbench.metrics.aggregate import (
     aggregate_task,
 )
 from cellbench.metrics.compare import compare_presets
-from cellbench.metrics.instance import IOU_RANGE, instance_scores, parse_thresholds
+from cellbench.metrics.instance import (
+    IOU_RANGE,
+    instance_scores,
+    matching_scores,
+    parse_thresholds,
+)
 from cellbench.metrics.overlap import Overlap, compute_overlap
 from cellbench.metrics.points import point_scores, type_counts, type_terms
 from cellbench.metrics.presets import (
@@ -58,6 +65,7 @@ __all__ = [
     "describe",
     "get_preset",
     "instance_scores",
+    "matching_scores",
     "parse_thresholds",
     "point_scores",
     "semantic_scores",

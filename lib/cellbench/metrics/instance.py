@@ -95,8 +95,9 @@ def match_pairs(ov: Overlap, thr: float, preset: str) -> np.ndarray:
     assignment step is only needed where a candidate shares a node (IoU exactly 0.5 or
     ``thr < 0.5``).
     """
-    iou = ov.iou
-    if get_preset(preset, "instance").inclusive:
+    p = get_preset(preset, "instance")
+    iou = ov.iou_of(p)
+    if p.inclusive:
         ok = iou >= thr
         cand_t = np.bincount(ov.ti[ok], minlength=ov.n_true)
         cand_p = np.bincount(ov.pj[ok], minlength=ov.n_pred)
@@ -316,26 +317,8 @@ def instance_scores(
         want = has_cls or has_map or centroid_f1
         res = compute_overlap(true, pred, true_name, pred_name, want_pixels=want)
         ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
-    out: dict[str, Any] = {"preset": p.name, "n_true": ov.n_true, "n_pred": ov.n_pred}
-    by_thr = {}
-    for thr in thrs:
-        m = match_pairs(ov, thr, preset)
-        tp = int(m.sum())
-        row = {
-            "tp": tp,
-            "fp": ov.n_pred - tp,
-            "fn": ov.n_true - tp,
-            "iou_sum": float(ov.iou[m].sum()),
-        }
-        row.update(pq_terms(tp, row["fp"], row["fn"], row["iou_sum"], preset))
-        row.update(detection_terms(tp, row["fp"], row["fn"]))
-        by_thr[f"{thr:.2f}"] = row
-    first = by_thr[f"{thrs[0]:.2f}"]
-    out["iou_threshold"] = thrs[0]
-    out.update(first)
+    out, by_thr = _matching(ov, thrs, p.name)
     empty = ov.n_true == 0 and ov.n_pred == 0
-    out["mean_matched_score"] = None if empty else _ratio(first["iou_sum"], first["tp"])
-    out["mean_true_score"] = None if empty else _ratio(first["iou_sum"], ov.n_true)
     if preset == "torchmetrics":
         out["rq"] = out["dq"]
         if background_stuff:
@@ -377,6 +360,59 @@ def instance_scores(
                 (true_name, pred_name),
             )
         )
+    return out
+
+
+def _matching(ov: Overlap, thrs: Sequence[float], preset: str) -> tuple[dict, dict]:
+    """Counts and ratios at each threshold; the first threshold's also at the top level."""
+    iou = ov.iou_of(get_preset(preset, "instance"))
+    by_thr = {}
+    sums = []
+    for thr in thrs:
+        m = match_pairs(ov, thr, preset)
+        tp = int(m.sum())
+        s = float(iou[m].sum())  # summed in float32 for StarDist, as it does
+        sums.append(s)
+        row = {"tp": tp, "fp": ov.n_pred - tp, "fn": ov.n_true - tp, "iou_sum": s}
+        row.update(pq_terms(tp, row["fp"], row["fn"], s, preset))
+        row.update(detection_terms(tp, row["fp"], row["fn"]))
+        by_thr[f"{thr:.2f}"] = row
+    first = by_thr[f"{thrs[0]:.2f}"]
+    out: dict[str, Any] = {"preset": preset, "n_true": ov.n_true, "n_pred": ov.n_pred}
+    out["iou_threshold"] = thrs[0]
+    out.update(first)
+    empty = ov.n_true == 0 and ov.n_pred == 0
+    out["mean_matched_score"] = None if empty else _ratio(sums[0], first["tp"])
+    out["mean_true_score"] = None if empty else _ratio(sums[0], ov.n_true)
+    return out, by_thr
+
+
+def matching_scores(
+    true: np.ndarray | Objects,
+    pred: np.ndarray | Objects,
+    preset: str = "stardist",
+    *,
+    iou: float | Sequence[float] | str = 0.5,
+    true_name: str | Path = "true",
+    pred_name: str | Path = "pred",
+) -> dict[str, Any]:
+    """The matching statistics of one image pair, and nothing else (no AJI, Dice, classes).
+
+    What StarDist's ``stardist.matching.matching`` returns, under any preset's matching rule
+    and epsilons: ``n_true, n_pred, tp, fp, fn, iou_sum, precision, recall, f1, accuracy,
+    dq, sq, pq, mean_matched_score, mean_true_score`` at the first threshold, and with
+    several thresholds ``by_threshold``. The same numbers as :func:`instance_scores` gives
+    for them; use it when only these are needed (threshold sweeps, large batches).
+    """
+    p = get_preset(preset, "instance")
+    thrs = parse_thresholds(iou)
+    if isinstance(true, Objects) or isinstance(pred, Objects):
+        ov = object_overlap(true, pred, true_name, pred_name)
+    else:
+        ov = compute_overlap(true, pred, true_name, pred_name)
+    out, by_thr = _matching(ov, thrs, p.name)
+    if len(thrs) > 1:
+        out["by_threshold"] = by_thr
     return out
 
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from cellbench.metrics._kernels import components
+
+#: Largest dense matrix (rows x columns) of all ambiguous components solved as one assignment.
+BLOCK_LIMIT = 1 << 16
 
 
 def best_per_group(group: np.ndarray, value: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
@@ -62,11 +65,7 @@ def max_weight_matching(
     if not len(rest):
         return chosen
     rt, rp, rw = ti[rest], pj[rest], w[rest]
-    g = coo_matrix(
-        (np.ones(len(rest), dtype=np.int8), (rt, rp + n_true)),
-        shape=(n_true + n_pred, n_true + n_pred),
-    )
-    _, lab = connected_components(g, directed=False)
+    lab = components(rt, rp + n_true, n_true + n_pred)
     # int64: composite keys below (component x node count) exceed int32 on whole slides
     comp = lab[rt].astype(np.int64)
     n_comp = int(comp.max()) + 1
@@ -113,6 +112,18 @@ def _solve_components(
     lp = inv_p - p_start[k]
     n_rows = np.diff(np.append(t_start, len(ut)))
     n_cols = np.diff(np.append(p_start, len(up)))
+    if len(ut) * len(up) <= BLOCK_LIMIT:
+        # one assignment over every component at once: each sits in its own block of rows
+        # and columns, so the optimum is the union of the components' optima (zeros outside
+        # the blocks are not edges), without a Python loop over components
+        m = np.zeros((len(ut), len(up)))
+        m[inv_t, inv_p] = ew
+        r, col = linear_sum_assignment(m, maximize=True)
+        pos = np.full(m.shape, -1, dtype=np.intp)
+        pos[inv_t, inv_p] = edges
+        sel = pos[r, col]
+        chosen[sel[sel >= 0]] = True
+        return
     bounds = np.append(first_edge, len(edges)).tolist()
     for c in range(len(comps)):
         s, e = bounds[c], bounds[c + 1]

@@ -37,6 +37,10 @@ class Preset:
         What happens to images without ground truth and/or predictions.
     reference
         The implementation reproduced.
+    iou_float32
+        Instances: the reference computes IoU in float32 (StarDist), so thresholds are
+        decided and matched IoUs summed in float32 as it does (an IoU just below 0.5 in
+        float64 can round to 0.5); the ratios of that sum are float64.
     """
 
     name: str
@@ -47,6 +51,7 @@ class Preset:
     epsilons: str
     empty: str
     reference: str
+    iou_float32: bool = False
 
 
 _EMPTY = (
@@ -90,11 +95,13 @@ PRESETS: dict[str, Preset] = {
                 "IoU >= t (inclusive); Hungarian maximising the number of matches, IoU as "
                 "tie-breaker. `by_image=True` averages per-image ratios instead of pooling."
             ),
-            epsilons="none: ratios are 0 when their numerator (TP) is 0.",
+            epsilons="none: ratios are 0 when their numerator (TP) is 0. IoU in float32, as "
+            "StarDist computes it (thresholds decided and IoUs summed in float32).",
             empty=_EMPTY
             + " (stardist.matching_dataset with by_image=True would count such an image as "
             "0 in the mean; pooled counts are unaffected.)",
             reference="stardist/matching.py matching, matching_dataset",
+            iou_float32=True,
         ),
         Preset(
             name="conic",
