@@ -160,7 +160,7 @@ def test_kept_predictions_round_trip_and_damage():
     assert predcache.load("run_a", "x/y") is None and not predcache.run_dir("run_a").exists()
 
 
-def test_print_layout_keeps_labels_and_a_readable_plot():
+def test_print_layout_keeps_labels_and_a_readable_plot(no_chromium_skip):
     from cellbench.viz import figures
 
     runs = ["cb_monuseg → monuseg/test (hovernet, n=14)", "predictions:hovernet_fast → consep"]
