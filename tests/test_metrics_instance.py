@@ -126,10 +126,14 @@ def test_image_mean_vs_pooled():
     miss = np.zeros_like(big)
     miss[big == 1] = 1  # predicts only the first of 9
     small = rect((10, 10), {1: (0, 3, 0, 3)})
-    rows_hv = {"a": instance_scores(big, miss, "hovernet"),
-               "b": instance_scores(small, small, "hovernet")}
-    rows_sd = {"a": instance_scores(big, miss, "stardist"),
-               "b": instance_scores(small, small, "stardist")}
+    rows_hv = {
+        "a": instance_scores(big, miss, "hovernet"),
+        "b": instance_scores(small, small, "hovernet"),
+    }
+    rows_sd = {
+        "a": instance_scores(big, miss, "stardist"),
+        "b": instance_scores(small, small, "stardist"),
+    }
     hv = aggregate_instances(rows_hv)
     sd = aggregate_instances(rows_sd)
     assert hv["dq"] == pytest.approx((1 / 5 + 1) / 2)  # mean of per-image DQ
@@ -282,8 +286,16 @@ def test_stardist_decides_with_float32_iou_as_stardist_does():
 
     k = 20_000_000
     one = np.array([1])
-    ov = Overlap(one, one, np.array([2 * k]), np.array([k + 1]), np.array([0]), np.array([0]),
-                 np.array([k]), (8000, 8000))
+    ov = Overlap(
+        one,
+        one,
+        np.array([2 * k]),
+        np.array([k + 1]),
+        np.array([0]),
+        np.array([0]),
+        np.array([k]),
+        (8000, 8000),
+    )
     assert ov.iou[0] < 0.5 and ov.iou32[0] == np.float32(0.5)
     assert match_pairs(ov, 0.5, "stardist").tolist() == [True]
     assert match_pairs(ov, 0.5, "hovernet").tolist() == [False]
@@ -312,12 +324,83 @@ def test_stardist_preset_equals_stardist_itself():
     from cellbench.metrics import matching_scores
     from cellbench.runs.synthetic import perturb_instances, random_instances
 
-    pairs = [(t, perturb_instances(t, seed=s)) for s, t in
-             enumerate(random_instances((256, 256), 40, seed=s) for s in range(20))]
+    pairs = [
+        (t, perturb_instances(t, seed=s))
+        for s, t in enumerate(random_instances((256, 256), 40, seed=s) for s in range(20))
+    ]
     for t, p in pairs:
         ref = matching(t, p, thresh=0.5)
         got = matching_scores(t, p, "stardist")
-        for key in ("tp", "fp", "fn", "precision", "recall", "f1", "accuracy",
-                    "mean_matched_score", "mean_true_score"):
+        for key in (
+            "tp",
+            "fp",
+            "fn",
+            "precision",
+            "recall",
+            "f1",
+            "accuracy",
+            "mean_matched_score",
+            "mean_true_score",
+        ):
             assert got[key] == pytest.approx(getattr(ref, key), abs=1e-12), key
         assert got["pq"] == pytest.approx(ref.panoptic_quality, abs=1e-12)
+
+
+def test_type_pairing_dense_up_to_the_limit_then_within_the_radius(monkeypatch):
+    from cellbench.metrics import points as P
+
+    # a displaced pair on integer centroids (HoVer-Net truncates them): a0-b0 = 10 and a1-b1 =
+    # 12.08 lie within r = 12.6, but a0-b1 (13) + a1-b0 (1) is the smaller total; dense gives
+    # HoVer-Net's one pair, radius keeps both; auto is dense at this size
+    a = np.array([[0.0, 0.0], [10.0, 1.0]])
+    b = np.array([[10.0, 0.0], [5.0, 12.0]])
+    one = np.ones(2, np.int64)
+    got = {m: P.type_counts(a, one, b, one, 12.6, pairing=m) for m in P.PAIRINGS}
+    assert got["auto"]["pairing"] == "dense" and got["auto"]["tp_d"] == 1
+    assert (got["dense"]["tp_d"], got["radius"]["tp_d"]) == (1, 2)
+    # where HoVer-Net's assignment keeps every pair within the radius (jittered centroids,
+    # one prediction each) the two pair identically; above the limit auto goes sparse
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0, 2000, (1300, 2))
+    p = t + rng.normal(0, 2.5, t.shape)
+    tc, pc = rng.integers(1, 4, len(t)), rng.integers(1, 4, len(p))
+    dense = P.type_counts(t, tc, p, pc, 12.0, pairing="dense")
+    auto = P.type_counts(t, tc, p, pc, 12.0)
+    assert auto["pairing"] == "radius" and len(t) * len(p) > P.DENSE_PAIRING_LIMIT
+    assert dense["fn_d"] == dense["fp_d"] == 0  # HoVer-Net kept all its pairs
+    for k in ("tp_d", "fp_d", "fn_d", "correct", "per_type"):
+        assert auto[k] == dense[k], k
+    # with misses and scattered false positives HoVer-Net's unrestricted assignment gives up
+    # pairs within the radius to lower its total (the documented difference): radius keeps them
+    keep = rng.random(len(t)) > 0.1
+    p2 = np.concatenate([p[keep], rng.uniform(0, 2000, (80, 2))])
+    pc2 = np.concatenate([pc[keep], rng.integers(1, 4, 80)])
+    dense = P.type_counts(t, tc, p2, pc2, 12.0, pairing="dense")
+    sparse = P.type_counts(t, tc, p2, pc2, 12.0, pairing="radius")
+    assert sparse["tp_d"] >= keep.sum() > dense["tp_d"]
+    with pytest.raises(CellbenchError, match="pairing"):
+        P.type_counts(a, one, b, one, 12.6, pairing="nearest")
+
+
+def test_type_pairing_of_a_whole_slide_sized_image_is_sparse():
+    # 20k nuclei: the dense matrix would be 3.2 GB; the sparse pairing takes well under a second
+    from cellbench.metrics.points import type_counts
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 30_000, (20_000, 2))
+    p = t + rng.normal(0, 2, t.shape)
+    c = np.ones(len(t), np.int64)
+    tracemalloc_peak = _peak_mb(lambda: type_counts(t, c, p, c, 12.0))
+    r = type_counts(t, c, p, c, 12.0)
+    assert r["pairing"] == "radius" and r["tp_d"] == 20_000 and tracemalloc_peak < 200
+
+
+def _peak_mb(fn) -> float:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()

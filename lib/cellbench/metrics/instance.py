@@ -245,6 +245,7 @@ def instance_scores(
     mpp: float | None = None,
     background_stuff: bool = False,
     centroid_f1: bool = False,
+    type_pairing: str = "auto",
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
 ) -> dict[str, Any]:
@@ -280,6 +281,10 @@ def instance_scores(
     centroid_f1
         Without classes, still pair centroids as HoVer-Net's classification does and report
         its detection ``types.f_d`` (seed 000's F_d for class-agnostic models).
+    type_pairing
+        ``hovernet`` preset: how centroids are paired for F_d / F_t (``auto``, ``dense`` or
+        ``radius``; :func:`cellbench.metrics.points.type_counts`). ``auto`` is HoVer-Net's
+        dense Hungarian up to ~1200 x 1200 nuclei, pairs within the radius beyond.
     true_name, pred_name
         Names (file paths) used in error messages.
 
@@ -340,7 +345,16 @@ def instance_scores(
         tcent, pcent = _centroids(true, pred, ov, pix)
         r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
         zt, zp = np.zeros(ov.n_true, np.int64), np.zeros(ov.n_pred, np.int64)
-        types = type_counts(tcent, zt, pcent, zp, r, hovernet=(preset == "hovernet"), classes=[])
+        types = type_counts(
+            tcent,
+            zt,
+            pcent,
+            zp,
+            r,
+            hovernet=preset == "hovernet",
+            classes=[],
+            pairing=type_pairing,
+        )
         out["types"] = {**types, "correct": None, "acc": None}
     if has_cls or has_map:
         out["bpq"] = out["pq"]
@@ -354,9 +368,7 @@ def instance_scores(
                 thrs[0],
                 (true_classes, pred_classes, true_class_map, pred_class_map),
                 classes,
-                radius_px,
-                radius_um,
-                mpp,
+                (radius_px, radius_um, mpp, type_pairing),
                 (true_name, pred_name),
             )
         )
@@ -437,11 +449,12 @@ def _background_stuff(ov: Overlap) -> dict[str, Any]:
 
 
 def _class_scores(
-    ov, pix, true, pred, preset, thr, cls_in, classes, radius_px, radius_um, mpp, names
+    ov, pix, true, pred, preset, thr, cls_in, classes, pairing_args, names
 ) -> dict[str, Any]:
     from cellbench.metrics.points import resolve_radius, type_counts
 
     true_classes, pred_classes, tmap, pmap = cls_in
+    radius_px, radius_um, mpp, type_pairing = pairing_args
     if true_classes is not None:
         tc = _class_lookup(true_classes, ov.true_ids, names[0])
         pc = _class_lookup(pred_classes, ov.pred_ids, names[1])
@@ -465,7 +478,14 @@ def _class_scores(
     tcent, pcent = _centroids(true, pred, ov, pix)
     r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
     out["types"] = type_counts(
-        tcent, tc, pcent, pc, r, hovernet=(preset == "hovernet"), classes=classes
+        tcent,
+        tc,
+        pcent,
+        pc,
+        r,
+        hovernet=preset == "hovernet",
+        classes=classes,
+        pairing=type_pairing,
     )
     return out
 
