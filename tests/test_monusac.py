@@ -3,6 +3,7 @@ instances approximated per class, on hand-written masks and on the 69 real image
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from hostile import catalog_entry, write_catalog
 from PIL import Image
 
+from cellbench.core.config import REPO_DIR as REPO
 from cellbench.core.errors import DataError
 from cellbench.data.catalog import load_catalog
 from cellbench.data.readers import get_reader
@@ -82,13 +84,35 @@ def test_reader_on_a_jpeg_written_mask(tmp_path):
     assert sorted(s.classes.values()) == [1, 2, 3, 4]
     with pytest.raises(DataError, match="bad_1.jpg"):
         reader.load(recs["bad_1"])  # mask and image sizes differ
+    # a split recorded by slide: the listed slides test, every other slide train
+    opts2 = {k: v for k, v in opts.items() if k != "split"}
+    opts2["test_slides"] = ["TCGA-55-7570-01Z-00-DX1"]
+    cat2 = write_catalog(
+        tmp_path / "c2.yaml",
+        [
+            catalog_entry(
+                "m", {"format": "colour_masks", "location": "m", "options": opts2}, classes=classes
+            )
+        ],
+    )
+    reader2 = get_reader(load_catalog(cat2, tmp_path / "data", user=False), "m")
+    assert {r.sample_id: r.split for r in reader2.records()} == {stem: "test", "bad_1": "train"}
 
 
 def test_real_monusac_subset(catalog):
     reader = get_reader(catalog, "monusac")
     recs = reader.records()
-    assert len(recs) == 69 and {r.split for r in recs} == {"test"}
+    assert len(recs) == 69 and {r.split for r in recs} == {"train", "test"}
     assert len({r.meta["slide_id"] for r in recs}) == 18
+    # the recorded split (all 69 are official test tiles): by slide, 23 train / 46 test tiles
+    # of 7 / 11 slides, no slide in both; NucFuse-test v2's 14 MoNuSAC members all in test
+    slides = {sp: {r.meta["slide_id"] for r in recs if r.split == sp} for sp in ("train", "test")}
+    assert [sum(r.split == sp for r in recs) for sp in ("train", "test")] == [23, 46]
+    assert (len(slides["train"]), len(slides["test"])) == (7, 11)
+    assert not slides["train"] & slides["test"]
+    v2 = json.loads((REPO / "results/reference/test_sets/nucfuse-test/v2.json").read_text())
+    split = {r.sample_id: r.split for r in recs}
+    assert {split[m["sample_id"]] for m in v2["members"] if m["dataset"] == "monusac"} == {"test"}
     assert all(r.meta["center"] for r in recs) and len({r.meta["center"] for r in recs}) == 13
     sizes = [(r.meta["width"], r.meta["height"]) for r in recs]
     # smallest side 33 (seed 003 lists 33x86); largest 2500 (measured; the README says 1771)

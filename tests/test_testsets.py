@@ -241,21 +241,31 @@ def test_cli_build_show_and_evaluate_all_datasets(cat, tmp_path):
     )
 
 
-def test_nucfuse_test_on_the_shared_data(data_env, catalog, monkeypatch):
-    """The committed NucFuse-test version is what the shared data gives, and the committed
-    reference runs cover exactly its members."""
+def test_committed_test_sets_on_the_shared_data(data_env, catalog, monkeypatch):
+    """The committed versions of NucFuse-test and of the unified H&E test set are what the
+    shared data gives, and the committed reference runs cover the members they rank on."""
     from cellbench.core import config
 
     monkeypatch.setenv("CELLBENCH_REFERENCE", str(config.REPO_DIR / "results" / "reference"))
     committed = T.load("unified")
-    assert committed.ref == "nucfuse-test@v2"  # v2: MoNuSAC has local data
+    # v2: MoNuSAC has local data; v3: its recorded split (test tiles first) changes the draw
+    assert committed.ref == "nucfuse-test@v3"
     built = T.build(T.NUCFUSE_TEST, catalog)
     assert built.content_hash() == committed.content_hash()
     s = {r["dataset"]: r for r in built.summary()}
     assert (s["monuseg"]["samples"], s["monuseg"]["source"]) == (14, "test")
     assert (s["consep"]["tiles"], s["consep"]["samples"]) == (14, 224)  # 14 tiles as patches
-    # the committed reference runs cover v1 (v2 adds MoNuSAC, which no reference run covers yet)
-    r = A.ranking(Store(), test_set="nucfuse-test@v1", n_boot=20)
-    assert r["train_datasets"][0] == "monuseg" and set(r["n_datasets"]) == {4}
-    r2 = A.ranking(Store(), test_set="unified", n_boot=20)
-    assert r2["rank"].null_count() == r2.height  # not ranked: no model has MoNuSAC results
+    assert (s["monusac"]["samples"], s["monusac"]["source"]) == (14, "test")
+    he = T.load("unified-he")
+    assert he.ref == "unified-he@v1"
+    assert T.build(T.UNIFIED_HE, catalog).content_hash() == he.content_hash()
+    counts = {d: len(he.sample_ids(d)) for d in he.datasets}
+    assert counts == {"monuseg": 14, "consep": 224, "cryonuseg": 2, "monusac": 14, "gbm": 14}
+    # the reference runs rank every single-dataset model on unified-he (all five datasets),
+    # and the earlier split runs still cover NucFuse-test v1's four local datasets
+    r = A.ranking(Store(), test_set="unified-he@v1", n_boot=20)
+    singles = r.filter(pl.col("k") == 1)
+    assert singles["rank"].null_count() == 0 and set(singles["n_datasets"]) == {5}
+    assert set(singles["train_datasets"]) == {"monuseg", "consep", "gbm", "monusac"}
+    r1 = A.ranking(Store(), test_set="nucfuse-test@v1", n_boot=20)
+    assert set(r1.filter(pl.col("rank").is_not_null())["n_datasets"]) == {4}

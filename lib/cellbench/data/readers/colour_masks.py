@@ -20,7 +20,8 @@ Layout ``colour_masks`` options::
     colours: {1: [0, 255, 0], 2: [255, 255, 0], 3: [0, 0, 255], 4: [255, 0, 0]}  # class id: RGB
     threshold: 128
     min_size: 4
-    split: test
+    split: test                 # the split of every image, or, with test_slides:
+    test_slides: [TCGA-..., ]   # a recorded split by slide: these slides test, the rest train
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
-from cellbench.data.imageio import check_same_size, image_size, read_image
+from cellbench.data.imageio import check_same_size, image_or_shape, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
 
@@ -109,6 +110,12 @@ class ColourMasksReader(DatasetReader):
         inst, classes = class_map_to_instances(cls, int(self.options.get("min_size", 4)))
         return inst, classes, ambiguous
 
+    def _split(self, slide: str) -> str | None:
+        test = self.options.get("test_slides")
+        if test is None:
+            return self.options.get("split")
+        return "test" if slide in set(test) else "train"
+
     def records(self) -> list[SampleRecord]:
         out = []
         for img in confined_glob(self.location, self.options["images"], self.location):
@@ -121,7 +128,7 @@ class ColourMasksReader(DatasetReader):
             slide = img.stem.rsplit("_", 1)[0]
             meta = self.base_meta(
                 img.stem,
-                self.options.get("split"),
+                self._split(slide),
                 slide_id=slide,
                 width=w,
                 height=h,
@@ -133,8 +140,8 @@ class ColourMasksReader(DatasetReader):
             out.append(SampleRecord(img.stem, meta["split"], meta, {"image": img, "mask": mask}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         inst, classes, _ = self._decode(record.files["mask"])
         check_same_size(image, inst, record.files["mask"])
         return self._sample(record, image=image, instances=inst, classes=classes)
