@@ -168,7 +168,8 @@ def test_builtin_checkpoint_on_three_he_datasets_grouped_by_center_and_organ(
     assert cov == {"monuseg": "subset", "consep": "subset", "cryonuseg": "split"}
 
 
-def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_path):
+def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_path, monkeypatch):
+    from cellbench.data import imageio
     from cellbench.data.samples import iter_samples
 
     folder = tmp_path / "preds"
@@ -180,11 +181,17 @@ def test_stored_predictions_folder_and_prediction_set(data_env, catalog, tmp_pat
         np.save(folder / f"{rec.sample_id}.npy", s.instances)
         sids.append(rec.sample_id)
     st = Store(tmp_path / "s")
+    decoded = []
+    real_read = imageio.read_image
+    monkeypatch.setattr(imageio, "read_image", lambda p: decoded.append(p) or real_read(p))
     run = evaluate(
         EvalSpec(dataset="consep", split="test", predictions=str(folder), samples=sids), catalog, st
     )
     pq = st.scan([run["run_id"]]).filter(pl.col("metric") == "pq").collect()
     assert pq.get_column("value").min() > 0.9999
+    assert decoded == []  # scoring stored predictions decodes no image (sizes from headers)
+    ev = Evaluation.of_run(st.get_run(run["run_id"]), catalog, st)
+    assert next(ev.replay())[1].image is not None and decoded  # the error view draws them
     run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"), catalog, st)
     f1 = (
         st.scan([run["run_id"]])

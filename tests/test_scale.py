@@ -210,3 +210,24 @@ def test_compiled_overlap_over_several_chunks_equals_the_numpy_path(monkeypatch)
     slow = compute_overlap(t, p)
     for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_centroids_from_the_compiled_pass_equal_the_pixel_means(monkeypatch):
+    # coordinate sums per run, split where a run wraps past a row end (an instance touching
+    # the right edge and the next row's left edge)
+    from cellbench.metrics import _kernels
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    if not _kernels.AVAILABLE:
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    t = random_instances((120, 97), 40, seed=2).astype(np.int32)
+    t[10, 90:], t[11, :5] = 77, 77  # one id across a row end
+    p = perturb_instances(t, seed=3)
+    fast = compute_overlap(t, p, want_centroids=True)
+    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    slow = compute_overlap(t, p, want_centroids=True)
+    for a, b in zip(fast.centroids, slow.centroids, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+    k = int(np.flatnonzero(fast.true_ids == 77)[0])
+    rr, cc = np.nonzero(t == 77)
+    np.testing.assert_allclose(fast.centroids[0][k], [cc.mean(), rr.mean()], atol=1e-12)

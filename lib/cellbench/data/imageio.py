@@ -36,6 +36,22 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataError(p, f"unreadable image header ({type(e).__name__}: {e})") from None
 
 
+class NoPixels(np.ndarray):
+    """An image's ``(H, W)`` shape without its pixels (zero strides, no memory): what
+    :func:`image_or_shape` gives when the pixels are not wanted. Readers use it where they
+    need only the size; :class:`~cellbench.data.sample.Sample` never holds one."""
+
+
+def image_or_shape(path: str | Path, pixels: bool = True) -> np.ndarray:
+    """:func:`read_image`, or with ``pixels=False`` a :class:`NoPixels` of the image's size
+    read from its header (sizes are still checked; nothing is decoded)."""
+    if pixels:
+        return read_image(path)
+    w, h = image_size(path)
+    check_pixels(w, h, Path(path))
+    return np.broadcast_to(np.zeros((), np.uint8), (h, w)).view(NoPixels)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file (TIFF through tifffile, others through Pillow).
 

@@ -59,7 +59,20 @@ def _heads(a, b, buf):  # pragma: no cover - compiled
     return m
 
 
-def _joint(tr, pr, max_ids):  # pragma: no cover - compiled
+def _moments(sx, sy, a, i, run, width):  # pragma: no cover - compiled
+    # add the column and row sums of the flat pixels i .. i+run-1 to id a (a run may wrap
+    # past the end of a row: split at each row end)
+    while run > 0:
+        r = i // width
+        c = i - r * width
+        n = min(run, width - c)
+        sx[a] += n * c + n * (n - 1) // 2
+        sy[a] += n * r
+        i += n
+        run -= n
+
+
+def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
     n = tr.shape[0]
     buf = np.empty(min(n, CHUNK) + 2, np.int64)
     if n <= CHUNK:
@@ -78,12 +91,21 @@ def _joint(tr, pr, max_ids):  # pragma: no cover - compiled
         n_first = -1
         tmin, tmax, pmin, pmax = _range(tr, pr)
     e = np.zeros(0, np.int64)
+    f = np.zeros((0, 2), np.float64)
     if tmin < 0:
-        return _NEG_TRUE, e, e, e, e, e, e, e
+        return _NEG_TRUE, e, e, e, e, e, e, e, f, f
     if pmin < 0:
-        return _NEG_PRED, e, e, e, e, e, e, e
+        return _NEG_PRED, e, e, e, e, e, e, e, f, f
     if tmax + 1 > max_ids or pmax + 1 > max_ids:
-        return _TOO_MANY, e, e, e, e, e, e, e
+        return _TOO_MANY, e, e, e, e, e, e, e, f, f
+    # coordinate sums per id (centroids), when a width is given
+    cent = width > 0
+    ns_t = tmax + 1 if cent else 0
+    ns_p = pmax + 1 if cent else 0
+    tsx = np.zeros(ns_t, np.int64)
+    tsy = np.zeros(ns_t, np.int64)
+    psx = np.zeros(ns_p, np.int64)
+    psy = np.zeros(ns_p, np.int64)
 
     ta = np.zeros(tmax + 1, np.int64)
     pa = np.zeros(pmax + 1, np.int64)
@@ -106,6 +128,11 @@ def _joint(tr, pr, max_ids):  # pragma: no cover - compiled
             b = np.int64(pr[i])
             ta[a] += run
             pa[b] += run
+            if cent:
+                if a != 0:
+                    _moments(tsx, tsy, a, i, run, width)
+                if b != 0:
+                    _moments(psx, psy, b, i, run, width)
             if a == 0 or b == 0:
                 continue
             if s1[a] == b:
@@ -209,7 +236,16 @@ def _joint(tr, pr, max_ids):  # pragma: no cover - compiled
             inter[e_out] = cnts[x]
             e_out += 1
         t += 1
-    return _OK, tids, pids, tarea, parea, ti, pj, inter
+    tcent = np.empty((nt if cent else 0, 2), np.float64)
+    pcent = np.empty((n_pred if cent else 0, 2), np.float64)
+    if cent:
+        for q in range(nt):
+            tcent[q, 0] = tsx[tids[q]] / tarea[q]
+            tcent[q, 1] = tsy[tids[q]] / tarea[q]
+        for q in range(n_pred):
+            pcent[q, 0] = psx[pids[q]] / parea[q]
+            pcent[q, 1] = psy[pids[q]] / parea[q]
+    return _OK, tids, pids, tarea, parea, ti, pj, inter, tcent, pcent
 
 
 def _union_find(a, b, n):  # pragma: no cover - compiled
@@ -246,10 +282,11 @@ if AVAILABLE:
     _union_find = numba.njit(cache=True, nogil=True)(_union_find)
     _range = numba.njit(cache=True, nogil=True)(_range)
     _heads = numba.njit(cache=True, nogil=True)(_heads)
+    _moments = numba.njit(cache=True, nogil=True, inline="always")(_moments)
     _joint = numba.njit(cache=True, nogil=True)(_joint)
 
 
-def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int):
+def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int, width: int = 0):
     """Areas and pair intersections of two flat integer maps, or None when not applicable.
 
     Parameters
@@ -259,17 +296,20 @@ def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int):
     max_ids
         Largest id range (``max id + 1`` of either map) worth arrays of that length; beyond
         it (sparse or offset ids) None is returned and the caller compacts ids first.
+    width
+        The maps' row length in pixels: also compute every instance's centroid. 0: do not.
 
     Returns
     -------
     tuple or None
-        ``(true_ids, pred_ids, true_area, pred_area, ti, pj, inter)``: the ids present (> 0,
-        increasing), their areas in pixels, and the overlapping pairs as indices into those
-        ids with their intersections, sorted by ``(ti, pj)`` (the fields of
-        :class:`cellbench.metrics.overlap.Overlap`). A string instead names the map
-        (``"true"`` / ``"pred"``) that has negative ids.
+        ``(true_ids, pred_ids, true_area, pred_area, ti, pj, inter, true_xy, pred_xy)``: the
+        ids present (> 0, increasing), their areas in pixels, the overlapping pairs as indices
+        into those ids with their intersections, sorted by ``(ti, pj)`` (the fields of
+        :class:`cellbench.metrics.overlap.Overlap`), and with ``width`` the ``(n, 2)``
+        centroids ``(x, y)`` (pixel centres at integers; empty without). A string instead
+        names the map (``"true"`` / ``"pred"``) that has negative ids.
     """
-    status, *fields = _joint(tr, pr, max_ids)
+    status, *fields = _joint(tr, pr, max_ids, width)
     if status == _NEG_TRUE:
         return "true"
     if status == _NEG_PRED:

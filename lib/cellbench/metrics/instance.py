@@ -18,7 +18,6 @@ from cellbench.data.sample import Objects
 from cellbench.metrics.matching import best_per_group, max_weight_matching
 from cellbench.metrics.overlap import (
     Overlap,
-    centroids,
     check_label_map,
     compute_overlap,
     object_overlap,
@@ -319,8 +318,14 @@ def instance_scores(
             )
         ov, pix = object_overlap(true, pred, true_name, pred_name), None
     else:
-        want = has_cls or has_map or centroid_f1
-        res = compute_overlap(true, pred, true_name, pred_name, want_pixels=want)
+        res = compute_overlap(
+            true,
+            pred,
+            true_name,
+            pred_name,
+            want_pixels=has_map,
+            want_centroids=has_cls or has_map or centroid_f1,
+        )
         ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
     out, by_thr = _matching(ov, thrs, p.name)
     empty = ov.n_true == 0 and ov.n_pred == 0
@@ -342,7 +347,7 @@ def instance_scores(
     if centroid_f1 and not (has_cls or has_map):
         from cellbench.metrics.points import resolve_radius, type_counts
 
-        tcent, pcent = _centroids(true, pred, ov, pix)
+        tcent, pcent = _centroids(true, pred, ov)
         r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
         zt, zp = np.zeros(ov.n_true, np.int64), np.zeros(ov.n_pred, np.int64)
         types = type_counts(
@@ -475,7 +480,7 @@ def _class_scores(
     # image mPQ: PanNuke convention (classes present in the GT) for hovernet, else all scored
     vals = in_gt if preset == "hovernet" else scored
     out["mpq"] = float(np.mean(vals)) if vals else None
-    tcent, pcent = _centroids(true, pred, ov, pix)
+    tcent, pcent = _centroids(true, pred, ov)
     r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
     out["types"] = type_counts(
         tcent,
@@ -504,13 +509,11 @@ def _majority(comp_ids: np.ndarray, area: np.ndarray, m: int, ids: np.ndarray) -
     return out
 
 
-def _centroids(true, pred, ov: Overlap, pix) -> tuple[np.ndarray, np.ndarray]:
+def _centroids(true, pred, ov: Overlap) -> tuple[np.ndarray, np.ndarray]:
     """``(n, 2)`` centroids ``(x, y)`` of the true and predicted instances of ``ov``: from the
     gathered pixels of two maps, or from the objects' own masks."""
-    if pix is not None:
-        idx, tcomp, pcomp = pix
-        width = ov.shape[1]
-        return centroids(idx, tcomp, ov.n_true, width), centroids(idx, pcomp, ov.n_pred, width)
+    if ov.centroids is not None:
+        return ov.centroids
     from cellbench.metrics.overlap import as_objects
 
     return as_objects(true).centroids(), as_objects(pred).centroids()

@@ -101,6 +101,10 @@ class Overlap:
     fg
         ``(true foreground, pred foreground, their intersection)`` in pixels where objects may
         overlap (then they differ from the summed areas); None for label maps.
+    centroids
+        ``((nT, 2), (nP, 2))`` centroids ``(x, y)`` of the true and predicted instances in
+        pixels (pixel centres at integers), when computed with the overlap
+        (``compute_overlap(want_centroids=True)``); else None.
     """
 
     true_ids: np.ndarray
@@ -112,6 +116,7 @@ class Overlap:
     inter: np.ndarray
     shape: tuple[int, int]
     fg: tuple[int, int, int] | None = None
+    centroids: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def foreground(self) -> tuple[int, int, int]:
@@ -195,6 +200,7 @@ def compute_overlap(
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
     want_pixels: bool = False,
+    want_centroids: bool = False,
 ) -> Overlap | tuple[Overlap, np.ndarray, np.ndarray, np.ndarray]:
     """Compute the :class:`Overlap` of two instance maps.
 
@@ -206,7 +212,9 @@ def compute_overlap(
         Names (file paths) used in error messages.
     want_pixels
         Also return the flat indices of the foreground pixels and, for each, the compact
-        instance index (``-1`` for background) in ``true`` and ``pred``; used for centroids.
+        instance index (``-1`` for background) in ``true`` and ``pred`` (pixel class maps).
+    want_centroids
+        Also compute every instance's centroid (:attr:`Overlap.centroids`).
 
     Raises
     ------
@@ -218,15 +226,18 @@ def compute_overlap(
     _check_same_shape(t.shape, p.shape, true_name, pred_name)
     tr = t.ravel()
     pr = p.ravel()
+    shape = (int(t.shape[0]), int(t.shape[1]))
     if not want_pixels and _kernels.AVAILABLE and len(tr):
-        got = _kernels.joint_counts(tr, pr, min(MAX_BINS, max(4 * len(tr), 1 << 16)))
+        width = shape[1] if want_centroids else 0
+        got = _kernels.joint_counts(tr, pr, min(MAX_BINS, max(4 * len(tr), 1 << 16)), width)
         if isinstance(got, str):
             raise DataError(
                 true_name if got == "true" else pred_name, "instance map has negative ids"
             )
         if got is not None:
-            tids, pids, t_area, p_area, ti, pj, inter = got
-            return Overlap(tids, pids, t_area, p_area, ti, pj, inter, (t.shape[0], t.shape[1]))
+            *fields, tcent, pcent = got
+            cent = (tcent, pcent) if want_centroids else None
+            return Overlap(*fields, shape, centroids=cent)
     idx, tf, pf = _gather_foreground(tr, pr)
     if len(idx):
         if t.dtype.kind == "i" and tf.min() < 0:
@@ -273,12 +284,19 @@ def compute_overlap(
         ti=tlut[rows[both]],
         pj=plut[cols[both]],
         inter=cnt[both].astype(np.int64),
-        shape=(int(t.shape[0]), int(t.shape[1])),
+        shape=shape,
     )
-    if not want_pixels:
+    if not (want_pixels or want_centroids):
         return ov
     tcomp = np.where(tf > 0, tlut[tf], -1)
     pcomp = np.where(pf > 0, plut[pf], -1)
+    if want_centroids:
+        ov.centroids = (
+            centroids(idx, tcomp, ov.n_true, shape[1]),
+            centroids(idx, pcomp, ov.n_pred, shape[1]),
+        )
+    if not want_pixels:
+        return ov
     return ov, idx, tcomp, pcomp
 
 

@@ -329,6 +329,8 @@ class _Source:
                 return _class_mask_file(path, shape)
             if shape is None and sample.image is not None:
                 shape = sample.image.shape[:2]
+            elif shape is None and sample.meta.get("height") and sample.meta.get("width"):
+                shape = (int(sample.meta["height"]), int(sample.meta["width"]))
             inst, classes, scores = read_prediction(
                 path, shape, lambda name: self.reader.class_id(name, path)
             )
@@ -709,8 +711,13 @@ class Evaluation:
 
     def score_records(self, records):
         """Yield ``(sample id, result, rows)`` for ``records`` in order: predictions (model or
-        stored) scored, a model's predictions kept (:mod:`cellbench.runs.predcache`)."""
-        for rec, sample, pred in self.source.predictions(records, self.reader.load):
+        stored) scored, a model's predictions kept (:mod:`cellbench.runs.predcache`). Stored
+        predictions are scored without decoding the images (only a model needs them)."""
+        if self.source.card is None:
+            load = functools.partial(self.reader.load, pixels=False)
+        else:
+            load = self.reader.load
+        for rec, sample, pred in self.source.predictions(records, load):
             if self.source.card is not None:
                 predcache.save(self.run_id, rec.sample_id, pred)
             res = self.score(rec, sample, pred)

@@ -29,7 +29,7 @@ from cellbench.core.safety import (
     memoised_by_file,
     read_bytes,
 )
-from cellbench.data.imageio import image_size, read_image
+from cellbench.data.imageio import image_or_shape, image_size
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
@@ -158,8 +158,8 @@ class AperioXmlReader(DatasetReader):
                 out.append(SampleRecord(img.stem, split, meta, {"image": img, "annotation": xml}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         ann = read_aperio_xml(record.files["annotation"])
         h, w = image.shape[:2]
         check_polygons_inside(ann.polygons, w, h, record.files["annotation"], "regions")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cellbench.core.errors import DataError
+from cellbench.data.imageio import NoPixels
 from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
 READERS: dict[str, type[DatasetReader]] = {}
@@ -108,7 +109,10 @@ class DatasetReader:
     def records(self) -> list[SampleRecord]:
         raise NotImplementedError
 
-    def load(self, record: SampleRecord) -> Sample:
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        """The sample of ``record``: image, annotations, metadata. With ``pixels=False`` the
+        image is not decoded (``Sample.image`` is None; sizes are still checked against its
+        header): for scoring stored predictions, which needs only the annotations."""
         raise NotImplementedError
 
     def region_rules(self, records) -> dict | None:
@@ -130,6 +134,8 @@ class DatasetReader:
         return []
 
     def _sample(self, record: SampleRecord, **arrays: Any) -> Sample:
+        if isinstance(arrays.get("image"), NoPixels):
+            arrays["image"] = None
         s = Sample(
             dataset=self.dataset.id,
             sample_id=record.sample_id,

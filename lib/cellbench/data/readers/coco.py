@@ -29,7 +29,7 @@ from cellbench.core.safety import (
     parse_json,
     read_json,
 )
-from cellbench.data.imageio import read_image
+from cellbench.data.imageio import image_or_shape
 from cellbench.data.rasterize import polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -155,9 +155,9 @@ class CocoReader(DatasetReader):
             )
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
         im = self._coco[record.extra["name"]]
-        image = read_image(record.files["image"])
+        image = image_or_shape(record.files["image"], pixels)
         if image.shape[:2] != (im.height, im.width):
             raise DataError(
                 self.path(self.options["annotations"]),

@@ -43,7 +43,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_count, check_vertices, finite_number, read_json
-from cellbench.data.imageio import read_image
+from cellbench.data.imageio import image_or_shape, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Points, Sample
 
@@ -267,7 +267,7 @@ class GCPointsReader(DatasetReader):
             out.append(SampleRecord(sid, m.get("subset"), meta, files, {"index": k}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
         k = record.extra["index"]
         pts = self._gt.get(k, Points.empty())
         check_points_inside(
@@ -277,7 +277,7 @@ class GCPointsReader(DatasetReader):
             self.path(self.options["ground_truth"]),
             f"image_{k}",
         )
-        image = read_image(record.files["image"]) if "image" in record.files else None
+        image = image_or_shape(record.files["image"], pixels) if "image" in record.files else None
         s = self._sample(record, image=image, points=pts)
         if "tissue_mask" in record.files:
             s.tissue_mask, s.annotated_region = self._tissue(record)

@@ -26,7 +26,12 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
-from cellbench.data.imageio import check_same_size, image_size, read_image, read_label_image
+from cellbench.data.imageio import (
+    check_same_size,
+    image_or_shape,
+    image_size,
+    read_label_image,
+)
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
 
@@ -92,8 +97,8 @@ class HoverNetReader(DatasetReader):
                 out.append(SampleRecord(stem, split, meta, files))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         inst = read_label_image(record.files["instances"])
         check_same_size(image, inst, record.files["instances"])
         classes = None

@@ -29,7 +29,7 @@ from cellbench.core.safety import (
     confined_glob,
     limits,
 )
-from cellbench.data.imageio import image_size, read_image
+from cellbench.data.imageio import image_or_shape, image_size
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
@@ -174,8 +174,8 @@ class ImageJRoiReader(DatasetReader):
             out.append(SampleRecord(folder, meta["split"], meta, {"image": img, "rois": rois}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         polys = read_roiset(record.files["rois"])
         h, w = image.shape[:2]
         check_polygons_inside(polys, w, h, record.files["rois"], "ROIs")

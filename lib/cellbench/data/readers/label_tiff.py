@@ -24,7 +24,12 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
-from cellbench.data.imageio import check_same_size, image_size, read_image, read_label_image
+from cellbench.data.imageio import (
+    check_same_size,
+    image_or_shape,
+    image_size,
+    read_label_image,
+)
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
 
@@ -58,8 +63,8 @@ class LabelTiffReader(DatasetReader):
             )
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         inst, classes = self._labels(record.files["instances"])
         check_same_size(image, inst, record.files["instances"])
         return self._sample(record, image=image, instances=inst, classes=classes)

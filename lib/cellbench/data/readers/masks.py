@@ -23,11 +23,10 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_pixels, confined_glob
-from cellbench.data.imageio import check_same_size, image_size, read_image
+from cellbench.data.imageio import check_same_size, image_or_shape, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
 
@@ -40,6 +39,8 @@ def binary_to_instances(mask: np.ndarray, path: str | Path) -> np.ndarray:
         mask = mask[..., 0]
     if mask.ndim != 2:
         raise DataError(path, f"binary mask must be 2-D, got shape {mask.shape}")
+    from scipy import ndimage as ndi  # here: importing it costs every reader 0.1 s
+
     lab, _ = ndi.label(mask > 0, structure=np.ones((3, 3), dtype=bool))
     return lab.astype(np.int32)
 
@@ -60,8 +61,8 @@ class BinaryMaskReader(DatasetReader):
                 out.append(SampleRecord(img.stem, split, meta, {"image": img, "mask": mask}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         mask = read_image(record.files["mask"])
         check_same_size(image, mask, record.files["mask"])
         return self._sample(
@@ -128,9 +129,11 @@ class PanNukeReader(DatasetReader):
                 out.append(SampleRecord(sid, fold, meta, {"images": ip, "masks": mp}, {"index": k}))
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
         k = record.extra["index"]
-        image = np.asarray(_load_npy(record.files["images"])[k])
-        image = np.clip(image, 0, 255).astype(np.uint8)
+        image = None
+        if pixels:
+            image = np.asarray(_load_npy(record.files["images"])[k])
+            image = np.clip(image, 0, 255).astype(np.uint8)
         inst, classes = pannuke_to_instances(np.asarray(_load_npy(record.files["masks"])[k]))
         return self._sample(record, image=image, instances=inst, classes=classes)

@@ -36,7 +36,7 @@ from cellbench.core.safety import (
     limits,
     read_json,
 )
-from cellbench.data.imageio import image_size, read_image
+from cellbench.data.imageio import image_or_shape, image_size
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Objects, Points, Sample
 
@@ -405,8 +405,8 @@ class QuPathGeoJSONReader(DatasetReader):
             )
         return out
 
-    def load(self, record: SampleRecord) -> Sample:
-        image = read_image(record.files["image"])
+    def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
+        image = image_or_shape(record.files["image"], pixels)
         ann = record.files["annotation"]
         objs = read_qupath_geojson(ann)
         types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
