@@ -59,9 +59,10 @@ def _predictor(method=None):
     card = get_model("cb_monuseg")
     pr = load_predictor(card)
     if method is not None:
-        pr.card = card.model_copy(
-            update={"postprocess": card.postprocess.model_copy(update={"method": method})}
-        )
+        from cellbench.models.card import LoadedCard
+
+        pp = card.postprocess.model_copy(update={"method": method})
+        pr.card = LoadedCard(card.card.model_copy(update={"postprocess": pp}), card.path)
     return pr
 
 
@@ -149,7 +150,7 @@ def test_folder_prediction_is_evaluated_later(data_env, monuseg_image, tmp_path)
     pq = rows.filter(pl.col("metric") == "pq")["value"][0]
     assert 0.3 < pq < 1.0
     r = runner.invoke(app, ["predict", "--model", "cb_monuseg", "--out", str(out)])
-    assert r.exit_code != 0 and "exactly one of --image, --folder and --project" in r.output
+    assert r.exit_code != 0 and "exactly one of an image, a folder and a QuPath project" in r.output
 
 
 def test_every_image_of_a_qupath_project(data_env, tmp_path):
@@ -184,3 +185,61 @@ def test_predictions_as_a_new_qupath_project(data_env, monuseg_image, tmp_path):
     assert [im.name for im in proj.images] == [path.name] and proj.images[0].path == path
     feats = json.loads((out / "objects" / f"{path.name}.geojson").read_text())["features"]
     assert len(feats) > 100 and (out / "scripts" / "import_cellbench.groovy").is_file()
+
+
+def test_workers_and_a_dask_cluster_give_the_nuclei_of_the_local_run(data_env, monuseg_image):
+    """One pipeline, the executor pluggable: post-processing in worker processes overlapping
+    the network, and tiles as tasks on a local Dask cluster of 2 workers, stitch exactly the
+    nuclei of the in-process run (tiles are stitched in raster order whatever computed them)."""
+    from cellbench.runs.executor import get_executor
+
+    path, sample, _ = monuseg_image
+    pr = _predictor("connected_components")
+    src = P.image_source(path, pr.card.input.mpp, sample.meta["mpp"])
+    local = P.predict_source(pr, src, tile=512, overlap=64)
+    overlapped = P.predict_source(pr, src, tile=512, overlap=64, post_workers=2)
+    ex = get_executor("dask", workers=2)
+    try:
+        spread = P.predict_source(pr, src, tile=512, overlap=64, executor=ex)
+    finally:
+        ex.close()
+    ref = local.label_map()
+    for other in (overlapped, spread):
+        assert np.array_equal(other.label_map(), ref)
+        # probabilities to float32 precision: torch's CPU kernels sum in an order that
+        # depends on the thread count, and Dask workers run one thread each
+        assert other.scores == pytest.approx(local.scores, abs=1e-6)
+
+
+def test_instance_map_is_written_tile_by_tile(tmp_path):
+    """The OME-TIFF instance map of predicted nuclei equals their label map (objects across
+    tile borders, the smaller one on top where they overlap), with the class map beside it."""
+    import tifffile
+
+    from cellbench.data.sample import Objects
+    from cellbench.qupath import nuclei as W
+
+    lab = np.zeros((700, 1100), np.int32)
+    lab[500:530, 505:530] = 1  # across the 512 px tile corner
+    lab[10:20, 10:20] = 2
+    lab[600:690, 1000:1100] = 3  # on the padded last tile
+    obj = Objects.from_label_map(lab)
+    big = np.zeros((700, 1100), bool)
+    big[490:540, 495:545] = True  # a larger object under nucleus 1
+    obj = Objects(
+        obj.shape,
+        np.array([1, 2, 3, 4]),
+        np.vstack([obj.boxes, [[490, 495, 540, 545]]]),
+        [*obj.masks, big[490:540, 495:545]],
+    )
+    nuc = P.Nuclei(
+        "x", obj, {1: 1, 2: 2, 3: 1, 4: 2}, {i: 1.0 for i in range(1, 5)}, 1.0, (0, 0), 0.25
+    )
+    W.write_instance_map(nuc, tmp_path / "x.tif")
+    got = tifffile.imread(tmp_path / "x.tif")
+    assert got.shape == (700, 1100) and np.array_equal(got, obj.to_label_map())
+    cls = tifffile.imread(tmp_path / "x_class.tif")
+    assert (cls[lab == 1] == 1).all() and (cls[lab == 2] == 2).all()
+    assert (cls[(got == 4)] == 2).all()
+    with tifffile.TiffFile(tmp_path / "x.tif") as t:
+        assert t.is_ome and t.pages[0].is_tiled

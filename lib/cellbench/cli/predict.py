@@ -61,6 +61,23 @@ def predict_cmd(
     ] = 128,
     device: DEVICE = "cpu",
     batch_size: Annotated[int, typer.Option(help="Network tiles per batch.")] = 8,
+    post_workers: Annotated[
+        int,
+        typer.Option(
+            help="Post-processing processes overlapping the network (GPU inference); 0: none."
+        ),
+    ] = 0,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="local (this process) or dask: tiles as tasks on a local cluster of --workers "
+            "processes, or on the cluster at --address (workers need the same paths)."
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Local Dask workers (--executor dask).")] = 2,
 ):
     """Segment nuclei with a model and write them for QuPath (and as a table / map).
 
@@ -70,137 +87,43 @@ def predict_cmd(
     """
     from rich.progress import Progress
 
-    from cellbench.core import config
-    from cellbench.models.registry import get_model, load_predictor
-    from cellbench.qupath import nuclei as w
-    from cellbench.runs import predict as P
+    from cellbench.core.errors import CellbenchError
+    from cellbench.qupath.predict import PredictSpec, parse_region, run_predict
 
-    if sum(x is not None for x in (image, folder, project)) != 1:
-        raise typer.BadParameter("give exactly one of --image, --folder and --project")
-    card = get_model(model)
-    predictor = load_predictor(card, device=device, batch_size=batch_size)
-    model_mpp = card.input.mpp
-    box = None
-    if region is not None:
-        try:
-            box = tuple(int(v) for v in region.split(","))
-            assert len(box) == 4
-        except (ValueError, AssertionError):
-            raise typer.BadParameter("--region needs x,y,w,h (level-0 pixels)") from None
-    names: dict[Path, str] = {}  # QuPath image names of project images
-    if project is not None:
-        from cellbench.qupath.project import read_project
-
-        paths = []
-        for im in read_project(project).images:
-            if im.path is None or not im.path.is_file():
-                typer.echo(f"skipped {im.name}: its image is not here ({im.uri})", err=True)
-                continue
-            paths.append(im.path)
-            names[im.path] = im.name
-        if not paths:
-            raise typer.BadParameter(f"{project}: none of the project's images is found here")
-        if out.suffix:
-            raise typer.BadParameter("--project writes a folder: give --out FOLDER")
-    elif folder is not None:
-        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in P.IMAGE_SUFFIXES)
-        if not paths:
-            raise typer.BadParameter(f"{folder}: no images ({', '.join(P.IMAGE_SUFFIXES)})")
-    else:
-        paths = [Path(image)]
-    work_root = config.home() / "cache" / "predict"
-    results = []
+    try:
+        box = parse_region(region)
+    except CellbenchError as e:
+        raise typer.BadParameter(str(e)) from None
+    spec = PredictSpec(
+        model=model,
+        out=str(out),
+        image=None if image is None else str(image),
+        folder=None if folder is None else str(folder),
+        project=None if project is None else str(project),
+        slide=slide,
+        region=box,
+        tissue=tissue,
+        mpp=mpp,
+        qupath_project=qupath_project,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        batch_size=batch_size,
+        executor=executor,
+        address=address,
+        workers=workers,
+        post_workers=post_workers,
+    )
     with Progress(transient=True) as bar:
-        for p in paths:
-            as_slide = slide or box is not None or p.suffix.lower() in P.SLIDE_SUFFIXES
-            if as_slide:
-                src = P.slide_source(p, model_mpp, box, tissue, mpp)
-            else:
-                src = P.image_source(p, model_mpp, mpp)
-            task = bar.add_task(f"{p.name}", total=None)
-            work = P._work_dir(work_root, card, src, tile, overlap)
-            nuc = P.predict_source(
-                predictor,
-                src,
-                tile,
-                overlap,
-                work,
-                progress=lambda k, n, t=task: bar.update(t, completed=k, total=n),
-            )
-            nuc.meta["slide"] = as_slide
-            results.append(nuc)
-    classes = card.classes or None
-    suffix = out.suffix.lower()
-    if qupath_project:
-        written = [_write_qupath_project(out, paths, results, classes)]
-    elif project is not None:
-        from cellbench.core.atomic import write_bytes_atomic
-        from cellbench.qupath.project import GROOVY
+        tasks: dict[str, int] = {}
 
-        written = [
-            w.write_geojson_file(nuc, out / "objects" / f"{names[p]}.geojson", classes)
-            for p, nuc in zip(paths, results, strict=True)
-        ]
-        written.append(w.write_table(results, out / "nuclei.parquet", classes))
-        written.append(write_bytes_atomic(out / "import_objects.groovy", GROOVY.encode()))
-    elif suffix in (".geojson", ".json"):
-        if len(results) != 1:
-            raise typer.BadParameter("a folder of images needs --out FOLDER")
-        w.write_geojson_file(results[0], out, classes)
-        table = out.with_name(f"{out.stem}.nuclei.parquet")
-        w.write_table(results, table, classes)
-        written = [out, table]
-    elif suffix == ".parquet":
-        written = [w.write_table(results, out, classes)]
-    elif suffix in (".tif", ".tiff"):
-        if len(results) != 1:
-            raise typer.BadParameter("a folder of images needs --out FOLDER")
-        written = [w.write_instance_map(results[0], out)]
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for nuc in results:
-            written.append(w.write_instance_map(nuc, out / f"{nuc.name}.tif"))
-            written.append(
-                w.write_geojson_file(nuc, out / "geojson" / f"{nuc.name}.geojson", classes)
-            )
-        written.append(w.write_table(results, out / "nuclei.parquet", classes))
-    for nuc in results:
-        m = nuc.meta
-        typer.echo(
-            f"{nuc.name}: {len(nuc.objects)} nuclei from {m['tiles_predicted']} of "
-            f"{m['tiles']} tiles ({m['tile']} px, overlap {m['overlap']})",
-            err=True,
-        )
-    for p in written:
+        def progress(name: str, k: int, n: int) -> None:
+            if name not in tasks:
+                tasks[name] = bar.add_task(name, total=n)
+            bar.update(tasks[name], completed=k, total=n)
+
+        res = run_predict(spec, progress)
+    for line in res.summary():
+        typer.echo(line, err=True)
+    for p in res.written:
         typer.echo(f"wrote {p}", err=True)
-
-
-def _write_qupath_project(out: Path, paths, results, classes) -> Path:
-    """A new QuPath project of the predicted images with their nuclei."""
-    from cellbench.data.imageio import image_size
-    from cellbench.data.wsi import open_slide
-    from cellbench.qupath.nuclei import nuclei_features
-    from cellbench.qupath.project import write_project
-    from cellbench.viz.overlay import class_colors
-
-    images = []
-    for p, nuc in zip(paths, results, strict=True):
-        if nuc.meta.get("slide"):
-            with open_slide(p) as s:
-                width, height = s.dimensions
-        else:
-            width, height = image_size(p)
-        images.append(
-            {
-                "path": p,
-                "width": width,
-                "height": height,
-                "mpp": nuc.mpp,
-                "features": nuclei_features(nuc, classes),
-            }
-        )
-    cc = class_colors(classes or [])
-    colours = {c.name: cc[c.id] for c in classes or []}
-    write_project(out, images, colours or {"nucleus": (0, 200, 0)})
-    return out / "project.qpproj"

@@ -5,9 +5,11 @@
   ``Probability``, ``Area px^2`` (``Area um^2`` with a known mpp); QuPath imports the file by
   drag-and-drop onto the image.
 - Nucleus table (parquet): :func:`cellbench.runs.predict.nucleus_rows`, one row per nucleus.
-- Instance map: ``<stem>.tif`` (OME-TIFF, zlib, tiled) of the working grid (the model's mpp;
-  the physical pixel size is recorded), and ``<stem>_class.tif`` with each nucleus's class,
-  so that a folder written by ``predict`` is read back by ``evaluate --predictions``.
+- Instance map: ``<stem>.tif`` (OME-TIFF, zlib, 512 px tiles, BigTIFF beyond 4 GB) of the
+  working grid (the model's mpp; the physical pixel size is recorded), written tile by tile
+  from the nuclei so a whole slide never sits in memory as one array, and
+  ``<stem>_class.tif`` with each nucleus's class, so that a folder written by ``predict`` is
+  read back by ``evaluate --predictions``.
 """
 
 from __future__ import annotations
@@ -74,32 +76,79 @@ def write_table(nuclei: list[Nuclei], path: str | Path, class_defs=None) -> Path
     return write_bytes_atomic(Path(path), buf.getvalue()) or Path(path)
 
 
-def write_instance_map(nuc: Nuclei, path: str | Path) -> Path:
-    """The working-grid instance map as OME-TIFF (uint16 when the ids allow, else uint32),
-    and ``<stem>_class.tif`` beside it when the model has classes."""
-    import io
+#: Tile side of the written instance maps (pixels).
+MAP_TILE = 512
 
+
+def _tile_index(boxes: np.ndarray, t: int) -> dict[tuple[int, int], list[int]]:
+    """Object indices by the ``t``-pixel tiles their boxes meet."""
+    out: dict[tuple[int, int], list[int]] = {}
+    for k, (r0, c0, r1, c1) in enumerate(boxes.tolist()):
+        for ty in range(r0 // t, (r1 - 1) // t + 1):
+            for tx in range(c0 // t, (c1 - 1) // t + 1):
+                out.setdefault((ty, tx), []).append(k)
+    return out
+
+
+def map_tiles(objects, values: np.ndarray, dtype, t: int = MAP_TILE):
+    """Yield the ``t x t`` tiles (row-major, the last ones zero-padded) of the label map that
+    gives each object's pixels its ``values[k]``; only one tile is in memory at a time.
+    Objects are drawn largest first, so where they overlap the smaller one wins (as
+    :meth:`~cellbench.data.sample.Objects.to_label_map`)."""
+    H, W = objects.shape
+    index = _tile_index(objects.boxes, t)
+    order = np.argsort(np.argsort(-objects.area, kind="stable"), kind="stable")
+    for ty in range(-(-H // t)):
+        for tx in range(-(-W // t)):
+            out = np.zeros((t, t), dtype)
+            y0, x0 = ty * t, tx * t
+            for k in sorted(index.get((ty, tx), ()), key=order.__getitem__):
+                r0, c0, r1, c1 = objects.boxes[k]
+                a0, a1 = max(r0, y0), min(r1, y0 + t)
+                b0, b1 = max(c0, x0), min(c1, x0 + t)
+                m = objects.masks[k][a0 - r0 : a1 - r0, b0 - c0 : b1 - c0]
+                out[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0][m] = values[k]
+            yield out
+
+
+def write_instance_map(nuc: Nuclei, path: str | Path) -> Path:
+    """The working-grid instance map as a tiled OME-TIFF (uint16 when the ids allow, else
+    uint32; BigTIFF beyond 4 GB), and ``<stem>_class.tif`` beside it when the model has
+    classes. Written tile by tile from the nuclei (whole slides never exist as one array)
+    through a temporary file renamed into place."""
     import tifffile
 
+    from cellbench.core.atomic import open_atomic
+
     p = Path(path)
-    lab = nuc.label_map()
-    dtype = np.uint16 if lab.max(initial=0) < 2**16 else np.uint32
+    obj = nuc.objects
+    ids = np.asarray(obj.ids, np.int64)
+    dtype = np.uint16 if ids.max(initial=0) < 2**16 else np.uint32
     meta = {"axes": "YX"}
     if nuc.mpp is not None:
         um = nuc.mpp * nuc.scale
         meta.update(PhysicalSizeX=um, PhysicalSizeY=um, PhysicalSizeXUnit="µm")
+    H, W = obj.shape
 
-    def tif(arr) -> bytes:
-        buf = io.BytesIO()
-        tifffile.imwrite(buf, arr, ome=True, metadata=meta, compression="zlib", tile=(256, 256))
-        return buf.getvalue()
+    def tif(dest: Path, values: np.ndarray, dt) -> None:
+        big = H * W * np.dtype(dt).itemsize > 2**31
+        with open_atomic(dest) as f:
+            tifffile.imwrite(
+                f,
+                map_tiles(obj, values, dt),
+                shape=(H, W),
+                dtype=dt,
+                tile=(MAP_TILE, MAP_TILE),
+                ome=True,
+                bigtiff=big,
+                metadata=meta,
+                compression="zlib",
+            )
 
-    write_bytes_atomic(p, tif(lab.astype(dtype)))
+    tif(p, ids, dtype)
     if nuc.classes:
-        lut = np.zeros(int(lab.max(initial=0)) + 1, np.uint8)
-        for i, c in nuc.classes.items():
-            lut[int(i)] = int(c)
-        write_bytes_atomic(p.with_name(f"{p.stem}_class{p.suffix}"), tif(lut[lab]))
+        cls = np.array([int(nuc.classes.get(int(i), 0)) for i in ids], np.uint8)
+        tif(p.with_name(f"{p.stem}_class{p.suffix}"), cls, np.uint8)
     return p
 
 

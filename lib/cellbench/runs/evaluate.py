@@ -275,9 +275,10 @@ class _Source:
     def load(self):
         if self.card is not None and self.predictor is None:
             from cellbench.models.registry import load_predictor
+            from cellbench.runs.executor import worker_device
 
             self.predictor = load_predictor(
-                self.card, device=self.spec.device, batch_size=self.spec.batch_size
+                self.card, device=worker_device(self.spec.device), batch_size=self.spec.batch_size
             )
 
     def _classes(self, inst) -> dict[int, int] | None:
@@ -723,15 +724,18 @@ class Evaluation:
             res = self.score(rec, sample, pred)
             yield rec.sample_id, res, self._rows(rec.sample_id, rec.meta, res, "sample")
 
-    def _scored(self, todo):
+    def _scored(self, todo, executor=None):
         """:meth:`score_records` in this process, or spread over the executor's workers in
-        chunks (each worker rebuilds this evaluation from its spec and checks the run id)."""
-        if self.spec.executor == "local" and not self.spec.address:
+        chunks (each worker rebuilds this evaluation from its spec and checks the run id).
+        ``executor``: one already started (shared by the runs of a grid; left open)."""
+        if executor is None and self.spec.executor == "local" and not self.spec.address:
             yield from self.score_records(todo)
             return
         from cellbench.runs.executor import get_executor
 
-        ex = get_executor(self.spec.executor, self.spec.address, max(2, self.spec.workers))
+        ex = executor or get_executor(
+            self.spec.executor, self.spec.address, max(2, self.spec.workers)
+        )
         size = max(1, min(16, len(todo) // (2 * ex.window) or 1))
         chunks = [
             _Chunk(
@@ -748,7 +752,8 @@ class Evaluation:
             for part in ex.map(_score_chunk, chunks):
                 yield from part
         finally:
-            ex.close()
+            if executor is None:
+                ex.close()
 
     def info(self, status: str, **extra: Any) -> dict[str, Any]:
         card = self.source.card
@@ -787,12 +792,15 @@ class Evaluation:
         should_stop: Callable[[], bool] | None = None,
         flush_every: int = 16,
         flush_seconds: float = 10.0,
+        executor=None,
     ) -> dict[str, Any]:
         """Evaluate the samples not yet stored; return the run's final record.
 
         Rows are committed in parts of at most ``flush_every`` samples (or every
         ``flush_seconds``); a stop request (``should_stop``) or an error commits the finished
-        samples and records ``cancelled`` / ``failed``.
+        samples and records ``cancelled`` / ``failed``. ``executor``: a started executor
+        (:func:`cellbench.runs.executor.get_executor`) to spread the samples over, shared by
+        several runs (a model x dataset grid); default: the spec's own.
         """
         store = self.store
         prev = store.get_run(self.run_id) if self.run_id in store.run_ids() else {}
@@ -817,7 +825,8 @@ class Evaluation:
                     pid=os.getpid(),
                 )
             )
-            if todo and self.spec.executor == "local" and not self.spec.address:
+            local = executor is None and self.spec.executor == "local" and not self.spec.address
+            if todo and local:
                 self.source.load()  # (with another executor the workers load the model)
             # (sample id, result, rows) appended in one operation: an interrupt never
             # leaves half a sample in the buffer
@@ -836,7 +845,7 @@ class Evaluation:
 
             status, error = "complete", None
             try:
-                stream = self._scored(todo)
+                stream = self._scored(todo, executor)
                 for k, (sid, res, rows) in enumerate(stream):
                     if progress:
                         rate = k / (time.monotonic() - t0) if k else None

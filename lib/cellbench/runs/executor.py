@@ -15,6 +15,7 @@ system), since they read images and keep predictions where the evaluation would.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -78,6 +79,31 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def worker_device(device: str) -> str:
+    """The device a worker process uses for ``device``: on a worker of a Dask cluster that
+    sees several GPUs, ``cuda`` means one GPU per worker (``cuda:<k>``, ``k`` from the
+    worker's name: a local cluster's workers are named 0..n-1, so N workers on N GPUs use
+    them all); everywhere else ``device`` itself."""
+    if device != "cuda":
+        return device
+    try:
+        import torch
+
+        n = torch.cuda.device_count()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return device
+    if n <= 1:
+        return device
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):  # not in a Dask worker
+        return device
+    k = name if isinstance(name, int) else int(hashlib.sha256(str(name).encode()).hexdigest(), 16)
+    return f"cuda:{k % n}"
 
 
 def get_executor(name: str = "local", address: str | None = None, workers: int = 2):

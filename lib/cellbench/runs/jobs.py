@@ -1,8 +1,11 @@
-"""Background evaluation jobs: one process per job, progress on disk, cancel, resume.
+"""Background jobs: one process per job, progress on disk, cancel, resume.
 
-A job lives in ``$CELLBENCH_HOME/jobs/<job_id>/``:
+Evaluations (:func:`submit_job`) and other work run the same way (:func:`submit_task`, e.g.
+``predict``, whose job body lives with its pipeline and is named by ``entry``). A job lives in
+``$CELLBENCH_HOME/jobs/<job_id>/``:
 
-``job.json``      the request (an :class:`~cellbench.runs.evaluate.EvalSpec`), run id, pid, times;
+``job.json``      the request (an :class:`~cellbench.runs.evaluate.EvalSpec`, or the spec of
+                  another ``kind`` with its ``entry``), run id, pid, times;
 ``progress.json`` written atomically after each sample: done / total, current sample, ETA,
                   status (``queued``, ``loading`` (planning, loading the model, first
                   prediction), ``running``, ``complete``, ``failed``, ``cancelled``);
@@ -109,6 +112,42 @@ def submit_job(spec, flush_every: int = 16, wait: bool = False) -> str:
     )
     if not reused:  # the same request was evaluated before: nothing to compute
         _start(d, wait)
+    return job_id
+
+
+def submit_task(
+    kind: str,
+    label: str,
+    spec: dict[str, Any],
+    entry: str,
+    total: int | None = None,
+    wait: bool = False,
+) -> str:
+    """Run another kind of work as a background job (e.g. ``predict``): ``entry`` is
+    ``module:function``, called in the job's process as ``function(job, report, should_stop)``
+    where ``report(**fields)`` updates the progress (``status``, ``done``, ``total``,
+    ``sample_id``) and ``should_stop()`` says a cancel was requested; it returns the final
+    fields (``status`` and anything to show, e.g. the files written). Returns the job id."""
+    job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    d = jobs_dir() / job_id
+    d.mkdir(parents=True)
+    job = {
+        "job_id": job_id,
+        "kind": kind,
+        "label": label,
+        "spec": spec,
+        "entry": entry,
+        "created": _now(),
+        "catalog": str(config.catalog_path()),
+        "data_root": str(config.data_root()),
+        "home": str(config.home()),
+        "reused": False,
+    }
+    write_json_atomic(d / "job.json", job)
+    write_json_atomic(
+        d / "progress.json", {"status": "queued", "done": 0, "total": total, "updated": _now()}
+    )
+    _start(d, wait)
     return job_id
 
 
@@ -241,6 +280,8 @@ def _worker(d: Path) -> int:
         )
 
     write_json_atomic(prog_path, {**_read(prog_path), "status": "loading", "updated": _now()})
+    if job.get("entry"):
+        return _run_entry(job, prog_path, d)
     try:
         ev = Evaluation(EvalSpec(**job["spec"]))
         final = ev.run(
@@ -274,6 +315,29 @@ def _worker(d: Path) -> int:
                 "updated": _now(),
             },
         )
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run_entry(job: dict[str, Any], prog_path: Path, d: Path) -> int:
+    """Body of a job of another kind (:func:`submit_task`): its entry function."""
+    import importlib
+
+    def report(**fields: Any) -> None:
+        write_json_atomic(prog_path, {**_read(prog_path), **fields, "updated": _now()})
+
+    try:
+        module, _, name = job["entry"].partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        final = fn(job, report, (d / "cancel").exists)
+        prog = _read(prog_path)
+        report(**final, done=prog.get("total") or prog.get("done"), eta_s=0.0)
+        return 0
+    except KeyboardInterrupt:
+        report(status="cancelled")
+        return 1
+    except Exception as e:  # noqa: BLE001 - recorded for the user, job ends
+        report(status="failed", error=f"{type(e).__name__}: {e}")
         print(f"error: {e}", file=sys.stderr)
         return 1
 

@@ -77,6 +77,25 @@ class Nuclei:
 # -- sources -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """How to open a :class:`Source` again, e.g. in a worker process (picklable)."""
+
+    kind: str  # "image" or "slide"
+    path: str
+    model_mpp: float | None
+    region: tuple[int, int, int, int] | None = None
+    tissue: bool = True
+    mpp: float | None = None
+
+    def open(self, tissue: bool | None = None) -> Source:
+        """The source (``tissue`` overrides the tissue detection of slides)."""
+        if self.kind == "image":
+            return image_source(self.path, self.model_mpp, self.mpp)
+        t = self.tissue if tissue is None else tissue
+        return slide_source(self.path, self.model_mpp, self.region, t, self.mpp)
+
+
 @dataclass
 class Source:
     """Something to predict on: ``read(x, y, w, h)`` gives working pixels of the area."""
@@ -89,6 +108,7 @@ class Source:
     read: Callable[[int, int, int, int], np.ndarray]
     tissue: np.ndarray | None = None  # bool mask on a coarse grid, or None (all)
     identity: dict[str, Any] = field(default_factory=dict)
+    spec: SourceSpec | None = None
 
 
 def _working_scale(source_mpp: float | None, model_mpp: float | None) -> float:
@@ -126,7 +146,8 @@ def image_source(path: str | Path, model_mpp: float | None, mpp: float | None = 
 
     st = p.stat()
     ident = {"path": str(p.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns, "mpp": mpp}
-    return Source(p.stem, img.shape[:2], scale, (0, 0), mpp, read, None, ident)
+    spec = SourceSpec("image", str(p), model_mpp, mpp=mpp)
+    return Source(p.stem, img.shape[:2], scale, (0, 0), mpp, read, None, ident, spec)
 
 
 def slide_source(
@@ -168,7 +189,8 @@ def slide_source(
         "tissue": bool(mask is not None),
         "mpp": base,
     }
-    return Source(Path(path).stem, shape, scale, (x0, y0), base, read, mask, ident)
+    spec = SourceSpec("slide", str(path), model_mpp, region, tissue, mpp)
+    return Source(Path(path).stem, shape, scale, (x0, y0), base, read, mask, ident, spec)
 
 
 def tissue_mask(thumb: np.ndarray, min_fraction: float = 0.001) -> np.ndarray:
@@ -281,8 +303,32 @@ def _pack_tile(nuclei) -> bytes:
     return buf.getvalue()
 
 
+def _tile_path(work: Path, g) -> Path:
+    return work / f"tile_{g[0]:04d}_{g[1]:04d}.npz"
+
+
+def _readable(path: Path) -> bool:
+    """A finished tile's file that opens (a damaged one is predicted again)."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {"cls", "score"} <= set(z.files)
+    except NPZ_ERRORS:
+        return False
+
+
 def _unpack_tile(path: Path):
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        return _unpack_bytes(path)
+    except NPZ_ERRORS as e:
+        raise DataError(path, f"finished tile unreadable ({type(e).__name__}: {e})") from None
+
+
+def _unpack_bytes(data) -> list:
+    """Nuclei of one tile from :func:`_pack_tile`'s bytes (or a file of them)."""
+    src = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    with np.load(src, allow_pickle=False) as z:
         obj = Objects.unpack(z)
         cls, score = z["cls"], z["score"]
     return [
@@ -339,6 +385,147 @@ def _work_dir(root: Path, card, src: Source, tile: int, overlap: int) -> Path:
     return root / f"{src.name}-{h}"
 
 
+@dataclass(frozen=True)
+class TileGeometry:
+    """How a working grid is tiled (working pixels): tile side and stride, the tiles' starts
+    along each axis, and the model's own network tiling (``inner`` stride, ``halo``)."""
+
+    shape: tuple[int, int]
+    side: int
+    stride: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
+    inner: int
+    halo: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, int], tile: int, overlap: int, predictor) -> TileGeometry:
+        H, W = shape
+        side = min(tile, max(H, W))
+        stride = max(1, side - min(overlap, side - 1))
+        spec = predictor.card.input
+        fixed = getattr(predictor.backend, "fixed_tile", None)
+        net_tile = int(fixed or spec.tile)
+        halo = int(spec.halo)
+        inner = max(1, net_tile - min(halo, net_tile // 2))
+        grid = tile_grid(shape, side, stride)
+        ys = tuple(sorted({g[2] for g in grid}))
+        xs = tuple(sorted({g[3] for g in grid}))
+        return cls((H, W), side, stride, ys, xs, inner, halo)
+
+    def grid(self) -> list[tuple[int, int, int, int]]:
+        return [(i, j, y, x) for i, y in enumerate(self.ys) for j, x in enumerate(self.xs)]
+
+    def window(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """``(wy0, wy1, wx0, wx1)``: the window read around the tile at ``(y, x)``."""
+        H, W = self.shape
+        h, w = min(self.side, H - y), min(self.side, W - x)
+        wy0, wy1 = context_window(y, h, H, self.inner, self.halo)
+        wx0, wx1 = context_window(x, w, W, self.inner, self.halo)
+        return wy0, wy1, wx0, wx1
+
+
+def tile_maps(predictor, src: Source, geom: TileGeometry, y: int, x: int) -> np.ndarray:
+    """The network's activated output maps on the window around one tile (the GPU part)."""
+    wy0, wy1, wx0, wx1 = geom.window(y, x)
+    img = src.read(wx0, wy0, wx1 - wx0, wy1 - wy0)
+    return predictor.output_maps(img, None)  # already at the model's mpp
+
+
+def tile_nuclei_from_maps(maps, kind, params, geom: TileGeometry, g) -> list:
+    """Post-processing of one tile's window maps and the core rule (the CPU part): the nuclei
+    of tile ``g = (row, col, y, x)`` kept by this tile (see the module docstring)."""
+    from cellbench.models.postprocess import postprocess
+
+    i, j, y, x = g
+    H, W = geom.shape
+    inst = postprocess(maps, kind, params)
+    wy0, wy1, wx0, wx1 = geom.window(y, x)
+    core = (
+        core_bounds(list(geom.ys), i, geom.side, H),
+        core_bounds(list(geom.xs), j, geom.side, W),
+    )
+    # the window's sides inside the image: nuclei touching them are cut there
+    edges = (wy0 > 0, wx0 > 0, wy1 < H, wx1 < W)
+    return _tile_nuclei(inst, wy0, wx0, wy1 - wy0, wx1 - wx0, core, edges)
+
+
+def predict_tile(predictor, src: Source, geom: TileGeometry, g) -> list:
+    """One tile end to end: network on its window, post-processing, the core rule."""
+    maps = tile_maps(predictor, src, geom, g[2], g[3])
+    return tile_nuclei_from_maps(
+        maps, predictor.card.output.kind, predictor.card.postprocess, geom, g
+    )
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """One tile for an executor's worker: the model's card (the worker loads its weights,
+    checking their sha256, and post-processes as the card says), the device, which source,
+    how it is tiled, and which tile."""
+
+    card: Any  # the ModelCard
+    card_path: str | None  # where the card lies (relative weights resolve from it)
+    device: str
+    source: SourceSpec
+    geom: TileGeometry
+    tile: tuple[int, int, int, int]
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def run_tile_task(task: TileTask) -> bytes:
+    """Executor task: predict one tile in a worker process (model and source kept open per
+    process); returns the tile's nuclei packed as :func:`_pack_tile` writes them."""
+    from cellbench.models.card import LoadedCard
+    from cellbench.models.registry import load_predictor
+    from cellbench.runs.executor import worker_device
+
+    key = (task.card.model_dump_json(), task.card_path, task.device)
+    if _WORKER.get("model_key") != key:
+        card = LoadedCard(task.card, None if task.card_path is None else Path(task.card_path))
+        _WORKER["predictor"] = load_predictor(card, device=worker_device(task.device))
+        _WORKER["model_key"] = key
+    if _WORKER.get("source_key") != task.source:
+        _WORKER["source"] = task.source.open(tissue=False)  # the caller chose the tiles
+        _WORKER["source_key"] = task.source
+    return _pack_tile(predict_tile(_WORKER["predictor"], _WORKER["source"], task.geom, task.tile))
+
+
+def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device):
+    """Yield the nuclei of each tile of ``todo`` in order: in this process, with the
+    post-processing in ``post_workers`` processes overlapping the network, or as tasks on an
+    executor's workers (the same functions; results identical)."""
+    if executor is not None and executor.name != "local":
+        if src.spec is None:
+            raise CellbenchError("this source cannot be reopened in worker processes")
+        card = predictor.card
+        if not hasattr(card, "card"):
+            raise CellbenchError("workers need the model's card with its file (a LoadedCard)")
+        path = None if card.path is None else str(card.path)
+        tasks = (TileTask(card.card, path, device, src.spec, geom, g) for g in todo)
+        for packed in executor.map(run_tile_task, tasks):
+            yield _unpack_bytes(packed)
+        return
+    if post_workers <= 0:
+        for g in todo:
+            yield predict_tile(predictor, src, geom, g)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    kind, params = predictor.card.output.kind, predictor.card.postprocess
+    with ProcessPoolExecutor(post_workers) as pool:
+        pending: list = []
+        for g in todo:
+            maps = tile_maps(predictor, src, geom, g[2], g[3])
+            pending.append(pool.submit(tile_nuclei_from_maps, maps, kind, params, geom, g))
+            while len(pending) > 2 * post_workers:
+                yield pending.pop(0).result()
+        while pending:
+            yield pending.pop(0).result()
+
+
 def predict_source(
     predictor,
     src: Source,
@@ -346,56 +533,48 @@ def predict_source(
     overlap: int = 128,
     work: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    executor=None,
+    post_workers: int = 0,
+    device: str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
 ) -> Nuclei:
     """Predict every tile of ``src`` (tissue tiles only when it has a tissue mask) and stitch.
 
     ``tile`` and ``overlap`` are working pixels; ``overlap`` should exceed the largest nucleus
     diameter. ``work``: a folder for per-tile results (resume); None keeps them in memory.
+    ``executor`` (:mod:`cellbench.runs.executor`, not local): tiles run as tasks on its
+    workers; ``post_workers``: in this process, post-processing runs in that many processes
+    while the network goes on (GPU inference). Tiles are stitched in raster order whatever
+    computed them, so the nuclei are identical. ``should_stop``: checked between tiles
+    (finished tiles stay in ``work``; :class:`KeyboardInterrupt` is raised).
     """
-    from cellbench.models.postprocess import postprocess
-
-    H, W = src.shape
-    t_eff = min(tile, max(H, W))
-    stride = max(1, t_eff - min(overlap, t_eff - 1))
-    grid = tile_grid(src.shape, t_eff, stride)
-    spec = predictor.card.input
-    fixed = getattr(predictor.backend, "fixed_tile", None)
-    net_tile = int(fixed or spec.tile)
-    halo = int(spec.halo)
-    inner = max(1, net_tile - min(halo, net_tile // 2))
-    ys = sorted({g[2] for g in grid})
-    xs = sorted({g[3] for g in grid})
-    todo = [g for g in grid if _has_tissue(src, g[2], g[3], t_eff)]
+    geom = TileGeometry.of(src.shape, tile, overlap, predictor)
+    grid = geom.grid()
+    todo = [g for g in grid if _has_tissue(src, g[2], g[3], geom.side)]
     if work is not None:
         work.mkdir(parents=True, exist_ok=True)
+    done = {g for g in todo if work is not None and _readable(_tile_path(work, g))}
+    fresh = _computed_tiles(
+        predictor, src, geom, [g for g in todo if g not in done], executor, post_workers, device
+    )
     kept: list = []
     index: dict = {}
-    cell = max(64, t_eff // 4)
-    for n, (i, j, y, x) in enumerate(todo):
-        path = None if work is None else work / f"tile_{i:04d}_{j:04d}.npz"
-        if path is not None and path.is_file():
-            try:
-                nuclei = _unpack_tile(path)
-            except NPZ_ERRORS:
-                nuclei = None  # damaged: predict again
-        else:
-            nuclei = None
-        if nuclei is None:
-            h, w = min(t_eff, H - y), min(t_eff, W - x)
-            wy0, wy1 = context_window(y, h, H, inner, halo)
-            wx0, wx1 = context_window(x, w, W, inner, halo)
-            img = src.read(wx0, wy0, wx1 - wx0, wy1 - wy0)
-            maps = predictor.output_maps(img, None)  # already at the model's mpp
-            inst = postprocess(maps, predictor.card.output.kind, predictor.card.postprocess)
-            core = (core_bounds(ys, i, t_eff, H), core_bounds(xs, j, t_eff, W))
-            # the window's sides inside the image: nuclei touching them are cut there
-            edges = (wy0 > 0, wx0 > 0, wy1 < H, wx1 < W)
-            nuclei = _tile_nuclei(inst, wy0, wx0, wy1 - wy0, wx1 - wx0, core, edges)
-            if path is not None:
-                write_bytes_atomic(path, _pack_tile(nuclei))
-        _dedup(kept, nuclei, index, cell)
-        if progress:
-            progress(n + 1, len(todo))
+    cell = max(64, geom.side // 4)
+    try:
+        for n, g in enumerate(todo):
+            if should_stop is not None and should_stop():
+                raise KeyboardInterrupt
+            if g in done:
+                nuclei = _unpack_tile(_tile_path(work, g))
+            else:
+                nuclei = next(fresh)
+                if work is not None:
+                    write_bytes_atomic(_tile_path(work, g), _pack_tile(nuclei))
+            _dedup(kept, nuclei, index, cell)
+            if progress:
+                progress(n + 1, len(todo))
+    finally:
+        fresh.close()
     classes = None
     if any(c is not None for _, _, c, _ in kept):
         classes = {k + 1: int(c) for k, (_, _, c, _) in enumerate(kept) if c is not None}
@@ -409,8 +588,8 @@ def predict_source(
     meta = {
         "tiles": len(grid),
         "tiles_predicted": len(todo),
-        "tile": t_eff,
-        "overlap": t_eff - stride,
+        "tile": geom.side,
+        "overlap": geom.side - geom.stride,
     }
     return Nuclei(src.name, obj, classes, scores, src.scale, src.offset, src.mpp, meta)
 
