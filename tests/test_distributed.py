@@ -77,3 +77,36 @@ def test_model_run_on_the_cluster_infers_in_the_workers(tmp_path, monkeypatch):
     assert dist.source.predictor is None  # the model ran in the workers only
     assert all(predcache.has(dist.run_id, r.sample_id) for r in dist.records)
     assert _rows(local.store, local.run_id).equals(_rows(dist.store, dist.run_id))
+
+
+def test_a_model_x_dataset_grid_shares_one_cluster(tmp_path, monkeypatch):
+    """`evaluate --model A --model B --dataset D --executor dask`: every run of the grid on
+    the same 2-worker cluster, each with the rows of its in-process run."""
+    import json
+
+    from conftest import tiny_checkpoint
+    from typer.testing import CliRunner
+
+    from cellbench.cli.main import app
+    from cellbench.models.registry import user_dir
+    from cellbench.runs import executor as X
+
+    cat, _ = _dataset(tmp_path, n=3)
+    monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("CELLBENCH_CATALOG", str(tmp_path / "c.yaml"))
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    tiny_checkpoint(user_dir() / "tiny")
+    tiny_checkpoint(user_dir() / "tiny2", model_id="tiny2", seed=1)
+    started = []
+    real = X.get_executor
+    monkeypatch.setattr(X, "get_executor", lambda *a, **k: started.append(a) or real(*a, **k))
+    args = ["evaluate", "--dataset", "toy", "--model", "tiny", "--model", "tiny2"]
+    r = CliRunner().invoke(app, [*args, "--executor", "dask", "--workers", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    runs = json.loads(r.output[r.output.index("[") :])
+    assert [x["model_id"] for x in runs] == ["tiny", "tiny2"] and len(started) == 1
+    for x in runs:
+        local = Evaluation(EvalSpec("toy", model=x["model_id"]), cat, Store(tmp_path / "l"))
+        local.run()
+        assert local.run_id == x["run_id"]
+        assert _rows(local.store, local.run_id).equals(_rows(Store(), x["run_id"]))

@@ -90,13 +90,17 @@ TEST_SET = Annotated[
 @friendly
 def evaluate_cmd(
     dataset: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            help="Test dataset id (see `cellbench catalog list`); optional with --test-set."
+            help="Test dataset id (see `cellbench catalog list`); optional with --test-set. "
+            "Repeat for several (a grid with several --model)."
         ),
     ] = None,
     split: SPLIT = None,
-    model: MODEL = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="Registered model id; repeat for a model x dataset grid."),
+    ] = None,
     predictions: PREDS = None,
     preset: PRESET = None,
     iou: IOU = "0.5",
@@ -125,22 +129,25 @@ def evaluate_cmd(
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
 
     Evaluating the same request again resumes an interrupted run (stored samples are skipped).
-    With ``--test-set`` and no ``--dataset``, one run per dataset of the test set.
+    With ``--test-set`` and no ``--dataset``, one run per dataset of the test set. Several
+    ``--model`` and ``--dataset`` make a grid (every model on every dataset); with
+    ``--executor dask`` its runs share one cluster (on a machine with several GPUs and
+    ``--device cuda``, one GPU per worker).
     """
-    if dataset is None:
+    if not dataset:
         if test_set is None:
             raise typer.BadParameter("give --dataset (or --test-set to evaluate all of it)")
         from cellbench.data.testsets import resolve
 
         datasets = resolve(test_set, load_catalog()).datasets
     else:
-        datasets = [dataset]
-    finals = []
-    for ds in datasets:
-        spec = _spec(
+        datasets = list(dataset)
+    models = list(model or [None])
+    specs = [
+        _spec(
             ds,
             split,
-            model,
+            m,
             predictions,
             preset,
             iou,
@@ -154,12 +161,25 @@ def evaluate_cmd(
             executor,
             address,
         )
-        finals.append(_evaluate_one(spec, as_json))
+        for m in models
+        for ds in datasets
+    ]
+    shared = None
+    if len(specs) > 1 and (executor != "local" or address):
+        from cellbench.runs.executor import get_executor
+
+        shared = get_executor(executor, address, max(2, workers))
+    try:
+        finals = [_evaluate_one(spec, as_json, shared) for spec in specs]
+    finally:
+        if shared is not None:
+            shared.close()
     if as_json:
-        typer.echo(json.dumps(finals[0] if dataset is not None else finals, indent=1))
+        one = len(specs) == 1 and bool(dataset)
+        typer.echo(json.dumps(finals[0] if one else finals, indent=1))
 
 
-def _evaluate_one(spec, quiet: bool) -> dict:
+def _evaluate_one(spec, quiet: bool, executor=None) -> dict:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -183,7 +203,7 @@ def _evaluate_one(spec, quiet: bool) -> dict:
         def progress(p) -> None:
             bar.update(task, completed=p.done, description=f"{p.sample_id or 'done'}")
 
-        final = ev.run(progress=progress)
+        final = ev.run(progress=progress, executor=executor)
     if quiet:
         return final
     from cellbench.analysis import dataset_figures

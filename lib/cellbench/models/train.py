@@ -43,7 +43,10 @@ monitored value and the best weights are kept. ``optim.monitor: segmentation`` (
 watches the weighted foreground and h/v losses, which decide instance quality (PQ): on
 CoNSeP the validation type cross-entropy of held-out slides rises long before segmentation
 stops improving, and the total loss would stop training too early; ``loss`` watches the
-total. Finally the validation images are segmented with the card's post-processing and
+total; ``last`` never stops early and keeps the last epoch's weights (validation is still
+logged), for validation sets too small or too unlike the training images to choose by (the
+local MoNuSAC subset: one slide of tiny tiles, whose loss rises while training improves).
+Finally the validation images are segmented with the card's post-processing and
 scored (HoVer-Net preset: PQ, AJI, Dice) into the card.
 
 Determinism: on CPU with the same config, threads and torch version, runs repeat exactly.
@@ -114,7 +117,7 @@ class Optim(_Strict):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=1e-5, ge=0)
     patience: int = Field(default=8, ge=1)
-    monitor: Literal["segmentation", "loss"] = "segmentation"
+    monitor: Literal["segmentation", "loss", "last"] = "segmentation"
 
 
 class LossWeights(_Strict):
@@ -544,6 +547,7 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
     log_path = out / "train_log.jsonl"
     log = log_path.open("w", encoding="utf-8")
     best, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    kept_val: dict[str, float] = {}
     epoch = 0
     for epoch in range(1, cfg.optim.epochs + 1):
         te = time.time()
@@ -577,10 +581,11 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
         seg = ("np_bce", "np_dice", "hv_mse", "hv_msge")
         vs["segmentation"] = sum(getattr(cfg.loss, k) * vs[k] for k in seg)
         rec["val_segmentation"] = round(vs["segmentation"], 5)
-        value = vs[cfg.optim.monitor]
+        value = -epoch if cfg.optim.monitor == "last" else vs[cfg.optim.monitor]
         if value < best - 1e-4:
             best, best_epoch, stale = value, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            kept_val = dict(vs)
         else:
             stale += 1
         log.write(json.dumps(rec) + "\n")
@@ -599,12 +604,19 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
         "splits": splits,
         "epochs": best_epoch,
         "seed": cfg.seed,
-        "metrics": {f"val_{cfg.optim.monitor}_loss": round(best, 5)},
+        "metrics": {
+            f"val_{m}_loss": round(kept_val[m], 5)
+            for m in (("segmentation",) if cfg.optim.monitor == "last" else (cfg.optim.monitor,))
+        },
         "notes": (
             f"{epoch} epochs of {cfg.optim.steps_per_epoch} steps x {cfg.optim.batch_size} "
-            f"patches of {cfg.patch} px at {cfg.mpp} um/px; best validation "
-            f"{cfg.optim.monitor} loss at epoch {best_epoch}; "
-            f"{n_parameters(model) / 1e6:.2f} M parameters; "
+            f"patches of {cfg.patch} px at {cfg.mpp} um/px; "
+            + (
+                "the last epoch's weights kept (no early stopping); "
+                if cfg.optim.monitor == "last"
+                else f"best validation {cfg.optim.monitor} loss at epoch {best_epoch}; "
+            )
+            + f"{n_parameters(model) / 1e6:.2f} M parameters; "
             f"{minutes:.1f} min on {_hardware()}"
             + (f"; initialised from '{init_id}'" if init_id else "")
         ),

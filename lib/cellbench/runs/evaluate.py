@@ -926,7 +926,9 @@ def _score_chunk(chunk: _Chunk) -> list[tuple[str, dict, list[dict]]]:
     os.environ["CELLBENCH_DATA"] = chunk.data_root
     ev = _WORKER_EVALUATIONS.get(chunk.run_id)
     if ev is None:
-        spec = dict(chunk.spec, executor="local", address=None)
+        # in the worker: in-process, one post-processing process (the worker is itself one
+        # of the parallel processes, and a daemonic one may not start others)
+        spec = dict(chunk.spec, executor="local", address=None, workers=1)
         fields = {f.name for f in dataclasses.fields(EvalSpec)}
         ev = Evaluation(
             EvalSpec(**{k: v for k, v in spec.items() if k in fields}),
