@@ -16,6 +16,7 @@ PAGES = [
     ("1_Catalog.py", "Catalog", "Catalog", ":material/dataset:"),
     ("2_Dataset_explorer.py", "Dataset explorer", "Dataset_explorer", ":material/image_search:"),
     ("3_Evaluate.py", "Evaluate", "Evaluate", ":material/play_circle:"),
+    ("8_Predict.py", "Predict", "Predict", ":material/center_focus_strong:"),
     ("4_Results.py", "Results", "Results", ":material/monitoring:"),
     ("5_Cross-dataset.py", "Cross-dataset", "Cross-dataset", ":material/grid_on:"),
     ("6_Figures.py", "Figures", "Figures", ":material/insert_chart:"),

@@ -100,7 +100,7 @@ def jobs_panel() -> None:
         from cellbench.runs.jobs import cancel_job, list_jobs, resume_job
 
         st.subheader("Jobs")
-        jobs = list_jobs()
+        jobs = [j for j in list_jobs() if j.get("kind", "evaluate") == "evaluate"]
         if not jobs:
             st.caption("No jobs yet.")
         for j in jobs[:20]:

@@ -204,6 +204,38 @@ def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
     assert again["reused"] and again["status"] == "complete" and "pid" not in again
 
 
+def test_predict_page_runs_a_slide_into_qupath_geojson(data_env):
+    """Predict page: a model on the small H&E slide (declared at 1/4 of its resolution so
+    that CI predicts few tiles) as a background job; the GeoJSON lands where the slide viewer
+    finds it, with the nucleus table, both offered for download."""
+    from cellbench.core import config
+    from cellbench.runs.jobs import list_jobs, wait_job
+
+    at = _page("8_Predict.py").run()
+    _no_errors(at)
+    slide = str(data_env / "wsi" / "small_HE.svs")
+    at.selectbox(key="p_model").set_value("cb_monuseg")
+    at.selectbox(key="p_slide").set_value(slide)
+    at.number_input(key="p_mpp").set_value(0.0625)
+    at.button[0].click().run()
+    assert any("Started: cb_monuseg on small_HE.svs" in s.value for s in at.success), _text(at)
+    job = next(j for j in list_jobs() if j.get("kind") == "predict")
+    done = wait_job(job["job_id"], timeout=300)
+    assert done["status"] == "complete", done
+    out = config.home() / "slides" / "small_HE.cb_monuseg.geojson"
+    assert out.is_file() and str(out) in done["written"]
+    assert json.loads(out.read_text())["features"]
+    at.run()
+    _no_errors(at)
+    names = [b.label for b in at.get("download_button")]
+    assert "small_HE.cb_monuseg.geojson" in names and "small_HE.cb_monuseg.nuclei.parquet" in names
+    assert any("nuclei from" in c.value for c in at.caption), _text(at)
+    # a bad region is one message, not a traceback
+    at.text_input(key="p_region").set_value("1,2,3")
+    at.button[0].click().run()
+    assert any("x,y,w,h" in e.value for e in at.error), _text(at)
+
+
 def test_results_page_groups_and_classes(synthetic_runs, no_data):
     at = _page("4_Results.py").run()
     _no_errors(at)

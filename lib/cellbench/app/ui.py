@@ -550,7 +550,8 @@ def job_progress(job: dict[str, Any], where=None) -> None:
     parts = [label, state, f"{done}/{total}"]
     if job["status"] == "running":
         if job.get("rate"):
-            parts.append(f"{job['rate']:.2f} samples/s")
+            unit = "tiles" if job.get("kind") == "predict" else "samples"
+            parts.append(f"{job['rate']:.2f} {unit}/s")
         if job.get("eta_s"):
             parts.append(f"ETA {_duration(job['eta_s'])}")
         if job.get("sample_id"):

@@ -299,10 +299,17 @@ def submit_predict_job(spec: PredictSpec, wait: bool = False) -> str:
 
 def predict_job(job: dict[str, Any], report: Callable[..., None], should_stop) -> dict[str, Any]:
     """Job body (the jobs worker imports it by name): run the request, report tiles."""
+    import time
+
     spec = PredictSpec.from_json(job["spec"])
+    started: dict[str, tuple[float, int]] = {}
 
     def progress(name: str, k: int, n: int) -> None:
-        report(status="running", done=k, total=n, sample_id=name)
+        t0, k0 = started.setdefault(name, (time.monotonic(), k))
+        dt = time.monotonic() - t0
+        rate = (k - k0) / dt if dt > 0 and k > k0 else None
+        eta = (n - k) / rate if rate else None
+        report(status="running", done=k, total=n, sample_id=name, rate=rate, eta_s=eta)
 
     res = run_predict(spec, progress, should_stop)
     return {
