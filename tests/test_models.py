@@ -328,3 +328,43 @@ def test_postprocess_on_the_image_grid(tmp_path):
         pred = load_predictor(card)
         assert pred.maps_for_postprocess(img, mpp=0.25).shape[1:] == shape
         assert pred.predict(img, mpp=0.25).labels.shape == (96, 80)
+
+
+def test_compiled_network_gives_the_eager_outputs(tmp_path, monkeypatch):
+    """``compile`` wraps the network in torch.compile (here with the quick ``eager`` backend:
+    the wiring, not inductor's kernels, is what is tested on CPU)."""
+    from conftest import tiny_checkpoint
+
+    from cellbench.models import backends
+    from cellbench.models.registry import load_predictor
+
+    monkeypatch.setattr(backends, "COMPILE_BACKEND", "eager")
+    card = tiny_checkpoint(tmp_path / "tiny")
+    img = np.random.default_rng(0).integers(0, 255, (96, 80, 3), dtype=np.uint8)
+    plain = load_predictor(card)
+    fast = load_predictor(card, compile=True)
+    assert fast.backend.compiled and not plain.backend.compiled
+    np.testing.assert_allclose(fast.output_maps(img), plain.output_maps(img), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_split_watershed_equals_the_full_image_watershed(seed):
+    """Flooding only the blobs with two or more marker ids, each on its crop, gives exactly
+    skimage's full-image watershed on continuous images (as post-processing floods; exact
+    ties between competing fronts are the documented exception), diagonal-only contacts and
+    markers sharing an id included."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import watershed
+
+    from cellbench.models.postprocess import split_watershed
+
+    rng = np.random.default_rng(seed)
+    shape = (90, 110)
+    img = ndi.gaussian_filter(rng.random(shape), 1.5).astype(np.float32)
+    mask = ndi.binary_dilation(rng.random(shape) > 0.75)
+    mask[::7, :] = False  # diagonal-only and separated pieces
+    markers = np.zeros(shape, np.int32)
+    pts = rng.integers(0, shape[0], (30, 2))
+    markers[pts[:, 0], pts[:, 1] % shape[1]] = rng.integers(1, 12, 30)  # repeated ids too
+    markers[~mask] = 0
+    assert np.array_equal(split_watershed(img, markers, mask), watershed(img, markers, mask=mask))

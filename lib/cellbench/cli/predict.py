@@ -61,6 +61,9 @@ def predict_cmd(
     ] = 128,
     device: DEVICE = "cpu",
     batch_size: Annotated[int, typer.Option(help="Network tiles per batch.")] = 8,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network (long runs on a GPU).")
+    ] = False,
     post_workers: Annotated[
         int,
         typer.Option(
@@ -109,6 +112,7 @@ def predict_cmd(
         overlap=overlap,
         device=device,
         batch_size=batch_size,
+        compile=compile,
         executor=executor,
         address=address,
         workers=workers,

@@ -45,6 +45,7 @@ def _spec(
     task=None,
     executor="local",
     address=None,
+    compile=False,
 ):
     from cellbench.runs.evaluate import EvalSpec
 
@@ -66,6 +67,7 @@ def _spec(
         task=task,
         executor=executor,
         address=address,
+        compile=compile,
     )
 
 
@@ -124,6 +126,9 @@ def evaluate_cmd(
     address: Annotated[
         str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
     ] = None,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network (long runs on a GPU).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
@@ -160,6 +165,7 @@ def evaluate_cmd(
             task,
             executor,
             address,
+            compile,
         )
         for m in models
         for ds in datasets

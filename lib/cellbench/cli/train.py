@@ -52,11 +52,14 @@ def reference_cmd(
         typer.Option(help="Export folder (default: results/reference of the checkout)."),
     ] = None,
     experiment: Annotated[
-        str | None, typer.Option(help="matrix, pair or centers (default: all).")
+        str | None,
+        typer.Option(help="matrix, unified, pair, levels, cytology or centers (default: all)."),
     ] = None,
 ):
     """Run the reference experiments (bundled checkpoints x local test sets) into the
-    workspace store, resuming what is stored, and export them as the committed reference."""
+    workspace store, resuming what is stored, and export them as the committed reference
+    (all of them: runs of the export folder that no experiment asks for any more, older code
+    or checkpoint versions, are removed)."""
     from cellbench.core import config
     from cellbench.runs import reference
     from cellbench.runs.store import Store
@@ -69,6 +72,10 @@ def reference_cmd(
     ids = reference.run(store, experiment, progress=progress)
     dest = reference.export(store, ids, out or config.REPO_DIR / "results" / "reference")
     typer.echo(f"exported {len(ids)} runs to {dest}")
+    if experiment is None:
+        gone = reference.prune(dest, ids)
+        if gone:
+            typer.echo(f"removed {len(gone)} superseded runs: {', '.join(gone)}")
 
 
 splits_app = typer.Typer(no_args_is_help=True, help="Splits that keep centers whole.")

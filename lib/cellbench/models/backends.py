@@ -13,6 +13,7 @@ bfloat16 autocast by default (``amp``) for torch models, or the CUDA execution p
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +51,19 @@ def verify_weights(path: Path, expected: str) -> None:
         )
 
 
-class TorchBackend:
-    """A ``torch.nn.Module`` (built-in architecture or TorchScript) on a device."""
+#: torch.compile backend (``inductor``; tests use ``eager`` to check the wiring quickly).
+COMPILE_BACKEND = os.environ.get("CELLBENCH_COMPILE_BACKEND", "inductor")
 
-    def __init__(self, module, device: str = "cpu", amp: bool = True):
+
+class TorchBackend:
+    """A ``torch.nn.Module`` (built-in architecture or TorchScript) on a device.
+
+    On CUDA: bfloat16 autocast (``amp``) and channels-last memory (convolutions run on tensor
+    cores in NHWC); ``compile`` wraps the module in ``torch.compile`` (first batches of each
+    shape compile, later ones run the fused kernels; worth it for long runs on a GPU).
+    """
+
+    def __init__(self, module, device: str = "cpu", amp: bool = True, compile: bool = False):
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -62,12 +72,20 @@ class TorchBackend:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.amp = amp and self.device.type == "cuda"
+        self.channels_last = self.device.type == "cuda"
+        if self.channels_last:
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.compiled = bool(compile)
+        if compile:
+            self.module = torch.compile(self.module, backend=COMPILE_BACKEND, dynamic=None)
         self.max_batch: int | None = None
         self.fixed_tile: int | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         torch = self.torch
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             if self.amp:
                 with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -108,7 +126,9 @@ class OnnxBackend:
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
 
-def load_backend(card, device: str = "cpu", amp: bool = True, verify: bool = True):
+def load_backend(
+    card, device: str = "cpu", amp: bool = True, verify: bool = True, compile: bool = False
+):
     """Verify the card's weights and return a callable backend for them.
 
     Parameters
@@ -121,6 +141,8 @@ def load_backend(card, device: str = "cpu", amp: bool = True, verify: bool = Tru
         bfloat16 autocast on CUDA for torch models.
     verify
         Check the sha256 first (always on, except for weights being written by training).
+    compile
+        ``torch.compile`` torch models (:class:`TorchBackend`); ONNX models ignore it.
     """
     path = card.weights_path
     if not path.is_file():
@@ -138,7 +160,7 @@ def load_backend(card, device: str = "cpu", amp: bool = True, verify: bool = Tru
             raise DataError(
                 path, f"cannot load TorchScript model: {type(e).__name__}: {e}"
             ) from None
-        return TorchBackend(module, device, amp)
+        return TorchBackend(module, device, amp, compile)
     from cellbench.models.nets import build
 
     module = build(card.architecture, **card.kwargs)
@@ -155,4 +177,4 @@ def load_backend(card, device: str = "cpu", amp: bool = True, verify: bool = Tru
         raise DataError(
             path, f"weights do not fit architecture '{card.architecture}' {card.kwargs}: {msg}"
         ) from None
-    return TorchBackend(module, device, amp)
+    return TorchBackend(module, device, amp, compile)

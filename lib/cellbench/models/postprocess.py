@@ -52,11 +52,11 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:
-    """Contiguous ids 1..n in order of first appearance of each old id's value, int32."""
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
-    lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
+    """Contiguous ids 1..n in increasing order of the old ids, int32 (0 stays 0)."""
+    present = np.bincount(labels.ravel()) > 0
+    present[0] = False
+    lut = np.cumsum(present, dtype=np.int32)
+    lut[~present] = 0
     return lut[labels]
 
 
@@ -124,8 +124,44 @@ def hovernet_instances(
     marker = ndi.binary_opening(marker, structure=disk(2))
     markers, _ = ndi.label(marker, structure=_EIGHT)
     markers = remove_small(markers, min_size)
-    labels = watershed(dist, markers, mask=blb)
+    labels = split_watershed(dist, markers, blb)
     return relabel(labels)
+
+
+def split_watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``skimage.segmentation.watershed(image, markers, mask=mask)`` (4-connected flooding),
+    computed only where flooding has a choice to make.
+
+    The flood cannot leave a 4-connected component of ``mask``: a component without a marker
+    stays 0, one whose marker pixels all carry one id takes that id whole, and only components
+    with two or more marker ids are flooded, each on its bounding box. Identical to the
+    full-image call except where two flood fronts reach a pixel at exactly the same image
+    value (skimage's queue then orders them by state that spans the whole image): the
+    smoothed float maps flooded here have no such ties in practice (identical on every
+    MoNuSeg test tile compared; tested on continuous scenes). About twice as fast on nucleus
+    maps, where most blobs hold one marker.
+    """
+    comps, n = ndi.label(mask)  # 4-connected, as the flood
+    out = np.zeros(markers.shape, np.int32)
+    if n == 0:
+        return out
+    cm = comps[markers > 0]
+    mk = markers[markers > 0].astype(np.int64)
+    # distinct (component, marker id) pairs: how many marker ids each component holds
+    pairs = np.unique(cm.astype(np.int64) * (int(mk.max(initial=0)) + 1) + mk)
+    pc, pm = np.divmod(pairs, int(mk.max(initial=0)) + 1)
+    n_ids = np.bincount(pc, minlength=n + 1)
+    single = np.zeros(n + 1, np.int32)
+    one = n_ids == 1
+    single[pc[one[pc]]] = pm[one[pc]]
+    out = single[comps]  # components with one marker id: all of it; none: 0
+    boxes = ndi.find_objects(comps)
+    for k in np.flatnonzero(n_ids >= 2):
+        sl = boxes[k - 1]
+        sub = comps[sl] == k
+        lab = watershed(image[sl], np.where(sub, markers[sl], 0), mask=sub)
+        out[sl][sub] = lab[sub]
+    return out
 
 
 @dataclass

@@ -134,13 +134,17 @@ def _source(card: LoadedCard) -> str:
     return "user" if user_dir() in p.parents else "data root (bioimage.io)"
 
 
-def load_predictor(model, device: str = "cpu", batch_size: int = 8, amp: bool = True):
-    """A :class:`~cellbench.models.inference.Predictor` for a model id or card."""
+def load_predictor(
+    model, device: str = "cpu", batch_size: int = 8, amp: bool = True, compile: bool = False
+):
+    """A :class:`~cellbench.models.inference.Predictor` for a model id or card (``compile``:
+    ``torch.compile`` the network, see :class:`~cellbench.models.backends.TorchBackend`)."""
     from cellbench.models.backends import load_backend
     from cellbench.models.inference import Predictor
 
     card = get_model(model) if isinstance(model, str) else model
-    return Predictor(card, load_backend(card, device=device, amp=amp), batch_size=batch_size)
+    backend = load_backend(card, device=device, amp=amp, compile=compile)
+    return Predictor(card, backend, batch_size=batch_size)
 
 
 # -- bioimage.io ------------------------------------------------------------------------------

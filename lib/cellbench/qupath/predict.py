@@ -39,7 +39,8 @@ class PredictSpec:
     in level-0 pixels of a slide; ``tile`` and ``overlap`` are model pixels; ``mpp`` the
     input's microns per pixel when its metadata lacks it. ``executor``/``address``/``workers``
     as for evaluations (:mod:`cellbench.runs.executor`); ``post_workers``: post-processing
-    processes overlapping the network in this process (GPU inference).
+    processes overlapping the network in this process (GPU inference); ``compile``:
+    ``torch.compile`` the network.
     """
 
     model: str
@@ -56,6 +57,7 @@ class PredictSpec:
     overlap: int = 128
     device: str = "cpu"
     batch_size: int = 8
+    compile: bool = False
     executor: str = "local"
     address: str | None = None
     workers: int = 2
@@ -175,7 +177,9 @@ def run_predict(
     if len(paths) > 1 and (out.suffix.lower() in (".geojson", ".json", ".tif", ".tiff")):
         raise CellbenchError(f"{len(paths)} images need a folder (or a .parquet table) as output")
     card = get_model(spec.model)
-    predictor = load_predictor(card, device=spec.device, batch_size=spec.batch_size)
+    predictor = load_predictor(
+        card, device=spec.device, batch_size=spec.batch_size, compile=spec.compile
+    )
     executor = None
     if spec.executor != "local" or spec.address:
         from cellbench.runs.executor import get_executor

@@ -88,9 +88,10 @@ class EvalSpec:
         A stored composite test set (``nucfuse-test``, ``name@vN``; ``unified`` is
         ``nucfuse-test``): evaluate exactly its members of ``dataset`` (``split`` must be
         None). The version used is recorded; coverage is ``test-set``.
-    device, batch_size, workers
-        Inference settings: device, tiles per batch, post-processing processes. Not part of
-        the run's id: results do not depend on them beyond floating-point rounding.
+    device, batch_size, workers, compile
+        Inference settings: device, tiles per batch, post-processing processes,
+        ``torch.compile``. Not part of the run's id: results do not depend on them beyond
+        floating-point rounding.
     executor, address
         Where samples are predicted and scored (:mod:`cellbench.runs.executor`): ``local``
         (this process) or ``dask`` (a local cluster of ``workers`` processes, or the cluster
@@ -111,6 +112,7 @@ class EvalSpec:
     device: str = "cpu"
     batch_size: int = 8
     workers: int = 1
+    compile: bool = False
     executor: str = "local"
     address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -278,7 +280,10 @@ class _Source:
             from cellbench.runs.executor import worker_device
 
             self.predictor = load_predictor(
-                self.card, device=worker_device(self.spec.device), batch_size=self.spec.batch_size
+                self.card,
+                device=worker_device(self.spec.device),
+                batch_size=self.spec.batch_size,
+                compile=self.spec.compile,
             )
 
     def _classes(self, inst) -> dict[int, int] | None:

@@ -467,6 +467,7 @@ class TileTask:
     card: Any  # the ModelCard
     card_path: str | None  # where the card lies (relative weights resolve from it)
     device: str
+    compile: bool
     source: SourceSpec
     geom: TileGeometry
     tile: tuple[int, int, int, int]
@@ -482,10 +483,12 @@ def run_tile_task(task: TileTask) -> bytes:
     from cellbench.models.registry import load_predictor
     from cellbench.runs.executor import worker_device
 
-    key = (task.card.model_dump_json(), task.card_path, task.device)
+    key = (task.card.model_dump_json(), task.card_path, task.device, task.compile)
     if _WORKER.get("model_key") != key:
         card = LoadedCard(task.card, None if task.card_path is None else Path(task.card_path))
-        _WORKER["predictor"] = load_predictor(card, device=worker_device(task.device))
+        _WORKER["predictor"] = load_predictor(
+            card, device=worker_device(task.device), compile=task.compile
+        )
         _WORKER["model_key"] = key
     if _WORKER.get("source_key") != task.source:
         _WORKER["source"] = task.source.open(tissue=False)  # the caller chose the tiles
@@ -504,7 +507,8 @@ def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device):
         if not hasattr(card, "card"):
             raise CellbenchError("workers need the model's card with its file (a LoadedCard)")
         path = None if card.path is None else str(card.path)
-        tasks = (TileTask(card.card, path, device, src.spec, geom, g) for g in todo)
+        compiled = bool(getattr(predictor.backend, "compiled", False))
+        tasks = (TileTask(card.card, path, device, compiled, src.spec, geom, g) for g in todo)
         for packed in executor.map(run_tile_task, tasks):
             yield _unpack_bytes(packed)
         return
