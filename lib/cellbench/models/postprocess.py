@@ -145,12 +145,14 @@ def split_watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) ->
     out = np.zeros(markers.shape, np.int32)
     if n == 0:
         return out
-    cm = comps[markers > 0]
-    mk = markers[markers > 0].astype(np.int64)
+    inside = (markers > 0) & mask  # skimage labels nothing outside the mask, markers neither
+    cm = comps[inside]
+    mk = markers[inside].astype(np.int64)
     # distinct (component, marker id) pairs: how many marker ids each component holds
     pairs = np.unique(cm.astype(np.int64) * (int(mk.max(initial=0)) + 1) + mk)
     pc, pm = np.divmod(pairs, int(mk.max(initial=0)) + 1)
     n_ids = np.bincount(pc, minlength=n + 1)
+    n_ids[0] = 0  # the background is never flooded
     single = np.zeros(n + 1, np.int32)
     one = n_ids == 1
     single[pc[one[pc]]] = pm[one[pc]]
