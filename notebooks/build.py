@@ -78,14 +78,19 @@ figs["02_ocelot_f1_organ_class"][0]"""),
         ("code", "save(figs)"),
     ],
     "03_cross_dataset": [
-        ("md", """# Cross-dataset generalisation, ranking and fusion (seed 003 on local data)
+        ("md", """# Cross-dataset generalisation, ranking and fusion (local data)
 
-The reference experiments (`cellbench reference`, committed under `results/reference`): the
-bundled checkpoints trained on MoNuSeg, on CoNSeP and on both fused, each tested on MoNuSeg
-test, CoNSeP test, CryoNuSeg and DSB 2018 (fluorescence: expected to fail), HoVer-Net preset.
-Means are over test images with 95% bootstrap intervals (resampling patients, else slides).
-Then the pretrain -> fine-tune pair across label levels (seed 002) and the MoNuSeg checkpoint
-trained with whole centers held out (seed 000's protocol), scored per held-out center."""),
+Seeds 000, 002 and 003 on the local data.
+
+The reference experiments (`cellbench reference`, committed under `results/reference`; the
+checkpoints were trained on CPU, see their cards): models trained on one dataset each
+(MoNuSeg, CoNSeP, GBM, MoNuSAC) and on the top-k datasets of their ranking merged, each tested
+on the test split of every local nucleus dataset (DSB 2018 is fluorescence: expected to fail),
+HoVer-Net preset. Means are over test images with 95% bootstrap intervals (resampling
+patients, else slides). Then the ranking and top-k fusion on the unified test set of every
+local H&E nucleus dataset, per-TCGA-center results, the pretrain -> fine-tune pairs across
+label levels (seed 002), the Pap-smear models under the ISBI 2014 protocol, and the MoNuSeg
+checkpoint trained with whole centers held out (seed 000's protocol)."""),
         ("code", SETUP),
         ("code", """from cellbench import analysis
 from cellbench.runs.store import Store
@@ -100,39 +105,52 @@ analysis.as_matrix(figs["03_train_test_pq"][1])"""),
         ("code", """for form in ("diagonal", "paper"):
     print(analysis.CROSS_FORMS[form])
     print(analysis.as_matrix(figs[f"03_cij_{form}"][1], value="value"))"""),
-        ("md", """Ranking of the training sets on the unified test set, each test dataset weighted
-equally (seed 003's NucFuse-test design) and, as the labelled alternative, every test sample
-pooled (CoNSeP's 224 patches then decide). Only complete runs on identical sample sets enter."""),
-        ("code", """for w in analysis.WEIGHTINGS:
-    print(w, "-", analysis.WEIGHTINGS[w])
-    cols = ("rank", "train_datasets", "mean", "ci_low", "ci_high", "n")
-    print(figs[f"03_ranking_{w}"][1].select(cols))"""),
-        ("md", """The same ranking on seed 003's NucFuse-test as a stored, versioned test set
-(`cellbench testset show nucfuse-test`): 14 tiles per dataset from the test split (else
-validation, else random), tiles >= 256 px, MoNuSAC images with macrophages left out. On the
-local data, version 1 is MoNuSeg's 14 test images, CoNSeP's 14 test tiles (224 patches), and the
-2 images of CryoNuSeg and DSB 2018; the reference runs cover exactly these members. Version 2
-adds 14 MoNuSAC test images (local since then); no reference run covers them yet, so on v2 no
-model is ranked rather than one ranked on fewer datasets."""),
+        ("md", """Ranking of the training sets on the unified test set `unified-he@v1`
+(`cellbench testset show unified-he`): NucFuse-test's rule (14 tiles per dataset from the
+test split, tiles >= 256 px, MoNuSAC images with macrophages left out) over every local H&E
+nucleus dataset: MoNuSeg, CoNSeP, CryoNuSeg, MoNuSAC and GBM. Each test dataset weighs the same
+(seed 003's design) or, as the labelled alternative, every test sample (CoNSeP's 224 patches
+then decide). Only complete runs on exactly the test set's members enter."""),
         ("code", """from cellbench.data import testsets
 
-ts = testsets.load("nucfuse-test@v1")
-print(ts.ref, ts.notes, "no local data:", ts.missing)
-r = analysis.ranking(store, test_set=ts, n_boot=1000)
-r.select("rank", "train_datasets", "mean", "ci_low", "ci_high", "n", "test_set")"""),
-        ("md", """Top-k fusion: the fused sets are prefixes of the ranking; expected(k) = for
-each test subset the best of the top-k single-dataset models, averaged over subsets."""),
+ts = testsets.load("unified-he@v1")
+print(ts.ref, {d: len(ts.sample_ids(d)) for d in ts.datasets}, ts.notes)
+for w in analysis.WEIGHTINGS:
+    print(w, "-", analysis.WEIGHTINGS[w])
+    cols = ("rank", "train_datasets", "mean", "ci_low", "ci_high", "n", "n_datasets")
+    print(figs[f"03_ranking_{w}"][1].select(cols))"""),
+        ("md", """Top-k fusion: the fused training sets are prefixes of the per-dataset ranking
+(GBM, MoNuSeg, CoNSeP, MoNuSAC); expected(k) = for each test subset the best of the top-k
+single-dataset models, averaged over subsets; the gain is observed - expected."""),
         ("code", """fus = figs["03_fusion"][1].drop("run_ids", "command")
 fus.with_columns(pl.col(pl.Float64).round(3))"""),
+        ("code", """figs["03_fusion"][0]"""),
+        ("md", """Per TCGA center (tissue source site) of the test splits of MoNuSeg, MoNuSAC and
+TCGA-GBM: every matrix model's mean PQ with n (GBM's TCGA test slides are all of site FG;
+MoNuSAC's instances are approximate, touching nuclei of one class merge)."""),
+        ("code", """centers = figs["03_tcga_centers"][1]
+centers.pivot(on="center", index="train_datasets", values="mean").with_columns(
+    pl.col(pl.Float64).round(3)
+)"""),
         ("md", """Training curves of the bundled checkpoints (`train_log.jsonl`; several models of
 one recipe with different seeds would be drawn as their mean with a 95% t-band)."""),
         ("code", """from cellbench.analysis.training import aggregate_logs
 from cellbench.viz import figures
 
-for m in ("cb_monuseg", "cb_consep", "cb_fused"):
+for m in ("cb_monuseg", "cb_gbm", "cb_monusac", "cb_fused_top4"):
     fig = figures.loss_curves(aggregate_logs([m]))
     fig.update_layout(title=f"Training curves: {m}").show()"""),
+        ("md", """Pretrain -> fine-tune across label levels (seed 002): CoNSeP's 4 classes ->
+MoNuSeg nuclei; and a 6-leaf-class network pretrained on CoNSeP, where lymphocytes, macrophages and
+neutrophils are one class (inflammatory), fine-tuned on MoNuSAC's leaf classes, beside the
+MoNuSAC-only model: PQ per MoNuSAC class."""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
+        ("code", """levels = figs["03_label_levels"][1]
+levels.pivot(on="class", index="model_id", values="mean")"""),
+        ("md", """Pap-smear cytology under the ISBI 2014 protocol: EDF nuclei (real images) and
+overlapping whole cells (synthetic images); detected objects have Dice > 0.7."""),
+        ("code", """cyto = figs["03_cytology_isbi2014"][1]
+cyto.pivot(on="metric", index="preset", values="value")"""),
         ("code", """figs["03_held_out_centers"][1]"""),
         ("code", "save(figs)"),
     ],
