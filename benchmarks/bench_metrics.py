@@ -10,7 +10,9 @@ Run by hand: ``python benchmarks/bench_metrics.py [--repeat N]``. Prints medians
   the speed-up, as HoVer-Net's ``get_fast_pq`` computes it;
 - StarDist's own ``matching`` (when ``benchmarks/requirements.txt`` is installed) against
   ``matching_scores`` (the same outputs) and ``instance_scores`` (every metric) under the
-  ``stardist`` preset, at 1000x1000 and on the 224 CoNSeP test maps (target >= 10x).
+  ``stardist`` preset, at 1000x1000 and on the 224 CoNSeP test maps (target >= 10x);
+- with ``--slide``: a 12288x12288 map with ~90k nuclei scored as one image (whole-slide scale:
+  int32 pair keys overflowed there before).
 
 Peak memory is the tracemalloc peak of the call (numpy reports its buffers to tracemalloc).
 """
@@ -147,6 +149,31 @@ def stardist_comparison(t, p, r: int) -> None:
     )
 
 
+def slide_scale() -> None:
+    """A 12288x12288 map with ~90k nuclei scored as one image (a whole slide at 40x):
+    a 2048^2 tile of 2500 nuclei and its perturbed prediction repeated 6 x 6 with offset ids."""
+    t0, p0 = tile((2048, 2048), 2500, 7)
+    k = 6
+    t = np.zeros((2048 * k, 2048 * k), np.int32)
+    p = np.zeros_like(t)
+    for i in range(k):
+        for j in range(k):
+            off = (i * k + j) * 3000
+            sl = np.s_[i * 2048 : (i + 1) * 2048, j * 2048 : (j + 1) * 2048]
+            t[sl] = np.where(t0 > 0, t0 + off, 0)
+            p[sl] = np.where(p0 > 0, p0 + off, 0)
+    n_true = len(np.unique(t)) - 1
+    t_start = time.perf_counter()
+    r = instance_scores(t, p, "hovernet")
+    dt = time.perf_counter() - t_start
+    mem = peak_mb(lambda: instance_scores(t, p, "hovernet"))
+    print(f"{t.shape[0]}x{t.shape[1]} as one map, {n_true} GT nuclei (whole-slide scale)")
+    print(
+        f"  instance_scores hovernet          {dt:8.2f} s   PQ {r['pq']:.4f}, peak "
+        f"{mem:.0f} MB beyond the inputs ({(t.nbytes + p.nbytes) / 2**20:.0f} MB)"
+    )
+
+
 def tile(shape, n, seed):
     t = random_instances(shape, n, radius=(6.0, 14.0), seed=seed)
     return t, perturb_instances(t, seed=seed + 1)
@@ -155,6 +182,9 @@ def tile(shape, n, seed):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument(
+        "--slide", action="store_true", help="also score a 12288^2 map with ~90k nuclei"
+    )
     a = ap.parse_args()
     r = a.repeat
 
@@ -206,6 +236,8 @@ def main() -> None:
     )
 
     stardist_comparison(t, p, r)
+    if a.slide:
+        slide_scale()
 
     rng = np.random.default_rng(0)
     gxy = rng.uniform(0, 1024 * 4, (5000, 2))
