@@ -97,26 +97,16 @@ with ui.guard("The evaluation form"):
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
     with ui.guard("The job list"):
-        from cellbench.runs.jobs import cancel_job, list_jobs, resume_job
+        from cellbench.runs.jobs import list_jobs
 
         st.subheader("Jobs")
         jobs = [j for j in list_jobs() if j.get("kind", "evaluate") == "evaluate"]
         if not jobs:
             st.caption("No jobs yet.")
         for j in jobs[:20]:
-            c = st.columns([5, 1])
-            ui.job_progress(j, c[0])
-            if j["status"] in ("running", "queued", "loading"):
-                if c[1].button("Cancel", key=f"cancel_{j['job_id']}"):
-                    cancel_job(j["job_id"])
-                    st.rerun(scope="fragment")
-            elif j["status"] in ("interrupted", "cancelled", "failed") and c[1].button(
-                "Resume", key=f"resume_{j['job_id']}"
-            ):
-                resume_job(j["job_id"])
-                st.rerun(scope="fragment")
-            elif j["status"] == "complete":
-                with c[1]:
+            done = ui.job_row(j)
+            if done is not None:
+                with done[1]:
                     ui.link(
                         "4_Results.py", "Results", {"run": j["run_id"]}, ":material/monitoring:"
                     )

@@ -110,24 +110,15 @@ with ui.guard("The prediction form"):
 @st.fragment(run_every=2)
 def jobs_panel() -> None:
     with ui.guard("The prediction jobs"):
-        from cellbench.runs.jobs import cancel_job, list_jobs, resume_job
+        from cellbench.runs.jobs import list_jobs
 
         st.subheader("Prediction jobs")
         jobs = [j for j in list_jobs() if j.get("kind") == "predict"]
         if not jobs:
             st.caption("No predictions yet.")
         for j in jobs[:20]:
-            c = st.columns([5, 2])
-            ui.job_progress(j, c[0])
-            if j["status"] in ("running", "queued", "loading"):
-                if c[1].button("Cancel", key=f"pcancel_{j['job_id']}"):
-                    cancel_job(j["job_id"])
-                    st.rerun(scope="fragment")
-            elif j["status"] in ("interrupted", "cancelled", "failed"):
-                if c[1].button("Resume", key=f"presume_{j['job_id']}"):
-                    resume_job(j["job_id"])
-                    st.rerun(scope="fragment")
-            elif j["status"] == "complete":
+            c = ui.job_row(j, (5, 2), prefix="p")
+            if c is not None:
                 for line in j.get("summary") or []:
                     c[0].caption(line)
                 for k, f in enumerate(j.get("written") or []):

@@ -559,3 +559,24 @@ def job_progress(job: dict[str, Any], where=None) -> None:
     if job.get("error"):
         parts.append(str(job["error"]))
     (where or st).progress(min(1.0, done / total), text=" · ".join(parts))
+
+
+def job_row(job: dict[str, Any], widths=(5, 1), prefix: str = ""):
+    """One job: its progress bar, with Cancel while it runs and Resume once stopped; returns
+    the row's columns when the job is complete (for what a finished job offers), else None."""
+    from cellbench.runs.jobs import cancel_job, resume_job
+
+    c = st.columns(list(widths))
+    job_progress(job, c[0])
+    jid = job["job_id"]
+    if job["status"] in ("running", "queued", "loading"):
+        if c[1].button("Cancel", key=f"{prefix}cancel_{jid}"):
+            cancel_job(jid)
+            st.rerun(scope="fragment")
+    elif job["status"] in ("interrupted", "cancelled", "failed"):
+        if c[1].button("Resume", key=f"{prefix}resume_{jid}"):
+            resume_job(jid)
+            st.rerun(scope="fragment")
+    elif job["status"] == "complete":
+        return c
+    return None

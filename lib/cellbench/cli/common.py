@@ -34,6 +34,19 @@ PRESET = Annotated[
 ]
 IOU = Annotated[str, typer.Option(help="IoU threshold or range 0.5:0.95.")]
 DEVICE = Annotated[str, typer.Option(help="cpu or cuda.")]
+EXECUTOR = Annotated[
+    str,
+    typer.Option(
+        help="local (this process) or dask: a local cluster of --workers processes, or the "
+        "cluster at --address (workers need the same paths: a shared file system)."
+    ),
+]
+ADDRESS = Annotated[
+    str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
+]
+COMPILE = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the network (long runs on a GPU).")
+]
 LIMIT = Annotated[int | None, typer.Option(help="Only the first N samples.")]
 SAMPLE = Annotated[list[str] | None, typer.Option("--sample", help="Only these samples.")]
 

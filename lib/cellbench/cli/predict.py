@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cellbench.cli.common import DEVICE, friendly
+from cellbench.cli.common import ADDRESS, COMPILE, DEVICE, EXECUTOR, friendly
 
 
 @friendly
@@ -61,25 +61,15 @@ def predict_cmd(
     ] = 128,
     device: DEVICE = "cpu",
     batch_size: Annotated[int, typer.Option(help="Network tiles per batch.")] = 8,
-    compile: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the network (long runs on a GPU).")
-    ] = False,
+    compile: COMPILE = False,
     post_workers: Annotated[
         int,
         typer.Option(
             help="Post-processing processes overlapping the network (GPU inference); 0: none."
         ),
     ] = 0,
-    executor: Annotated[
-        str,
-        typer.Option(
-            help="local (this process) or dask: tiles as tasks on a local cluster of --workers "
-            "processes, or on the cluster at --address (workers need the same paths)."
-        ),
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
-    ] = None,
+    executor: EXECUTOR = "local",
+    address: ADDRESS = None,
     workers: Annotated[int, typer.Option(help="Local Dask workers (--executor dask).")] = 2,
 ):
     """Segment nuclei with a model and write them for QuPath (and as a table / map).

@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 
 from cellbench.cli.common import (
+    ADDRESS,
+    COMPILE,
     DATASET,
     DEVICE,
+    EXECUTOR,
     IOU,
     LIMIT,
     MODEL,
@@ -116,19 +119,9 @@ def evaluate_cmd(
     ] = 1,
     test_set: TEST_SET = None,
     task: TASK = None,
-    executor: Annotated[
-        str,
-        typer.Option(
-            help="local (this process) or dask: a local cluster of --workers processes, or "
-            "the cluster at --address (workers need the same paths: a shared file system)."
-        ),
-    ] = "local",
-    address: Annotated[
-        str | None, typer.Option(help="Dask scheduler to join, e.g. tcp://10.0.0.5:8786.")
-    ] = None,
-    compile: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the network (long runs on a GPU).")
-    ] = False,
+    executor: EXECUTOR = "local",
+    address: ADDRESS = None,
+    compile: COMPILE = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ):
     """Run a model (or read stored predictions) on a dataset and store per-sample metrics.
