@@ -153,14 +153,14 @@ def test_compiled_overlap_equals_the_numpy_path(monkeypatch, dtypes, offset):
     from cellbench.metrics import _kernels
     from cellbench.runs.synthetic import perturb_instances, random_instances
 
-    if not _kernels.AVAILABLE:
+    if not _kernels.load():
         pytest.skip("numba is not installed: only the numpy path exists here")
     t = random_instances((300, 280), 90 if dtypes[0] != "uint8" else 40, seed=3)
     p = perturb_instances(t, seed=4, p_merge=0.2, p_split=0.2)  # many 2- and 3-partner ids
     t = t.astype(dtypes[0])
     p = np.where(p > 0, p + offset, 0).astype(dtypes[1])
     fast = compute_overlap(t, p)
-    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    _numpy_path(monkeypatch)
     slow = compute_overlap(t, p)
     for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -197,7 +197,7 @@ def test_compiled_overlap_over_several_chunks_equals_the_numpy_path(monkeypatch)
     from cellbench.metrics import _kernels
     from cellbench.runs.synthetic import perturb_instances, random_instances
 
-    if not _kernels.AVAILABLE:
+    if not _kernels.load():
         pytest.skip("numba is not installed: only the numpy path exists here")
     monkeypatch.setattr(_kernels, "CHUNK", 1 << 14)  # read at compile time: recompile
     joint = _kernels._joint
@@ -206,7 +206,7 @@ def test_compiled_overlap_over_several_chunks_equals_the_numpy_path(monkeypatch)
     p = perturb_instances(t, seed=9, p_merge=0.2, p_split=0.2)
     assert t.size > 4 * _kernels.CHUNK
     fast = compute_overlap(t, p)
-    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    _numpy_path(monkeypatch)
     slow = compute_overlap(t, p)
     for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -218,16 +218,48 @@ def test_centroids_from_the_compiled_pass_equal_the_pixel_means(monkeypatch):
     from cellbench.metrics import _kernels
     from cellbench.runs.synthetic import perturb_instances, random_instances
 
-    if not _kernels.AVAILABLE:
+    if not _kernels.load():
         pytest.skip("numba is not installed: only the numpy path exists here")
     t = random_instances((120, 97), 40, seed=2).astype(np.int32)
     t[10, 90:], t[11, :5] = 77, 77  # one id across a row end
     p = perturb_instances(t, seed=3)
     fast = compute_overlap(t, p, want_centroids=True)
-    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    _numpy_path(monkeypatch)
     slow = compute_overlap(t, p, want_centroids=True)
     for a, b in zip(fast.centroids, slow.centroids, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
     k = int(np.flatnonzero(fast.true_ids == 77)[0])
     rr, cc = np.nonzero(t == 77)
     np.testing.assert_allclose(fast.centroids[0][k], [cc.mean(), rr.mean()], atol=1e-12)
+
+
+def _numpy_path(monkeypatch) -> None:
+    """Score through the numpy path from here on (as where numba is absent)."""
+    from cellbench.metrics import _kernels
+
+    monkeypatch.setattr(_kernels, "LOADED", False)
+    monkeypatch.setattr(_kernels, "AVAILABLE", False)
+
+
+def test_small_maps_in_a_fresh_process_do_not_load_numba(tmp_path):
+    """A few hundred small tiles are scored without starting numba (its start-up costs more
+    than it saves there); one big map loads it, and from then on every map uses it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from cellbench.metrics import instance_scores, _kernels\n"
+        "from cellbench.runs.synthetic import random_instances\n"
+        "t = random_instances((256, 256), 30, seed=1)\n"
+        "instance_scores(t, t)\n"
+        "print('numba' in sys.modules, _kernels.LOADED)\n"
+        "big = random_instances((600, 600), 200, seed=2)\n"
+        "instance_scores(big, big)\n"
+        "print('numba' in sys.modules, _kernels.LOADED)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from cellbench.metrics import _kernels
+
+    loaded = "True True" if _kernels.AVAILABLE else "False False"
+    assert out.stdout.split("\n")[:2] == ["False False", loaded], out.stdout + out.stderr

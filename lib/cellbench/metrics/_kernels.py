@@ -14,19 +14,24 @@ time, so memory stays bounded on whole-slide maps.
 
 When numba is not installed (e.g. a minimal GPU image) :data:`AVAILABLE` is False and
 :func:`cellbench.metrics.overlap.compute_overlap` uses its numpy path, which gives identical
-results (tested).
+results (tested); in a fresh process numba is loaded only for a map big enough to repay its
+start-up (:func:`use_compiled`).
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
-try:  # numba is a declared dependency; the numpy path covers environments without it
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
-
-AVAILABLE = numba is not None
+#: numba is installed (a declared dependency; the numpy path covers environments without it).
+AVAILABLE = importlib.util.find_spec("numba") is not None
+#: The compiled functions are loaded in this process (:func:`load`).
+LOADED = False
+#: Smallest map (pixels) worth loading numba for: its start-up (~0.35 s: import, target set-up,
+#: cached machine code) exceeds what it saves on a few hundred small tiles, and repays itself
+#: within a few 1000^2 maps. Once loaded, every map uses it.
+MIN_PIXELS = 1 << 18
 #: Pixels per chunk of the counting pass (its run-start buffer: 8 bytes per pixel of a chunk).
 CHUNK = 1 << 20
 #: Status codes of :func:`_joint`.
@@ -278,12 +283,30 @@ def _union_find(a, b, n):  # pragma: no cover - compiled
     return label
 
 
-if AVAILABLE:
+def load() -> bool:
+    """Compile (or load from numba's cache) the kernels of this module; True when they are.
+    Idempotent; called by :func:`use_compiled` when a map is worth it."""
+    global LOADED, _union_find, _range, _heads, _moments, _joint
+    if LOADED or not AVAILABLE:
+        return LOADED
+    import numba
+
     _union_find = numba.njit(cache=True, nogil=True)(_union_find)
     _range = numba.njit(cache=True, nogil=True)(_range)
     _heads = numba.njit(cache=True, nogil=True)(_heads)
     _moments = numba.njit(cache=True, nogil=True, inline="always")(_moments)
     _joint = numba.njit(cache=True, nogil=True)(_joint)
+    LOADED = True
+    return True
+
+
+def use_compiled(n_pixels: int) -> bool:
+    """Whether a map of ``n_pixels`` goes through the compiled pass: always once the kernels
+    are loaded, and maps of at least :data:`MIN_PIXELS` load them. The results are the same
+    either way (tested); only the speed differs."""
+    if LOADED:
+        return True
+    return AVAILABLE and n_pixels >= MIN_PIXELS and load()
 
 
 def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int, width: int = 0):
@@ -323,9 +346,9 @@ def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
     """Connected-component label (``0..k-1``, in order of each component's smallest node) of
     every node ``0..n-1`` of the undirected graph with edges ``(a[e], b[e])``.
 
-    Union-find (compiled) when numba is present, else ``scipy.sparse.csgraph``; both number
-    components by their smallest node, so labels are identical."""
-    if AVAILABLE:
+    Union-find (compiled) once the kernels are loaded, else ``scipy.sparse.csgraph``; both
+    number components by their smallest node, so labels are identical."""
+    if LOADED:
         return _union_find(a.astype(np.int64, copy=False), b.astype(np.int64, copy=False), n)
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components

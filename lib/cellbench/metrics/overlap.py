@@ -227,7 +227,7 @@ def compute_overlap(
     tr = t.ravel()
     pr = p.ravel()
     shape = (int(t.shape[0]), int(t.shape[1]))
-    if not want_pixels and _kernels.AVAILABLE and len(tr):
+    if not want_pixels and len(tr) and _kernels.use_compiled(len(tr)):
         width = shape[1] if want_centroids else 0
         got = _kernels.joint_counts(tr, pr, min(MAX_BINS, max(4 * len(tr), 1 << 16)), width)
         if isinstance(got, str):
