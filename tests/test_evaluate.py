@@ -389,3 +389,26 @@ def test_reference_store_is_read_with_the_workspace_and_never_written(tmp_path):
     assert st.done_samples(ids[0]) == {f"monuseg_{i:04d}" for i in range(3)}
     assert sorted(p.name for p in ref.rglob("*")) == before
     assert Store(tmp_path / "work", reference="").run_ids() == ["r_local"]
+
+
+def test_a_class_the_dataset_does_not_label_scores_as_no_class():
+    """A 6-class model on MoNuSAC (4 classes, stroma unannotated): its connective nuclei get
+    class 0, stay in the class-agnostic figures and in no class's; none is refused."""
+    from cellbench.metrics import instance_scores
+    from cellbench.models.postprocess import Instances
+    from cellbench.runs.evaluate import _Source
+
+    src = _Source.__new__(_Source)
+    src.class_map = {1: 1, 2: 2, 5: None}  # epithelial, lymphocyte; connective unlabelled
+    lab = np.zeros((40, 40), np.int32)
+    lab[2:10, 2:10], lab[20:30, 20:30], lab[2:10, 30:38] = 1, 2, 3
+    inst = Instances(lab, {1: 1, 2: 2, 3: 5}, {1: 0.9, 2: 0.8, 3: 0.7})
+    classes = src._classes(inst)
+    assert classes == {1: 1, 2: 2, 3: 0}
+    true = lab.copy()
+    true[true == 3] = 0  # the stroma nucleus is not annotated
+    r = instance_scores(true, lab, true_classes={1: 1, 2: 2}, pred_classes=classes)
+    assert (r["tp"], r["fp"]) == (2, 1)  # class-agnostic: the unlabelled one is an FP
+    assert set(r["per_class"]) == {"1", "2"} and r["per_class"]["1"]["pq"] == pytest.approx(
+        1, abs=1e-5
+    )

@@ -287,11 +287,15 @@ class _Source:
             )
 
     def _classes(self, inst) -> dict[int, int] | None:
-        """The model's instance classes in the test dataset's class ids (None: agnostic)."""
+        """The model's instance classes in the test dataset's class ids (None: agnostic).
+
+        A nucleus of a class the dataset does not label (a 6-class model's ``connective`` on
+        MoNuSAC, whose four classes leave stroma unannotated) gets class 0, none of the
+        dataset's: it still counts in the class-agnostic figures, belongs to no class in the
+        per-class ones, and paired with an annotated nucleus it is a misclassification."""
         if inst.classes is None or self.class_map is None:
             return None
-        mapped = {i: self.class_map.get(c) for i, c in inst.classes.items()}
-        return {i: c for i, c in mapped.items() if c is not None}
+        return {i: self.class_map.get(c) or 0 for i, c in inst.classes.items()}
 
     def predictions(self, records, load):
         """Yield ``(record, sample, prediction)`` in order; ``load(record)`` gives the sample.
