@@ -129,9 +129,8 @@ fus.with_columns(pl.col(pl.Float64).round(3))"""),
 TCGA-GBM: every matrix model's mean PQ with n (GBM's TCGA test slides are all of site FG;
 MoNuSAC's instances are approximate, touching nuclei of one class merge)."""),
         ("code", """centers = figs["03_tcga_centers"][1]
-centers.pivot(on="center", index="train_datasets", values="mean").with_columns(
-    pl.col(pl.Float64).round(3)
-)"""),
+wide = centers.pivot(on="train_datasets", index=["test_dataset", "center"], values="mean")
+wide.sort("test_dataset", "center").with_columns(pl.col(pl.Float64).round(3))"""),
         ("md", """Training curves of the bundled checkpoints (`train_log.jsonl`; several models of
 one recipe with different seeds would be drawn as their mean with a 95% t-band)."""),
         ("code", """from cellbench.analysis.training import aggregate_logs

@@ -29,7 +29,7 @@ def test_every_reference_run_is_complete_and_matches_its_bundled_checkpoint(ref_
     from cellbench.models.registry import get_model
 
     runs = ref_store.runs()
-    assert runs.height >= 3 * len(reference.TEST_SETS) + 1
+    assert runs.height >= len(reference.MATRIX_MODELS) * len(reference.TEST_SETS) + 1
     for r in runs.iter_rows(named=True):
         info = ref_store.get_run(r["run_id"])
         assert info["status"] == "complete" and info["reference"]
@@ -38,10 +38,16 @@ def test_every_reference_run_is_complete_and_matches_its_bundled_checkpoint(ref_
         assert info["model_sha256"] == card.weights.sha256
         parts = list((REF / "metrics" / r["run_id"]).glob("*.parquet"))
         assert len(parts) == 1
-    for exp in ("matrix", "pair", "centers"):
-        from cellbench.viz.paper import experiment_runs
+    from cellbench.viz.paper import experiment_runs
 
-        assert experiment_runs(ref_store, exp)
+    for exp in reference.EXPERIMENTS:
+        assert experiment_runs(ref_store, exp), exp
+    # every matrix model on every test set, and on the unified test set where its members
+    # are not a whole split (MoNuSAC, GBM)
+    assert len(experiment_runs(ref_store, "matrix")) == len(reference.MATRIX_MODELS) * len(
+        reference.TEST_SETS
+    )
+    assert len(experiment_runs(ref_store, "unified")) == 2 * len(reference.MATRIX_MODELS)
 
 
 @pytest.mark.parametrize(
@@ -93,10 +99,20 @@ def test_figures_cli_draws_the_cross_dataset_figures_without_data(
         "03_fusion",
         "03_pretrain_finetune",
         "03_held_out_centers",
+        "03_tcga_centers",
+        "03_label_levels",
+        "03_cytology_isbi2014",
     }
     assert want <= names
     for n in want:
         assert (tmp_path / "figs" / f"{n}.pdf").read_bytes().startswith(b"%PDF-")
     fus = pl.read_csv(tmp_path / "figs" / "03_fusion.csv")
-    assert fus.filter(pl.col("k") == 2)["train_datasets"].to_list() == ["monuseg+consep"]
+    # the top-k prefixes of the ranking on unified-he, each trained and observed
+    assert fus["train"].to_list() == [
+        "gbm",
+        "gbm+monuseg",
+        "gbm+monuseg+consep",
+        "gbm+monuseg+consep+monusac",
+    ]
+    assert fus["observed"].null_count() == 0
     json.dumps(fus.to_dicts())

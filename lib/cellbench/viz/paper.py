@@ -98,38 +98,77 @@ def ocelot_figures(store, run_id: str | None = None) -> Figures:
 # -- 03 cross-dataset --------------------------------------------------------------------------
 
 
-def experiment_runs(store, experiment: str, preset: str = "hovernet") -> list[str]:
-    """Newest complete run of each (model, test set) of a reference experiment in the store."""
+def experiment_runs(store, experiment: str) -> list[str]:
+    """Newest complete run of each request of a reference experiment in the store
+    (:mod:`cellbench.runs.reference`), found from the run records alone (no data needed)."""
     from cellbench.runs import reference as R
 
     runs = store.runs()
-    if runs.is_empty():
+    if runs.is_empty() or "model_id" not in runs.columns:
         return []
-    models = {"matrix": R.MATRIX_MODELS, "pair": R.PAIR, "centers": (R.CENTERS_MODEL,)}[experiment]
-    tests = [d for d, _ in R.TEST_SETS]
-    runs = runs.filter(
-        (pl.col("status") == "complete")
-        & (pl.col("preset") == preset)
-        & pl.col("model_id").is_in(list(models))
-        & pl.col("test_dataset").is_in(tests)
-    )
-    if experiment == "centers":
-        runs = runs.filter(pl.col("split").is_null())
-    else:
-        runs = runs.filter(
-            pl.any_horizontal(
-                (pl.col("test_dataset") == d) & pl.col("split").eq_missing(s)
-                for d, s in R.TEST_SETS
-            )
+    for col in ("test_set", "split", "preset"):
+        if col not in runs.columns:
+            runs = runs.with_columns(pl.lit(None, pl.Utf8).alias(col))
+    runs = runs.filter(pl.col("status") == "complete")
+    split_runs = pl.col("test_set").is_null()
+
+    def on(pairs) -> pl.Expr:
+        return pl.any_horizontal(
+            [(pl.col("test_dataset") == d) & pl.col("split").eq_missing(s) for d, s in pairs]
         )
-    latest = runs.sort("finished", descending=True).unique(
-        ["model_id", "test_dataset"], keep="first"
+
+    hovernet = pl.col("preset") == "hovernet"
+    models = pl.col("model_id").is_in
+    if experiment == "matrix":
+        sel = models(list(R.MATRIX_MODELS)) & hovernet & split_runs & on(R.TEST_SETS)
+    elif experiment == "unified":
+        sel = models(list(R.MATRIX_MODELS)) & hovernet & (pl.col("test_set") == R.UNIFIED)
+    elif experiment == "pair":
+        sel = models(list(R.PAIR)) & hovernet & split_runs & on(R.TEST_SETS)
+    elif experiment == "levels":
+        sel = models(list(R.LEVELS)) & hovernet & split_runs
+        sel = sel & on([("monusac", "test"), ("consep", "test")])
+    elif experiment == "cytology":
+        sel = (pl.col("preset") == "isbi2014") & pl.any_horizontal(
+            [
+                (pl.col("model_id") == m) & (pl.col("test_dataset") == d) & (pl.col("split") == s)
+                for m, d, s in R.CYTOLOGY
+            ]
+        )
+    elif experiment == "centers":
+        sel = (pl.col("model_id") == R.CENTERS_MODEL) & hovernet & pl.col("split").is_null()
+    else:
+        raise KeyError(f"unknown experiment '{experiment}' (choose {', '.join(R.EXPERIMENTS)})")
+    runs = runs.filter(sel)
+    sort = "finished" if "finished" in runs.columns else "created"
+    latest = runs.sort(sort, descending=True).unique(
+        ["model_id", "test_dataset", "split", "test_set"], keep="first"
     )
     return sorted(latest["run_id"].to_list())
 
 
+def tcga_center_table(store, metric: str = "pq", n_boot: int = 1000) -> pl.DataFrame:
+    """Mean per-sample ``metric`` of every matrix model per TCGA center (tissue source site)
+    of the test splits of MoNuSeg, MoNuSAC and TCGA-GBM (:data:`reference.TCGA_DATASETS`),
+    with n and bootstrap CIs: rows ``train_datasets, test_dataset, center, ...``."""
+    from cellbench import analysis as A
+    from cellbench.runs import reference as R
+
+    ids = experiment_runs(store, "matrix")
+    runs = store.runs().filter(pl.col("run_id").is_in(ids))
+    ids = runs.filter(pl.col("test_dataset").is_in(list(R.TCGA_DATASETS)))["run_id"].to_list()
+    if not ids:
+        return pl.DataFrame()
+    s = A.group_summary(
+        store, ids, metric, ["train_datasets", "test_dataset", "center"], n_boot=n_boot
+    )
+    return s.filter(pl.col("center").is_not_null()).sort(["train_datasets", "center"])
+
+
 def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figures:
-    """Seed 003's figures on the reference runs, plus the label-level pair and held-out centers."""
+    """Seed 003's figures on the reference runs (matrix on each test split; ranking and fusion
+    on the unified test set), the label-level pairs, per-TCGA-center results, the cytology
+    models under the ISBI 2014 protocol and the held-out centers."""
     from cellbench import analysis as A
     from cellbench.runs import reference as R
 
@@ -149,22 +188,81 @@ def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figu
                 F.matrix_heatmap(cij, "value", A.CROSS_FORMS[form], "C_ij", zmid=1.0),
                 cij,
             )
+    unified = ids + experiment_runs(store, "unified")
+    if ids:
         for weighting in A.WEIGHTINGS:
-            rank = A.ranking(store, ids, metric, n_boot=n_boot, weighting=weighting)
+            rank = A.ranking(
+                store, unified, metric, n_boot=n_boot, weighting=weighting, test_set=R.UNIFIED
+            )
             out[f"03_ranking_{weighting}"] = (F.ranking_bars(rank, metric), rank)
-        fus = A.fusion(store, ids, metric, n_boot=n_boot)
+        fus = A.fusion(store, unified, metric, n_boot=n_boot, test_set=R.UNIFIED)
         out["03_fusion"] = (F.fusion_curve(fus, metric), fus)
+        centers = tcga_center_table(store, metric, n_boot)
+        if centers.height:
+            c = centers.with_columns(
+                pl.format("{} ({})", pl.col("center"), pl.col("test_dataset")).alias(
+                    "center (test set)"
+                )
+            )
+            title = f"Mean {metric} per center of the test splits (n per cell)"
+            fig = F.summary_heatmap(c, "center (test set)", "train_datasets", metric, title)
+            fig.update_layout(height=max(450, 34 * c["center (test set)"].n_unique() + 200))
+            out["03_tcga_centers"] = (fig, centers)
     pair = experiment_runs(store, "pair")
     if pair:
         s = A.group_summary(store, pair, metric, ["model_id", "test_dataset"], n_boot=n_boot)
         title = f"Pretrain on CoNSeP (4 classes) -> fine-tune on MoNuSeg (nucleus): {metric}"
         out["03_pretrain_finetune"] = (F.ci_bars(s, "test_dataset", metric, "model_id", title), s)
+    levels = experiment_runs(store, "levels")
+    if levels:
+        s = A.group_summary(
+            store, levels, metric, ["model_id", "test_dataset", "class"], cls=None, n_boot=n_boot
+        )
+        s = s.filter(pl.col("test_dataset") == "monusac")
+        title = (
+            f"CoNSeP (inflammatory level) -> MoNuSAC (leaf classes): {metric} per class on "
+            "MoNuSAC test"
+        )
+        out["03_label_levels"] = (F.summary_heatmap(s, "model_id", "class", metric, title), s)
+    cyto = experiment_runs(store, "cytology")
+    if cyto:
+        t = cytology_table(store, cyto)
+        title = "Pap smears, ISBI 2014 protocol (detected: Dice > 0.7)"
+        out["03_cytology_isbi2014"] = (F.preset_bars(t, title=title), t)
     centers = experiment_runs(store, "centers")
     if centers:
         s = A.group_summary(store, centers, metric, ["center", "organ"], n_boot=n_boot)
         title = f"{R.CENTERS_MODEL}: {metric} per held-out center (never seen in training)"
         out["03_held_out_centers"] = (F.ci_bars(s, "center", metric, "organ", title), s)
     return out
+
+
+#: The ISBI 2014 dataset figures, in the challenge's order, and the instance figures beside.
+ISBI_FIGURES = ("dsc", "fno", "tpp", "fpp", "fdro", "pq", "aji")
+
+
+def cytology_table(store, run_ids: list[str]) -> pl.DataFrame:
+    """The dataset rows of ISBI 2014 runs: ``preset`` (= ``model -> dataset``), ``metric``,
+    ``value`` (the layout of :func:`preset_table`, so :func:`figures.preset_bars` draws it)."""
+    rows = (
+        store.scan(run_ids)
+        .filter(
+            (pl.col("level") == "dataset")
+            & (pl.col("class") == "all")
+            & pl.col("metric").is_in(list(ISBI_FIGURES))
+        )
+        .select("model_id", "test_dataset", "metric", "value")
+        .collect()
+    )
+    order = {m: i for i, m in enumerate(ISBI_FIGURES)}
+    return (
+        rows.with_columns(
+            preset=pl.format("{} -> {}", pl.col("model_id"), pl.col("test_dataset")),
+            _o=pl.col("metric").replace_strict(order, default=99),
+        )
+        .sort(["preset", "_o"])
+        .select("preset", "metric", "value")
+    )
 
 
 # -- 04 metric conventions ---------------------------------------------------------------------
