@@ -62,6 +62,7 @@ def main() -> None:
             shutil.rmtree(home / "store", ignore_errors=True)
             times.append(wall(ev, env))
         print(f"evaluate, {len(maps)} stored CoNSeP predictions, fresh process and store:")
+        print("  runs: " + ", ".join(f"{x:.2f}" for x in times))
         print(f"  {statistics.median(times):.2f} s wall (median of {n}; target <= 1.5 s)")
         run = next((home / "store" / "runs").glob("*.json")).stem
         print("command start (fresh process, warm record cache; target <= 0.5 s):")

@@ -263,3 +263,18 @@ def test_small_maps_in_a_fresh_process_do_not_load_numba(tmp_path):
 
     loaded = "True True" if _kernels.AVAILABLE else "False False"
     assert out.stdout.split("\n")[:2] == ["False False", loaded], out.stdout + out.stderr
+
+
+def test_small_graph_components_number_as_scipy_does():
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from cellbench.metrics._kernels import _small_components
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, e = int(rng.integers(1, 200)), int(rng.integers(0, 150))
+        a, b = rng.integers(0, n, e), rng.integers(0, n, e)
+        g = coo_matrix((np.ones(e, np.int8), (a, b)), shape=(n, n))
+        ref = connected_components(g, directed=False)[1]
+        assert np.array_equal(_small_components(a, b, n), ref)

@@ -291,25 +291,27 @@ def compute_overlap(
     tcomp = np.where(tf > 0, tlut[tf], -1)
     pcomp = np.where(pf > 0, plut[pf], -1)
     if want_centroids:
+        rows_cols = np.divmod(idx, shape[1])  # once for both maps
         ov.centroids = (
-            centroids(idx, tcomp, ov.n_true, shape[1]),
-            centroids(idx, pcomp, ov.n_pred, shape[1]),
+            centroids(rows_cols, tcomp, ov.n_true),
+            centroids(rows_cols, pcomp, ov.n_pred),
         )
     if not want_pixels:
         return ov
     return ov, idx, tcomp, pcomp
 
 
-def centroids(flat_index: np.ndarray, comp: np.ndarray, n: int, width: int) -> np.ndarray:
+def centroids(rows_cols: tuple[np.ndarray, np.ndarray], comp: np.ndarray, n: int) -> np.ndarray:
     """``(n, 2)`` centroids ``(x, y)`` in pixels of instances given their pixels.
 
-    ``flat_index`` are flat pixel indices, ``comp`` the compact instance index of each
-    (``-1`` = not this map's foreground). Pixel ``(row r, column c)`` has coordinates
-    ``x = c, y = r`` (pixel centres at integers, as in HoVer-Net and scikit-image).
+    ``rows_cols`` are the rows and columns of the gathered pixels (``np.divmod`` of their flat
+    indices by the width), ``comp`` the compact instance index of each (``-1`` = not this
+    map's foreground). Pixel ``(row r, column c)`` has coordinates ``x = c, y = r`` (pixel
+    centres at integers, as in HoVer-Net and scikit-image).
     """
     fg = comp >= 0
     c = comp[fg]
-    r, col = np.divmod(flat_index[fg], width)
+    r, col = rows_cols[0][fg], rows_cols[1][fg]
     area = np.bincount(c, minlength=n).astype(np.float64)
     area[area == 0] = np.nan
     x = np.bincount(c, weights=col, minlength=n) / area

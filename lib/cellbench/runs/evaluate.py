@@ -230,6 +230,7 @@ class _Source:
         elif Path(spec.predictions).is_dir():
             self.folder = prediction_files(spec.predictions)
             self.hashes: dict[str, str] = {}
+            self.stats: dict[str, tuple] = {}
         elif spec.predictions in reader.prediction_sets():
             self.set_name = spec.predictions
         else:
@@ -247,6 +248,11 @@ class _Source:
         if self.card is not None:
             return {"model": self.card.id, "sha256": self.card.weights.sha256}
         if self.folder is not None:
+            self.stats = {
+                r.sample_id: _prediction_stat(self.folder[r.sample_id])
+                for r in records
+                if r.sample_id in self.folder
+            }
             self.hashes = {
                 r.sample_id: _prediction_hash(self.folder[r.sample_id])
                 for r in records
@@ -331,7 +337,9 @@ class _Source:
                 raise DataError(
                     Path(self.spec.predictions), f"no prediction for sample '{record.sample_id}'"
                 )
-            if _prediction_hash(path) != self.hashes.get(record.sample_id):
+            sid = record.sample_id
+            unchanged = _prediction_stat(path) == self.stats.get(sid)  # else: hash again
+            if not unchanged and _prediction_hash(path) != self.hashes.get(sid):
                 raise DataError(path, "changed since the run started; evaluate again for a new run")
             truth = sample.truth
             shape = None if truth is None else tuple(truth.shape[:2])
@@ -429,6 +437,20 @@ def _prediction_hash(path: Path) -> str:
 
     cm = class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
     return _sha256(path) if cm is None else f"{_sha256(path)}+{_sha256(cm)}"
+
+
+def _prediction_stat(path: Path) -> tuple:
+    """Size and modification time of a prediction file (and its class map): unchanged since
+    the run was planned means its hash need not be computed again."""
+    from cellbench.data.predictions import class_map_for
+
+    cm = class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
+    out = []
+    for p in (path, cm):
+        if p is not None:
+            st = p.stat()
+            out.append((st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _sha256(path: Path) -> str:

@@ -29,7 +29,7 @@ from cellbench.core.safety import (
     memoised_by_file,
     read_bytes,
 )
-from cellbench.data.imageio import image_or_shape, image_size
+from cellbench.data.imageio import image_size
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
@@ -159,7 +159,7 @@ class AperioXmlReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         ann = read_aperio_xml(record.files["annotation"])
         h, w = image.shape[:2]
         check_polygons_inside(ann.polygons, w, h, record.files["annotation"], "regions")

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cellbench.core.errors import DataError
-from cellbench.data.imageio import NoPixels
+from cellbench.data.imageio import NoPixels, image_or_shape
 from cellbench.data.sample import STANDARD_COLUMNS, Points, Sample, SampleRecord
 
 READERS: dict[str, type[DatasetReader]] = {}
@@ -132,6 +132,15 @@ class DatasetReader:
     def prediction_files(self, name: str) -> list[Path]:
         """The files a stored prediction set is read from (their content identifies runs)."""
         return []
+
+    def image(self, record: SampleRecord, pixels: bool = True) -> np.ndarray:
+        """The record's image decoded, or with ``pixels=False`` a
+        :class:`~cellbench.data.imageio.NoPixels` of its size: the listing's ``width`` and
+        ``height`` (read from the header when the dataset was listed; the listing is renewed
+        when files change), else the header."""
+        w, h = record.meta.get("width"), record.meta.get("height")
+        size = (int(w), int(h)) if w and h else None
+        return image_or_shape(record.files["image"], pixels, size)
 
     def _sample(self, record: SampleRecord, **arrays: Any) -> Sample:
         if isinstance(arrays.get("image"), NoPixels):

@@ -29,7 +29,6 @@ from cellbench.core.safety import (
     parse_json,
     read_json,
 )
-from cellbench.data.imageio import image_or_shape
 from cellbench.data.rasterize import polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
@@ -157,7 +156,7 @@ class CocoReader(DatasetReader):
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
         im = self._coco[record.extra["name"]]
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         if image.shape[:2] != (im.height, im.width):
             raise DataError(
                 self.path(self.options["annotations"]),

@@ -30,7 +30,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
-from cellbench.data.imageio import check_same_size, image_or_shape, image_size, read_image
+from cellbench.data.imageio import check_same_size, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
 
@@ -141,7 +141,7 @@ class ColourMasksReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         inst, classes, _ = self._decode(record.files["mask"])
         check_same_size(image, inst, record.files["mask"])
         return self._sample(record, image=image, instances=inst, classes=classes)

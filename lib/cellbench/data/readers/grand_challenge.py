@@ -43,7 +43,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_count, check_vertices, finite_number, read_json
-from cellbench.data.imageio import image_or_shape, read_image
+from cellbench.data.imageio import read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Points, Sample
 
@@ -277,7 +277,7 @@ class GCPointsReader(DatasetReader):
             self.path(self.options["ground_truth"]),
             f"image_{k}",
         )
-        image = image_or_shape(record.files["image"], pixels) if "image" in record.files else None
+        image = self.image(record, pixels) if "image" in record.files else None
         s = self._sample(record, image=image, points=pts)
         if "tissue_mask" in record.files:
             s.tissue_mask, s.annotated_region = self._tissue(record)

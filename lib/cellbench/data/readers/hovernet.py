@@ -28,7 +28,6 @@ from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
 from cellbench.data.imageio import (
     check_same_size,
-    image_or_shape,
     image_size,
     read_label_image,
 )
@@ -98,7 +97,7 @@ class HoverNetReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         inst = read_label_image(record.files["instances"])
         check_same_size(image, inst, record.files["instances"])
         classes = None

@@ -45,7 +45,7 @@ from cellbench.core.safety import (
     memoised_by_file,
     read_bytes,
 )
-from cellbench.data.imageio import image_or_shape, image_size
+from cellbench.data.imageio import image_size
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
@@ -149,7 +149,7 @@ class ImageEditorXmlReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         polys, _ = read_editor_xml(record.files["annotation"])
         h, w = image.shape[:2]
         check_polygons_inside(polys, w, h, record.files["annotation"], "shapes")

@@ -29,7 +29,7 @@ from cellbench.core.safety import (
     confined_glob,
     limits,
 )
-from cellbench.data.imageio import image_or_shape, image_size
+from cellbench.data.imageio import image_size
 from cellbench.data.rasterize import is_degenerate, polygons_to_instances
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register, tcga_fields
 from cellbench.data.sample import Sample
@@ -175,7 +175,7 @@ class ImageJRoiReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         polys = read_roiset(record.files["rois"])
         h, w = image.shape[:2]
         check_polygons_inside(polys, w, h, record.files["rois"], "ROIs")

@@ -45,7 +45,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_pixels, confined_glob, memoised_by_file
-from cellbench.data.imageio import image_or_shape, image_size, read_image
+from cellbench.data.imageio import image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Objects, Sample
 
@@ -200,7 +200,7 @@ class ISBI2014Reader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         if self.part == "edf":
             inst = edf_nuclei(read_image(record.files["gt"]), record.files["gt"])
             return self._sample(record, image=image, instances=inst)

@@ -26,7 +26,6 @@ from cellbench.core.errors import DataError
 from cellbench.core.safety import confined_glob
 from cellbench.data.imageio import (
     check_same_size,
-    image_or_shape,
     image_size,
     read_label_image,
 )
@@ -64,7 +63,7 @@ class LabelTiffReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         inst, classes = self._labels(record.files["instances"])
         check_same_size(image, inst, record.files["instances"])
         return self._sample(record, image=image, instances=inst, classes=classes)

@@ -26,7 +26,7 @@ import numpy as np
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_pixels, confined_glob
-from cellbench.data.imageio import check_same_size, image_or_shape, image_size, read_image
+from cellbench.data.imageio import check_same_size, image_size, read_image
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Sample
 
@@ -62,7 +62,7 @@ class BinaryMaskReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         mask = read_image(record.files["mask"])
         check_same_size(image, mask, record.files["mask"])
         return self._sample(

@@ -36,7 +36,7 @@ from cellbench.core.safety import (
     limits,
     read_json,
 )
-from cellbench.data.imageio import image_or_shape, image_size
+from cellbench.data.imageio import image_size
 from cellbench.data.readers.base import DatasetReader, SampleRecord, register
 from cellbench.data.sample import Objects, Points, Sample
 
@@ -406,7 +406,7 @@ class QuPathGeoJSONReader(DatasetReader):
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
-        image = image_or_shape(record.files["image"], pixels)
+        image = self.image(record, pixels)
         ann = record.files["annotation"]
         objs = read_qupath_geojson(ann)
         types = tuple(self.options.get("object_types", ("detection", "cell", "annotation")))
