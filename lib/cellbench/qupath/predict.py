@@ -177,14 +177,18 @@ def run_predict(
     if len(paths) > 1 and (out.suffix.lower() in (".geojson", ".json", ".tif", ".tiff")):
         raise CellbenchError(f"{len(paths)} images need a folder (or a .parquet table) as output")
     card = get_model(spec.model)
-    predictor = load_predictor(
-        card, device=spec.device, batch_size=spec.batch_size, compile=spec.compile
-    )
     executor = None
     if spec.executor != "local" or spec.address:
         from cellbench.runs.executor import get_executor
 
         executor = get_executor(spec.executor, spec.address, max(1, spec.workers))
+    # with workers the network runs there; here the model only gives the tiling (on the CPU)
+    predictor = load_predictor(
+        card,
+        device=spec.device if executor is None else "cpu",
+        batch_size=spec.batch_size,
+        compile=spec.compile and executor is None,
+    )
     work_root = config.home() / "cache" / "predict"
     result = PredictResult(paths)
     try:
@@ -202,6 +206,7 @@ def run_predict(
                 post_workers=spec.post_workers,
                 device=spec.device,
                 should_stop=should_stop,
+                compile=spec.compile,
             )
             nuc.meta["slide"] = as_slide
             result.nuclei.append(nuc)

@@ -496,7 +496,7 @@ def run_tile_task(task: TileTask) -> bytes:
     return _pack_tile(predict_tile(_WORKER["predictor"], _WORKER["source"], task.geom, task.tile))
 
 
-def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device):
+def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device, compile):
     """Yield the nuclei of each tile of ``todo`` in order: in this process, with the
     post-processing in ``post_workers`` processes overlapping the network, or as tasks on an
     executor's workers (the same functions; results identical)."""
@@ -507,8 +507,7 @@ def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device):
         if not hasattr(card, "card"):
             raise CellbenchError("workers need the model's card with its file (a LoadedCard)")
         path = None if card.path is None else str(card.path)
-        compiled = bool(getattr(predictor.backend, "compiled", False))
-        tasks = (TileTask(card.card, path, device, compiled, src.spec, geom, g) for g in todo)
+        tasks = (TileTask(card.card, path, device, compile, src.spec, geom, g) for g in todo)
         for packed in executor.map(run_tile_task, tasks):
             yield _unpack_bytes(packed)
         return
@@ -541,14 +540,16 @@ def predict_source(
     post_workers: int = 0,
     device: str = "cpu",
     should_stop: Callable[[], bool] | None = None,
+    compile: bool = False,
 ) -> Nuclei:
     """Predict every tile of ``src`` (tissue tiles only when it has a tissue mask) and stitch.
 
     ``tile`` and ``overlap`` are working pixels; ``overlap`` should exceed the largest nucleus
     diameter. ``work``: a folder for per-tile results (resume); None keeps them in memory.
     ``executor`` (:mod:`cellbench.runs.executor`, not local): tiles run as tasks on its
-    workers; ``post_workers``: in this process, post-processing runs in that many processes
-    while the network goes on (GPU inference). Tiles are stitched in raster order whatever
+    workers (on ``device``, ``compile``: torch.compile there); ``post_workers``: in this
+    process, post-processing runs in that many processes while the network goes on (GPU
+    inference). Tiles are stitched in raster order whatever
     computed them, so the nuclei are identical. ``should_stop``: checked between tiles
     (finished tiles stay in ``work``; :class:`KeyboardInterrupt` is raised).
     """
@@ -559,7 +560,14 @@ def predict_source(
         work.mkdir(parents=True, exist_ok=True)
     done = {g for g in todo if work is not None and _readable(_tile_path(work, g))}
     fresh = _computed_tiles(
-        predictor, src, geom, [g for g in todo if g not in done], executor, post_workers, device
+        predictor,
+        src,
+        geom,
+        [g for g in todo if g not in done],
+        executor,
+        post_workers,
+        device,
+        compile,
     )
     kept: list = []
     index: dict = {}
