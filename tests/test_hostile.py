@@ -1074,3 +1074,35 @@ def test_cli_never_shows_a_traceback_for_the_corpus(tmp_path):
     res = _cli("qupath", "read", str(proj))
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert isinstance(CellbenchError("x"), Exception)
+
+
+def test_prediction_files_with_hostile_headers_and_a_hostile_folder_name(toy, tmp_path):
+    """A .npy whose header declares a huge array is refused from its header, before any
+    allocation; truncated and object arrays are one line naming the file; a predictions folder
+    called ``weird [1]*..<b>`` is evaluated (its run id is made safe, '..' included)."""
+    import io
+
+    from cellbench.data.imageio import read_label_array
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.store import Store
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((4, 4), np.int32))
+    huge = tmp_path / "huge.npy"
+    huge.write_bytes(buf.getvalue().replace(b"(4, 4)", b"(60000, 60000)"))
+    with pytest.raises(DataError, match=r"huge\.npy.*(pixels|CELLBENCH_MAX_PIXELS)"):
+        read_label_array(huge)
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes((toy / "img_0.npy").read_bytes()[:200])
+    with pytest.raises(DataError, match=r"cut\.npy: unreadable \.npy"):
+        read_label_array(cut)
+    obj = tmp_path / "obj.npy"
+    np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"obj\.npy: unreadable \.npy"):
+        read_label_array(obj)
+    weird = tmp_path / "weird [1]*..<b>"
+    weird.mkdir()
+    for p in toy.glob("*.npy"):
+        (weird / p.name).write_bytes(p.read_bytes())
+    run = evaluate(EvalSpec(dataset="toy", predictions=str(weird)), store=Store(tmp_path / "s"))
+    assert run["status"] == "complete" and ".." not in run["run_id"]

@@ -126,15 +126,21 @@ def read_label_array(path: str | Path) -> np.ndarray:
     if p.suffix.lower() != ".npy":
         return read_image(p)
     try:
-        # .npy is uncompressed, so its size bounds the array: small files are read at once,
-        # larger ones mapped first so that their pixel count is checked before they are read
-        if p.stat().st_size <= _NPY_DIRECT_BYTES:
-            arr = np.load(p, allow_pickle=False)
-        else:
-            arr = np.load(p, allow_pickle=False, mmap_mode="r")
+        # the header's shape is checked before any pixel is read (a small file may declare a
+        # huge array); small files are then read at once, larger ones through a memory map
+        fmt = np.lib.format
+        with open(p, "rb") as f:
+            version = fmt.read_magic(f)
+            read_header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+            shape = read_header[version](f)[0] if version in read_header else None
+        if shape is not None and len(shape) >= 2:
+            check_pixels(int(shape[1]), int(shape[0]), p)
+        if shape is not None and p.stat().st_size <= _NPY_DIRECT_BYTES:
+            return np.load(p, allow_pickle=False)
+        arr = np.load(p, allow_pickle=False, mmap_mode="r")  # other versions: map, check
         if arr.ndim >= 2:
             check_pixels(int(arr.shape[1]), int(arr.shape[0]), p)
-        return np.array(arr) if isinstance(arr, np.memmap) else arr
+        return np.array(arr)
     except DataError:
         raise
     except FileNotFoundError:

@@ -643,7 +643,9 @@ class Evaluation:
         h = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
         part = self.test_set.name if self.test_set is not None else self.spec.split or "all"
         name = f"{self.source.model_id}_{self.spec.dataset}_{part}_{self.preset}"
-        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")[:160]
+        # a safe id whatever the model, dataset or predictions folder is called ("..": none)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+        name = re.sub(r"\.{2,}", ".", name).strip("-.")[:160]
         return f"{name}_{h}"
 
     def replay(self, records=None):
