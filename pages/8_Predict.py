@@ -34,6 +34,7 @@ with ui.guard("The prediction form"):
         source = c[1].radio(
             "Input",
             ["a slide of the data root", "an image to upload", "a path on this machine"],
+            index=0 if slides else 1,  # without data: upload
             horizontal=True,
             key="p_source",
         )

@@ -403,3 +403,11 @@ def test_cross_dataset_on_the_committed_nucfuse_test(no_data, monkeypatch):
     titles = [c["layout"]["title"]["text"] for c in _charts(at)]
     want = "on test set nucfuse-test@v1 (consep, cryonuseg, dsb2018, monuseg"
     assert any(want in t for t in titles), titles
+
+
+def test_predict_page_without_data_offers_upload_and_asks_for_an_input(no_data):
+    at = _page("8_Predict.py").run()
+    _no_errors(at)
+    assert at.radio(key="p_source").value == "an image to upload"
+    at.button[0].click().run()
+    assert any("Choose a model and an input" in w.value for w in at.warning), _text(at)

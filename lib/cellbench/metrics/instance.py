@@ -316,17 +316,11 @@ def instance_scores(
             raise CellbenchError(
                 "pixel class maps cannot describe overlapping objects; give classes per instance"
             )
-        ov, pix = object_overlap(true, pred, true_name, pred_name), None
+        ov = object_overlap(true, pred, true_name, pred_name)
     else:
-        res = compute_overlap(
-            true,
-            pred,
-            true_name,
-            pred_name,
-            want_pixels=has_map,
-            want_centroids=has_cls or has_map or centroid_f1,
+        ov = compute_overlap(
+            true, pred, true_name, pred_name, want_centroids=has_cls or has_map or centroid_f1
         )
-        ov, pix = (res[0], res[1:]) if isinstance(res, tuple) else (res, None)
     out, by_thr = _matching(ov, thrs, p.name)
     empty = ov.n_true == 0 and ov.n_pred == 0
     if preset == "torchmetrics":
@@ -366,7 +360,6 @@ def instance_scores(
         out.update(
             _class_scores(
                 ov,
-                pix,
                 true,
                 pred,
                 preset,
@@ -454,7 +447,7 @@ def _background_stuff(ov: Overlap) -> dict[str, Any]:
 
 
 def _class_scores(
-    ov, pix, true, pred, preset, thr, cls_in, classes, pairing_args, names
+    ov, true, pred, preset, thr, cls_in, classes, pairing_args, names
 ) -> dict[str, Any]:
     from cellbench.metrics.points import resolve_radius, type_counts
 
@@ -510,8 +503,8 @@ def _majority(comp_ids: np.ndarray, area: np.ndarray, m: int, ids: np.ndarray) -
 
 
 def _centroids(true, pred, ov: Overlap) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, 2)`` centroids ``(x, y)`` of the true and predicted instances of ``ov``: from the
-    gathered pixels of two maps, or from the objects' own masks."""
+    """``(n, 2)`` centroids ``(x, y)`` of the true and predicted instances of ``ov``: those
+    computed with the overlap of two maps, or from the objects' own masks."""
     if ov.centroids is not None:
         return ov.centroids
     from cellbench.metrics.overlap import as_objects

@@ -199,9 +199,8 @@ def compute_overlap(
     pred: np.ndarray,
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
-    want_pixels: bool = False,
     want_centroids: bool = False,
-) -> Overlap | tuple[Overlap, np.ndarray, np.ndarray, np.ndarray]:
+) -> Overlap:
     """Compute the :class:`Overlap` of two instance maps.
 
     Parameters
@@ -210,9 +209,6 @@ def compute_overlap(
         ``(H, W)`` integer instance maps (0 = background), same shape.
     true_name, pred_name
         Names (file paths) used in error messages.
-    want_pixels
-        Also return the flat indices of the foreground pixels and, for each, the compact
-        instance index (``-1`` for background) in ``true`` and ``pred`` (pixel class maps).
     want_centroids
         Also compute every instance's centroid (:attr:`Overlap.centroids`).
 
@@ -227,7 +223,7 @@ def compute_overlap(
     tr = t.ravel()
     pr = p.ravel()
     shape = (int(t.shape[0]), int(t.shape[1]))
-    if not want_pixels and len(tr) and _kernels.use_compiled(len(tr)):
+    if len(tr) and _kernels.use_compiled(len(tr)):
         width = shape[1] if want_centroids else 0
         got = _kernels.joint_counts(tr, pr, min(MAX_BINS, max(4 * len(tr), 1 << 16)), width)
         if isinstance(got, str):
@@ -286,19 +282,13 @@ def compute_overlap(
         inter=cnt[both].astype(np.int64),
         shape=shape,
     )
-    if not (want_pixels or want_centroids):
-        return ov
-    tcomp = np.where(tf > 0, tlut[tf], -1)
-    pcomp = np.where(pf > 0, plut[pf], -1)
     if want_centroids:
         rows_cols = np.divmod(idx, shape[1])  # once for both maps
         ov.centroids = (
-            centroids(rows_cols, tcomp, ov.n_true),
-            centroids(rows_cols, pcomp, ov.n_pred),
+            centroids(rows_cols, np.where(tf > 0, tlut[tf], -1), ov.n_true),
+            centroids(rows_cols, np.where(pf > 0, plut[pf], -1), ov.n_pred),
         )
-    if not want_pixels:
-        return ov
-    return ov, idx, tcomp, pcomp
+    return ov
 
 
 def centroids(rows_cols: tuple[np.ndarray, np.ndarray], comp: np.ndarray, n: int) -> np.ndarray:
