@@ -412,3 +412,14 @@ def test_a_class_the_dataset_does_not_label_scores_as_no_class():
     assert set(r["per_class"]) == {"1", "2"} and r["per_class"]["1"]["pq"] == pytest.approx(
         1, abs=1e-5
     )
+
+
+def test_a_job_entry_must_name_a_cellbench_function(tmp_path, monkeypatch):
+    from cellbench.core.errors import CellbenchError
+    from cellbench.runs.jobs import jobs_dir, submit_task
+
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    for entry in ("os:system", "cellbench.runs.jobs:nope", "cellbench.runs.jobs:_x y"):
+        with pytest.raises(CellbenchError, match="job entry"):
+            submit_task("predict", "x", {}, entry)
+    assert not jobs_dir().exists() or not any(jobs_dir().iterdir())  # nothing written

@@ -73,46 +73,51 @@ def _alive(pid: int | None) -> bool:
         return True
 
 
+def _create(fields: dict[str, Any], progress: dict[str, Any], start: bool, wait: bool) -> str:
+    """A new job folder with ``job.json`` (``fields`` plus id, creation time and the paths the
+    worker needs) and ``progress.json``; its worker is started when ``start``."""
+    job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    d = jobs_dir() / job_id
+    d.mkdir(parents=True)
+    job = {
+        "job_id": job_id,
+        "created": _now(),
+        "catalog": str(config.catalog_path()),
+        "data_root": str(config.data_root()),
+        "home": str(config.home()),
+        "reused": False,
+        **fields,
+    }
+    write_json_atomic(d / "job.json", job)
+    write_json_atomic(d / "progress.json", {**progress, "updated": _now()})
+    if start:
+        _start(d, wait)
+    return job_id
+
+
 def submit_job(spec, flush_every: int = 16, wait: bool = False) -> str:
     """Check a request, start its worker process and return the job id.
 
     The request is planned first (dataset, samples, model, preset are checked), so a bad
-    request fails here with a clear error instead of in the background.
+    request fails here with a clear error instead of in the background. A request evaluated
+    before is recorded as a complete job and computes nothing.
     """
     from cellbench.runs.evaluate import Evaluation
 
     ev = Evaluation(spec)
-    job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    d = jobs_dir() / job_id
-    d.mkdir(parents=True)
     prev = ev.store.get_run(ev.run_id) if ev.run_id in ev.store.run_ids() else {}
     reused = prev.get("status") == "complete" and not ev._todo()
-    job = {
-        "job_id": job_id,
+    n = len(ev.records)
+    fields = {
         "run_id": ev.run_id,
         "label": job_label(spec, ev.preset),
         "spec": asdict(spec),
         "flush_every": flush_every,
-        "created": _now(),
         "catalog": str(ev.catalog.path),
-        "data_root": str(config.data_root()),
-        "home": str(config.home()),
         "reused": reused,
     }
-    write_json_atomic(d / "job.json", job)
-    n = len(ev.records)
-    write_json_atomic(
-        d / "progress.json",
-        {
-            "status": "complete" if reused else "queued",
-            "done": n if reused else 0,
-            "total": n,
-            "updated": _now(),
-        },
-    )
-    if not reused:  # the same request was evaluated before: nothing to compute
-        _start(d, wait)
-    return job_id
+    progress = {"status": "complete" if reused else "queued", "done": n if reused else 0}
+    return _create(fields, {**progress, "total": n}, not reused, wait)
 
 
 def submit_task(
@@ -124,31 +129,27 @@ def submit_task(
     wait: bool = False,
 ) -> str:
     """Run another kind of work as a background job (e.g. ``predict``): ``entry`` is
-    ``module:function``, called in the job's process as ``function(job, report, should_stop)``
-    where ``report(**fields)`` updates the progress (``status``, ``done``, ``total``,
-    ``sample_id``) and ``should_stop()`` says a cancel was requested; it returns the final
-    fields (``status`` and anything to show, e.g. the files written). Returns the job id."""
-    job_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    d = jobs_dir() / job_id
-    d.mkdir(parents=True)
-    job = {
-        "job_id": job_id,
-        "kind": kind,
-        "label": label,
-        "spec": spec,
-        "entry": entry,
-        "created": _now(),
-        "catalog": str(config.catalog_path()),
-        "data_root": str(config.data_root()),
-        "home": str(config.home()),
-        "reused": False,
-    }
-    write_json_atomic(d / "job.json", job)
-    write_json_atomic(
-        d / "progress.json", {"status": "queued", "done": 0, "total": total, "updated": _now()}
-    )
-    _start(d, wait)
-    return job_id
+    ``module:function`` of a cellbench module, called in the job's process as
+    ``function(job, report, should_stop)`` where ``report(**fields)`` updates the progress
+    (``status``, ``done``, ``total``, ``sample_id``, ``rate``, ``eta_s``) and
+    ``should_stop()`` says a cancel was requested; it returns the final fields (``status`` and
+    anything to show, e.g. the files written). Returns the job id."""
+    _entry(entry)  # refused here, not in the background
+    fields = {"kind": kind, "label": label, "spec": spec, "entry": entry}
+    return _create(fields, {"status": "queued", "done": 0, "total": total}, True, wait)
+
+
+def _entry(entry: str):
+    """The function an entry names (``cellbench.<module>:<function>`` only)."""
+    import importlib
+
+    module, _, name = entry.partition(":")
+    if not module.startswith("cellbench.") or not name.isidentifier():
+        raise CellbenchError(f"job entry {entry!r}: give cellbench.<module>:<function>")
+    fn = getattr(importlib.import_module(module), name, None)
+    if not callable(fn):
+        raise CellbenchError(f"job entry {entry!r}: no such function")
+    return fn
 
 
 def job_label(spec, preset: str | None = None) -> str:
@@ -321,15 +322,12 @@ def _worker(d: Path) -> int:
 
 def _run_entry(job: dict[str, Any], prog_path: Path, d: Path) -> int:
     """Body of a job of another kind (:func:`submit_task`): its entry function."""
-    import importlib
 
     def report(**fields: Any) -> None:
         write_json_atomic(prog_path, {**_read(prog_path), **fields, "updated": _now()})
 
     try:
-        module, _, name = job["entry"].partition(":")
-        fn = getattr(importlib.import_module(module), name)
-        final = fn(job, report, (d / "cancel").exists)
+        final = _entry(job["entry"])(job, report, (d / "cancel").exists)
         prog = _read(prog_path)
         report(**final, done=prog.get("total") or prog.get("done"), eta_s=0.0)
         return 0
