@@ -175,6 +175,23 @@ def activate(out: np.ndarray, output_spec) -> np.ndarray:
     return out
 
 
+def ordered_in_pool(calls, workers: int):
+    """Run ``(function, *args)`` calls in a pool of ``workers`` processes and yield their
+    results in order, with at most ``2 x workers`` in flight: the caller goes on producing
+    (e.g. the network on the next tiles) while earlier calls run (post-processing)."""
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers) as pool:
+        pending: deque = deque()
+        for fn, *args in calls:
+            pending.append(pool.submit(fn, *args))
+            while len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 @dataclass
 class Predictor:
     """A loaded model ready to segment images.
@@ -250,31 +267,26 @@ class Predictor:
 
         ``images`` and ``mpps`` may be lazy iterables. With ``workers`` > 1, post-processing
         runs in that many processes while the network (in this process) goes on to the next
-        images; at most ``2 * workers`` images are in flight.
+        images (:func:`ordered_in_pool`).
         """
         import itertools
+        from collections import deque
 
         pairs = zip(images, itertools.repeat(None) if mpps is None else mpps, strict=False)
         if workers <= 1:
             for img, mpp in pairs:
                 yield self.predict(img, mpp)
             return
-        from concurrent.futures import ProcessPoolExecutor
-
         kind, params = self.card.output.kind, self.card.postprocess
-        with ProcessPoolExecutor(workers) as pool:
-            pending = []
-            for img, mpp in pairs:
-                maps = self.maps_for_postprocess(img, mpp)
-                pending.append((img, pool.submit(postprocess, maps, kind, params)))
-                while len(pending) > 2 * workers:
-                    yield self._to_image(pending.pop(0))
-            while pending:
-                yield self._to_image(pending.pop(0))
+        shapes: deque = deque()
 
-    def _to_image(self, item) -> Instances:
-        img, fut = item
-        return self._on_grid(fut.result(), np.asarray(img).shape[:2])
+        def calls():
+            for img, mpp in pairs:
+                shapes.append(np.asarray(img).shape[:2])
+                yield postprocess, self.maps_for_postprocess(img, mpp), kind, params
+
+        for inst in ordered_in_pool(calls(), workers):
+            yield self._on_grid(inst, shapes.popleft())
 
     def predict_region(self, slide, x: int, y: int, width: int, height: int) -> Instances:
         """Instances of a whole-slide region read at the model's mpp.

@@ -515,18 +515,14 @@ def _computed_tiles(predictor, src, geom, todo, executor, post_workers, device, 
         for g in todo:
             yield predict_tile(predictor, src, geom, g)
         return
-    from concurrent.futures import ProcessPoolExecutor
+    from cellbench.models.inference import ordered_in_pool
 
     kind, params = predictor.card.output.kind, predictor.card.postprocess
-    with ProcessPoolExecutor(post_workers) as pool:
-        pending: list = []
-        for g in todo:
-            maps = tile_maps(predictor, src, geom, g[2], g[3])
-            pending.append(pool.submit(tile_nuclei_from_maps, maps, kind, params, geom, g))
-            while len(pending) > 2 * post_workers:
-                yield pending.pop(0).result()
-        while pending:
-            yield pending.pop(0).result()
+    calls = (
+        (tile_nuclei_from_maps, tile_maps(predictor, src, geom, g[2], g[3]), kind, params, geom, g)
+        for g in todo
+    )
+    yield from ordered_in_pool(calls, post_workers)
 
 
 def predict_source(
@@ -549,8 +545,8 @@ def predict_source(
     ``executor`` (:mod:`cellbench.runs.executor`, not local): tiles run as tasks on its
     workers (on ``device``, ``compile``: torch.compile there); ``post_workers``: in this
     process, post-processing runs in that many processes while the network goes on (GPU
-    inference). Tiles are stitched in raster order whatever
-    computed them, so the nuclei are identical. ``should_stop``: checked between tiles
+    inference). Tiles are stitched in raster order whatever computed them, so the nuclei are
+    identical. ``should_stop``: checked between tiles
     (finished tiles stay in ``work``; :class:`KeyboardInterrupt` is raised).
     """
     geom = TileGeometry.of(src.shape, tile, overlap, predictor)
