@@ -115,32 +115,27 @@ def specs(experiment: str | None = None, catalog=None) -> list[EvalSpec]:
     want = EXPERIMENTS if experiment is None else (experiment,)
     out: list[EvalSpec] = []
 
-    def add(spec: EvalSpec) -> None:
-        if spec not in out:
-            out.append(spec)
+    def add(models, tests, preset: str = "hovernet", **kw) -> None:
+        for m in models:
+            for d, sp in tests:
+                spec = EvalSpec(dataset=d, split=sp, model=m, preset=preset, **kw)
+                if spec not in out:
+                    out.append(spec)
 
     if "matrix" in want:
-        for m in MATRIX_MODELS:
-            for d, s in TEST_SETS:
-                add(EvalSpec(dataset=d, split=s, model=m, preset="hovernet"))
+        add(MATRIX_MODELS, TEST_SETS)
     if "unified" in want:
-        for m in MATRIX_MODELS:
-            for d in unified_datasets(catalog):
-                add(EvalSpec(dataset=d, model=m, preset="hovernet", test_set=UNIFIED))
+        add(MATRIX_MODELS, [(d, None) for d in unified_datasets(catalog)], test_set=UNIFIED)
     if "pair" in want:
-        for m in PAIR:
-            for d, s in TEST_SETS:
-                add(EvalSpec(dataset=d, split=s, model=m, preset="hovernet"))
+        add(PAIR, TEST_SETS)
     if "levels" in want:
-        for m in LEVELS:
-            for d in ("monusac", "consep"):
-                add(EvalSpec(dataset=d, split="test", model=m, preset="hovernet"))
+        add(LEVELS, [("monusac", "test"), ("consep", "test")])
     if "cytology" in want:
-        for m, d, s in CYTOLOGY:
-            add(EvalSpec(dataset=d, split=s, model=m, preset="isbi2014"))
+        for m, d, sp in CYTOLOGY:
+            add([m], [(d, sp)], preset="isbi2014")
     if "centers" in want:
         ds, samples = held_out_test_samples()
-        add(EvalSpec(dataset=ds, model=CENTERS_MODEL, preset="hovernet", samples=samples))
+        add([CENTERS_MODEL], [(ds, None)], samples=samples)
     return out
 
 
