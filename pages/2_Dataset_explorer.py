@@ -131,12 +131,8 @@ with ui.guard("The whole-slide viewer"):
 
     st.subheader("Whole-slide images")
 
-    @st.cache_data(show_spinner="Looking at the slides ...", ttl=600)
-    def _slides(folder: str):
-        return wsi.list_slides(folder)
-
     folder = config.data_root() / "wsi"
-    found = _slides(str(folder))
+    found = ui.slides(str(folder))
     tissue = [i for i in found if i.kind == "tissue"]
     fixtures = [i for i in found if i.kind == "test pattern"]
     broken = [i for i in found if i.kind == "unreadable"]

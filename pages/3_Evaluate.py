@@ -49,9 +49,7 @@ with ui.guard("The evaluation form"):
             help="default: hovernet for instances, ocelot for points",
         )
         limit = c[2].number_input("Samples per dataset (0 = all)", 0, 100000, 0, key="e_limit")
-        import torch
-
-        devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+        devices = ui.devices()
         device = c[3].selectbox("Device", devices, key="e_device")
         workers = c[4].number_input("Post-processing workers", 1, 64, 1, key="e_workers")
         go = st.form_submit_button("Launch", type="primary")

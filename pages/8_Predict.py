@@ -20,14 +20,9 @@ with ui.guard("The prediction form"):
     from cellbench.core import config
     from cellbench.models.registry import is_available, list_models
     from cellbench.qupath.predict import PredictSpec, parse_region, submit_predict_job
-    from cellbench.viz import slide as wsi
-
-    @st.cache_data(show_spinner="Looking at the slides ...", ttl=600)
-    def _slides(folder: str) -> list[str]:
-        return [str(s.path) for s in wsi.list_slides(folder) if s.kind == "tissue"]
 
     models = [m.id for m in list_models() if is_available(m)]
-    slides = _slides(str(config.data_root() / "wsi"))
+    slides = [str(s.path) for s in ui.slides(str(config.data_root() / "wsi")) if s.kind == "tissue"]
     with st.form("predict"):
         c = st.columns([2, 3])
         model = c[0].selectbox("Model", models, key="p_model")
@@ -57,9 +52,7 @@ with ui.guard("The prediction form"):
         tile = c[3].number_input("Tile (model px)", 128, 4096, 1024, 64, key="p_tile")
         overlap = c[4].number_input("Overlap (model px)", 16, 1024, 128, 16, key="p_overlap")
         c = st.columns(3)
-        import torch
-
-        devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+        devices = ui.devices()
         device = c[0].selectbox("Device", devices, key="p_device")
         post = c[1].number_input(
             "Post-processing workers", 0, 64, 0, key="p_post", help="Overlap the network (GPU)"

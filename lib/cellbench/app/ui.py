@@ -580,3 +580,25 @@ def job_row(job: dict[str, Any], widths=(5, 1), prefix: str = ""):
     elif job["status"] == "complete":
         return c
     return None
+
+
+@st.cache_data(show_spinner="Looking at the slides ...", ttl=600)
+def slides(folder: str) -> list:
+    """The slides under ``folder`` (:func:`cellbench.viz.slide.list_slides`), kept 10 min:
+    opening every slide once is the slow part of the pages that offer them."""
+    from cellbench.viz import slide as wsi
+
+    return wsi.list_slides(folder)
+
+
+@st.cache_resource
+def devices() -> list[str]:
+    """``cpu``, and ``cuda`` where a GPU is usable; torch (1-2 s to import) is only asked
+    where an NVIDIA driver is present."""
+    import os
+
+    if not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl")):
+        return ["cpu"]
+    import torch
+
+    return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
