@@ -203,12 +203,17 @@ with ui.guard("The whole-slide viewer"):
     picked = o[0].multiselect(
         "Objects to overlay", near, format_func=lambda p: p.name, default=near, key="w_objs"
     )
-    up = o[1].file_uploader("Or a QuPath GeoJSON", type=["geojson", "json"], key="w_upload")
-    objects = []
+    up = o[1].file_uploader("Or a QuPath GeoJSON", type=["geojson", "json", "gz"], key="w_upload")
+    objects, skipped = [], []
     for p in picked:
-        objects += wsi.read_objects(p)
+        objects += wsi.read_objects(p, skipped=skipped)
     if up is not None:
-        objects += wsi.read_objects(up.getvalue(), up.name)
+        objects += wsi.read_objects(up.getvalue(), up.name, skipped)
+    if skipped:
+        st.warning(
+            f"{len(skipped)} object(s) could not be read and are not shown; the first: "
+            + ui.as_text(skipped[0])
+        )
 
     if objects:
         by_class = {o.class_name or "unclassified": o.color or (0, 200, 83) for o in objects}

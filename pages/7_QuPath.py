@@ -170,12 +170,19 @@ with ui.guard("Reading QuPath files"):
             hide_index=True,
         )
         ui.color_legend(p.classes.items())
-    up = st.file_uploader("QuPath GeoJSON (any version)", type=["geojson", "json"], key="q_upload")
+    up = st.file_uploader(
+        "QuPath GeoJSON (any version)", type=["geojson", "json", "gz"], key="q_upload"
+    )
     if up is not None:
-        from cellbench.core.safety import parse_json
-        from cellbench.data.readers.qupath_geojson import parse_qupath_features
+        from cellbench.viz.slide import read_objects
 
-        objs = parse_qupath_features(parse_json(up.getvalue(), up.name), up.name)
+        skipped: list[str] = []
+        objs = read_objects(up.getvalue(), up.name, skipped)
+        if skipped:
+            st.warning(
+                f"{len(skipped)} feature(s) could not be read and are left out; the first: "
+                + ui.as_text(skipped[0])
+            )
         summary = pl.DataFrame(
             {
                 "type": [o.object_type for o in objs],

@@ -33,13 +33,21 @@ def score_instances(
         typer.Option(help="YAML/JSON/CSV 'id: name' of the class names in GeoJSON files."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the JSON here.")] = None,
+    gt_pattern: Annotated[
+        str | None, typer.Option(help="Ground-truth file names, e.g. '{stem}_label.png'.")
+    ] = None,
+    pred_pattern: Annotated[
+        str | None, typer.Option(help="Prediction file names, e.g. '{stem}_label.png'.")
+    ] = None,
 ):
     """Score predictions of any tool against ground truth, same stems in two folders.
 
-    Instance maps (.npy, .png, .tif; 0 = background, any integer ids) with an optional class
-    map ``<stem>_class.<ext>``; HoVer-Net .mat (inst_map, inst_type); QuPath .geojson
-    (classified by name, see --classes); packed .npz (overlapping objects). Classes on both
-    sides give per-class PQ, mPQ, bPQ, F_d and F_t; in the ground truth only, F_d.
+    Instance maps (.npy, .png, .tif, .ome.tif; 0 = background, any integer ids) with an
+    optional class map ``<stem>_class.<ext>``; HoVer-Net .mat and .json; CellViT cells.json
+    and GeoJSON; Cellpose _seg.npy, _cp_masks.png, _cp_outlines.txt; TIAToolbox .db and dict
+    JSON; HistomicsTK JSON; ASAP XML; QuPath .geojson / .geojson.gz (classified by name, see
+    --classes); packed .npz (overlapping objects). Classes on both sides give per-class PQ,
+    mPQ, bPQ, F_d and F_t; in the ground truth only, F_d.
     """
     from cellbench.metrics.io import score_instance_dirs
 
@@ -56,7 +64,16 @@ def score_instances(
             names = {str(v): int(k) for k, v in raw.items()}
         except (TypeError, ValueError):
             raise typer.BadParameter(f"{classes}: keys must be integer class ids") from None
-    res = score_instance_dirs(gt, pred, preset, iou, progress=progress, class_names=names)
+    res = score_instance_dirs(
+        gt,
+        pred,
+        preset,
+        iou,
+        progress=progress,
+        class_names=names,
+        gt_pattern=gt_pattern,
+        pred_pattern=pred_pattern,
+    )
     write_result(res, out)
     if out is not None:
         typer.echo(

@@ -162,13 +162,16 @@ def check_depth(obj: Any, path: str | Path, max_depth: int | None = None) -> Non
         stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
 
 
-def parse_json(text: str | bytes, path: str | Path) -> Any:
+def parse_json(text: str | bytes, path: str | Path, constants: bool = False) -> Any:
     """Parse JSON text from ``path``: malformed, too deep or non-standard input raises.
 
-    ``NaN`` and ``Infinity`` (not JSON) are refused; numbers stay as parsed.
+    ``NaN`` and ``Infinity`` (not JSON) are refused unless ``constants`` (QuPath writes them as
+    measurement values; the caller then checks every number it uses); numbers stay as parsed.
     """
 
     def no_constants(name: str):
+        if constants:
+            return float(name)
         raise ValueError(f"'{name}' is not a JSON value")
 
     if isinstance(text, bytes | bytearray):
@@ -192,10 +195,33 @@ def parse_json(text: str | bytes, path: str | Path) -> Any:
     return doc
 
 
-def read_json(path: str | Path, what: str = "JSON file") -> Any:
-    """Load a JSON file with the size, nesting and syntax checks of :func:`parse_json`."""
+def read_json(path: str | Path, what: str = "JSON file", constants: bool = False) -> Any:
+    """Load a JSON file with the size, nesting and syntax checks of :func:`parse_json`; a
+    ``.gz`` file is decompressed first, its unpacked size under the same limit."""
     p = Path(path)
-    return parse_json(read_bytes(p, what), p)
+    data = read_bytes(p, what)
+    if p.suffix.lower() == ".gz":
+        data = gunzip(data, p, what)
+    return parse_json(data, p, constants)
+
+
+def gunzip(data: bytes, path: Path, what: str = "file") -> bytes:
+    """Decompress gzip ``data`` of ``path``, refusing more than ``max_file_bytes`` unpacked."""
+    import zlib
+
+    lim = limits().max_file_bytes
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, lim + 1)
+    except zlib.error as e:
+        raise DataError(path, f"not a valid gzip file ({e})") from None
+    if len(out) > lim or d.unconsumed_tail:
+        raise DataError(
+            path, f"{what} unpacks to over the {_mb(lim)} limit (CELLBENCH_MAX_FILE_MB)"
+        )
+    if not d.eof:
+        raise DataError(path, "truncated gzip file")
+    return out
 
 
 # -- YAML ------------------------------------------------------------------------------------

@@ -25,9 +25,15 @@ def score_instance_dirs(
     iou: float | Sequence[float] | str = 0.5,
     progress: Callable[[int, int, str], None] | None = None,
     class_names: Mapping[str, int] | None = None,
+    gt_pattern: str | None = None,
+    pred_pattern: str | None = None,
     **options: Any,
 ) -> dict[str, Any]:
     """Score same-named predictions of two folders, with classes where both sides have them.
+
+    Files pair by stem as each tool names them (``<stem>.json``, ``<stem>_seg.npy``,
+    ``<stem>_cp_masks.png``, ``<stem>.geojson.gz`` ...; :mod:`cellbench.data.predictions`), or
+    by ``gt_pattern`` / ``pred_pattern`` such as ``"{stem}_label.png"``.
 
     Files of any form :func:`cellbench.data.predictions.read_prediction` reads: instance maps
     (with a ``<stem>_class`` class map), HoVer-Net ``.mat`` (``inst_map``, ``inst_type``),
@@ -54,15 +60,9 @@ def score_instance_dirs(
 
         return lookup
 
-    gt = prediction_files(gt_dir)
-    pr = prediction_files(pred_dir)
-    missing = [s for s in gt if s not in pr]
-    if missing:
-        raise DataError(
-            pred_dir,
-            f"no prediction for {len(missing)} of {len(gt)} images: {', '.join(missing[:5])}"
-            + (" ..." if len(missing) > 5 else ""),
-        )
+    gt = prediction_files(gt_dir, gt_pattern)
+    pr = prediction_files(pred_dir, pred_pattern)
+    pr.missing(gt)
     per_image = {}
     for k, stem in enumerate(gt):
         t, tc, _ = read_prediction(gt[stem], shape, class_id(gt[stem]))

@@ -42,7 +42,14 @@ import cellbench
 from cellbench.core import config
 from cellbench.core.errors import CellbenchError, DataError
 from cellbench.data.catalog import Catalog, load_catalog
-from cellbench.data.predictions import INSTANCE_SUFFIXES, prediction_files, read_prediction
+from cellbench.data.predictions import (
+    INSTANCE_SUFFIXES,
+    prediction_files,
+    prediction_hash,
+    prediction_stat,
+    read_prediction,
+    sha256_file,
+)
 from cellbench.data.readers import get_reader
 from cellbench.data.record_cache import records_of
 from cellbench.data.sample import Objects, Points
@@ -210,7 +217,7 @@ class _Source:
         self.reader = reader
         self.card = None
         self.predictor = None
-        self.folder: dict[str, Path] | None = None
+        self.folder = None  # PredictionFiles of a folder
         self.set_name: str | None = None
         self.class_map: dict[int, int | None] | None = None
         self.semantic = False  # set by the evaluation: stored maps are then class masks
@@ -249,12 +256,12 @@ class _Source:
             return {"model": self.card.id, "sha256": self.card.weights.sha256}
         if self.folder is not None:
             self.stats = {
-                r.sample_id: _prediction_stat(self.folder[r.sample_id])
+                r.sample_id: prediction_stat(self.folder[r.sample_id])
                 for r in records
                 if r.sample_id in self.folder
             }
             self.hashes = {
-                r.sample_id: _prediction_hash(self.folder[r.sample_id])
+                r.sample_id: prediction_hash(self.folder[r.sample_id])
                 for r in records
                 if r.sample_id in self.folder
             }
@@ -265,7 +272,7 @@ class _Source:
         files = self.reader.prediction_files(self.set_name)
         return {
             "predictions": f"{self.spec.dataset}:{self.set_name}",
-            "content": [_sha256(f) for f in files],
+            "content": [sha256_file(f) for f in files],
         }
 
     @property
@@ -335,11 +342,13 @@ class _Source:
             path = self.folder.get(record.sample_id)
             if path is None:
                 raise DataError(
-                    Path(self.spec.predictions), f"no prediction for sample '{record.sample_id}'"
+                    Path(self.spec.predictions),
+                    f"no prediction for sample '{record.sample_id}'"
+                    + self.folder.explain(record.sample_id),
                 )
             sid = record.sample_id
-            unchanged = _prediction_stat(path) == self.stats.get(sid)  # else: hash again
-            if not unchanged and _prediction_hash(path) != self.hashes.get(sid):
+            unchanged = prediction_stat(path) == self.stats.get(sid)  # else: hash again
+            if not unchanged and prediction_hash(path) != self.hashes.get(sid):
                 raise DataError(path, "changed since the run started; evaluate again for a new run")
             truth = sample.truth
             shape = None if truth is None else tuple(truth.shape[:2])
@@ -429,36 +438,6 @@ def _class_mask_file(path: Path, shape) -> np.ndarray:
     if shape is not None and arr.shape != tuple(shape):
         raise DataError(path, f"shape {arr.shape} differs from the ground truth {tuple(shape)}")
     return arr.astype(np.int32)
-
-
-def _prediction_hash(path: Path) -> str:
-    """sha256 of a prediction file, with its class map when it has one."""
-    from cellbench.data.predictions import class_map_for
-
-    cm = class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
-    return _sha256(path) if cm is None else f"{_sha256(path)}+{_sha256(cm)}"
-
-
-def _prediction_stat(path: Path) -> tuple:
-    """Size and modification time of a prediction file (and its class map): unchanged since
-    the run was planned means its hash need not be computed again."""
-    from cellbench.data.predictions import class_map_for
-
-    cm = class_map_for(path) if path.suffix.lower() in INSTANCE_SUFFIXES else None
-    out = []
-    for p in (path, cm):
-        if p is not None:
-            st = p.stat()
-            out.append((st.st_size, st.st_mtime_ns))
-    return tuple(out)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def within_region(pred, region: np.ndarray):

@@ -137,14 +137,20 @@ def view(
     return canvas, (x0, y0, x0 + span_w, y0 + span_h), level
 
 
-def read_objects(source: str | Path | bytes, name: str = "objects.geojson") -> list:
-    """QuPath objects of a GeoJSON file or its bytes (any QuPath version), level-0 pixels."""
-    from cellbench.core.safety import parse_json, read_json
+def read_objects(
+    source: str | Path | bytes, name: str = "objects.geojson", skipped: list[str] | None = None
+) -> list:
+    """QuPath objects of a GeoJSON file (``.geojson`` or ``.geojson.gz``) or its bytes (any
+    QuPath version), level-0 pixels. Features that cannot be read are skipped, each named in
+    ``skipped`` (a viewer shows what it can and says what it left out)."""
+    from cellbench.core.safety import gunzip, parse_json, read_json
     from cellbench.data.readers.qupath_geojson import parse_qupath_features
 
+    bad = [] if skipped is None else skipped
     if isinstance(source, bytes):
-        return parse_qupath_features(parse_json(source, name), name)
-    return parse_qupath_features(read_json(Path(source), "GeoJSON"), source)
+        data = gunzip(source, Path(name)) if name.lower().endswith(".gz") else source
+        return parse_qupath_features(parse_json(data, name, constants=True), name, bad)
+    return parse_qupath_features(read_json(Path(source), "GeoJSON", constants=True), source, bad)
 
 
 def draw_objects(

@@ -12,6 +12,15 @@ Accepted shapes of the file: a ``FeatureCollection``, a bare list of features (Q
 - cells: ``geometry`` is the cell boundary, ``nucleusGeometry`` the nucleus;
 - geometry: Polygon (holes kept), MultiPolygon, Point, MultiPoint; LineString is refused for
   segmentation.
+- qubalab's variant: ``object_type`` (upper case) instead of ``objectType``, the nucleus in
+  ``extra_geometries.nucleus``.
+
+Files may be gzip-compressed (``.geojson.gz``); bare ``NaN`` / ``Infinity`` measurement values
+(QuPath's writer emits them) are read and left out of the measurements; ``metadata`` written
+twice keeps the last. Limits are totals: at most ``CELLBENCH_MAX_VERTICES`` vertices over all
+the rings of one object (a MultiPolygon of a million rings is one object), at most
+``500 x CELLBENCH_MAX_VERTICES`` in the file. With ``skip_bad``, a bad feature is named in the
+list and skipped instead of refusing the file.
 
 Coordinates are pixels of the full-resolution image.
 """
@@ -126,8 +135,9 @@ _DEPTH = {
 }
 
 
-def _check_coordinates(geom: dict, path: Path, i: int) -> None:
-    """Positions are 2-3 finite numbers; each ring or line has at most ``max_vertices``."""
+def _check_coordinates(geom: dict, path: Path, i: int, budget: list[int] | None = None) -> None:
+    """Positions are 2-3 finite numbers; one feature has at most ``max_vertices`` vertices over
+    all its rings and lines, the file (``budget``: ``[vertices so far]``) ``500 x`` that."""
     t = geom.get("type")
     if t == "GeometryCollection":
         parts = geom.get("geometries")
@@ -136,11 +146,12 @@ def _check_coordinates(geom: dict, path: Path, i: int) -> None:
         for g in parts:
             if not isinstance(g, dict):
                 raise DataError(path, f"features[{i}]: malformed geometry in a collection")
-            _check_coordinates(g, path, i)
+            _check_coordinates(g, path, i, budget)
         return
     if t not in _DEPTH:
         raise DataError(path, f"features[{i}]: unknown geometry type {t!r}")
     lim = limits().max_vertices
+    count = 0
     stack = [(geom.get("coordinates"), _DEPTH[t])]
     while stack:
         c, d = stack.pop()
@@ -154,21 +165,31 @@ def _check_coordinates(geom: dict, path: Path, i: int) -> None:
                     "finite numbers",
                 )
             continue
-        if d == 1 and len(c) > lim:
-            raise DataError(
-                path,
-                f"features[{i}]: {len(c)} vertices in one ring, over the {lim} limit "
-                "(CELLBENCH_MAX_VERTICES)",
-            )
+        if d == 1:
+            count += len(c)
+            if count > lim:
+                raise DataError(
+                    path,
+                    f"features[{i}]: {len(c) if count == len(c) else f'over {count}'} vertices "
+                    f"in one object, over the {lim} limit (CELLBENCH_MAX_VERTICES)",
+                )
+            if budget is not None:
+                budget[0] += len(c)
+                if budget[0] > 500 * lim:
+                    raise DataError(
+                        path,
+                        f"more than {500 * lim} vertices in the file "
+                        "(500 x CELLBENCH_MAX_VERTICES)",
+                    )
         stack.extend((x, d - 1) for x in c)
 
 
-def _shape(geom: dict, path: Path, i: int):
+def _shape(geom: dict, path: Path, i: int, budget: list[int] | None = None):
     from shapely.geometry import shape
 
     if not isinstance(geom, dict) or "type" not in geom:
         raise DataError(path, f"features[{i}]: missing or malformed geometry")
-    _check_coordinates(geom, path, i)
+    _check_coordinates(geom, path, i, budget)
     try:
         g = shape(geom)
     except Exception as e:  # noqa: BLE001
@@ -178,8 +199,14 @@ def _shape(geom: dict, path: Path, i: int):
     return g
 
 
-def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
-    """Turn a parsed QuPath GeoJSON document into :class:`QuPathObject` s."""
+def parse_qupath_features(
+    doc: Any, path: str | Path, skip_bad: list[str] | None = None
+) -> list[QuPathObject]:
+    """Turn a parsed QuPath GeoJSON document into :class:`QuPathObject` s.
+
+    With ``skip_bad`` (a list), a feature that cannot be read is appended to it as its one-line
+    reason and skipped; without it, the first bad feature raises naming the file.
+    """
     p = Path(path)
     if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
         feats = doc.get("features")
@@ -192,39 +219,53 @@ def parse_qupath_features(doc: Any, path: str | Path) -> list[QuPathObject]:
     if not isinstance(feats, list):
         raise DataError(p, "'features' must be a list")
     check_count(len(feats), p, "features")
+    budget = [0]
     out = []
     for i, f in enumerate(feats):
-        if not isinstance(f, dict) or f.get("type") != "Feature":
-            raise DataError(p, f"features[{i}]: not a GeoJSON Feature")
-        props = f.get("properties") or {}
-        if not isinstance(props, dict):
-            raise DataError(p, f"features[{i}]: properties must be a mapping")
-        otype = props.get("objectType") or _OLD_TYPES.get(str(f.get("id")), "annotation")
-        name, color = _classification(props, p, i)
-        nucleus = props.get("nucleusGeometry")
-        out.append(
-            QuPathObject(
-                object_type=str(otype).lower(),
-                geometry=_shape(f.get("geometry"), p, i),
-                class_name=name,
-                color=color,
-                measurements=_measurements(props),
-                nucleus=_shape(nucleus, p, i) if nucleus else None,
-                name=None if props.get("name") is None else str(props.get("name")),
-                object_id=(
-                    str(f["id"])
-                    if f.get("id") is not None and str(f["id"]) not in _OLD_TYPES
-                    else None
-                ),
-                locked=bool(props.get("isLocked", props.get("locked", False))),
-            )
-        )
+        try:
+            out.append(_feature(f, p, i, budget))
+        except DataError as e:
+            if skip_bad is None or "in the file" in e.problem:
+                raise
+            skip_bad.append(e.problem)
     return out
 
 
-def read_qupath_geojson(path: str | Path) -> list[QuPathObject]:
-    """Read a QuPath GeoJSON file (see module docstring for the accepted versions)."""
-    return parse_qupath_features(read_json(path), path)
+def _feature(f: Any, p: Path, i: int, budget: list[int]) -> QuPathObject:
+    if not isinstance(f, dict) or f.get("type") != "Feature":
+        raise DataError(p, f"features[{i}]: not a GeoJSON Feature")
+    props = f.get("properties") or {}
+    if not isinstance(props, dict):
+        raise DataError(p, f"features[{i}]: properties must be a mapping")
+    otype = (
+        props.get("objectType")
+        or props.get("object_type")  # qubalab
+        or _OLD_TYPES.get(str(f.get("id")), "annotation")
+    )
+    name, color = _classification(props, p, i)
+    nucleus = props.get("nucleusGeometry")
+    extra = props.get("extra_geometries")
+    if nucleus is None and isinstance(extra, dict):
+        nucleus = extra.get("nucleus")
+    return QuPathObject(
+        object_type=str(otype).lower(),
+        geometry=_shape(f.get("geometry"), p, i, budget),
+        class_name=name,
+        color=color,
+        measurements=_measurements(props),
+        nucleus=_shape(nucleus, p, i, budget) if nucleus else None,
+        name=None if props.get("name") is None else str(props.get("name")),
+        object_id=(
+            str(f["id"]) if f.get("id") is not None and str(f["id"]) not in _OLD_TYPES else None
+        ),
+        locked=bool(props.get("isLocked", props.get("locked", False))),
+    )
+
+
+def read_qupath_geojson(path: str | Path, skip_bad: list[str] | None = None) -> list[QuPathObject]:
+    """Read a QuPath GeoJSON file, ``.geojson`` or gzip-compressed ``.geojson.gz`` (see the
+    module docstring for the accepted versions and ``skip_bad``)."""
+    return parse_qupath_features(read_json(path, "GeoJSON", constants=True), path, skip_bad)
 
 
 def check_objects_inside(

@@ -1,0 +1,419 @@
+"""Predictions of the tools researchers run (issue 29 item 1): each file is built by the test in
+the tool's documented layout (contours by ``cv2.findContours`` as HoVer-Net, CellViT, Cellpose
+and TIAToolbox make them; pixel-edge polygons for QuPath, HistomicsTK and ASAP) from a label
+map, and must read back to the same objects, pixel-exact. Hostile versions of every format give
+one clear error naming the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pickle
+import sqlite3
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+from shapely.geometry import Polygon, mapping
+
+from cellbench.core.errors import DataError
+from cellbench.data.predictions import prediction_files, read_prediction
+from cellbench.data.sample import Objects
+from cellbench.qupath.geojson import instance_geometries
+
+H, W = 64, 80
+
+
+@pytest.fixture(scope="module")
+def labels() -> np.ndarray:
+    """Seven hole-free nuclei: discs, a non-convex L, a thin bar, touching neighbours."""
+    lab = np.zeros((H, W), np.int32)
+    yy, xx = np.mgrid[:H, :W]
+    for k, (cy, cx, r) in enumerate([(10, 10, 6), (12, 30, 5), (40, 15, 8), (50, 60, 7)], 1):
+        lab[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = k
+    lab[30:45, 40:44] = 5  # an L
+    lab[41:45, 44:52] = 5
+    lab[5:7, 50:75] = 6  # a thin bar
+    lab[18:26, 22:30] = 7  # touches nucleus 2
+    return lab
+
+
+def _masks(inst) -> list[tuple]:
+    """Each object's pixels, as a sorted list (object ids and order do not matter)."""
+    if isinstance(inst, Objects):
+        return sorted(tuple(np.flatnonzero(inst.full(i))) for i in inst.ids)
+    return sorted(tuple(np.flatnonzero(inst == i)) for i in np.unique(inst) if i)
+
+
+def _types(labels) -> dict[int, int]:
+    return {i: 1 + i % 3 for i in range(1, int(labels.max()) + 1)}
+
+
+def _cv_contour(mask: np.ndarray, mode=cv2.RETR_TREE, method=cv2.CHAIN_APPROX_SIMPLE):
+    cs = cv2.findContours(mask.astype(np.uint8), mode, method)[-2]
+    return max(cs, key=len)[:, 0, :]  # (K, 2) x, y
+
+
+def _hovernet_json(labels) -> dict:
+    """HoVer-Net's json/<stem>.json (models/hovernet/post_proc.py: process)."""
+    nuc = {}
+    for i in np.unique(labels)[1:]:
+        m = labels == i
+        rows, cols = np.nonzero(m)
+        r0, c0, r1, c1 = int(rows.min()), int(cols.min()), int(rows.max()) + 1, int(cols.max()) + 1
+        mom = cv2.moments(m.astype(np.uint8))
+        nuc[str(int(i))] = {
+            "bbox": [[r0, c0], [r1, c1]],
+            "centroid": [mom["m10"] / mom["m00"], mom["m01"] / mom["m00"]],
+            "contour": _cv_contour(m).tolist(),
+            "type_prob": 0.75,
+            "type": _types(labels)[int(i)],
+        }
+    return {"mag": None, "nuc": nuc}
+
+
+def test_hovernet_json_reads_back_pixel_exact_with_types(tmp_path, labels):
+    p = tmp_path / "img1.json"
+    p.write_text(json.dumps(_hovernet_json(labels)))
+    inst, classes, scores = read_prediction(p, (H, W))
+    assert np.array_equal(inst, labels)
+    assert classes == _types(labels) and set(scores.values()) == {0.75}
+    # whole-slide mode: level-0 slide pixels, a region placed by its origin
+    doc = _hovernet_json(labels)
+    for n in doc["nuc"].values():
+        n["contour"] = (np.asarray(n["contour"]) + [1000, 2000]).tolist()
+    (tmp_path / "slide.json").write_text(json.dumps(doc))
+    inst, _, _ = read_prediction(tmp_path / "slide.json", (H, W), origin=(1000, 2000))
+    assert np.array_equal(inst, labels)
+
+
+def test_cellvit_cells_json_and_geojson(tmp_path, labels):
+    names = {"Background": 0, "Neoplastic": 1, "Inflammatory": 2, "Connective": 3}
+    cells = [
+        {
+            "bbox": [[0, 0], [1, 1]],
+            "centroid": [0, 0],
+            "contour": _cv_contour(labels == i).tolist(),
+            "type_prob": 0.5,
+            "type": _types(labels)[int(i)],
+            "patch_coordinates": [0, 0],
+            "cell_status": 0,
+            "offset_global": [0, 0],
+        }
+        for i in np.unique(labels)[1:]
+    ]
+    p = tmp_path / "img1.json"
+    p.write_text(json.dumps({"wsi_metadata": {}, "type_map": names, "cells": cells}))
+    by_name = {"Neoplastic": 11, "Inflammatory": 12, "Connective": 13}
+    inst, classes, _ = read_prediction(p, (H, W), by_name.__getitem__)
+    assert np.array_equal(inst, labels)
+    assert classes == {i: 10 + t for i, t in _types(labels).items()}
+    # without a class lookup the type ids are the dataset's class ids
+    assert read_prediction(p, (H, W))[1] == _types(labels)
+    # cells.geojson: one MultiPolygon annotation per class, one nucleus per closed polygon
+    feats = []
+    for t, name in ((1, "Neoplastic"), (2, "Inflammatory"), (3, "Connective")):
+        polys = []
+        for c in cells:
+            if c["type"] == t:
+                ring = c["contour"] + [c["contour"][0]]
+                polys.append([ring])
+        feats.append(
+            {
+                "type": "Feature",
+                "id": "0b3b7f1e-uuid",
+                "geometry": {"type": "MultiPolygon", "coordinates": polys},
+                "properties": {
+                    "objectType": "annotation",
+                    "classification": {"name": name, "color": [255, 0, 0]},
+                },
+            }
+        )
+    g = tmp_path / "img2.geojson"
+    g.write_text(json.dumps(feats))  # CellViT writes a bare list of features
+    inst, classes, _ = read_prediction(g, (H, W), by_name.__getitem__)
+    assert _masks(inst) == _masks(labels) and len(classes) == labels.max()
+
+
+def _seg_dict(labels) -> dict:
+    """What cellpose.io.masks_flows_to_seg saves (np.save of a dict)."""
+    return {
+        "outlines": labels.astype(np.uint16),
+        "masks": labels.astype(np.uint16),
+        "chan_choose": [0, 0],
+        "ismanual": np.zeros(int(labels.max()), bool),
+        "filename": "img1.png",
+        "flows": [np.zeros((H, W, 3), np.uint8), np.zeros((2, H, W), np.float32), []],
+        "diameter": np.nan,
+        "est_diam": np.float64(12.5),
+    }
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_pickle",))
+
+
+def test_cellpose_seg_npy_masks_and_outlines(tmp_path, labels, monkeypatch):
+    np.save(tmp_path / "img1_seg.npy", _seg_dict(labels), allow_pickle=True)
+    inst, classes, _ = read_prediction(tmp_path / "img1_seg.npy", (H, W))
+    assert np.array_equal(inst, labels) and classes is None
+    cv2.imwrite(str(tmp_path / "img2_cp_masks.png"), labels.astype(np.uint16))
+    inst, _, _ = read_prediction(tmp_path / "img2_cp_masks.png", (H, W))
+    assert np.array_equal(inst, labels)
+    # outlines_to_text: the largest RETR_EXTERNAL / CHAIN_APPROX_NONE contour per mask
+    lines = []
+    for i in np.unique(labels)[1:]:
+        c = _cv_contour(labels == i, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        lines.append(",".join(map(str, c.flatten())) if len(c) > 4 else "")
+    (tmp_path / "img3_cp_outlines.txt").write_text("\n".join(lines) + "\n")
+    inst, _, _ = read_prediction(tmp_path / "img3_cp_outlines.txt", (H, W))
+    assert np.array_equal(inst, labels)
+    files = prediction_files(tmp_path)
+    assert sorted(files) == ["img1", "img2", "img3"]
+    # a pickle that would run code is refused before anything runs
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil_seg.npy"
+    np.save(evil, np.array({"masks": _Evil()}, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=r"evil_seg\.npy: the pickle asks for '(posix|nt)\.system'"):
+        read_prediction(evil, (H, W))
+    assert not (tmp_path / "pwned_by_pickle").exists()
+    with open(tmp_path / "e2_seg.npy", "wb") as f:  # a bare pickle, not .npy
+        pickle.dump({"masks": labels}, f)
+    with pytest.raises(DataError, match="e2_seg.npy: unreadable _seg.npy"):
+        read_prediction(tmp_path / "e2_seg.npy", (H, W))
+
+
+def _store(path, polys, compression="zlib") -> None:
+    """A TIAToolbox SQLiteStore (annotation/storage.py schema)."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE metadata (key TEXT UNIQUE, value TEXT)")
+    for k, v in {"version": "1.0.1", "compression": compression, "compression_level": 9}.items():
+        con.execute("INSERT INTO metadata VALUES (?, ?)", (k, json.dumps(v)))
+    con.execute(
+        "CREATE TABLE annotations(id INTEGER PRIMARY KEY, key TEXT UNIQUE, objtype TEXT, "
+        "cx FLOAT NOT NULL, cy FLOAT NOT NULL, geometry BLOB, properties TEXT, "
+        "area FLOAT NOT NULL)"
+    )
+    for k, (poly, props) in enumerate(polys):
+        blob = poly.wkb if compression is None else zlib.compress(poly.wkb, 9)
+        c = poly.centroid
+        con.execute(
+            "INSERT INTO annotations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (k + 1, f"uuid{k}", "Polygon", c.x, c.y, blob, json.dumps(props), poly.area),
+        )
+    con.commit()
+    con.close()
+
+
+def test_tiatoolbox_store_and_dict(tmp_path, labels):
+    polys = [
+        (Polygon(_cv_contour(labels == i)), {"type": _types(labels)[int(i)], "prob": 0.9})
+        for i in np.unique(labels)[1:]
+    ]
+    _store(tmp_path / "img1.db", polys)
+    inst, classes, scores = read_prediction(tmp_path / "img1.db", (H, W))
+    assert np.array_equal(inst, labels) and classes == _types(labels)
+    assert set(scores.values()) == {0.9}
+    _store(tmp_path / "img2.db", polys, compression=None)
+    assert np.array_equal(read_prediction(tmp_path / "img2.db", (H, W))[0], labels)
+    d = {
+        str(int(i)): {
+            "box": [0, 0, 1, 1],
+            "centroid": [0, 0],
+            "contour": _cv_contour(labels == i).tolist(),
+            "prob": 0.5,
+            "type": _types(labels)[int(i)],
+        }
+        for i in np.unique(labels)[1:]
+    }
+    (tmp_path / "img3.json").write_text(json.dumps(d))
+    inst, classes, _ = read_prediction(tmp_path / "img3.json", (H, W))
+    assert np.array_equal(inst, labels) and classes == _types(labels)
+    (tmp_path / "bad.db").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
+    with pytest.raises(DataError, match=r"bad\.db: "):
+        read_prediction(tmp_path / "bad.db", (H, W))
+
+
+def _edge_rings(labels) -> dict[int, np.ndarray]:
+    """Pixel-edge exteriors of each nucleus (the QuPath / DSA / ASAP frame)."""
+    return {i: np.asarray(g.exterior.coords)[:-1] for i, g in instance_geometries(labels).items()}
+
+
+def test_histomicstk_and_asap(tmp_path, labels):
+    rings = _edge_rings(labels)
+    els = [
+        {
+            "type": "polyline",
+            "closed": True,
+            "points": [[x, y, 0] for x, y in ring],
+            "label": {"value": f"t{_types(labels)[i]}"},
+            "group": "nuclei",
+        }
+        for i, ring in rings.items()
+    ]
+    els.append({"type": "point", "center": [3, 3, 0]})  # not an area: left out
+    (tmp_path / "img1.json").write_text(json.dumps({"annotation": {"name": "x", "elements": els}}))
+    lookup = {"t1": 1, "t2": 2, "t3": 3}.__getitem__
+    inst, classes, _ = read_prediction(tmp_path / "img1.json", (H, W), lookup)
+    assert np.array_equal(inst, labels) and classes == _types(labels)
+    anns = "".join(
+        f'<Annotation Name="n{i}" Type="Polygon" PartOfGroup="t{_types(labels)[i]}" '
+        'Color="#F4FA58"><Coordinates>'
+        + "".join(f'<Coordinate Order="{k}" X="{x}" Y="{y}"/>' for k, (x, y) in enumerate(ring))
+        + "</Coordinates></Annotation>"
+        for i, ring in rings.items()
+    )
+    xml = f'<?xml version="1.0"?><ASAP_Annotations><Annotations>{anns}</Annotations>'
+    xml += '<AnnotationGroups><Group Name="t1" PartOfGroup="None"/></AnnotationGroups>'
+    (tmp_path / "img2.xml").write_text(xml + "</ASAP_Annotations>")
+    inst, classes, _ = read_prediction(tmp_path / "img2.xml", (H, W), lookup)
+    assert np.array_equal(inst, labels) and classes == _types(labels)
+    (tmp_path / "bomb.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaa">]><ASAP_Annotations/>'
+    )
+    with pytest.raises(DataError, match=r"bomb\.xml: DOCTYPE / ENTITY"):
+        read_prediction(tmp_path / "bomb.xml", (H, W))
+
+
+def test_qupath_geojson_as_qupath_and_qubalab_write_it(tmp_path, labels):
+    """gzip, bare NaN measurements, metadata twice, a bare list, qubalab's variant,
+    cells with a nucleus, MultiPolygon as one object; one bad feature skipped on request."""
+    feats = []
+    for g in instance_geometries(labels).values():
+        props = {
+            "objectType": "cell",
+            "classification": {"names": ["Tumor"], "color": [200, 0, 0]},
+            "measurements": {"probability": 0.8, "Nucleus: Area": float("nan")},
+        }
+        cell = g.buffer(2, join_style="mitre")
+        props["nucleusGeometry"] = mapping(g)
+        feats.append({"type": "Feature", "geometry": mapping(cell), "properties": props})
+    text = json.dumps(feats)  # json writes NaN bare, as QuPath's Gson may
+    assert "NaN" in text
+    text = text.replace('"objectType"', '"metadata": {"a": 1}, "metadata": {"a": 2}, "objectType"')
+    (tmp_path / "img1.geojson.gz").write_bytes(gzip.compress(text.encode()))
+    inst, classes, scores = read_prediction(tmp_path / "img1.geojson.gz", (H, W), {"Tumor": 4}.get)
+    assert _masks(inst) == _masks(labels)
+    assert set(classes.values()) == {4} and set(scores.values()) == {0.8}
+    qb = [
+        {
+            "type": "Feature",
+            "geometry": mapping(g.buffer(1, join_style="mitre")),
+            "properties": {"object_type": "DETECTION", "extra_geometries": {"nucleus": mapping(g)}},
+        }
+        for g in instance_geometries(labels).values()
+    ]
+    (tmp_path / "img2.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": qb})
+    )
+    assert _masks(read_prediction(tmp_path / "img2.geojson", (H, W))[0]) == _masks(labels)
+    # one bad feature: refused whole by default, named and skipped with skip_bad
+    qb.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0]]]}})
+    (tmp_path / "img3.geojson").write_text(json.dumps(qb))
+    with pytest.raises(DataError, match=r"img3\.geojson: features\[7\]"):
+        read_prediction(tmp_path / "img3.geojson", (H, W))
+    bad: list[str] = []
+    inst, _, _ = read_prediction(tmp_path / "img3.geojson", (H, W), skip_bad=bad)
+    assert _masks(inst) == _masks(labels) and len(bad) == 1 and bad[0].startswith("features[7]")
+
+
+def test_a_million_tiny_rings_in_one_multipolygon_are_one_object_over_the_limit(tmp_path):
+    """Issue 33: limits are totals per object, not per ring."""
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+
+    rings = [[[[x, 0], [x + 1, 0], [x + 1, 1], [x, 0]]] for x in range(30_000)]
+    f = {
+        "type": "Feature",
+        "geometry": {"type": "MultiPolygon", "coordinates": rings},
+        "properties": {"objectType": "annotation"},
+    }
+    p = tmp_path / "rings.geojson"
+    p.write_text(json.dumps(f))
+    with pytest.raises(DataError, match=r"rings\.geojson: features\[0\]: over 100\d+ vertices"):
+        read_qupath_geojson(p)
+
+
+def test_pairing_by_tool_names_and_by_pattern(tmp_path, labels):
+    from cellbench.metrics.io import score_instance_dirs
+
+    gt, pr = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pr.mkdir()
+    for s in ("image01", "image02"):
+        cv2.imwrite(str(gt / f"{s}_label.png"), labels.astype(np.uint16))
+        cv2.imwrite(str(pr / f"{s}_cp_masks.png"), labels.astype(np.uint16))
+    (pr / "image01.ome.tif").mkdir()  # a folder named like a prediction: skipped, named
+    res = score_instance_dirs(gt, pr, gt_pattern="{stem}_label.png")
+    assert sorted(res["per_image"]) == ["image01", "image02"]
+    assert res["aggregate"]["pq"] == pytest.approx(1.0)
+    os.remove(pr / "image02_cp_masks.png")
+    os.mkfifo(pr / "image02.npy")
+    with pytest.raises(
+        DataError,
+        match=r"no prediction for 1 of 2 images: image02; skipped: "
+        r"image02\.npy \(a FIFO\)",
+    ):
+        score_instance_dirs(gt, pr, gt_pattern="{stem}_label.png")
+    with pytest.raises(DataError, match="must hold '{stem}' once"):
+        prediction_files(gt, "label.png")
+
+
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("t.json", '{"nuc": {"1": {"contour": [[1, 2], [3', "malformed JSON"),
+        ("t.json", json.dumps({"nuc": {"1": {"contour": "abc"}}}), "coordinates are not numbers"),
+        ("t.json", json.dumps({"nuc": {"x": {"contour": []}}}), "is not an integer"),
+        (
+            "t.json",
+            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type": 1.5}}}),
+            "not a non-negative integer",
+        ),
+        (
+            "t.json",
+            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type_prob": 7.5}}}),
+            "lies outside [0, 1]",
+        ),
+        ("t.json", json.dumps({"cells": [{"centroid": [1, 2]}]}), "holds centroids only"),
+        ("t.json", "[" * 200 + "]" * 200, "nested"),
+        ("t.json", json.dumps({"what": 1}), "no known prediction layout"),
+        (
+            "t.json",
+            json.dumps({"elements": [{"type": "polyline", "closed": False, "points": []}]}),
+            "open polyline",
+        ),
+        ("t_cp_outlines.txt", "1,2,3\n", "odd count"),
+        ("t_cp_outlines.txt", "1,a,3,4\n", "not comma-separated numbers"),
+        ("t.xml", "<Annotations/>", "not an ASAP file"),
+        ("t.geojson.gz", b"\x1f\x8b\x08\x00garbage", "gzip"),
+    ],
+)
+def test_hostile_prediction_files_give_one_line(tmp_path, name, content, problem):
+    p = tmp_path / name
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content)
+    with pytest.raises(DataError) as e:
+        read_prediction(p, (H, W))
+    assert str(p) in str(e.value) and problem in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_gzip_bomb_and_huge_counts_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLBENCH_MAX_FILE_MB", "1")
+    p = tmp_path / "b.geojson.gz"
+    p.write_bytes(gzip.compress(b" " * (3 * 2**20)))
+    assert p.stat().st_size < 10_000
+    with pytest.raises(DataError, match=r"b\.geojson\.gz: GeoJSON unpacks to over the 1 MB"):
+        read_prediction(p, (H, W))
+    monkeypatch.setenv("CELLBENCH_MAX_OBJECTS", "3")
+    nuc = {str(i): {"contour": [[1, 1], [5, 1], [5, 5]]} for i in range(1, 6)}
+    q = tmp_path / "c.json"
+    q.write_text(json.dumps({"nuc": nuc}))
+    with pytest.raises(DataError, match="5 nuclei, over the 3 limit"):
+        read_prediction(q, (H, W))
