@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -233,3 +235,31 @@ def test_point_errors_match_the_point_scores(data_env, catalog):
             tot = point_scores(gt, pred[sid], preset)["all"]
             assert err.counts() == {"tp": tot["tp"], "fp": tot["fp"], "fn": tot["fn"]}
             assert len(err.tp_true) == len(set(err.tp_true.tolist()))
+
+
+def test_import_onto_a_channel_first_imagej_tiff(data_env, tmp_path):
+    """Issue 29: the real project's ImageJ TIFF stores channels first (3 x 512 x 512); it is
+    read as a 512 x 512 RGB image, so objects drawn on it import, with a bare NaN measurement
+    (QuPath's writer emits them) read and left out."""
+    from cellbench.data.catalog import load_catalog
+    from cellbench.data.samples import iter_samples
+    from cellbench.data.user_data import import_qupath
+
+    img = data_env / "qupath_project" / "images" / "Edu+_RFP+_(3).tif"
+    feat = {
+        "type": "Feature",
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[400, 300], [420, 300], [420, 330], [400, 330], [400, 300]]],
+        },
+        "properties": {"objectType": "detection", "measurements": {"Area": float("nan")}},
+    }
+    gj = tmp_path / "objs.geojson"
+    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+    assert "NaN" in gj.read_text()
+    res = import_qupath(gj, img, "edu_cells", modality="fluorescence", stain="EdU/RFP")
+    assert res["sample_id"] == "Edu+_RFP+_(3)"
+    cat = load_catalog()
+    (rec, s), *_ = list(iter_samples(cat, "edu_cells"))
+    assert s.image.shape == (512, 512, 3) and s.instances.shape == (512, 512)
+    assert (s.instances > 0).sum() == 20 * 30

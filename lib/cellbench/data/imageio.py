@@ -75,6 +75,8 @@ def read_image(path: str | Path) -> np.ndarray:
                 if n > 4 * limits().max_pixels:
                     raise DataError(p, f"image declares {n} values, over 4 x CELLBENCH_MAX_PIXELS")
                 arr = tf.asarray()
+                axes = tf.series[0].axes if tf.series else ""
+                arr = _channels_last(arr, axes, p)
         else:
             from PIL import Image
 
@@ -93,6 +95,21 @@ def read_image(path: str | Path) -> np.ndarray:
         arr = arr[..., :3]
     if arr.ndim not in (2, 3):
         raise DataError(p, f"expected a 2-D image, got an array of shape {arr.shape}")
+    return arr
+
+
+def _channels_last(arr: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    """A TIFF series as ``(H, W)`` or ``(H, W, C)``: ImageJ and OME store channels first
+    (``CYX``, ``SYX``); an axis of length 1 (``Z``, ``T``, ``Q``) is dropped."""
+    if len(axes) != arr.ndim:
+        return arr
+    keep = [i for i, a in enumerate(axes) if not (arr.shape[i] == 1 and a not in "YX")]
+    arr = arr.reshape([arr.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    if arr.ndim == 3 and axes.endswith("YX") and axes[0] in "CS":
+        return np.moveaxis(arr, 0, -1)
+    if arr.ndim > 3 or (arr.ndim == 3 and not axes.startswith("YX")):
+        raise DataError(path, f"a {axes} stack of shape {arr.shape}; one 2-D image expected")
     return arr
 
 
