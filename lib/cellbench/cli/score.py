@@ -25,7 +25,11 @@ def score_instances(
     gt: Annotated[Path, typer.Option(help="Folder of ground-truth instance maps.")],
     pred: Annotated[Path, typer.Option(help="Folder of same-named predictions.")],
     preset: Annotated[
-        str, typer.Option(help="hovernet, stardist, conic, torchmetrics, isbi2014.")
+        str,
+        typer.Option(
+            help="hovernet, pannuke, stardist, conic, torchmetrics, isbi2014 "
+            "(pannuke on a fold folder: masks.npy + types.npy, as PanNuke-metrics run.py)."
+        ),
     ] = "hovernet",
     iou: Annotated[str, typer.Option(help="IoU threshold, list (0.5,0.75) or 0.5:0.95.")] = ("0.5"),
     classes: Annotated[
@@ -76,9 +80,13 @@ def score_instances(
     )
     write_result(res, out)
     if out is not None:
-        typer.echo(
-            _summary(res["aggregate"], ("pq", "dq", "sq", "aji", "aji_plus", "dice1")), err=True
+        agg = res.get("aggregate", res)  # a PanNuke fold: mPQ / bPQ at the top
+        keys = (
+            ("mPQ", "bPQ")
+            if res.get("preset") == "pannuke" and "mPQ" in res
+            else ("pq", "dq", "sq", "aji", "aji_plus", "dice1")
         )
+        typer.echo(_summary(agg, keys), err=True)
 
 
 @score_app.command("points")

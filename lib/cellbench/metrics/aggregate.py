@@ -14,7 +14,7 @@ import numpy as np
 
 from cellbench.metrics.instance import detection_terms, pq_terms
 from cellbench.metrics.points import prf, type_terms
-from cellbench.metrics.presets import get_preset
+from cellbench.metrics.presets import HOVERNET_LIKE, get_preset
 
 #: Per-image values averaged by image-averaging presets (None values are left out).
 MEAN_KEYS = (
@@ -91,7 +91,7 @@ def aggregate_instances(
     pooled["mean_matched_score"] = counts["iou_sum"] / tp if tp else 0.0
     pooled["mean_true_score"] = counts["iou_sum"] / counts["n_true"] if counts["n_true"] else 0.0
     out.update(means)
-    if preset == "hovernet" or (preset == "stardist" and by_image):
+    if preset in HOVERNET_LIKE or (preset == "stardist" and by_image):
         out["averaging"] = "mean over images"
     else:
         for k in (
@@ -112,6 +112,8 @@ def aggregate_instances(
             out["rq"] = out["dq"]
     if preset == "conic":
         out["bpq"] = means.get("pq")
+    if preset == "pannuke":  # bPQ: images whose ground truth has nuclei (NaN otherwise)
+        out["bpq"] = _mean(r.get("pq") for r in rows if r.get("n_true", 0) > 0)
     if any("by_threshold" in r for r in rows):
         out["by_threshold"] = _by_threshold(rows, scored, preset, by_image)
     if any("per_class" in r for r in rows):
@@ -137,7 +139,7 @@ def _by_threshold(rows, scored, preset, by_image) -> dict[str, dict[str, Any]]:
     for t in keys:
         sub = [r["by_threshold"][t] for r in rows]
         c = _sum_counts(sub, ("tp", "fp", "fn", "iou_sum"))
-        if preset == "hovernet" or by_image:
+        if preset in HOVERNET_LIKE or by_image:
             ssub = [r["by_threshold"][t] for r in scored]
             v = {
                 k: _mean(s[k] for s in ssub)
@@ -161,12 +163,12 @@ def _classes(rows, scored, preset, classes) -> dict[str, Any]:
         pooled = pq_terms(cnt["tp"], cnt["fp"], cnt["fn"], cnt["iou_sum"], preset)
         if preset == "conic" and pooled["pq"] is None:
             pooled = {"dq": 0.0, "sq": 0.0, "pq": 0.0}  # CoNIC: absent class scores 0
-        if preset == "hovernet":
+        if preset in HOVERNET_LIKE:
             with_gt = [s for s in sub if s.get("n_true", 0) > 0]
             pooled = {k: _mean(s.get(k) for s in with_gt) for k in ("dq", "sq", "pq")}
         per_class[c] = {**cnt, **pooled}
     out: dict[str, Any] = {"per_class": per_class}
-    if preset == "hovernet":
+    if preset in HOVERNET_LIKE:
         out["mpq"] = _mean(r.get("mpq") for r in scored)
     elif preset == "conic":
         out["mpq_plus"] = _mean(v["pq"] for v in per_class.values())

@@ -22,7 +22,7 @@ from cellbench.metrics.overlap import (
     compute_overlap,
     object_overlap,
 )
-from cellbench.metrics.presets import get_preset
+from cellbench.metrics.presets import HOVERNET_LIKE, get_preset
 
 #: IoU thresholds of "0.5:0.95" (COCO / DSB 2018 style).
 IOU_RANGE = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -57,7 +57,7 @@ def pq_terms(tp: int, fp: int, fn: int, iou_sum: float, preset: str) -> dict[str
     """DQ, SQ, PQ (and RQ) from counts with the preset's epsilons; None if nothing to score."""
     if tp + fp + fn == 0:
         return {"dq": None, "sq": None, "pq": None}
-    if preset == "hovernet":
+    if preset in HOVERNET_LIKE:
         dq = tp / (tp + 0.5 * fp + 0.5 * fn)
         sq = iou_sum / (tp + 1.0e-6)
         pq = dq * sq
@@ -350,7 +350,7 @@ def instance_scores(
             pcent,
             zp,
             r,
-            hovernet=preset == "hovernet",
+            hovernet=preset in HOVERNET_LIKE,
             classes=[],
             pairing=type_pairing,
         )
@@ -471,7 +471,7 @@ def _class_scores(
     scored = [r["pq"] for r in per_class.values() if r["pq"] is not None]
     out: dict[str, Any] = {"per_class": per_class}
     # image mPQ: PanNuke convention (classes present in the GT) for hovernet, else all scored
-    vals = in_gt if preset == "hovernet" else scored
+    vals = in_gt if preset in HOVERNET_LIKE else scored
     out["mpq"] = float(np.mean(vals)) if vals else None
     tcent, pcent = _centroids(true, pred, ov)
     r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
@@ -481,7 +481,7 @@ def _class_scores(
         pcent,
         pc,
         r,
-        hovernet=preset == "hovernet",
+        hovernet=preset in HOVERNET_LIKE,
         classes=classes,
         pairing=type_pairing,
     )

@@ -48,6 +48,10 @@ def score_instance_dirs(
     from cellbench.data.predictions import prediction_files, read_prediction
 
     get_preset(preset, "instance")
+    if preset == "pannuke" and (Path(gt_dir) / "masks.npy").is_file():
+        from cellbench.metrics.pannuke import score_fold
+
+        return score_fold(gt_dir, pred_dir)  # a PanNuke fold, scored as run.py does
     thrs = parse_thresholds(iou)
     shape = options.pop("shape", None)
 

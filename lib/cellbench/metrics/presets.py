@@ -89,6 +89,29 @@ PRESETS: dict[str, Preset] = {
             reference="vqdang/hover_net metrics/stats_utils.py, compute_stats.py",
         ),
         Preset(
+            name="pannuke",
+            kind="instance",
+            inclusive=False,
+            averaging="image",
+            matching=(
+                "As hovernet (get_fast_pq, IoU > 0.5), per image and per class on that class's "
+                "instance map (channels 0-4 of masks.npy, ids remapped); bPQ on the binarised "
+                "map (channels 0-4 painted in order, a later channel overwriting)."
+            ),
+            epsilons="DQ = TP/(TP + FP/2 + FN/2); SQ = sum IoU/(TP + 1e-6) (get_fast_pq).",
+            empty=(
+                "A class absent from an image's ground truth has PQ NaN there (its false "
+                "positives are not counted); bPQ is NaN for an image without nuclei. Image mPQ "
+                "= nan-mean over the 5 classes; class PQ = nan-mean over images; tissue mPQ / "
+                "bPQ = nan-mean over its images; reported mPQ / bPQ = nan-mean over the 19 "
+                "tissues of run.py (images of other tissue names are left out, as there). "
+                "Fold level: `score instances --preset pannuke` on a folder with masks.npy "
+                "and types.npy. Per image (evaluate): hovernet's figures, mPQ over the classes "
+                "in the GT, bPQ over images with nuclei; tissue means by --group-by organ."
+            ),
+            reference="TissueImageAnalytics/PanNuke-metrics run.py, utils.py",
+        ),
+        Preset(
             name="stardist",
             kind="instance",
             inclusive=True,
@@ -217,6 +240,9 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+
+#: Presets that score PQ as HoVer-Net's get_fast_pq does (same matching, epsilons, averaging).
+HOVERNET_LIKE = ("hovernet", "pannuke")
 
 INSTANCE_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "instance")
 POINT_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "points")

@@ -1,0 +1,126 @@
+"""Official challenge protocols as presets (issue 29 item 3), each checked against answers
+computed by hand from the official procedure."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+E = 1.0e-6  # get_fast_pq's SQ epsilon
+
+
+def _fold() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Four 16 x 16 images in PanNuke's layout (channels: neoplastic, inflammatory,
+    connective, dead, epithelial, background), float64 as PanNuke stores them."""
+    t = np.zeros((4, 16, 16, 6))
+    p = np.zeros((4, 16, 16, 6))
+    # image 0, Breast: a neoplastic nucleus found shifted by one column (IoU 12/20 = 0.6) and
+    # an inflammatory false positive where the GT has no inflammatory nucleus
+    t[0, 2:6, 2:6, 0] = 1
+    p[0, 2:6, 3:7, 0] = 5
+    p[0, 10:13, 10:13, 1] = 2
+    # image 1, Breast: a connective nucleus missed
+    t[1, 8:12, 8:12, 2] = 3
+    # image 2, Kidney: no nucleus in the GT, one predicted
+    p[2, 1:4, 1:4, 4] = 1
+    # image 3, a tissue run.py does not list: a dead nucleus found exactly
+    t[3, 5:9, 5:9, 3] = 7
+    p[3, 5:9, 5:9, 3] = 9
+    types = np.array(["Breast", "Breast", "Kidney", "Unknown_tissue"])
+    return t, p, types
+
+
+def test_pannuke_fold_by_hand():
+    from cellbench.metrics.pannuke import pannuke_scores
+
+    t, p, types = _fold()
+    r = pannuke_scores(t, p, types)
+    im = r["per_image"]
+    assert im[0]["pq"][0] == pytest.approx(0.6 / (1 + E), abs=1e-15)
+    assert math.isnan(im[0]["pq"][1])  # the false positive of an absent class is not counted
+    assert im[0]["bpq"] == pytest.approx((1 / 1.5) * 0.6 / (1 + E), abs=1e-15)  # FP counts here
+    assert im[1]["mpq"] == 0 and im[1]["bpq"] == 0
+    assert math.isnan(im[2]["mpq"]) and math.isnan(im[2]["bpq"])
+    pc = r["per_class"]
+    assert pc["neoplastic"] == pytest.approx(0.6 / (1 + E), abs=1e-15)
+    assert math.isnan(pc["inflammatory"]) and pc["connective"] == 0 and pc["dead"] == 1 / (1 + E)
+    assert r["per_tissue"]["Breast"]["mPQ"] == pytest.approx(0.3 / (1 + E), abs=1e-15)
+    assert r["per_tissue"]["Breast"]["bPQ"] == pytest.approx(0.2 / (1 + E), abs=1e-15)
+    assert math.isnan(r["per_tissue"]["Kidney"]["mPQ"])
+    assert r["mPQ"] == pytest.approx(0.3 / (1 + E), abs=1e-15)  # Breast only: NaNs skipped
+    assert r["bPQ"] == pytest.approx(0.2 / (1 + E), abs=1e-15)
+    assert r["left_out"] == ["Unknown_tissue"]
+
+
+def test_pannuke_binarize_overwrites_in_channel_order():
+    from cellbench.metrics.pannuke import binarize
+
+    x = np.zeros((4, 4, 5))
+    x[0:2, 0:2, 0] = 4
+    x[1:3, 1:3, 2] = 1  # overlaps the first: a later channel wins
+    b = binarize(x)
+    assert b[0, 0] == 1 and b[1, 1] == 2 and b[2, 2] == 2 and (b > 0).sum() == 3 + 4
+
+
+def test_pannuke_fold_from_the_cli(tmp_path):
+    from cellbench.cli.main import app
+
+    t, p, types = _fold()
+    gt, pred = tmp_path / "fold1", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    np.save(gt / "masks.npy", t)
+    np.save(gt / "types.npy", types)
+    np.save(pred / "masks.npy", p)
+    out = tmp_path / "scores.json"
+    res = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "instances",
+            "--preset",
+            "pannuke",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(pred),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["mPQ"] == pytest.approx(0.3 / (1 + E)) and doc["per_class"]["inflammatory"] is None
+    assert doc["per_tissue"]["Breast"]["n_images"] == 2 and "mPQ=0.3000 bPQ=0.2000" in res.output
+    np.save(pred / "masks.npy", p[:3])
+    res = CliRunner().invoke(
+        app, ["score", "instances", "--preset", "pannuke", "--gt", str(gt), "--pred", str(pred)]
+    )
+    assert res.exit_code == 2 and "differs from the ground truth" in res.output
+
+
+def test_pannuke_per_image_preset_agrees_with_the_fold_protocol():
+    """evaluate's per-image pannuke figures: hovernet's, mPQ over GT classes, bPQ over images
+    with nuclei; equal to the fold protocol on label maps whose classes do not overlap."""
+    from cellbench.metrics import aggregate_instances, instance_scores
+    from cellbench.metrics.pannuke import binarize, pannuke_scores
+
+    t, p, types = _fold()
+    rows = []
+    for i in range(3):
+        tl, pl_ = binarize(t[i, :, :, :5]), binarize(p[i, :, :, :5])
+        tc = {int(v): int(np.argmax(t[i][tl == v][0, :5] > 0)) + 1 for v in np.unique(tl) if v}
+        pc = {int(v): int(np.argmax(p[i][pl_ == v][0, :5] > 0)) + 1 for v in np.unique(pl_) if v}
+        rows.append(
+            instance_scores(
+                tl, pl_, "pannuke", true_classes=tc, pred_classes=pc, classes=[1, 2, 3, 4, 5]
+            )
+        )
+    agg = aggregate_instances(rows, "pannuke")
+    ref = pannuke_scores(t[:3], p[:3], np.array(["Breast"] * 3))
+    assert agg["bpq"] == pytest.approx(ref["bPQ"]) and agg["mpq"] == pytest.approx(ref["mPQ"])
+    assert agg["per_class"]["1"]["pq"] == pytest.approx(ref["per_class"]["neoplastic"])
