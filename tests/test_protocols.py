@@ -124,3 +124,40 @@ def test_pannuke_per_image_preset_agrees_with_the_fold_protocol():
     ref = pannuke_scores(t[:3], p[:3], np.array(["Breast"] * 3))
     assert agg["bpq"] == pytest.approx(ref["bPQ"]) and agg["mpq"] == pytest.approx(ref["mPQ"])
     assert agg["per_class"]["1"]["pq"] == pytest.approx(ref["per_class"]["neoplastic"])
+
+
+def _square(m, r, c, v, size=8):
+    m[r : r + size, c : c + size] = v
+
+
+def test_conic_counts_in_the_central_224_and_r2_by_hand():
+    """CoNIC composition: instances present in the central 224 x 224 of a 256 x 256 patch
+    (rows/cols 16..239), by class; R2 per class (sklearn's r2_score), multi_r2 = mean."""
+    from cellbench.metrics import aggregate_instances, instance_scores
+
+    rows = []
+    true_c1 = [1, 2, 3]
+    for k in range(3):
+        t = np.zeros((256, 256), np.int32)
+        tc: dict[int, int] = {}
+        _square(t, 0, 100, 1)  # rows 0-7: outside the crop, never counted
+        tc[1] = 1
+        _square(t, 10, 40, 2)  # rows 10-17: reaches into the crop, counted
+        tc[2] = 1
+        for j in range(true_c1[k] - 1):
+            _square(t, 50 + 20 * j, 50, 3 + j)
+            tc[3 + j] = 1
+        for j in range(2):  # two class-2 nuclei in every image
+            _square(t, 200, 60 + 20 * j, 10 + j)
+            tc[10 + j] = 2
+        p, pc = t.copy(), dict(tc)
+        if k == 2:  # one extra class-1 prediction in the last image
+            _square(p, 120, 200, 20)
+            pc[20] = 1
+        r = instance_scores(t, p, "conic", true_classes=tc, pred_classes=pc, classes=[1, 2])
+        assert r["counts"]["true"] == {"1": true_c1[k], "2": 2}
+        rows.append(r)
+    agg = aggregate_instances(rows, "conic", classes=[1, 2])
+    # class 1: true (1, 2, 3), predicted (1, 2, 4): 1 - 1/2; class 2 constant and exact: 1.0
+    assert agg["r2"] == {"1": pytest.approx(0.5), "2": 1.0}
+    assert agg["multi_r2"] == pytest.approx(0.75) and agg["n_count_images"] == 3

@@ -112,6 +112,10 @@ def aggregate_instances(
             out["rq"] = out["dq"]
     if preset == "conic":
         out["bpq"] = means.get("pq")
+    if preset == "conic" and any("counts" in r for r in rows):
+        from cellbench.metrics.conic import counts_r2
+
+        out.update(counts_r2([r["counts"] for r in rows if "counts" in r], classes))
     if preset == "pannuke":  # bPQ: images whose ground truth has nuclei (NaN otherwise)
         out["bpq"] = _mean(r.get("pq") for r in rows if r.get("n_true", 0) > 0)
     if any("by_threshold" in r for r in rows):

@@ -470,6 +470,13 @@ def _class_scores(
     in_gt = [r["pq"] for r in per_class.values() if r["n_true"] > 0]
     scored = [r["pq"] for r in per_class.values() if r["pq"] is not None]
     out: dict[str, Any] = {"per_class": per_class}
+    if preset == "conic" and not (isinstance(true, Objects) or isinstance(pred, Objects)):
+        from cellbench.metrics.conic import composition
+
+        out["counts"] = {
+            "true": composition(np.asarray(true), ov.true_ids, tc, classes),
+            "pred": composition(np.asarray(pred), ov.pred_ids, pc, classes),
+        }
     # image mPQ: PanNuke convention (classes present in the GT) for hovernet, else all scored
     vals = in_gt if preset in HOVERNET_LIKE else scored
     out["mpq"] = float(np.mean(vals)) if vals else None
