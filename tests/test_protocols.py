@@ -161,3 +161,115 @@ def test_conic_counts_in_the_central_224_and_r2_by_hand():
     # class 1: true (1, 2, 3), predicted (1, 2, 4): 1 - 1/2; class 2 constant and exact: 1.0
     assert agg["r2"] == {"1": pytest.approx(0.5), "2": 1.0}
     assert agg["multi_r2"] == pytest.approx(0.75) and agg["n_count_images"] == 3
+
+
+def _three(ids) -> np.ndarray:
+    m = np.zeros((20, 30), np.int32)
+    for k, i in enumerate(ids):
+        m[2:8, 2 + 9 * k : 8 + 9 * k] = i
+    return m
+
+
+def test_monusac_as_published_and_corrected_by_hand():
+    """Foucart et al.'s fabricated case: the same three nuclei under other ids. As published,
+    the GT ids are removed from the predicted ids, so none is and all three count as FP too:
+    PQ = 3 / (3 + 1.5) = 2/3; corrected: 1. Ids that happen to line up hide the error."""
+    from cellbench.metrics import instance_scores
+
+    t = _three([1, 2, 3])
+    cls = {1: 1, 2: 1, 3: 1}
+    for pred_ids, published in (([4, 5, 6], 2 / 3), ([2, 3, 1], 1.0)):
+        p = _three(pred_ids)
+        pc = dict.fromkeys(pred_ids, 1)
+        r = instance_scores(t, p, "monusac", true_classes=cls, pred_classes=pc)
+        assert r["pq"] == pytest.approx(published)
+        r = instance_scores(t, p, "monusac_corrected", true_classes=cls, pred_classes=pc)
+        assert r["pq"] == 1.0
+    # a class only predicted: not scored as published (its FPs are missed), 0 when corrected
+    p = _three([1, 2, 3])
+    p[12:18, 2:8] = 9
+    pc = {1: 1, 2: 1, 3: 1, 9: 2}
+    r = instance_scores(t, p, "monusac", true_classes=cls, pred_classes=pc)
+    assert list(r["per_class"]) == ["1"] and r["pq"] == 1.0
+    r = instance_scores(t, p, "monusac_corrected", true_classes=cls, pred_classes=pc)
+    assert r["per_class"]["2"]["pq"] == 0.0 and r["pq"] == 0.5
+    # a prediction inside an ambiguous region is removed before scoring
+    amb = np.zeros(t.shape, bool)
+    amb[10:20, 0:10] = True
+    r = instance_scores(t, p, "monusac_corrected", true_classes=cls, pred_classes=pc, ambiguous=amb)
+    assert r["pq"] == 1.0 and list(r["per_class"]) == ["1"]
+
+
+def test_monusac_aggregation_per_sub_image_or_per_patient():
+    from cellbench.metrics import aggregate_instances, instance_scores
+
+    t = _three([1, 2, 3])
+    cls = {1: 1, 2: 1, 3: 1}
+    empty = np.zeros_like(t)
+    rows = {}
+    for sid, p in (
+        ("TCGA-AA-0001-01Z_1", t),
+        ("TCGA-AA-0001-01Z_2", empty),
+        ("TCGA-BB-0002-01Z_1", t),
+    ):
+        pc = {i: 1 for i in np.unique(p) if i}
+        for v in ("monusac", "monusac_corrected"):
+            rows.setdefault(v, {})[sid] = instance_scores(
+                t, p, v, true_classes=cls, pred_classes=pc
+            )
+    pub = aggregate_instances(rows["monusac"], "monusac")
+    cor = aggregate_instances(rows["monusac_corrected"], "monusac_corrected")
+    assert pub["pq"] == pytest.approx(2 / 3)  # mean over the three sub-images
+    assert cor["pq"] == pytest.approx(0.75) and cor["n_patients"] == 2  # (0.5 + 1) / 2
+
+
+def test_monusac_scored_from_folders_with_ambiguous_masks(tmp_path):
+    import tifffile
+
+    from cellbench.metrics.io import score_instance_dirs
+
+    gt, pr = tmp_path / "gt", tmp_path / "pr"
+    gt.mkdir()
+    pr.mkdir()
+    t = _three([1, 2, 3])
+    p = _three([4, 5, 6])
+    p[12:18, 2:8] = 7  # a false positive inside the ambiguous region
+    np.save(gt / "s1.npy", t)
+    np.save(gt / "s1_class.npy", (t > 0).astype(np.int32))
+    amb = np.zeros(t.shape, np.uint8)
+    amb[10:20, 0:10] = 255
+    tifffile.imwrite(gt / "s1_ambiguous.tif", amb)
+    np.save(pr / "s1.npy", p)
+    np.save(pr / "s1_class.npy", (p > 0).astype(np.int32))
+    res = score_instance_dirs(gt, pr, "monusac_corrected")
+    assert list(res["per_image"]) == ["s1"] and res["aggregate"]["pq"] == 1.0
+    res = score_instance_dirs(gt, pr, "monusac")
+    assert res["aggregate"]["pq"] == pytest.approx(2 / 3)
+
+
+def test_monuseg_aji_by_hand_and_where_it_differs_from_hovernet():
+    from cellbench.metrics import aggregate_instances, instance_scores
+
+    t = np.zeros((20, 20), np.int32)
+    p = np.zeros_like(t)
+    t[0:4, 0:4] = 1  # G1, 16 px
+    t[10:14, 10:14] = 2  # G2, 16 px, no prediction overlaps it
+    p[0:4, 0:2] = 1  # P1: 8 px of G1 (JI 0.5)
+    p[0:4, 2:4] = 2  # P2: the other 8 px of G1 and 16 px outside: JI 8/32 = 0.25
+    p[4:8, 0:4] = 2
+    p[16:18, 0:5] = 3  # P3, 10 px, unused
+    r = instance_scores(t, p, "monuseg")
+    # G1 takes P1 (C 8, U 16); G2 adds 16; unused P2 (24) and P3 (10): 8 / 66
+    assert r["aji"] == pytest.approx(8 / 66)
+    # equal Jaccard indices with different unions: HoVer-Net's epsilon prefers the larger
+    # prediction, the challenge's strict comparison keeps the lower id
+    t = np.zeros((3, 20), np.int32)
+    p = np.zeros_like(t)
+    t[0, 0:10] = 1
+    p[0, 0:4] = 1  # inter 4, union 10: JI 0.4
+    p[0, 4:10] = 2  # inter 6, union 15: JI 0.4
+    p[1, 4:9] = 2
+    assert instance_scores(t, p, "monuseg")["aji"] == pytest.approx(4 / 21)
+    assert instance_scores(t, p, "hovernet")["aji"] == pytest.approx(6 / 19)
+    agg = aggregate_instances([instance_scores(t, p, "monuseg"), r], "monuseg")
+    assert agg["aji"] == pytest.approx((4 / 21 + 8 / 66) / 2)  # mean over images

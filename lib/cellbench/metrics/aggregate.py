@@ -80,6 +80,11 @@ def aggregate_instances(
     if preset is None:
         preset = rows[0]["preset"] if rows else "hovernet"
     get_preset(preset, "instance")
+    if preset in ("monusac", "monusac_corrected"):
+        from cellbench.metrics.monusac import aggregate_monusac
+
+        keyed = per_image if isinstance(per_image, Mapping) else dict(enumerate(rows))
+        return aggregate_monusac({str(k): v for k, v in keyed.items()}, preset)
     scored = [r for r in rows if r.get("n_true", 0) + r.get("n_pred", 0) > 0]
     out: dict[str, Any] = {"preset": preset, "n_images": len(rows), "n_scored": len(scored)}
     counts = _sum_counts(rows)

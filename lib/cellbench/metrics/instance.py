@@ -117,16 +117,21 @@ def match_pairs(ov: Overlap, thr: float, preset: str) -> np.ndarray:
     return chosen & (iou > thr)
 
 
-def aji_scores(ov: Overlap) -> dict[str, float | None]:
+def aji_scores(ov: Overlap, monuseg: bool = False) -> dict[str, float | None]:
     """AJI and AJI+ exactly as HoVer-Net ``get_fast_aji`` / ``get_fast_aji_plus``.
 
     Both pair instances by ``inter / (union + 1e-6)``; AJI lets every GT take its best
     prediction (a prediction may be reused, its union counted again), AJI+ pairs one-to-one
     (Hungarian). Unpaired GT and unused predictions add their areas to the union.
+
+    ``monuseg``: AJI as the MoNuSeg challenge's ``Aggregated_Jaccard_Index_v1_0.m`` (the
+    organisers' final version): the best prediction by the exact Jaccard index, ties to the
+    lowest prediction id (MATLAB's strict ``nJI > JI`` over ascending ids), otherwise as above.
+    The epsilon can make HoVer-Net prefer the larger of two predictions with equal JI.
     """
     if ov.n_true == 0 and ov.n_pred == 0:
         return {"aji": None, "aji_plus": None}
-    w = ov.inter / (ov.union + 1.0e-6)
+    w = ov.iou if monuseg else ov.inter / (ov.union + 1.0e-6)
     out = {}
     # AJI: first pair of highest weight per GT (HoVer-Net's argmax keeps the first index)
     aji_sel = np.zeros(len(w), dtype=bool)
@@ -245,6 +250,7 @@ def instance_scores(
     background_stuff: bool = False,
     centroid_f1: bool = False,
     type_pairing: str = "auto",
+    ambiguous: np.ndarray | None = None,
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
 ) -> dict[str, Any]:
@@ -284,6 +290,9 @@ def instance_scores(
         ``hovernet`` preset: how centroids are paired for F_d / F_t (``auto``, ``dense`` or
         ``radius``; :func:`cellbench.metrics.points.type_counts`). ``auto`` is HoVer-Net's
         dense Hungarian up to ~1200 x 1200 nuclei, pairs within the radius beyond.
+    ambiguous
+        ``monusac`` presets: boolean mask of the image's ambiguous regions (MoNuSAC's
+        "Ambiguous" annotations), removed before scoring (:mod:`cellbench.metrics.monusac`).
     true_name, pred_name
         Names (file paths) used in error messages.
 
@@ -298,6 +307,14 @@ def instance_scores(
     """
     p = get_preset(preset, "instance")
     thrs = parse_thresholds(iou)
+    if preset in ("monusac", "monusac_corrected"):
+        from cellbench.metrics.monusac import monusac_scores
+
+        if isinstance(true, Objects) or isinstance(pred, Objects) or thrs != (0.5,):
+            raise CellbenchError("the MoNuSAC presets score label maps at IoU > 0.5")
+        if true_classes is None or pred_classes is None:
+            raise CellbenchError("the MoNuSAC presets need classes on both sides")
+        return monusac_scores(true, pred, true_classes, pred_classes, preset, ambiguous, classes)
     if preset == "torchmetrics" and thrs != (0.5,):
         raise CellbenchError("the torchmetrics preset matches at IoU > 0.5 only")
     if background_stuff and preset != "torchmetrics":
@@ -327,7 +344,7 @@ def instance_scores(
         out["rq"] = out["dq"]
         if background_stuff:
             out["background"] = _background_stuff(ov)
-    out.update(aji_scores(ov))
+    out.update(aji_scores(ov, monuseg=preset == "monuseg"))
     out.update(dice_scores(ov))
     if preset == "isbi2014":
         from cellbench.metrics.cytology import isbi_scores

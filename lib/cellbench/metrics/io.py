@@ -73,6 +73,10 @@ def score_instance_dirs(
         size = t.shape if hasattr(t, "layers") else t.shape[:2]
         p, pc, _ = read_prediction(pr[stem], size, class_id(pr[stem]))
         kw: dict[str, Any] = dict(options)
+        if preset in ("monusac", "monusac_corrected"):
+            from cellbench.data.predictions.maps import ambiguous_mask
+
+            kw["ambiguous"] = ambiguous_mask(gt[stem])
         if tc is not None and pc is not None:
             kw.update(true_classes=tc, pred_classes=pc)
         elif tc is not None:

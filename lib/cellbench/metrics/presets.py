@@ -112,6 +112,59 @@ PRESETS: dict[str, Preset] = {
             reference="TissueImageAnalytics/PanNuke-metrics run.py, utils.py",
         ),
         Preset(
+            name="monuseg",
+            kind="instance",
+            inclusive=False,
+            averaging="image",
+            matching=(
+                "AJI as the MoNuSeg 2018 challenge (Aggregated_Jaccard_Index_v1_0.m): each GT "
+                "nucleus takes the overlapping prediction of highest exact Jaccard index (ties "
+                "to the lowest id; a prediction may be reused), a GT without overlap adds its "
+                "area to the union, unused predictions add theirs. PQ and the rest as hovernet."
+            ),
+            epsilons="none in AJI (AJI = sum |G ∩ P*| / union); PQ as hovernet.",
+            empty=_EMPTY + " Challenge figure = mean of the per-image AJI.",
+            reference="ruchikaverma-iitg/MoNuSeg Aggregated_Jaccard_Index_v1_0.m, compute_AJI.m",
+        ),
+        Preset(
+            name="monusac",
+            kind="instance",
+            inclusive=False,
+            averaging="image",
+            matching=(
+                "As published (PQ_metric.ipynb): per sub-image and class, predictions in the "
+                "ambiguous regions removed, pairs with IoU > 0.5; after pairing the GT object's "
+                "id (not its partner's) is removed from the predicted ids, so FP depends on "
+                "how the two maps' ids line up (Foucart et al. 2022, II.A)."
+            ),
+            epsilons="none: PQ = sum IoU/(TP + FP/2 + FN/2).",
+            empty=(
+                "A class is scored in an image only when its ground truth has it (false "
+                "positives of other classes are never counted); image PQ = mean over scored "
+                "classes; a-PQ = mean over sub-images. Ambiguous regions: <stem>_ambiguous."
+                "<png|npy|tif> beside the ground truth."
+            ),
+            reference="ruchikaverma-iitg/MoNuSAC PQ_metric.ipynb (the challenge's results)",
+        ),
+        Preset(
+            name="monusac_corrected",
+            kind="instance",
+            inclusive=False,
+            averaging="image",
+            matching=(
+                "Per sub-image and class, ambiguous regions removed from both sides, pairs "
+                "with IoU > 0.5, FP = predictions not matched (Foucart et al. 2022)."
+            ),
+            epsilons="none: PQ = sum IoU/(TP + FP/2 + FN/2).",
+            empty=(
+                "A class present in the ground truth or the prediction is scored (FP-only "
+                "classes score 0); image PQ = mean over scored classes; a-PQ = mean over "
+                "patients (TCGA-XX-XXXX in the sample id) of their sub-images' mean."
+            ),
+            reference="Foucart, Debeir, Decaestecker, IEEE TMI 41(4) 2022 "
+            "(adfoucart/monusac-results-code-analysis)",
+        ),
+        Preset(
             name="stardist",
             kind="instance",
             inclusive=True,
@@ -242,7 +295,7 @@ PRESETS: dict[str, Preset] = {
 }
 
 #: Presets that score PQ as HoVer-Net's get_fast_pq does (same matching, epsilons, averaging).
-HOVERNET_LIKE = ("hovernet", "pannuke")
+HOVERNET_LIKE = ("hovernet", "pannuke", "monuseg")
 
 INSTANCE_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "instance")
 POINT_PRESETS = tuple(n for n, p in PRESETS.items() if p.kind == "points")

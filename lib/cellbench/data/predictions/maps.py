@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cellbench.core.errors import DataError
 from cellbench.data.imageio import read_label_array
 from cellbench.data.predictions.base import (
@@ -24,15 +26,37 @@ INSTANCE_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 MAP_ENDINGS = (".ome.tif", ".ome.tiff", *INSTANCE_SUFFIXES)
 #: Suffix of the stem of a class map that goes with an instance map.
 CLASS_MAP = "_class"
+#: Suffix of the stem of a ground truth's ambiguous-region mask (MoNuSAC presets).
+AMBIGUOUS = "_ambiguous"
+#: Stems with these suffixes are companions of an instance map, never listed on their own.
+COMPANIONS = (CLASS_MAP, AMBIGUOUS)
+
+
+def companion_for(path: Path, suffix: str) -> Path | None:
+    """The file ``<stem><suffix>.<npy|png|tif>`` beside ``path``, or None."""
+    stem = Path(path).name.split(".")[0] if path.name.lower().endswith(".ome.tif") else path.stem
+    for suf in INSTANCE_SUFFIXES:
+        c = path.with_name(f"{stem}{suffix}{suf}")
+        if c.is_file():
+            return c
+    return None
 
 
 def class_map_for(path: Path) -> Path | None:
     """The class map beside an instance map (``<stem>_class.<npy|png|tif>``), or None."""
-    for suf in INSTANCE_SUFFIXES:
-        c = path.with_name(f"{path.stem}{CLASS_MAP}{suf}")
-        if c.is_file():
-            return c
-    return None
+    return companion_for(path, CLASS_MAP)
+
+
+def ambiguous_mask(path: Path) -> np.ndarray | None:
+    """The ambiguous-region mask beside a ground-truth map (``<stem>_ambiguous.<ext>``, any
+    non-zero pixel is ambiguous), or None."""
+    a = companion_for(path, AMBIGUOUS)
+    if a is None:
+        return None
+    arr = read_label_array(a)
+    if arr.ndim == 3:
+        arr = arr.max(axis=-1)
+    return np.asarray(arr) > 0
 
 
 def read_map(path: Path, shape=None, class_id=None):

@@ -3,10 +3,10 @@ ground-truth stems, hashing their content, reading them through the format regis
 
 Pairing: a file pairs with the stem its format's ending leaves (``img1_seg.npy`` -> ``img1``,
 ``img1.geojson.gz`` -> ``img1``), or, with a ``pattern`` such as ``"{stem}_label.png"``, with
-the ``{stem}`` part of the names that match it. Class maps (``<stem>_class.<ext>``) are read
-with their instance map, never listed. Entries that cannot be predictions (folders, FIFOs,
-devices, dangling links, unknown endings) are kept in ``skipped`` with the reason, so a missing
-stem can be explained.
+the ``{stem}`` part of the names that match it. Class maps (``<stem>_class.<ext>``) and
+ambiguous-region masks (``<stem>_ambiguous.<ext>``) are read with their instance map, never
+listed. Entries that cannot be predictions (folders, FIFOs, devices, dangling links, unknown
+endings) are kept in ``skipped`` with the reason, so a missing stem can be explained.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cellbench.core.errors import DataError
 from cellbench.data.predictions.base import FORMATS, known_endings, split_name
-from cellbench.data.predictions.maps import CLASS_MAP
+from cellbench.data.predictions.maps import COMPANIONS
 
 
 def _pattern_regex(pattern: str, where: Path) -> re.Pattern:
@@ -97,8 +97,8 @@ def prediction_files(folder: str | Path, pattern: str | None = None) -> Predicti
                 skipped[f.name] = "no format reads this ending"
                 continue
             stem = found[0]
-            if found[1].name == "label-map" and stem.endswith(CLASS_MAP):
-                continue  # a class map, read with its instance map
+            if found[1].name == "label-map" and stem.endswith(COMPANIONS):
+                continue  # a class map or ambiguous mask, read with its instance map
         why = _why_not_a_file(f)
         if why is not None:
             skipped[f.name] = why
