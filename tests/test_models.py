@@ -372,3 +372,85 @@ def test_split_watershed_equals_the_full_image_watershed(seed):
     out = np.flatnonzero(~mask.ravel())[:5]
     markers.ravel()[out] = 99
     assert np.array_equal(split_watershed(img, markers, mask), watershed(img, markers, mask=mask))
+
+
+# -- models whose output is already instances (issue 29 item 2) --------------------------------
+
+
+class _BlockInstances(torch.nn.Module):
+    """A stand-in for an exported InstanSeg / Cellpose network: bright pixels, split into
+    16 x 16 blocks of the tile, each block one instance (ids counted from the tile's corner),
+    and a class channel (1 left of column 32 of the tile, 2 right of it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        fg = (x.mean(dim=1, keepdim=True) > 0.5).float()
+        rows = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1) // 16
+        cols = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w) // 16
+        ids = (rows * 1000 + cols + 1) * fg
+        cls = torch.where(cols < 2, 1.0, 2.0).expand(b, 1, h, w) * fg
+        return torch.cat([ids, cls], dim=1)
+
+
+def _instance_card(tmp_path, **over):
+    from cellbench.models.backends import sha256_file
+    from cellbench.models.registry import write_card
+
+    torch.jit.save(torch.jit.script(_BlockInstances()), tmp_path / "inst.pt")
+    card = {
+        "id": "blocks",
+        "name": "instances as is",
+        "kind": "torchscript",
+        "weights": {"file": "inst.pt", "sha256": sha256_file(tmp_path / "inst.pt")},
+        "input": {"channels": "rgb", "normalization": "scale_unit", "tile": 64, "halo": 16},
+        "output": {"kind": "instances", "activation": "none"},
+        "classes": [
+            {"id": 1, "name": "left", "nodes": ["nucleus"]},
+            {"id": 2, "name": "right", "nodes": ["nucleus"]},
+        ],
+        "postprocess": {"method": "none"},
+    }
+    card.update(over)
+    return write_card(card, tmp_path)
+
+
+def test_a_model_that_outputs_instances_is_taken_as_is_and_stitched_over_tiles(tmp_path):
+    from cellbench.models.backends import load_backend
+
+    card = _instance_card(tmp_path)
+    img = np.zeros((112, 160, 3), np.uint8)
+    img[5:105, 5:150] = 255  # one bright region: many 16 x 16 blocks, cut by the tile grid
+    pred = Predictor(card, load_backend(card), batch_size=4)
+    inst = pred.predict(img)
+    # the same model on the whole image in one call (tiles of 64 with a 16 px halo start at
+    # 0, 48 (, 96): multiples of the block size, so every block is whole in the tile that
+    # keeps it)
+    whole = _BlockInstances()(torch.from_numpy(img.transpose(2, 0, 1)[None] / 255.0).float())
+    ids = whole[0, 0].numpy().astype(np.int64)
+    ref = pp.relabel(ids.astype(np.int32))
+    got = sorted(tuple(np.flatnonzero(inst.labels == i)) for i in np.unique(inst.labels) if i)
+    want = sorted(tuple(np.flatnonzero(ref == i)) for i in np.unique(ref) if i)
+    assert got == want and len(got) == len(np.unique(ids)) - 1
+    assert set(inst.classes.values()) == {1, 2} and inst.scores == {}
+    # a single tile keeps the model's ids in order
+    small = pred.predict(img[:60, :60])
+    assert small.labels.max() == len(np.unique(small.labels)) - 1
+
+
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"postprocess": {"method": "hovernet"}}, "goes with postprocess.method 'none'"),
+        ({"output": {"kind": "instances"}}, "activation 'none'"),
+        ({"output": {"kind": "foreground"}}, "goes with postprocess.method 'none'"),
+    ],
+)
+def test_instance_cards_that_cannot_work_are_refused(tmp_path, over, needle):
+    with pytest.raises(DataError, match=needle):
+        _instance_card(tmp_path, **over)
+
+
+def test_hovernet_postprocessing_needs_hv_maps():
+    """Issue 33: such a card passed `models verify` and then failed in evaluate."""
+    with pytest.raises(DataError, match="needs h/v maps"):
+        parse_card(_card(output={"kind": "foreground"}, postprocess={"method": "hovernet"}))

@@ -12,9 +12,13 @@ A card is a YAML file next to (or pointing at) the weights. Fields (``shared/DES
   at; null = use images as they are), normalisation (``zero_mean_unit_variance`` per image,
   ``scale_unit`` = divide by 255, or ``mean_std`` with per-channel ``mean``/``std`` on 0-255
   values), tile size and halo in model pixels, whether the tile shape is fixed;
-- ``output``: ``kind`` = ``foreground`` (1 channel) or ``hovernet`` (foreground, h, v, then
-  ``n_types`` type channels), ``activation`` applied to the foreground channel
-  (``sigmoid`` for logits, ``none`` for probabilities);
+- ``output``: ``kind`` = ``foreground`` (1 channel), ``hovernet`` (foreground, h, v, then
+  ``n_types`` type channels) or ``instances`` (the model's own instance map: channel 0 instance
+  ids, 0 = background, optional channel 1 a pixel class map, 0 = none; an exported InstanSeg,
+  or Cellpose / StarDist driven through their own packages; taken as is: ``activation: none``
+  and ``postprocess.method: none``, tiles stitched by instance, see
+  :func:`cellbench.models.inference.tiled_instances`), ``activation`` applied to the
+  foreground channel (``sigmoid`` for logits, ``none`` for probabilities);
 - ``classes``: the class set of the type head (ids 1.., names, class-hierarchy nodes);
 - ``postprocess``: parameters of :mod:`cellbench.models.postprocess`; ``grid`` says where it
   runs when the model's mpp differs from the image's: ``model`` (in model pixels, labels
@@ -66,7 +70,7 @@ class InputSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    kind: Literal["foreground", "hovernet"] = "foreground"
+    kind: Literal["foreground", "hovernet", "instances"] = "foreground"
     activation: Literal["sigmoid", "none"] = "sigmoid"
     n_types: int = Field(default=0, ge=0)
 
@@ -79,7 +83,7 @@ class CardClass(_Strict):
 
 
 class PostProcess(_Strict):
-    method: Literal["connected_components", "distance_watershed", "hovernet"] = (
+    method: Literal["connected_components", "distance_watershed", "hovernet", "none"] = (
         "connected_components"
     )
     threshold: float = Field(default=0.5, gt=0, lt=1)
@@ -142,7 +146,23 @@ class ModelCard(_Strict):
                 )
         if self.kind == "cellbench" and self.architecture is None:
             raise ValueError("kind 'cellbench' needs 'architecture'")
-        if self.output.kind == "hovernet" and self.output.n_types != len(self.classes):
+        out, post = self.output, self.postprocess
+        if (out.kind == "instances") != (post.method == "none"):
+            raise ValueError(
+                "output.kind 'instances' (the model's own instance map) goes with "
+                "postprocess.method 'none', and only with it"
+            )
+        if out.kind == "instances" and (out.activation != "none" or post.grid != "model"):
+            raise ValueError(
+                "output.kind 'instances' needs output.activation 'none' and postprocess.grid "
+                "'model' (instance ids are neither activated nor interpolated)"
+            )
+        if post.method == "hovernet" and out.kind != "hovernet":
+            raise ValueError(
+                f"postprocess.method 'hovernet' needs h/v maps: output.kind is '{out.kind}', "
+                "not 'hovernet'"
+            )
+        if out.kind == "hovernet" and out.n_types != len(self.classes):
             raise ValueError(
                 f"output.n_types = {self.output.n_types} but {len(self.classes)} classes listed"
             )

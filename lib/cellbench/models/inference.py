@@ -21,6 +21,10 @@ Steps for one image (units: pixels of the image unless "model pixels" is said):
 5. **Activations**: sigmoid on the foreground channel when the card says the model gives logits,
    softmax over type channels; h/v maps are left as they are.
 6. **Post-processing** (:mod:`cellbench.models.postprocess`) per the card.
+
+A model whose output is already instances (card ``output.kind: instances``) is not blended:
+:func:`tiled_instances` stitches its tiles by instance (step 4 otherwise as above; steps 5 and 6
+are skipped: its ids and classes are taken as they are).
 """
 
 from __future__ import annotations
@@ -163,6 +167,81 @@ def tiled_forward(
     return acc[:, :h, :w]
 
 
+def tiled_instances(
+    backend: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    tile: int,
+    overlap: int,
+    batch_size: int = 8,
+    multiple_of: int = 1,
+    fixed_shape: bool = False,
+) -> np.ndarray:
+    """Run a model whose output is an instance map (channel 0 ids, optional channel 1 pixel
+    classes) over the tiles of ``x`` ``(C, H, W)`` and stitch them: ``(2, H, W) float32``.
+
+    Tiles are laid out as in :func:`tiled_forward`. An instance of a tile is kept when its
+    centroid lies in the tile's core (the tile less half the overlap on each side shared with
+    a neighbour), so each object is taken from the tile that sees it most centrally; its
+    pixels are pasted where no earlier object lies, under a new id (1..n in tile order).
+    An image that fits one tile runs as one call, its ids kept in order.
+    """
+    _, h, w = x.shape
+    if fixed_shape:
+        th = tw = tile
+    else:
+        th = min(tile, -(-h // multiple_of) * multiple_of)
+        tw = min(tile, -(-w // multiple_of) * multiple_of)
+    ph, pw = max(h, th), max(w, tw)
+    if (ph, pw) != (h, w):
+        x = np.pad(
+            x, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge"
+        )
+    ov_h, ov_w = min(overlap, th // 2), min(overlap, tw // 2)
+    ys = _starts(ph, th, th - ov_h)
+    xs = _starts(pw, tw, tw - ov_w)
+    labels = np.zeros((ph, pw), np.int64)
+    classes = np.zeros((ph, pw), np.float32)
+    next_id = 1
+
+    def core(starts: list[int], k: int, size: int, n: int) -> tuple[float, float]:
+        """The tile's share of the axis: from the middle of its overlap with the previous
+        tile to the middle of its overlap with the next (pixel edges; cores partition it)."""
+        lo = (starts[k] + starts[k - 1] + size) / 2 if k > 0 else 0.0
+        hi = (starts[k + 1] + starts[k] + size) / 2 if k < len(starts) - 1 else float(n)
+        return lo, hi
+
+    coords = [(i, j) for i in range(len(ys)) for j in range(len(xs))]
+    for b in range(0, len(coords), batch_size):
+        chunk = coords[b : b + batch_size]
+        batch = np.stack([x[:, ys[i] : ys[i] + th, xs[j] : xs[j] + tw] for i, j in chunk])
+        out = np.asarray(backend(batch))
+        for (i, j), o in zip(chunk, out, strict=True):
+            ids = np.rint(o[0]).astype(np.int64)
+            if ids.size and ids.min() < 0:
+                raise ValueError("the model's instance map has negative ids")
+            rr, cc = np.nonzero(ids)
+            if not len(rr):
+                continue
+            lab = ids[rr, cc]
+            uniq, inv = np.unique(lab, return_inverse=True)
+            n = np.bincount(inv)
+            cy = np.bincount(inv, rr + ys[i]) / n
+            cx = np.bincount(inv, cc + xs[j]) / n
+            (y0, y1), (x0, x1) = core(ys, i, th, ph), core(xs, j, tw, pw)
+            keep = (cy >= y0 - 0.5) & (cy < y1 - 0.5) & (cx >= x0 - 0.5) & (cx < x1 - 0.5)
+            new = np.zeros(len(uniq), np.int64)
+            new[keep] = np.arange(next_id, next_id + int(keep.sum()))
+            next_id += int(keep.sum())
+            gr, gc = rr + ys[i], cc + xs[j]
+            put = (new[inv] > 0) & (labels[gr, gc] == 0)
+            labels[gr[put], gc[put]] = new[inv][put]
+            if o.shape[0] > 1:
+                classes[gr[put], gc[put]] = o[1][rr[put], cc[put]]
+    if next_id > 2**24:
+        raise ValueError("more than 2^24 instances in one image (ids must stay exact)")
+    return np.stack([labels[:h, :w].astype(np.float32), classes[:h, :w]])
+
+
 def activate(out: np.ndarray, output_spec) -> np.ndarray:
     """Apply the card's activations in place: sigmoid on channel 0, softmax over types."""
     if output_spec.activation == "sigmoid":
@@ -228,6 +307,8 @@ class Predictor:
             size = (max(1, round(x.shape[1] * f)), max(1, round(x.shape[2] * f)))
             x = resize_chw(x, size)
         tile, batch, fixed, mult = self._geometry()
+        if self.card.output.kind == "instances":
+            return tiled_instances(self.backend, x, tile, spec.halo, batch, mult, fixed)
         out = tiled_forward(self.backend, x, tile, spec.halo, batch, mult, fixed)
         return activate(out, self.card.output)
 

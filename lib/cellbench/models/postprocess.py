@@ -217,9 +217,21 @@ def instance_types(labels: np.ndarray, type_prob: np.ndarray) -> dict[int, int]:
 def postprocess(out: np.ndarray, kind: str, params) -> Instances:
     """Turn one image's network output ``(C, H, W)`` (activations applied) into instances.
 
-    ``kind`` is the card's output kind (``foreground`` or ``hovernet``); ``params`` the card's
-    ``postprocess`` section.
+    ``kind`` is the card's output kind (``foreground``, ``hovernet`` or ``instances``: channel 0
+    the model's instance ids, taken as they are, relabelled 1..n in id order; channel 1, when
+    present, pixel classes, each instance taking its majority non-zero class); ``params`` the
+    card's ``postprocess`` section. A model of kind ``instances`` gives no confidence: its
+    ``scores`` are empty.
     """
+    if kind == "instances":  # the model's own instance map, taken as it is
+        labels = relabel(np.rint(out[0]).astype(np.int32))
+        classes = None
+        if out.shape[0] > 1:
+            from cellbench.data.predictions.base import majority_classes
+
+            classes = majority_classes(labels, np.rint(out[1]).astype(np.int64))
+            classes = {i: classes.get(i, 0) for i in np.unique(labels[labels > 0]).tolist()}
+        return Instances(labels, classes, {})
     prob = out[0]
     if params.method == "hovernet":
         if kind != "hovernet":
