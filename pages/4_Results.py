@@ -370,6 +370,9 @@ with ui.guard("The results"):
     tested = pool.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
     for note in ui.catalog().caveats(tested):
         st.warning(note)
+    for rid in chosen:  # resolution / modality / stain risks recorded with the run
+        for w in ui.store().get_run(rid).get("warnings") or []:
+            st.warning(ui.as_text(f"{labels[rid]}: {w}"))
     metrics, classes = ui.metrics_of(chosen)
     c = st.columns(4)
     prefer = [m for m in ("pq", "f1", "aji", "dice1") if m in metrics]

@@ -171,3 +171,88 @@ def test_the_catalog_page_form_adds_and_removes(tmp_path, monkeypatch):
     at.selectbox(key="a_remove_id").set_value("formed")
     at.button(key="a_remove").click().run()
     assert not at.exception and "formed" not in set(at.dataframe[0].value["id"])
+
+
+def test_per_image_mpp_from_a_table_or_the_tiff_header(tmp_path):
+    """Issue 29: a user dataset of mixed magnification (CPM-15) gets each image's mpp."""
+    from cellbench.data.catalog import load_catalog
+    from cellbench.data.imageio import image_mpp
+    from cellbench.data.samples import sample_table
+    from cellbench.data.user_data import add_dataset
+
+    d = _folder(tmp_path)
+    # s2 as a TIFF whose header records 0.25 µm/px (4 px per 1e-4 cm: resolution unit cm)
+    img = np.asarray(Image.open(d / "img" / "s2.png"))
+    (d / "img" / "s2.png").unlink()
+    tifffile.imwrite(
+        d / "img" / "s2.tif", img, resolution=(40000, 40000), resolutionunit="CENTIMETER"
+    )
+    assert image_mpp(d / "img" / "s2.tif") == pytest.approx(0.25)
+    tifffile.imwrite(
+        d / "ij.tif", img[..., 0], imagej=True, resolution=(2.0, 2.0), metadata={"unit": "micron"}
+    )
+    assert image_mpp(d / "ij.tif") == pytest.approx(0.5)
+    tifffile.imwrite(d / "inch.tif", img, resolution=(72, 72), resolutionunit="INCH")
+    assert image_mpp(d / "inch.tif") is None  # an editor's default, not a scan's resolution
+    (d / "mpp.csv").write_text("stem,mpp\ns0,0.5\n")
+    add_dataset("mixed", f"{d}/img/*", f"{d}/mask/{{stem}}.tif", mpp=0.25, mpp_from=d / "mpp.csv")
+    t = sample_table(load_catalog(), ["mixed"]).sort("sample_id")
+    assert dict(zip(t["sample_id"], t["mpp"], strict=True)) == {"s0": 0.5, "s1": 0.25, "s2": 0.25}
+    (d / "bad.csv").write_text("s0,fast\n")
+    with pytest.raises(DataError, match=r"bad\.csv: mpp of 's0' is not a number"):
+        add_dataset("x", f"{d}/img/*", f"{d}/mask/{{stem}}.tif", mpp_from=d / "bad.csv")
+    (d / "other.csv").write_text("s9,0.5\n")
+    with pytest.raises(DataError, match=r"other\.csv: names no image of the dataset: s9"):
+        add_dataset("x", f"{d}/img/*", f"{d}/mask/{{stem}}.tif", mpp_from=d / "other.csv")
+
+
+def test_evaluate_warns_when_the_data_does_not_suit_the_model(tmp_path):
+    """mpp unknown or > 25 % off the model's, another modality: one warning line each, printed
+    before the run and stored with it."""
+    from conftest import tiny_checkpoint
+
+    from cellbench.cli import app
+    from cellbench.core import config
+    from cellbench.models.calibration import domain_warnings, mpp_warnings
+    from cellbench.runs.store import Store
+
+    assert mpp_warnings("m", 0.25, [0.25, 0.26, None, 0.5, 0.5]) == [
+        "the mpp of 1 of 5 images is unknown; model 'm' was trained at 0.25 µm/px: they are "
+        "used as they are (give the dataset's mpp, or per image with `datasets add --mpp-from`)",
+        "2 of 5 images are at 0.5 µm/px, more than 25% from model 'm''s 0.25 µm/px: they are "
+        "resampled to it",
+    ]
+    assert mpp_warnings("m", None, [None]) == []
+    d = _folder(tmp_path)
+    tiny_checkpoint(config.home() / "models" / "tiny", training={"datasets": ["monuseg"]})
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "datasets",
+            "add",
+            "fluo",
+            "--images",
+            f"{d}/img/*.png",
+            "--labels",
+            f"{d}/mask/{{stem}}.tif",
+            "--modality",
+            "fluorescence",
+            "--stain",
+            "DAPI",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    from cellbench.data.catalog import load_catalog
+
+    cat = load_catalog()
+    if "monuseg" in cat.ids:
+        card = type("C", (), {"id": "tiny", "train_datasets": ["monuseg"]})()
+        got = domain_warnings(card, cat.get("fluo"), cat)
+        assert got[0].startswith("model 'tiny' was trained on brightfield images (monuseg)")
+        assert "'fluo' is stained DAPI" in got[1]
+    res = runner.invoke(app, ["evaluate", "--dataset", "fluo", "--model", "tiny", "--limit", "1"])
+    assert res.exit_code == 0, res.output
+    assert "warning: the mpp of 1 of 1 images is unknown; model 'tiny'" in res.output
+    run = Store().get_run(Store().runs().row(0, named=True)["run_id"])
+    assert any("unknown" in w for w in run["warnings"])

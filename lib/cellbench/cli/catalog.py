@@ -172,6 +172,10 @@ def datasets_add(
         Path | None, typer.Option(help="sample -> split (YAML/JSON/CSV).")
     ] = None,
     mpp: Annotated[float | None, typer.Option(help="Microns per pixel.")] = None,
+    mpp_from: Annotated[
+        Path | None,
+        typer.Option(help="Per-image mpp: image stem -> mpp (YAML/JSON/CSV); else TIFF headers."),
+    ] = None,
     stain: Annotated[str, typer.Option(help="Stain, e.g. H&E, PAP.")] = "H&E",
     organ: Annotated[str | None, typer.Option(help="Organ.")] = None,
     modality: Annotated[str, typer.Option(help="brightfield or fluorescence.")] = "brightfield",
@@ -197,6 +201,7 @@ def datasets_add(
         organ=organ,
         modality=modality,
         name=name,
+        mpp_from=mpp_from,
     )
     for f, why in res["bad"]:
         typer.echo(f"left out {f}: {why}", err=True)

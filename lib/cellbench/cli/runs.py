@@ -190,6 +190,8 @@ def _evaluate_one(spec, quiet: bool, executor=None) -> dict:
     from cellbench.runs.evaluate import Evaluation
 
     ev = Evaluation(spec)
+    for w in ev.warnings:  # before the run: a wrong resolution is worth stopping for
+        typer.echo(f"warning: {w}", err=True)
     cols = (
         TextColumn("{task.description}"),
         BarColumn(),

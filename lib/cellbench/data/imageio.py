@@ -38,6 +38,55 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DataError(p, f"unreadable image header ({type(e).__name__}: {e})") from None
 
 
+def image_mpp(path: str | Path) -> float | None:
+    """Microns per pixel recorded in an image's header, or None when it records none.
+
+    Read (TIFF only, no pixels decoded): OME-XML ``PhysicalSizeX`` (in µm unless
+    ``PhysicalSizeXUnit`` says nm or mm), an Aperio description's ``MPP = x``, ImageJ's
+    ``unit=micron`` with its X resolution, and ``ResolutionUnit`` centimetre. Inch-based
+    resolutions (72 / 96 / 300 dpi are what editors write by default) are not trusted.
+    """
+    import re
+
+    p = Path(path)
+    if p.suffix.lower() not in _TIFF:
+        return None
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(p) as tf:
+            page = tf.pages[0]
+            desc = page.description or ""
+            if tf.is_ome and tf.ome_metadata:
+                m = re.search(r'PhysicalSizeX="([0-9.eE+-]+)"', tf.ome_metadata)
+                u = re.search(r'PhysicalSizeXUnit="([^"]+)"', tf.ome_metadata)
+                if m:
+                    scale = {"nm": 1e-3, "mm": 1e3}.get(u.group(1) if u else "µm", 1.0)
+                    return _positive(float(m.group(1)) * scale)
+            m = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", desc)
+            if m:
+                return _positive(float(m.group(1)))
+            tags = page.tags
+            if "XResolution" not in tags:
+                return None
+            num, den = tags["XResolution"].value
+            if not num or not den:
+                return None
+            per_unit = num / den  # pixels per unit
+            if tf.is_imagej and (tf.imagej_metadata or {}).get("unit") in ("micron", "um", "µm"):
+                return _positive(1.0 / per_unit)
+            unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else 2
+            if int(unit) == 3:  # centimetre
+                return _positive(1e4 / per_unit)
+    except (ValueError, OSError, KeyError, TypeError, ZeroDivisionError):
+        return None
+    return None
+
+
+def _positive(v: float) -> float | None:
+    return v if 0 < v < 1e3 else None
+
+
 class NoPixels(np.ndarray):
     """An image's ``(H, W)`` shape without its pixels (zero strides, no memory): what
     :func:`image_or_shape` gives when the pixels are not wanted. Readers use it where they

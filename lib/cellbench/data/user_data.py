@@ -297,6 +297,7 @@ def add_dataset(
     organ: str | None = None,
     modality: str = "brightfield",
     name: str | None = None,
+    mpp_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Add a folder of images with label masks to the user catalog (``datasets add``).
 
@@ -305,7 +306,10 @@ def add_dataset(
     (instance maps), ``binary`` or ``class`` (pixel values -> class names from
     ``classes_file``, YAML/JSON/CSV ``value: name``); see
     :mod:`cellbench.data.readers.label_tiff`. ``split_from``: ``sample: split`` (YAML/JSON/CSV).
-    ``mpp`` in microns per pixel.
+    ``mpp`` in microns per pixel, for every image; per image, ``mpp_from`` (YAML/JSON/CSV
+    ``image stem: mpp``) or else the image's own header (:func:`cellbench.data.imageio.image_mpp`:
+    OME, Aperio, ImageJ, TIFF centimetre resolution) takes precedence (stored as the reader
+    option ``mpp_per_image`` where it differs from ``mpp``).
 
     Every pair is checked (:func:`check_pair`); bad pairs are left out and reported, the good
     ones are copied to ``$CELLBENCH_HOME/user_data/<id>/`` and the entry written to the user
@@ -384,6 +388,7 @@ def add_dataset(
     if not good:
         why = "; ".join(f"{Path(f).name}: {r}" for f, r in bad[:3])
         raise DataError(Path(images), f"no usable image / label pair ({len(bad)} left out: {why})")
+    per_image = _per_image_mpp([img for img, _ in good], mpp, mpp_from)
 
     entry = {
         "id": dataset_id,
@@ -407,6 +412,7 @@ def add_dataset(
                 "kind": kind,
                 **({"class_values": class_values} if class_values else {}),
                 **({"split_map": split_map} if split_map else {}),
+                **({"mpp_per_image": per_image} if per_image else {}),
             },
         },
     }
@@ -445,6 +451,41 @@ def add_dataset(
         "catalog": str(cat_path),
         "location": str(root / dataset_id),
     }
+
+
+def _per_image_mpp(images: list[Path], mpp: float | None, mpp_from) -> dict[str, float]:
+    """``{stem: mpp}`` of the images whose mpp differs from the dataset's ``mpp``: from the
+    ``mpp_from`` table first, else from the image's header. A table naming no image, or a value
+    that is not a positive number, raises naming the table."""
+    from cellbench.data.imageio import image_mpp
+
+    table: dict[str, float] = {}
+    if mpp_from is not None:
+        src = Path(mpp_from)
+        raw = _read_mapping(src, "image stem: mpp")
+        head = next(iter(raw.items()), None)
+        if head and str(head[1]).strip().lower() in ("mpp", "microns_per_pixel", "um/px"):
+            raw.pop(head[0])  # a CSV header row
+        stems = {i.stem for i in images}
+        for k, v in raw.items():
+            try:
+                val = float(v)
+            except (TypeError, ValueError):
+                raise DataError(src, f"mpp of '{k}' is not a number: {v!r}") from None
+            if not 0 < val < 1e3:
+                raise DataError(src, f"mpp of '{k}' must be a positive number of µm/px")
+            table[str(k)] = val
+        unknown = sorted(set(table) - stems)
+        if unknown:
+            raise DataError(src, f"names no image of the dataset: {', '.join(unknown[:5])}")
+    out = {}
+    for img in images:
+        v = table.get(img.stem)
+        if v is None:
+            v = image_mpp(img)
+        if v is not None and (mpp is None or abs(v - mpp) > 1e-9):
+            out[img.stem] = v
+    return out
 
 
 def remove_dataset(dataset_id: str) -> dict[str, Any]:

@@ -541,6 +541,12 @@ class Evaluation:
         self.source = _Source(spec, self.catalog, self.reader)
         self.source.semantic = self.task == "semantic"
         self.class_names = {str(c.id): c.name for c in self.dataset.classes}
+        from cellbench.models.calibration import calibration_warnings
+
+        #: resolution / modality / stain risks of this model on these samples (one line each)
+        self.warnings = calibration_warnings(
+            self.source.card, self.dataset, self.catalog, self.records
+        )
         self.run_id = self._run_id()
 
     def _task(self) -> str:
@@ -790,6 +796,7 @@ class Evaluation:
             "test_set": self.test_set.ref if self.test_set is not None else None,
             "sample_set": sample_set_id(r.sample_id for r in self.records),
             "family": card.family if card else None,
+            "warnings": self.warnings,
             "catalog": str(self.catalog.path),
             "catalog_version": self.catalog.version,
             "code_version": code_version(),

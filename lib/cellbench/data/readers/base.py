@@ -76,7 +76,8 @@ class DatasetReader:
         """Standard columns filled from the catalog entry, then from ``values``.
 
         Catalog-level defaults: stain (when the dataset has one), organ (when it has one), mpp,
-        and any ``meta`` constants in the reader options (e.g. a single-center dataset's center).
+        and any ``meta`` constants in the reader options (e.g. a single-center dataset's center);
+        the option ``mpp_per_image`` (``{sample id: mpp}``) overrides the dataset's mpp.
         """
         d = self.dataset
         meta: dict[str, Any] = dict.fromkeys(STANDARD_COLUMNS)
@@ -89,6 +90,9 @@ class DatasetReader:
             mpp=d.mpp,
         )
         meta.update(self.options.get("meta", {}))
+        per_image = self.options.get("mpp_per_image") or {}
+        if sample_id in per_image:  # user datasets of mixed magnification
+            meta["mpp"] = float(per_image[sample_id])
         meta.update({k: v for k, v in values.items() if v is not None or k not in meta})
         if sample_id in (self.options.get("partial") or {}):
             meta["annotation"] = "partial"
