@@ -263,3 +263,31 @@ def test_import_onto_a_channel_first_imagej_tiff(data_env, tmp_path):
     (rec, s), *_ = list(iter_samples(cat, "edu_cells"))
     assert s.image.shape == (512, 512, 3) and s.instances.shape == (512, 512)
     assert (s.instances > 0).sum() == 20 * 30
+
+
+def test_whole_cells_are_written_as_qupath_cells_with_their_nuclei(data_env, catalog, tmp_path):
+    """ISBI 2014 synthetic cells overlap and each holds a nucleus: QuPath cells with a
+    nucleusGeometry; read back as cells (part="cell") they are the same objects, and by
+    default (QuPath's nucleus) the nuclei."""
+    from cellbench.data.predictions import read_prediction
+    from cellbench.data.samples import iter_samples
+    from cellbench.qupath.geojson import sample_features
+
+    rec, s = next(
+        (r, s)
+        for r, s in iter_samples(catalog, "isbi2014_synthetic", "test")
+        if s.objects.overlapping
+    )
+    feats = sample_features(catalog, "isbi2014_synthetic", rec.sample_id)
+    assert {f["properties"]["objectType"] for f in feats} == {"cell"}
+    assert all("nucleusGeometry" in f["properties"] for f in feats)
+    coords = np.asarray(feats[0]["geometry"]["coordinates"][0])
+    assert np.array_equal(coords, np.round(coords, 2))
+    p = write_geojson(feats, tmp_path / "cells.geojson")
+    cells, _, _ = read_prediction(p, s.objects.shape, part="cell")
+    assert s.objects.overlapping and cells.overlapping  # they stay separate objects
+    assert sorted(cells.area.tolist()) == sorted(s.objects.area.tolist())
+    nuclei, _, _ = read_prediction(p, s.objects.shape)
+    n_nuc = len(np.unique(s.nuclei)) - 1
+    got = nuclei.ids if hasattr(nuclei, "ids") else np.unique(nuclei)[1:]
+    assert 0 < len(got) <= len(feats) and n_nuc >= 1

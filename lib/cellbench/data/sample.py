@@ -283,6 +283,9 @@ class Sample:
     tissue_mask: np.ndarray | None = None
     #: Where annotation is complete (bool, image-sized); None: the whole image.
     annotated_region: np.ndarray | None = None
+    #: The nuclei of whole cells (an instance map) when the ground truth has both (ISBI 2014
+    #: synthetic cells): written as the cells' ``nucleusGeometry`` for QuPath.
+    nuclei: np.ndarray | None = None
 
     @property
     def n_objects(self) -> int | None:

@@ -37,6 +37,8 @@ class Preset:
         What happens to images without ground truth and/or predictions.
     reference
         The implementation reproduced.
+    needs_classes
+        The convention scores classified instances only (both sides need classes).
     iou_float32
         Instances: the reference computes IoU in float32 (StarDist), so thresholds are
         decided and matched IoUs summed in float32 as it does (an IoU just below 0.5 in
@@ -52,6 +54,8 @@ class Preset:
     empty: str
     reference: str
     iou_float32: bool = False
+    #: the convention is defined on classified instances only (MoNuSAC's per-class PQ)
+    needs_classes: bool = False
 
 
 _EMPTY = (
@@ -145,6 +149,7 @@ PRESETS: dict[str, Preset] = {
                 "<png|npy|tif> beside the ground truth."
             ),
             reference="ruchikaverma-iitg/MoNuSAC PQ_metric.ipynb (the challenge's results)",
+            needs_classes=True,
         ),
         Preset(
             name="monusac_corrected",
@@ -163,6 +168,7 @@ PRESETS: dict[str, Preset] = {
             ),
             reference="Foucart, Debeir, Decaestecker, IEEE TMI 41(4) 2022 "
             "(adfoucart/monusac-results-code-analysis)",
+            needs_classes=True,
         ),
         Preset(
             name="stardist",

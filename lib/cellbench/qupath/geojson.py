@@ -11,6 +11,10 @@ Written objects (``shared/DESIGN.md`` §7):
 - ``measurements`` as a mapping: ``Area px^2`` (full-resolution slide pixels), ``Area um^2``
   (from the sample's mpp, when known), and where
   known ``Score`` (mean foreground probability) and ``Matched IoU``;
+- whole cells with their nuclei (ISBI 2014 synthetic cells): one ``cell`` per cell, its
+  ``nucleusGeometry`` the nucleus it holds (the nucleus overlapping it most), as QuPath writes
+  cells;
+- coordinates rounded to 2 decimals, as QuPath writes them (pixel edges stay integers);
 - point annotations (OCELOT-style datasets): one ``annotation`` MultiPoint per class, as QuPath's
   points tool exports them;
 - ``offset`` / ``downsample`` put a region of a slide into the slide's full-resolution frame:
@@ -68,9 +72,24 @@ def instance_geometries(labels: np.ndarray | Objects) -> dict[int, Any]:
 
 
 def _transform(geom, offset: tuple[float, float], downsample: float):
-    if offset == (0, 0) and downsample == 1:
-        return geom
-    return shapely.transform(geom, lambda xy: xy * downsample + np.asarray(offset))
+    """The geometry in the slide's frame, coordinates rounded to 2 decimals (QuPath's)."""
+    return shapely.transform(
+        geom, lambda xy: np.round(xy * downsample + np.asarray(offset, np.float64), 2)
+    )
+
+
+def nucleus_of_each(cells: np.ndarray | Objects, nuclei: np.ndarray) -> dict[int, int]:
+    """``{cell id: nucleus id}``: the nucleus (instance map ``nuclei``) overlapping each cell
+    most; cells over no nucleus are left out."""
+    out = {}
+    nuc = np.asarray(nuclei)
+    for i, r0, c0, m in _crops(cells):
+        ids = nuc[r0 : r0 + m.shape[0], c0 : c0 + m.shape[1]][m]
+        ids = ids[ids > 0]
+        if ids.size:
+            vals, counts = np.unique(ids, return_counts=True)
+            out[i] = int(vals[np.argmax(counts)])
+    return out
 
 
 def _classification(name: str, color) -> dict[str, Any]:
@@ -87,17 +106,30 @@ def detection_features(
     offset: tuple[float, float] = (0, 0),
     downsample: float = 1.0,
     object_type: str = "detection",
+    nuclei: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """One GeoJSON Feature per instance of ``labels`` (ids in increasing order).
 
     ``classes`` maps instance id to class id, named and coloured by ``class_defs`` (catalog
     classes); ``names`` maps instance id straight to a class name (e.g. ``TP``), coloured by
-    :data:`~cellbench.viz.overlay.ERROR_COLORS` where it is one of those.
+    :data:`~cellbench.viz.overlay.ERROR_COLORS` where it is one of those. With ``nuclei`` (an
+    instance map of the nuclei of whole cells ``labels``), each instance is a QuPath ``cell``
+    with its nucleus as ``nucleusGeometry``.
     """
     defs = {c.id: c for c in (class_defs or [])}
     feats = []
+    inner: dict[int, Any] = {}
+    if nuclei is not None:
+        of = nucleus_of_each(labels, nuclei)
+        nuc_geoms = instance_geometries(np.asarray(nuclei))
+        inner = {i: nuc_geoms[n] for i, n in of.items() if n in nuc_geoms}
     for i, geom in instance_geometries(labels).items():
-        props: dict[str, Any] = {"objectType": object_type, "isLocked": False}
+        props: dict[str, Any] = {
+            "objectType": "cell" if nuclei is not None else object_type,
+            "isLocked": False,
+        }
+        if i in inner:
+            props["nucleusGeometry"] = mapping(_transform(inner[i], offset, downsample))
         name = None
         color = None
         if names is not None and i in names:
@@ -210,7 +242,9 @@ def sample_features(
     if what == "gt":
         if sample.truth is not None:
             classes = with_default(sample.truth, sample.classes)
-            return detection_features(sample.truth, classes, ds.classes, mpp=mpp, **frame)
+            return detection_features(
+                sample.truth, classes, ds.classes, mpp=mpp, nuclei=sample.nuclei, **frame
+            )
         return point_features(sample.points or Points.empty(), ds.classes, **frame)
     if isinstance(pred, Points):
         if what == "pred":

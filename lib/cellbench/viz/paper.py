@@ -286,6 +286,8 @@ def preset_table(catalog, model: str = "unet2d_nuclei_broad_onnx") -> tuple[pl.D
         for r, s in iter_samples(catalog, "dsb2018")
     }
     for preset in metrics.INSTANCE_PRESETS:
+        if metrics.PRESETS[preset].needs_classes:
+            continue  # DSB has no classes
         per = {k: metrics.instance_scores(t, p, preset=preset) for k, (t, p) in pairs.items()}
         agg = metrics.aggregate_instances(per, preset)
         rows += [{"preset": preset, "metric": m, "value": agg[m]} for m in ("pq", "dq", "sq", "f1")]

@@ -1,7 +1,8 @@
 """GeoJSON predictions: QuPath's (0.2-0.7, qubalab) and CellViT's, ``.geojson`` or
 ``.geojson.gz`` (and GeoJSON inside a ``.json``).
 
-- **QuPath** (``layout="qupath"``): one detection, cell (its nucleus) or annotation per object,
+- **QuPath** (``layout="qupath"``): one detection, cell (its nucleus, or with ``part="cell"``
+  its boundary) or annotation per object,
   classified by name; a ``probability`` measurement, when present, is the score; vertices on
   pixel corners (``"edge"`` convention). A MultiPolygon is one object.
 - **CellViT** (``layout="cellvit"``, ``cell_detection.py --geojson``): one MultiPolygon
@@ -101,7 +102,15 @@ def cellvit_objects(doc, path: Path) -> list[PolyObject]:
     return out
 
 
-def parse_geojson(doc, path: Path, shape=None, class_id=None, layout: str = "auto", skip_bad=None):
+def parse_geojson(
+    doc,
+    path: Path,
+    shape=None,
+    class_id=None,
+    layout: str = "auto",
+    skip_bad=None,
+    part: str = "nucleus",
+):
     """A prediction from a parsed GeoJSON document (module docstring)."""
     shape = need_shape(shape, path, "GeoJSON predictions")
     if layout not in LAYOUTS:
@@ -113,16 +122,17 @@ def parse_geojson(doc, path: Path, shape=None, class_id=None, layout: str = "aut
     objs = [
         o
         for o in parse_qupath_features(doc, path, skip_bad)
-        if o.object_type in ("detection", "cell", "annotation") and area_geometry(o) is not None
+        if o.object_type in ("detection", "cell", "annotation")
+        and area_geometry(o, part) is not None
     ]
-    return _qupath_prediction(objs, shape, path, class_id)
+    return _qupath_prediction(objs, shape, path, class_id, part)
 
 
-def _qupath_prediction(objs, shape, path: Path, class_id):
+def _qupath_prediction(objs, shape, path: Path, class_id, part: str = "nucleus"):
     from cellbench.core.safety import check_placement
     from cellbench.data.readers.qupath_geojson import area_geometry, rasterize_objects
 
-    geoms = [area_geometry(o) for o in objs]
+    geoms = [area_geometry(o, part) for o in objs]
     boxes = np.array([g.bounds for g in geoms], np.float64).reshape(-1, 4)
     check_placement(boxes, shape[1], shape[0], path, "features")
     obj = rasterize_objects(geoms, shape, list(range(1, len(objs) + 1)))
@@ -141,9 +151,11 @@ def _qupath_prediction(objs, shape, path: Path, class_id):
     return inst, (classes if class_id is not None and classes else None), scores or None
 
 
-def read_geojson(path: Path, shape=None, class_id=None, layout: str = "auto", skip_bad=None):
+def read_geojson(
+    path: Path, shape=None, class_id=None, layout: str = "auto", skip_bad=None, part="nucleus"
+):
     doc = read_json(path, "GeoJSON", constants=True)
-    return parse_geojson(doc, path, shape, class_id, layout, skip_bad)
+    return parse_geojson(doc, path, shape, class_id, layout, skip_bad, part)
 
 
 register(

@@ -211,5 +211,8 @@ class ISBI2014Reader(DatasetReader):
 
             inst = ndi.label(gt["nuclei"][k - 1], structure=_EIGHT)[0].astype(np.int32)
             return self._sample(record, image=image, instances=inst)
+        from scipy import ndimage as ndi
+
         objects = Objects.from_masks(gt["cells"][k - 1], shape=image.shape[:2])
-        return self._sample(record, image=image, objects=objects)
+        nuclei = ndi.label(gt["nuclei"][k - 1], structure=_EIGHT)[0].astype(np.int32)
+        return self._sample(record, image=image, objects=objects, nuclei=nuclei)

@@ -313,9 +313,10 @@ def rasterize_geometry(
         out[rr, cc] = value
 
 
-def area_geometry(o: QuPathObject):
-    """The area of an object (a cell's nucleus when it has one), or None for points/lines."""
-    g = o.nucleus if o.nucleus is not None else o.geometry
+def area_geometry(o: QuPathObject, part: str = "nucleus"):
+    """The area of an object, or None for points/lines: with ``part="nucleus"`` (default) a
+    cell's nucleus when it has one, with ``part="cell"`` the cell boundary."""
+    g = o.nucleus if o.nucleus is not None and part == "nucleus" else o.geometry
     return g if g.geom_type in ("Polygon", "MultiPolygon") else None
 
 
