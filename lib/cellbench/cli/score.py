@@ -123,3 +123,21 @@ def score_presets():
 
     for name in PRESETS:
         typer.echo(describe(name) + "\n")
+
+
+@score_app.command("formats")
+def score_formats(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+):
+    """List the prediction file formats read (``score instances``, ``evaluate --predictions``):
+    file endings, the tool that writes them and its layout."""
+    import json
+
+    from cellbench.data.predictions import formats_table
+
+    rows = formats_table()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        typer.echo(f"{r['format']:<18} {r['endings']}\n{'':<18} {r['source']}")
