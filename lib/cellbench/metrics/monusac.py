@@ -5,7 +5,8 @@ and class separately: ground-truth and predicted instances of the class, predict
 the **ambiguous regions** removed, pairs with IoU > 0.5 (IoU = |G ∩ P| / |G ∪ P|, float64),
 ``PQ = sum IoU / (TP + FP/2 + FN/2)`` (no epsilon).
 
-``monusac`` (as published, the version that computed the challenge's results):
+``monusac`` (as published: the notebook up to commit 3039c90, which computed the challenge's
+results; its latest commit, 4d08291, removes the matched prediction's id instead):
 
 - after pairing, the code removes from the list of predicted ids the id **of the ground-truth
   object** (``[indx][0]``) instead of its matched prediction's id, so a matched prediction whose
@@ -52,8 +53,9 @@ def class_pq(true_c: np.ndarray, pred_c: np.ndarray, published: bool) -> dict[st
     """One class of one sub-image: counts and PQ under the variant (module docstring)."""
     ov = compute_overlap(np.ascontiguousarray(true_c), np.ascontiguousarray(pred_c))
     m = ov.iou > 0.5
-    order = np.argsort(ov.ti[m], kind="stable")  # the notebook sums IoUs in GT id order
-    iou_sum = float(ov.iou[m][order].sum())
+    order = np.argsort(ov.ti[m], kind="stable")
+    # the notebook adds IoUs one by one in GT id order: a sequential sum, to the last bit
+    iou_sum = float(np.cumsum(ov.iou[m][order])[-1]) if m.any() else 0.0
     tp = int(m.sum())
     if published:  # the GT ids of matched objects are what gets removed from the pred ids
         removed = np.intersect1d(ov.true_ids[ov.ti[m]], ov.pred_ids).size
