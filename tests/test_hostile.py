@@ -9,6 +9,7 @@ test's docstring names the category of the issue it covers.
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import subprocess
@@ -1128,3 +1129,105 @@ def test_prediction_files_with_hostile_headers_and_a_hostile_folder_name(toy, tm
         (weird / p.name).write_bytes(p.read_bytes())
     run = evaluate(EvalSpec(dataset="toy", predictions=str(weird)), store=Store(tmp_path / "s"))
     assert run["status"] == "complete" and ".." not in run["run_id"]
+
+
+# -- prediction files of other tools (issue 29) -----------------------------------------------
+
+H, W = 64, 80
+
+
+@pytest.mark.parametrize(
+    "name, content, problem",
+    [
+        ("t.json", '{"nuc": {"1": {"contour": [[1, 2], [3', "malformed JSON"),
+        ("t.json", json.dumps({"nuc": {"1": {"contour": "abc"}}}), "coordinates are not numbers"),
+        ("t.json", json.dumps({"nuc": {"x": {"contour": []}}}), "is not an integer"),
+        (
+            "t.json",
+            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type": 1.5}}}),
+            "not a non-negative integer",
+        ),
+        (
+            "t.json",
+            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type_prob": 7.5}}}),
+            "lies outside [0, 1]",
+        ),
+        ("t.json", json.dumps({"cells": [{"centroid": [1, 2]}]}), "holds centroids only"),
+        ("t.json", "[" * 200 + "]" * 200, "nested"),
+        ("t.json", json.dumps({"what": 1}), "no known prediction layout"),
+        (
+            "t.json",
+            json.dumps({"elements": [{"type": "polyline", "closed": False, "points": []}]}),
+            "open polyline",
+        ),
+        ("t_cp_outlines.txt", "1,2,3\n", "odd count"),
+        ("t_cp_outlines.txt", "1,a,3,4\n", "not comma-separated numbers"),
+        ("t.xml", "<Annotations/>", "not an ASAP file"),
+        ("t.geojson.gz", b"\x1f\x8b\x08\x00garbage", "gzip"),
+    ],
+)
+def test_hostile_prediction_files_give_one_line(tmp_path, name, content, problem):
+    from cellbench.data.predictions import read_prediction
+
+    p = tmp_path / name
+    if isinstance(content, bytes):
+        p.write_bytes(content)
+    else:
+        p.write_text(content)
+    with pytest.raises(DataError) as e:
+        read_prediction(p, (H, W))
+    assert str(p) in str(e.value) and problem in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_a_gzip_bomb_and_huge_counts_are_refused(tmp_path, monkeypatch):
+    from cellbench.data.predictions import read_prediction
+
+    monkeypatch.setenv("CELLBENCH_MAX_FILE_MB", "1")
+    p = tmp_path / "b.geojson.gz"
+    p.write_bytes(gzip.compress(b" " * (3 * 2**20)))
+    assert p.stat().st_size < 10_000
+    with pytest.raises(DataError, match=r"b\.geojson\.gz: GeoJSON unpacks to over the 1 MB"):
+        read_prediction(p, (H, W))
+    monkeypatch.setenv("CELLBENCH_MAX_OBJECTS", "3")
+    nuc = {str(i): {"contour": [[1, 1], [5, 1], [5, 5]]} for i in range(1, 6)}
+    q = tmp_path / "c.json"
+    q.write_text(json.dumps({"nuc": nuc}))
+    with pytest.raises(DataError, match="5 nuclei, over the 3 limit"):
+        read_prediction(q, (H, W))
+
+
+def test_a_million_tiny_rings_in_one_multipolygon_are_one_object_over_the_limit(tmp_path):
+    """Issue 33: limits are totals per object, not per ring."""
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
+
+    rings = [[[[x, 0], [x + 1, 0], [x + 1, 1], [x, 0]]] for x in range(30_000)]
+    f = {
+        "type": "Feature",
+        "geometry": {"type": "MultiPolygon", "coordinates": rings},
+        "properties": {"objectType": "annotation"},
+    }
+    p = tmp_path / "rings.geojson"
+    p.write_text(json.dumps(f))
+    with pytest.raises(DataError, match=r"rings\.geojson: features\[0\]: over 100\d+ vertices"):
+        read_qupath_geojson(p)
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    """A Cellpose _seg.npy whose pickle calls os.system: one line naming the file, no code
+    run, no scores file written."""
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned_by_pickle",))
+
+    monkeypatch.chdir(tmp_path)
+    gt, pr = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pr.mkdir()
+    np.save(gt / "a.npy", np.ones((8, 8), np.int32))
+    np.save(pr / "a_seg.npy", np.array({"masks": Evil()}, dtype=object), allow_pickle=True)
+    out = tmp_path / "scores.json"
+    res = _cli("score", "instances", "--gt", str(gt), "--pred", str(pr), "--out", str(out))
+    _one_line_error(res, "a_seg.npy", "the pickle asks for")
+    assert not out.exists() and not (tmp_path / "pwned_by_pickle").exists()

@@ -2,7 +2,7 @@
 the tool's documented layout (contours by ``cv2.findContours`` as HoVer-Net, CellViT, Cellpose
 and TIAToolbox make them; pixel-edge polygons for QuPath, HistomicsTK and ASAP) from a label
 map, and must read back to the same objects, pixel-exact. Hostile versions of every format give
-one clear error naming the file.
+one clear error naming the file (those are in ``tests/test_hostile.py``).
 """
 
 from __future__ import annotations
@@ -321,22 +321,6 @@ def test_qupath_geojson_as_qupath_and_qubalab_write_it(tmp_path, labels):
     assert _masks(inst) == _masks(labels) and len(bad) == 1 and bad[0].startswith("features[7]")
 
 
-def test_a_million_tiny_rings_in_one_multipolygon_are_one_object_over_the_limit(tmp_path):
-    """Issue 33: limits are totals per object, not per ring."""
-    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
-
-    rings = [[[[x, 0], [x + 1, 0], [x + 1, 1], [x, 0]]] for x in range(30_000)]
-    f = {
-        "type": "Feature",
-        "geometry": {"type": "MultiPolygon", "coordinates": rings},
-        "properties": {"objectType": "annotation"},
-    }
-    p = tmp_path / "rings.geojson"
-    p.write_text(json.dumps(f))
-    with pytest.raises(DataError, match=r"rings\.geojson: features\[0\]: over 100\d+ vertices"):
-        read_qupath_geojson(p)
-
-
 def test_pairing_by_tool_names_and_by_pattern(tmp_path, labels):
     from cellbench.metrics.io import score_instance_dirs
 
@@ -360,63 +344,6 @@ def test_pairing_by_tool_names_and_by_pattern(tmp_path, labels):
         score_instance_dirs(gt, pr, gt_pattern="{stem}_label.png")
     with pytest.raises(DataError, match="must hold '{stem}' once"):
         prediction_files(gt, "label.png")
-
-
-@pytest.mark.parametrize(
-    "name, content, problem",
-    [
-        ("t.json", '{"nuc": {"1": {"contour": [[1, 2], [3', "malformed JSON"),
-        ("t.json", json.dumps({"nuc": {"1": {"contour": "abc"}}}), "coordinates are not numbers"),
-        ("t.json", json.dumps({"nuc": {"x": {"contour": []}}}), "is not an integer"),
-        (
-            "t.json",
-            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type": 1.5}}}),
-            "not a non-negative integer",
-        ),
-        (
-            "t.json",
-            json.dumps({"nuc": {"1": {"contour": [[1, 1], [5, 1], [5, 5]], "type_prob": 7.5}}}),
-            "lies outside [0, 1]",
-        ),
-        ("t.json", json.dumps({"cells": [{"centroid": [1, 2]}]}), "holds centroids only"),
-        ("t.json", "[" * 200 + "]" * 200, "nested"),
-        ("t.json", json.dumps({"what": 1}), "no known prediction layout"),
-        (
-            "t.json",
-            json.dumps({"elements": [{"type": "polyline", "closed": False, "points": []}]}),
-            "open polyline",
-        ),
-        ("t_cp_outlines.txt", "1,2,3\n", "odd count"),
-        ("t_cp_outlines.txt", "1,a,3,4\n", "not comma-separated numbers"),
-        ("t.xml", "<Annotations/>", "not an ASAP file"),
-        ("t.geojson.gz", b"\x1f\x8b\x08\x00garbage", "gzip"),
-    ],
-)
-def test_hostile_prediction_files_give_one_line(tmp_path, name, content, problem):
-    p = tmp_path / name
-    if isinstance(content, bytes):
-        p.write_bytes(content)
-    else:
-        p.write_text(content)
-    with pytest.raises(DataError) as e:
-        read_prediction(p, (H, W))
-    assert str(p) in str(e.value) and problem in str(e.value)
-    assert "\n" not in str(e.value)
-
-
-def test_a_gzip_bomb_and_huge_counts_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("CELLBENCH_MAX_FILE_MB", "1")
-    p = tmp_path / "b.geojson.gz"
-    p.write_bytes(gzip.compress(b" " * (3 * 2**20)))
-    assert p.stat().st_size < 10_000
-    with pytest.raises(DataError, match=r"b\.geojson\.gz: GeoJSON unpacks to over the 1 MB"):
-        read_prediction(p, (H, W))
-    monkeypatch.setenv("CELLBENCH_MAX_OBJECTS", "3")
-    nuc = {str(i): {"contour": [[1, 1], [5, 1], [5, 5]]} for i in range(1, 6)}
-    q = tmp_path / "c.json"
-    q.write_text(json.dumps({"nuc": nuc}))
-    with pytest.raises(DataError, match="5 nuclei, over the 3 limit"):
-        read_prediction(q, (H, W))
 
 
 # -- end to end: evaluate --predictions on a folder of each format ----------------------------
@@ -523,3 +450,40 @@ def test_evaluate_a_folder_of_each_format_enters_the_store(data_env, catalog, tm
     if fmt not in ("cellpose-seg", "cellpose-masks"):  # Cellpose has no classes
         f_d = rows.filter(pl.col("metric") == "f_d")
         assert f_d.height == 2 and f_d.get_column("value").min() > 0.97
+
+
+def test_qupath_import_takes_other_tools_files_and_skips_bad_features_on_request(tmp_path, labels):
+    """Issue 29: each reader is usable by `qupath import`; a bad feature is named, not silent."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cellbench.cli import app
+    from cellbench.data.catalog import load_catalog
+    from cellbench.data.samples import load_sample
+
+    img = tmp_path / "tile.png"
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(img)
+    hv = tmp_path / "tile.json"
+    hv.write_text(json.dumps(_hovernet_json(labels)))
+    run = CliRunner().invoke
+    res = run(app, ["qupath", "import", str(hv), "--image", str(img), "--dataset-id", "hv"])
+    assert res.exit_code == 0, res.output
+    s = load_sample(load_catalog(), "hv", "tile")
+    assert _masks(s.truth) == _masks(labels)
+    assert {c.name for c in load_catalog().get("hv").classes} == {"type 1", "type 2", "type 3"}
+    # a gzipped QuPath file with one bad feature: refused whole, or imported with --skip-bad
+    feats = [
+        {"type": "Feature", "geometry": mapping(g), "properties": {"objectType": "detection"}}
+        for g in instance_geometries(labels).values()
+    ]
+    feats.append({"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[1, 2]]]}})
+    gz = tmp_path / "tile.geojson.gz"
+    gz.write_bytes(gzip.compress(json.dumps(feats).encode()))
+    args = ["qupath", "import", str(gz), "--image", str(img), "--dataset-id", "qp"]
+    res = run(app, args)
+    assert res.exit_code == 2 and "tile.geojson.gz: features[7]" in res.output
+    assert "qp" not in load_catalog().ids  # nothing written
+    res = run(app, [*args, "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    assert "skipped features[7]: invalid Polygon geometry" in res.output
+    assert _masks(load_sample(load_catalog(), "qp", "tile").truth) == _masks(labels)

@@ -40,7 +40,13 @@ def qupath_export(
 @qupath_app.command("import")
 @friendly
 def qupath_import(
-    geojson: Annotated[Path, typer.Argument(help="QuPath GeoJSON (any version).")],
+    geojson: Annotated[
+        Path,
+        typer.Argument(
+            help="QuPath GeoJSON (any version, .geojson.gz) or any prediction file cellbench "
+            "reads (HoVer-Net/CellViT/HistomicsTK/TIAToolbox JSON, Cellpose, ASAP XML, ...)."
+        ),
+    ],
     image: Annotated[Path, typer.Option(help="The image the objects were drawn on.")],
     dataset_id: Annotated[str, typer.Option(help="User dataset to add the sample to.")],
     name: Annotated[str | None, typer.Option(help="Dataset name (new datasets).")] = None,
@@ -60,8 +66,11 @@ def qupath_import(
             "instead of the later one taking the shared pixels."
         ),
     ] = False,
+    skip_bad: Annotated[
+        bool, typer.Option(help="Skip GeoJSON features that cannot be read (each is named).")
+    ] = False,
 ):
-    """Add a QuPath GeoJSON + image to a user dataset in the user catalog."""
+    """Add a QuPath GeoJSON (or another tool's objects) + image to a user dataset."""
     from cellbench.data.user_data import import_qupath
 
     nodes = {}
@@ -82,7 +91,10 @@ def qupath_import(
         class_nodes=nodes,
         replace=replace,
         overlapping=overlapping,
+        skip_bad=skip_bad,
     )
+    for why in res["skipped"]:
+        typer.echo(f"skipped {why}", err=True)
     typer.echo(
         f"added {res['sample_id']} ({res['n_objects']} objects) to user dataset "
         f"'{res['dataset']}' in {res['catalog']}"

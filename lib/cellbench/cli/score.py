@@ -87,6 +87,14 @@ def score_instances(
             else ("pq", "dq", "sq", "aji", "aji_plus", "dice1")
         )
         typer.echo(_summary(agg, keys), err=True)
+    if res.get("preset") == "pannuke" and "per_tissue" in res:  # the fold's table, as run.py
+        typer.echo(f"{'tissue':<16}{'n':>5}{'mPQ':>9}{'bPQ':>9}", err=True)
+        for t, v in res["per_tissue"].items():
+            if v["n_images"]:
+                m, b = (f"{x:.4f}" if x is not None else "nan" for x in (v["mPQ"], v["bPQ"]))
+                typer.echo(f"{t:<16}{v['n_images']:>5}{m:>9}{b:>9}", err=True)
+        for c, v in res["per_class"].items():
+            typer.echo(f"{c + ' PQ':<30}{'nan' if v is None else f'{v:.4f}':>9}", err=True)
 
 
 @score_app.command("points")

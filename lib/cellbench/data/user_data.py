@@ -93,9 +93,16 @@ def import_qupath(
     object_types: tuple[str, ...] = ("detection", "cell", "annotation"),
     replace: bool = False,
     overlapping: bool = False,
+    skip_bad: bool = False,
 ) -> dict[str, Any]:
     """Add one image with its QuPath objects to a user dataset (see module docstring).
 
+    ``geojson``: QuPath GeoJSON (any version, ``.geojson.gz`` too) or any prediction file
+    :mod:`cellbench.data.predictions` reads (HoVer-Net / CellViT / HistomicsTK / TIAToolbox
+    JSON, Cellpose outputs, ASAP XML, a TIAToolbox store, label images); those are stored as
+    canonical QuPath GeoJSON, their classes named by the file (integer types as ``type N``).
+    ``skip_bad``: GeoJSON features that cannot be read are skipped and named in the summary
+    (``skipped``) instead of refusing the file.
     ``mpp`` is microns per pixel of the image (None: unknown). ``overlapping`` (new datasets;
     whole cells in cytology): objects that overlap stay separate objects instead of the later
     one taking the shared pixels. Returns a summary: dataset,
@@ -105,7 +112,7 @@ def import_qupath(
     from cellbench.data.classes import load_hierarchy
     from cellbench.data.imageio import image_size
     from cellbench.data.readers import get_reader
-    from cellbench.data.readers.qupath_geojson import check_objects_inside, read_qupath_geojson
+    from cellbench.data.readers.qupath_geojson import check_objects_inside
 
     geojson, image = Path(geojson), Path(image)
     if not isinstance(dataset_id, str) or not re.fullmatch(
@@ -115,7 +122,13 @@ def import_qupath(
             config.user_catalog_path(),
             f"invalid dataset id {dataset_id!r}: lower-case letters, digits, '_' and '-'",
         )
-    objs = [o for o in read_qupath_geojson(geojson) if o.object_type in object_types]
+    if not image.stem or image.name.startswith("."):
+        raise DataError(image, "the image name gives the sample id: it must not start with '.'")
+    width, height = image_size(image)  # raises DataError naming the image when unreadable
+    check_pixels(width, height, image)  # before anything is copied
+    skipped: list[str] = []
+    objs, source = _import_objects(geojson, (height, width), skipped if skip_bad else None)
+    objs = [o for o in objs if o.object_type in object_types]
     shapes = [(o.nucleus if o.nucleus is not None else o.geometry).geom_type for o in objs]
     n_poly = sum(s in SEGMENTABLE for s in shapes)
     n_point = sum(s in ("Point", "MultiPoint") for s in shapes)
@@ -123,10 +136,6 @@ def import_qupath(
         raise DataError(
             geojson, f"no polygon or point objects of type {', '.join(object_types)} to import"
         )
-    if not image.stem or image.name.startswith("."):
-        raise DataError(image, "the image name gives the sample id: it must not start with '.'")
-    width, height = image_size(image)  # raises DataError naming the image when unreadable
-    check_pixels(width, height, image)  # before anything is copied
     check_objects_inside(objs, width, height, geojson)
 
     main = load_catalog(user=False)
@@ -201,7 +210,7 @@ def import_qupath(
     written: list[Path] = []
     try:
         written.append(write_bytes_atomic(img_dst, image.read_bytes()))
-        written.append(write_bytes_atomic(ann_dst, geojson.read_bytes()))
+        written.append(write_bytes_atomic(ann_dst, source))
         reader = get_reader(new, dataset_id)
         rec = next(r for r in reader.records() if r.sample_id == stem)
         sample = reader.load(rec)
@@ -224,9 +233,59 @@ def import_qupath(
         "points": n_point,
         "classes": mapping,
         "guessed_root": guessed,
+        "skipped": skipped,
         "catalog": str(cat_path),
         "location": str(folder),
     }
+
+
+def _import_objects(path: Path, shape: tuple[int, int], skipped: list[str] | None):
+    """``(QuPath objects, the GeoJSON bytes to store)`` of a file to import: a plain QuPath
+    ``.geojson`` is stored as it is; a compressed one, one with skipped features, or a
+    prediction file of another tool is stored as the canonical GeoJSON of its objects."""
+    import json
+
+    from cellbench.data.predictions import read_prediction, split_name
+    from cellbench.data.readers.qupath_geojson import parse_qupath_features, read_qupath_geojson
+    from cellbench.qupath.geojson import detection_features
+
+    found = split_name(path)
+    if found is None:
+        raise DataError(path, "neither QuPath GeoJSON nor a prediction file cellbench reads")
+    if found[1].name == "geojson":
+        objs = read_qupath_geojson(path, skipped)
+        if path.suffix.lower() == ".geojson" and not skipped:
+            return objs, path.read_bytes()
+        feats = [_feature_of(o) for o in objs]
+    else:
+        names: dict[str, int] = {}  # a file's class names, numbered far from integer types
+        inst, classes, scores = read_prediction(
+            path, shape, lambda n: names.setdefault(n, len(names) + 1_000_001)
+        )
+        by_id = {v: k for k, v in names.items()}
+        label = {i: by_id.get(c) or f"type {c}" for i, c in (classes or {}).items() if c}
+        meas = {i: {"Probability": float(v)} for i, v in (scores or {}).items()}
+        feats = detection_features(inst, names=label, measurements=meas)
+    data = json.dumps({"type": "FeatureCollection", "features": feats}, allow_nan=False)
+    if found[1].name != "geojson":  # read back as stored (JSON lists, not shapely's tuples)
+        objs = parse_qupath_features(json.loads(data), path)
+    return objs, data.encode("utf-8")
+
+
+def _feature_of(o) -> dict[str, Any]:
+    """A QuPath object as a canonical GeoJSON feature (QuPath 0.4+)."""
+    from shapely.geometry import mapping
+
+    props: dict[str, Any] = {"objectType": o.object_type, "isLocked": o.locked}
+    if o.class_name:
+        props["classification"] = {"name": o.class_name, "color": list(o.color or (0, 200, 83))}
+    if o.measurements:
+        props["measurements"] = dict(o.measurements)
+    if o.nucleus is not None:
+        props["nucleusGeometry"] = mapping(o.nucleus)
+    if o.name:
+        props["name"] = o.name
+    return {"type": "Feature", "geometry": mapping(o.geometry), "properties": props}
 
 
 MASK_KINDS = ("instance", "binary", "class")
