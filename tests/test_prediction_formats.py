@@ -387,6 +387,52 @@ def _write_as(fmt: str, folder, stem: str, labels: np.ndarray, types: dict, name
             if g.geom_type == "Polygon"
         ]
         (folder / f"{stem}.json").write_text(json.dumps({"elements": els}))
+    elif fmt == "cellpose-outlines":
+        lines = []
+        for i in ids:
+            c = _cv_contour(labels == i, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            lines.append(",".join(map(str, c.flatten())) if len(c) > 4 else "")
+        (folder / f"{stem}_cp_outlines.txt").write_text("\n".join(lines) + "\n")
+    elif fmt == "tiatoolbox-dict":
+        d = {
+            str(i): {"box": [0, 0, 1, 1], "contour": _cv_contour(labels == i).tolist(), "type": 0}
+            for i in ids
+        }
+        (folder / f"{stem}.json").write_text(json.dumps(d))
+    elif fmt == "asap":
+        anns = "".join(
+            f'<Annotation Name="n{i}" Type="Polygon" PartOfGroup="{names[types[i]]}">'
+            "<Coordinates>"
+            + "".join(
+                f'<Coordinate Order="{k}" X="{x}" Y="{y}"/>'
+                for k, (x, y) in enumerate(np.asarray(g.exterior.coords)[:-1])
+            )
+            + "</Coordinates></Annotation>"
+            for i, g in instance_geometries(labels).items()
+            if g.geom_type == "Polygon"
+        )
+        xml = f"<ASAP_Annotations><Annotations>{anns}</Annotations></ASAP_Annotations>"
+        (folder / f"{stem}.xml").write_text(xml)
+    elif fmt == "cellvit-geojson":
+        feats = []
+        for c, name in names.items():
+            polys = []
+            for i in ids:
+                if types.get(i) == c:
+                    ring = _cv_contour(labels == i).tolist()
+                    polys.append([[*ring, ring[0]]])
+            if polys:
+                feats.append(
+                    {
+                        "type": "Feature",
+                        "geometry": {"type": "MultiPolygon", "coordinates": polys},
+                        "properties": {
+                            "objectType": "annotation",
+                            "classification": {"name": name},
+                        },
+                    }
+                )
+        (folder / f"{stem}.geojson").write_text(json.dumps(feats))
     elif fmt == "qupath-gz":
         feats = [
             {
@@ -414,6 +460,10 @@ def _write_as(fmt: str, folder, stem: str, labels: np.ndarray, types: dict, name
         "tiatoolbox",
         "histomicstk",
         "qupath-gz",
+        "cellpose-outlines",
+        "tiatoolbox-dict",
+        "asap",
+        "cellvit-geojson",
     ],
 )
 def test_evaluate_a_folder_of_each_format_enters_the_store(data_env, catalog, tmp_path, fmt):
@@ -445,9 +495,9 @@ def test_evaluate_a_folder_of_each_format_enters_the_store(data_env, catalog, tm
     rows = st.scan([run["run_id"]]).filter(pl.col("level") == "sample").collect()
     pq = rows.filter((pl.col("metric") == "pq") & (pl.col("class") == "all"))
     assert pq.height == 2
-    exact = fmt in ("cellpose-seg", "cellpose-masks", "histomicstk", "qupath-gz")
+    exact = fmt in ("cellpose-seg", "cellpose-masks", "histomicstk", "qupath-gz", "asap")
     assert pq.get_column("value").min() >= (0.9999 if exact else 0.97), pq
-    if fmt not in ("cellpose-seg", "cellpose-masks"):  # Cellpose has no classes
+    if not fmt.startswith("cellpose") and fmt != "tiatoolbox-dict":  # written without classes
         f_d = rows.filter(pl.col("metric") == "f_d")
         assert f_d.height == 2 and f_d.get_column("value").min() > 0.97
 
