@@ -83,9 +83,9 @@ class CardClass(_Strict):
 
 
 class PostProcess(_Strict):
-    method: Literal["connected_components", "distance_watershed", "hovernet", "none"] = (
-        "connected_components"
-    )
+    method: Literal[
+        "connected_components", "distance_watershed", "hovernet", "hovernet_gauss", "none"
+    ] = "connected_components"
     threshold: float = Field(default=0.5, gt=0, lt=1)
     min_size: int = Field(default=10, ge=0)
     marker_threshold: float = Field(default=0.4, gt=0, lt=1)
@@ -157,10 +157,10 @@ class ModelCard(_Strict):
                 "output.kind 'instances' needs output.activation 'none' and postprocess.grid "
                 "'model' (instance ids are neither activated nor interpolated)"
             )
-        if post.method == "hovernet" and out.kind != "hovernet":
+        if post.method.startswith("hovernet") and out.kind != "hovernet":
             raise ValueError(
-                f"postprocess.method 'hovernet' needs h/v maps: output.kind is '{out.kind}', "
-                "not 'hovernet'"
+                f"postprocess.method '{post.method}' needs h/v maps: output.kind is "
+                f"'{out.kind}', not 'hovernet'"
             )
         if out.kind == "hovernet" and out.n_types != len(self.classes):
             raise ValueError(
