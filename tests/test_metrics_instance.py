@@ -404,3 +404,63 @@ def _peak_mb(fn) -> float:
         return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
+
+
+# -- many maps at once (issue 30 item 1) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "preset, kw",
+    [
+        ("hovernet", {}),
+        ("hovernet", {"centroid_f1": True}),
+        ("stardist", {"iou": "0.5:0.95"}),
+        ("conic", {}),
+        ("torchmetrics", {}),
+        ("pannuke", {"centroid_f1": True, "radius_px": 6}),
+        ("monuseg", {}),
+    ],
+)
+def test_scoring_many_maps_in_one_pass_equals_one_call_each(preset, kw):
+    """Random maps of mixed sizes (ids sparse, some empty): every key, every bit."""
+    from cellbench.metrics import instance_scores_many
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    trues, preds = [], []
+    for k, (h, w) in enumerate([(40, 50), (64, 64), (30, 90), (64, 64), (20, 20), (50, 40)]):
+        t = random_instances((h, w), 3 + k, radius=(3.0, 7.0), seed=k) * (k + 1)
+        trues.append(t)
+        preds.append(perturb_instances(t, seed=k + 7, n_false=2, id_stride=3))
+    trues[4][:] = 0  # no ground truth
+    preds[4][:] = 0  # and no prediction
+    preds[5][:] = 0  # ground truth only
+    ref = [instance_scores(t, p, preset, **kw) for t, p in zip(trues, preds, strict=True)]
+    assert instance_scores_many(trues, preds, preset, single_pass=True, **kw) == ref
+    assert instance_scores_many(trues, preds, preset, single_pass=False, **kw) == ref
+
+
+def test_scoring_many_real_maps_and_with_classes(data_env, catalog):
+    from cellbench.data.samples import iter_samples
+    from cellbench.metrics import instance_scores_many
+    from cellbench.runs.synthetic import perturb_instances
+
+    pairs = []
+    for k, (_, s) in enumerate(iter_samples(catalog, "consep", "test")):
+        if k == 12:
+            break
+        pairs.append((s.instances, perturb_instances(s.instances, seed=k), s.classes))
+    trues = [t for t, _, _ in pairs]
+    preds = [p for _, p, _ in pairs]
+    ref = [
+        instance_scores(t, p, "hovernet", centroid_f1=True)
+        for t, p in zip(trues, preds, strict=True)
+    ]
+    assert instance_scores_many(trues, preds, centroid_f1=True, single_pass=True) == ref
+    # classes: one call each, the same results
+    per = [
+        {"true_classes": c, "pred_classes": {i: 1 for i in np.unique(p) if i}} for _, p, c in pairs
+    ]
+    ref = [
+        instance_scores(t, p, "hovernet", **kw) for t, p, kw in zip(trues, preds, per, strict=True)
+    ]
+    assert instance_scores_many(trues, preds, per_image=per) == ref

@@ -71,7 +71,7 @@ def qupath_import(
     ] = False,
 ):
     """Add a QuPath GeoJSON (or another tool's objects) + image to a user dataset."""
-    from cellbench.data.user_data import import_qupath
+    from cellbench.qupath.geojson import import_prediction
 
     nodes = {}
     for item in class_node or []:
@@ -79,7 +79,7 @@ def qupath_import(
             raise typer.BadParameter(f"--class needs NAME=NODE, got '{item}'")
         k, v = item.split("=", 1)
         nodes[k] = v
-    res = import_qupath(
+    res = import_prediction(
         geojson,
         image,
         dataset_id,

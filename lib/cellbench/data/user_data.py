@@ -97,10 +97,8 @@ def import_qupath(
 ) -> dict[str, Any]:
     """Add one image with its QuPath objects to a user dataset (see module docstring).
 
-    ``geojson``: QuPath GeoJSON (any version, ``.geojson.gz`` too) or any prediction file
-    :mod:`cellbench.data.predictions` reads (HoVer-Net / CellViT / HistomicsTK / TIAToolbox
-    JSON, Cellpose outputs, ASAP XML, a TIAToolbox store, label images); those are stored as
-    canonical QuPath GeoJSON, their classes named by the file (integer types as ``type N``).
+    ``geojson``: QuPath GeoJSON (any version, ``.geojson.gz`` too; other tools' prediction
+    files go through :func:`cellbench.qupath.geojson.import_prediction`, which converts them).
     ``skip_bad``: GeoJSON features that cannot be read are skipped and named in the summary
     (``skipped``) instead of refusing the file.
     ``mpp`` is microns per pixel of the image (None: unknown). ``overlapping`` (new datasets;
@@ -240,35 +238,26 @@ def import_qupath(
 
 
 def _import_objects(path: Path, shape: tuple[int, int], skipped: list[str] | None):
-    """``(QuPath objects, the GeoJSON bytes to store)`` of a file to import: a plain QuPath
-    ``.geojson`` is stored as it is; a compressed one, one with skipped features, or a
-    prediction file of another tool is stored as the canonical GeoJSON of its objects."""
+    """``(QuPath objects, the GeoJSON bytes to store)``: a plain ``.geojson`` is stored as it
+    is; a compressed one, or one with skipped features, as the canonical GeoJSON of its
+    objects. (Other tools' files come here converted: :func:`cellbench.qupath.geojson.
+    import_prediction`.)"""
     import json
 
-    from cellbench.data.predictions import read_prediction, split_name
-    from cellbench.data.readers.qupath_geojson import parse_qupath_features, read_qupath_geojson
-    from cellbench.qupath.geojson import detection_features
+    from cellbench.data.readers.qupath_geojson import read_qupath_geojson
 
-    found = split_name(path)
-    if found is None:
-        raise DataError(path, "neither QuPath GeoJSON nor a prediction file cellbench reads")
-    if found[1].name == "geojson":
-        objs = read_qupath_geojson(path, skipped)
-        if path.suffix.lower() == ".geojson" and not skipped:
-            return objs, path.read_bytes()
-        feats = [_feature_of(o) for o in objs]
-    else:
-        names: dict[str, int] = {}  # a file's class names, numbered far from integer types
-        inst, classes, scores = read_prediction(
-            path, shape, lambda n: names.setdefault(n, len(names) + 1_000_001)
+    low = path.name.lower()
+    if not (low.endswith(".geojson") or low.endswith(".geojson.gz") or low.endswith(".json")):
+        raise DataError(
+            path,
+            "not QuPath GeoJSON (.geojson, .geojson.gz); other tools' files: "
+            "`cellbench qupath import` converts them",
         )
-        by_id = {v: k for k, v in names.items()}
-        label = {i: by_id.get(c) or f"type {c}" for i, c in (classes or {}).items() if c}
-        meas = {i: {"Probability": float(v)} for i, v in (scores or {}).items()}
-        feats = detection_features(inst, names=label, measurements=meas)
+    objs = read_qupath_geojson(path, skipped)
+    if low.endswith(".geojson") and not skipped:
+        return objs, path.read_bytes()
+    feats = [_feature_of(o) for o in objs]
     data = json.dumps({"type": "FeatureCollection", "features": feats}, allow_nan=False)
-    if found[1].name != "geojson":  # read back as stored (JSON lists, not shapely's tuples)
-        objs = parse_qupath_features(json.loads(data), path)
     return objs, data.encode("utf-8")
 
 

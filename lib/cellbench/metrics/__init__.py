@@ -27,6 +27,7 @@ from cellbench.metrics.aggregate import (
     aggregate_points,
     aggregate_task,
 )
+from cellbench.metrics.batch import instance_scores_many
 from cellbench.metrics.compare import compare_presets
 from cellbench.metrics.instance import (
     IOU_RANGE,
@@ -48,6 +49,7 @@ from cellbench.metrics.presets import (
 from cellbench.metrics.semantic import aggregate_semantic, semantic_scores
 
 __all__ = [
+    "instance_scores_many",
     "INSTANCE_PRESETS",
     "IOU_RANGE",
     "POINT_PRESETS",

@@ -277,3 +277,50 @@ def sample_features(
         fn_map = np.where(np.isin(truth, err.fn), truth, 0)
     fn_names = {int(i): "FN" for i in err.fn}
     return feats + detection_features(fn_map, names=fn_names, mpp=mpp, **frame)
+
+
+def prediction_geojson(path: str | Path, shape: tuple[int, int]) -> dict[str, Any]:
+    """Any prediction file :mod:`cellbench.data.predictions` reads (HoVer-Net / CellViT /
+    HistomicsTK / TIAToolbox JSON, Cellpose outputs, ASAP XML, a TIAToolbox store, label
+    images) as a QuPath FeatureCollection: one detection per object, classified by the
+    file's class names (integer types as ``type N``), its probability as a measurement."""
+    from cellbench.data.predictions import read_prediction
+
+    names: dict[str, int] = {}  # a file's class names, numbered far from integer types
+    inst, classes, scores = read_prediction(
+        Path(path), shape, lambda n: names.setdefault(n, len(names) + 1_000_001)
+    )
+    by_id = {v: k for k, v in names.items()}
+    label = {i: by_id.get(c) or f"type {c}" for i, c in (classes or {}).items() if c}
+    meas = {i: {"Probability": float(v)} for i, v in (scores or {}).items()}
+    feats = detection_features(inst, names=label, measurements=meas)
+    return json.loads(json.dumps({"type": "FeatureCollection", "features": feats}))
+
+
+def import_prediction(path: str | Path, image: str | Path, dataset_id: str, **kw: Any):
+    """:func:`cellbench.data.user_data.import_qupath` for QuPath GeoJSON or any other tool's
+    prediction file (converted by :func:`prediction_geojson` first)."""
+    import tempfile
+
+    from cellbench.data.imageio import image_size
+    from cellbench.data.predictions import split_name
+    from cellbench.data.user_data import import_qupath
+
+    p = Path(path)
+    found = split_name(p)
+    is_geojson = found is not None and found[1].name == "geojson"
+    if found is None or is_geojson or p.suffix.lower() == ".json" and _is_geojson_file(p):
+        return import_qupath(p, image, dataset_id, **kw)
+    width, height = image_size(image)
+    doc = prediction_geojson(p, (height, width))
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d) / f"{Path(image).stem}.geojson"
+        tmp.write_text(json.dumps(doc, allow_nan=False))
+        return import_qupath(tmp, image, dataset_id, **kw)
+
+
+def _is_geojson_file(path: Path) -> bool:
+    from cellbench.core.safety import read_json
+    from cellbench.data.predictions.geojson import is_geojson
+
+    return is_geojson(read_json(path, "JSON", constants=True))
