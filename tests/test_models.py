@@ -454,3 +454,32 @@ def test_hovernet_postprocessing_needs_hv_maps():
     """Issue 33: such a card passed `models verify` and then failed in evaluate."""
     with pytest.raises(DataError, match="needs h/v maps"):
         parse_card(_card(output={"kind": "foreground"}, postprocess={"method": "hovernet"}))
+
+
+# -- the CPU backend (issue 30 item 3) ----------------------------------------------------------
+
+
+def test_the_onnx_cpu_backend_gives_torchs_outputs_and_nuclei(tmp_path, data_env, catalog):
+    """cellbench's networks run on ONNX Runtime on the CPU (a checked, cached export): outputs
+    within 1e-4 of torch's, and on a real MoNuSeg tile the same nuclei."""
+    from cellbench.data.samples import iter_samples
+    from cellbench.models.backends import OnnxBackend, TorchBackend
+    from cellbench.models.export import export_path
+    from cellbench.models.registry import get_model, load_predictor
+
+    card = get_model("cb_monuseg")
+    onnx = load_predictor(card)
+    assert isinstance(onnx.backend, OnnxBackend) and export_path(card).is_file()
+    from cellbench.models.card import LoadedCard
+
+    eager = load_predictor(
+        LoadedCard(card.card.model_copy(update={"cpu_backend": "torch"}), card.path)
+    )
+    assert isinstance(eager.backend, TorchBackend)
+    _, s = next(iter(iter_samples(catalog, "monuseg", "test")))
+    img = s.image[:384, :384]
+    a, b = onnx.output_maps(img, s.meta.get("mpp")), eager.output_maps(img, s.meta.get("mpp"))
+    assert np.abs(a - b).max() < 1e-4
+    na, nb = onnx.predict(img, s.meta.get("mpp")), eager.predict(img, s.meta.get("mpp"))
+    r = instance_scores(nb.labels, na.labels, "hovernet")
+    assert r["pq"] == pytest.approx(1.0, abs=1e-5) and r["fp"] == r["fn"] == 0

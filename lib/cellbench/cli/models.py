@@ -48,8 +48,28 @@ def models_verify(model_id: str):
     """Check a model's weights against its card's sha256 and load them."""
     from cellbench.models.registry import get_model, load_predictor
 
-    load_predictor(get_model(model_id))
-    typer.echo(f"{model_id}: weights verified and loaded")
+    pred = load_predictor(get_model(model_id))
+    note = getattr(pred.backend, "note", "")
+    typer.echo(f"{model_id}: weights verified and loaded" + (f"; {note}" if note else ""))
+
+
+@models_app.command("export")
+@friendly
+def models_export(
+    model_id: Annotated[
+        list[str] | None, typer.Argument(help="Model ids (default: every cellbench checkpoint).")
+    ] = None,
+):
+    """Export cellbench checkpoints to ONNX for the CPU backend ahead of their first use (each
+    export is checked against torch; otherwise it is made on first use)."""
+    from cellbench.models.registry import get_model, list_models, load_predictor
+
+    ids = model_id or [c.id for c in list_models() if c.kind == "cellbench"]
+    for mid in ids:
+        pred = load_predictor(get_model(mid))
+        typer.echo(
+            f"{mid}: {getattr(pred.backend, 'note', '') or 'torch (' + pred.card.cpu_backend + ')'}"
+        )
 
 
 @models_app.command("import-bioimageio")

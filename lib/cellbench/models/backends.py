@@ -72,7 +72,8 @@ class TorchBackend:
         self.device = torch.device(device)
         self.module = module.to(self.device).eval()
         self.amp = amp and self.device.type == "cuda"
-        self.channels_last = self.device.type == "cuda"
+        # channels-last also on the CPU: oneDNN's NHWC convolutions are ~2x faster there
+        self.channels_last = True
         if self.channels_last:
             self.module = self.module.to(memory_format=torch.channels_last)
         self.compiled = bool(compile)
@@ -110,6 +111,9 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.note = ""
+        self.compiled = False
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # noqa: BLE001 - any onnxruntime failure is a file problem
@@ -177,4 +181,16 @@ def load_backend(
         raise DataError(
             path, f"weights do not fit architecture '{card.architecture}' {card.kwargs}: {msg}"
         ) from None
+    if device == "cpu" and not compile and getattr(card, "cpu_backend", "auto") != "torch":
+        from cellbench.models.export import onnx_export
+
+        onnx_path, note = onnx_export(card, module)
+        if onnx_path is not None:
+            backend = OnnxBackend(onnx_path, device)
+            backend.note = note
+            return backend
+        if card.cpu_backend == "onnx":
+            import warnings
+
+            warnings.warn(f"model '{card.id}': {note}", stacklevel=2)
     return TorchBackend(module, device, amp, compile)

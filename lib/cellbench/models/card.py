@@ -128,6 +128,9 @@ class ModelCard(_Strict):
     postprocess: PostProcess = Field(default_factory=PostProcess)
     training: Training = Field(default_factory=Training)
     provenance: str = ""
+    #: ``kind: cellbench`` on the CPU: ``onnx`` (ONNX Runtime on a checked export, 3x faster),
+    #: ``torch``, or ``auto`` (onnx where the export works); see :mod:`cellbench.models.export`
+    cpu_backend: Literal["auto", "onnx", "torch"] = "auto"
 
     @field_validator("architecture")
     @classmethod
