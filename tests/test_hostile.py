@@ -1231,3 +1231,170 @@ def test_a_pickle_that_would_run_code_is_refused_and_nothing_is_written(tmp_path
     res = _cli("score", "instances", "--gt", str(gt), "--pred", str(pr), "--out", str(out))
     _one_line_error(res, "a_seg.npy", "the pickle asks for")
     assert not out.exists() and not (tmp_path / "pwned_by_pickle").exists()
+
+
+# -- issue 33: silent acceptance, tracebacks, rough edges ---------------------------------------
+
+
+def _nets():
+    """Two broken networks: every output NaN (a bad export), and a constant output."""
+    import torch
+
+    class NanNet(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :1] * float("nan")
+
+    class ConstNet(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :1] * 0.0 + 0.3
+
+    return NanNet(), ConstNet()
+
+
+def _scripted_card(tmp_path, net, model_id: str, **over):
+    import torch
+
+    from cellbench.models.backends import sha256_file
+    from cellbench.models.registry import write_card
+
+    folder = tmp_path / "models" / model_id
+    folder.mkdir(parents=True)
+    torch.jit.save(torch.jit.script(net), folder / "m.pt")
+    card = {
+        "id": model_id,
+        "name": model_id,
+        "kind": "torchscript",
+        "weights": {"file": "m.pt", "sha256": sha256_file(folder / "m.pt")},
+        "input": {"channels": "rgb", "tile": 64, "halo": 8},
+        "output": {"kind": "foreground", "activation": "sigmoid"},
+        **over,
+    }
+    return write_card(card, folder)
+
+
+def test_a_model_that_outputs_nan_or_a_constant_is_refused(toy, tmp_path):
+    """Silent acceptance: an all-NaN model completed a run with PQ 0 everywhere; a constant one
+    passed `models verify`."""
+    from cellbench.core import config
+
+    nan_net, const_net = _nets()
+    _scripted_card(config.home(), nan_net, "nan_net")
+    res = _cli("evaluate", "--dataset", "toy", "--model", "nan_net", "--limit", "2")
+    _one_line_error(res, "model 'nan_net': output channel 0 (foreground)", "NaN", "img_0")
+    res = _cli("models", "verify", "nan_net")
+    _one_line_error(res, "model 'nan_net'", "NaN")
+    _scripted_card(config.home(), const_net, "const_net")
+    res = _cli("models", "verify", "const_net")
+    _one_line_error(res, "model 'const_net'", "constant", "ignores its input")
+    _scripted_card(
+        config.home(), const_net, "prob_net", output={"kind": "foreground", "activation": "none"}
+    )
+    assert _cli("models", "verify", "prob_net").exit_code == 2  # constant too
+    res = _cli("models", "verify", "nan_net")
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(
+    "points, problem",
+    [
+        ([{"name": "image_0", "point": [5, 5, 1], "probability": 7.5}], "outside [0, 1]"),
+        ([{"name": "image_0", "point": [5, 5, 0], "probability": 0.5}], "class ids start at 1"),
+        ([{"name": "image_0", "point": [5, 5, -3], "probability": 0.5}], "class ids start at 1"),
+    ],
+)
+def test_points_with_impossible_values_are_refused(tmp_path, points, problem):
+    p = tmp_path / "pred.json"
+    p.write_text(json.dumps({"type": "Multiple points", "num_images": 1, "points": points}))
+    g = tmp_path / "gt.json"
+    g.write_text(json.dumps({"type": "Multiple points", "num_images": 1, "points": []}))
+    res = _cli("score", "points", "--gt", str(g), "--pred", str(p))
+    _one_line_error(res, str(p), problem)
+
+
+def test_a_points_file_with_a_key_given_twice_is_refused(tmp_path):
+    p = tmp_path / "pred.json"
+    p.write_text('{"type": "Multiple points", "points": [], "points": [], "num_images": 1}')
+    from cellbench.data.readers.grand_challenge import read_gc_points
+
+    _raises(lambda: read_gc_points(p), str(p), "'points' appears twice")
+
+
+def test_qupath_import_says_what_it_merged_dropped_or_kept_as_drawn(tmp_path):
+    """Silent acceptance in `qupath import`: points counted as 0 objects and not exported,
+    identical features merged, a sub-pixel polygon dropped, a bow-tie kept, a NUL in a name."""
+    from PIL import Image
+
+    img = tmp_path / "tile.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(img)
+    pts = geojson(
+        tmp_path / "pts.geojson",
+        [
+            {
+                "type": "Feature",
+                "geometry": {"type": "MultiPoint", "coordinates": [[5, 5], [10, 10], [20, 20]]},
+                "properties": {"objectType": "annotation"},
+            }
+        ],
+    )
+    res = _cli("qupath", "import", str(pts), "--image", str(img), "--dataset-id", "pts")
+    assert res.exit_code == 0 and "(3 objects)" in res.output, res.output
+    out = tmp_path / "back.geojson"
+    res = _cli("qupath", "export", "--dataset", "pts", "--sample", "tile", "--out", str(out))
+    assert res.exit_code == 0
+    coords = json.loads(out.read_text())["features"][0]["geometry"]["coordinates"]
+    assert len(coords) == 3
+    sq = square(10, 10, 10)
+    tiny = {
+        "type": "Feature",
+        "properties": {"objectType": "detection"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[30.1, 30.1], [30.2, 30.1], [30.2, 30.2], [30.1, 30.1]]],
+        },
+    }
+    bow = {
+        "type": "Feature",
+        "properties": {"objectType": "detection"},
+        "geometry": {
+            "type": "Polygon",
+            "coordinates": [[[40, 40], [50, 50], [50, 40], [40, 50], [40, 40]]],
+        },
+    }
+    g = geojson(tmp_path / "polys.geojson", [sq, sq, sq, tiny, bow])
+    res = _cli("qupath", "import", str(g), "--image", str(img), "--dataset-id", "polys")
+    assert res.exit_code == 0, res.output
+    for note in (
+        "2 feature(s) identical to an earlier one",
+        "1 self-intersecting polygon",
+        "1 polygon(s) cover no pixel centre",
+    ):
+        assert f"note: {note}" in res.output
+    from cellbench.data.catalog import load_catalog
+
+    opts = load_catalog().get("polys").local.options
+    assert len(opts["import_notes"]["tile"]) == 3  # stored with the sample
+    nul = dict(sq, properties={"objectType": "detection", "classification": {"name": "Tu\x00mor"}})
+    g = geojson(tmp_path / "nul.geojson", [nul])
+    res = _cli("qupath", "import", str(g), "--image", str(img), "--dataset-id", "nul")
+    _one_line_error(res, str(g), "control characters")
+
+
+def test_catalog_duplicate_keys_unknown_readers_and_a_large_plain_catalog(tmp_path):
+    """`catalog validate` passed a duplicated key (last wins) and a format with no reader; a
+    plain 10,000-entry catalog was refused as an alias bomb."""
+    from cellbench.data.catalog import load_catalog
+
+    entry = catalog_entry("x", {"format": "label_tiff", "location": "x", "options": {}})
+    cat = tmp_path / "dup.yaml"
+    cat.write_text(yaml.safe_dump({"datasets": [entry]}).replace("  id: x", "  id: x\n  id: y", 1))
+    _one_line_error(_cli("catalog", "validate", str(cat)), str(cat), "'id' appears twice")
+    bad = write_catalog(
+        tmp_path / "fmt.yaml", [catalog_entry("x", {"format": "nope", "location": "x"})]
+    )
+    _one_line_error(_cli("catalog", "validate", str(bad)), "'nope' names no reader", "known:")
+    big = [
+        catalog_entry(f"d{i:05d}", {"format": "label_tiff", "location": f"d{i}"})
+        for i in range(10000)
+    ]
+    path = write_catalog(tmp_path / "big.yaml", big)
+    assert len(load_catalog(path, tmp_path)) == 10000

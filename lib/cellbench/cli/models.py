@@ -46,11 +46,16 @@ def models_show(model_id: str):
 @friendly
 def models_verify(model_id: str):
     """Check a model's weights against its card's sha256 and load them."""
+    from cellbench.models.inference import verify_outputs
     from cellbench.models.registry import get_model, load_predictor
 
     pred = load_predictor(get_model(model_id))
+    verify_outputs(pred)  # a forward pass on a synthetic tissue-like image
     note = getattr(pred.backend, "note", "")
-    typer.echo(f"{model_id}: weights verified and loaded" + (f"; {note}" if note else ""))
+    typer.echo(
+        f"{model_id}: weights verified, loaded and its outputs checked"
+        + (f"; {note}" if note else "")
+    )
 
 
 @models_app.command("export")

@@ -95,6 +95,8 @@ def qupath_import(
     )
     for why in res["skipped"]:
         typer.echo(f"skipped {why}", err=True)
+    for note in res["notes"]:
+        typer.echo(f"note: {note}", err=True)
     typer.echo(
         f"added {res['sample_id']} ({res['n_objects']} objects) to user dataset "
         f"'{res['dataset']}' in {res['catalog']}"

@@ -162,11 +162,15 @@ def check_depth(obj: Any, path: str | Path, max_depth: int | None = None) -> Non
         stack.extend((c, d + 1) for c in children if isinstance(c, dict | list))
 
 
-def parse_json(text: str | bytes, path: str | Path, constants: bool = False) -> Any:
+def parse_json(
+    text: str | bytes, path: str | Path, constants: bool = False, unique_keys: bool = False
+) -> Any:
     """Parse JSON text from ``path``: malformed, too deep or non-standard input raises.
 
     ``NaN`` and ``Infinity`` (not JSON) are refused unless ``constants`` (QuPath writes them as
     measurement values; the caller then checks every number it uses); numbers stay as parsed.
+    ``unique_keys``: a key given twice in one object raises (JSON keeps the last silently;
+    QuPath legitimately writes ``metadata`` twice, so this is the caller's choice).
     """
 
     def no_constants(name: str):
@@ -181,8 +185,18 @@ def parse_json(text: str | bytes, path: str | Path, constants: bool = False) -> 
             raise DataError(path, f"not UTF-8 text (byte {e.start})") from None
     if not text.strip():
         raise DataError(path, "empty file")
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys):
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise ValueError(f"key {dup!r:.60} appears twice in one object")
+        return dict(items)
+
     try:
-        doc = json.loads(text, parse_constant=no_constants)
+        doc = json.loads(
+            text, parse_constant=no_constants, object_pairs_hook=pairs if unique_keys else None
+        )
     except json.JSONDecodeError as e:
         raise DataError(
             path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
@@ -195,14 +209,16 @@ def parse_json(text: str | bytes, path: str | Path, constants: bool = False) -> 
     return doc
 
 
-def read_json(path: str | Path, what: str = "JSON file", constants: bool = False) -> Any:
+def read_json(
+    path: str | Path, what: str = "JSON file", constants: bool = False, unique_keys: bool = False
+) -> Any:
     """Load a JSON file with the size, nesting and syntax checks of :func:`parse_json`; a
     ``.gz`` file is decompressed first, its unpacked size under the same limit."""
     p = Path(path)
     data = read_bytes(p, what)
     if p.suffix.lower() == ".gz":
         data = gunzip(data, p, what)
-    return parse_json(data, p, constants)
+    return parse_json(data, p, constants, unique_keys)
 
 
 def gunzip(data: bytes, path: Path, what: str = "file") -> bytes:
@@ -228,9 +244,14 @@ def gunzip(data: bytes, path: Path, what: str = "file") -> bytes:
 
 
 def _expanded_size(obj: Any, path: Path, limit: int, error) -> int:
-    """Nodes of ``obj`` counting every alias use in full (memoised on shared objects)."""
+    """Nodes of ``obj`` counting every alias use in full (memoised on shared objects).
+
+    Only what aliases *add* is limited: the expanded count less the document's own distinct
+    nodes (a plain document is bounded by its file size; a 10,000-entry catalog without one
+    alias is fine, a billion-laughs document of 1 KB is not)."""
     memo: dict[int, int] = {}
     active: set[int] = set()
+    distinct = 0
     stack: list[tuple[Any, bool]] = [(obj, False)]
     while stack:
         o, done = stack.pop()
@@ -240,9 +261,14 @@ def _expanded_size(obj: Any, path: Path, limit: int, error) -> int:
         if done:
             children = list(o.keys()) + list(o.values()) if isinstance(o, dict) else o
             memo[k] = 1 + sum(memo.get(id(c), 1) for c in children)
+            distinct += 1 + sum(not isinstance(c, dict | list) for c in children)
             active.discard(k)
-            if memo[k] > limit:
-                raise error(path, f"YAML expands to more than {limit} nodes (aliases); refused")
+            if memo[k] - distinct > limit:
+                raise error(
+                    path,
+                    f"YAML aliases expand it by more than {limit} nodes "
+                    "(CELLBENCH_MAX_YAML_NODES); refused",
+                )
             continue
         if k in memo:
             continue
@@ -255,6 +281,31 @@ def _expanded_size(obj: Any, path: Path, limit: int, error) -> int:
     return memo.get(id(obj), 1)
 
 
+@lru_cache(maxsize=1)
+def _unique_key_loader():
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    dup = key in seen
+                except TypeError:
+                    continue  # unhashable keys: yaml itself refuses them
+                if dup:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r:.60} appears twice", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
+
+
 def load_yaml(text: str, path: str | Path, error=DataError) -> Any:
     """Safe-load YAML text, refusing alias bombs and recursive documents.
 
@@ -265,8 +316,9 @@ def load_yaml(text: str, path: str | Path, error=DataError) -> Any:
 
     p = Path(path)
     try:
-        # the C loader when libyaml is there (~10x faster), the same safe constructors
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        # the C loader when libyaml is there (~10x faster), the same safe constructors; a key
+        # given twice in one mapping is an error (PyYAML would keep the last silently)
+        doc = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -293,11 +293,23 @@ def parse_catalog(text: str, path: Path, root: Path) -> Catalog:
             raise CatalogError(path, _format_validation_error(e, str(entry))) from None
         if d.id in seen:
             raise CatalogError(path, f"dataset '{d.id}': duplicate id")
+        if d.local is not None and d.local.format not in _reader_formats():
+            raise CatalogError(
+                path,
+                f"dataset '{d.id}': local.format '{d.local.format}' names no reader "
+                f"(known: {', '.join(sorted(_reader_formats()))})",
+            )
         seen.add(d.id)
         datasets.append(d)
     cat = Catalog(datasets, path, root)
     _check_classes(cat)
     return cat
+
+
+def _reader_formats() -> set[str]:
+    from cellbench.data.readers import READERS
+
+    return set(READERS)
 
 
 def _check_classes(cat: Catalog) -> None:

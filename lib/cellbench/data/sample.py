@@ -289,13 +289,15 @@ class Sample:
 
     @property
     def n_objects(self) -> int | None:
-        """Number of annotated objects: instances (map or objects), else points, else None."""
+        """Number of annotated objects: instances (map or objects) and points, None without
+        either."""
         if self.objects is not None:
             return len(self.objects)
+        n_points = len(self.points) if self.points is not None else 0
         if self.instances is not None:
-            return int(len(np.unique(self.instances[self.instances > 0])))
+            return int(len(np.unique(self.instances[self.instances > 0]))) + n_points
         if self.points is not None:
-            return len(self.points)
+            return n_points
         return None
 
     @property

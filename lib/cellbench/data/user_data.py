@@ -212,6 +212,11 @@ def import_qupath(
         reader = get_reader(new, dataset_id)
         rec = next(r for r in reader.records() if r.sample_id == stem)
         sample = reader.load(rec)
+        notes = _import_notes(objs, sample, n_poly)
+        if notes:  # stored with the sample in its catalog entry, said in the summary
+            entry["local"]["options"].setdefault("import_notes", {})[stem] = notes
+            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+            parse_catalog(text, cat_path, root)
         write_bytes_atomic(cat_path, text.encode("utf-8"))
     except BaseException:
         for p in written:
@@ -232,6 +237,7 @@ def import_qupath(
         "classes": mapping,
         "guessed_root": guessed,
         "skipped": skipped,
+        "notes": notes,
         "catalog": str(cat_path),
         "location": str(folder),
     }
@@ -259,6 +265,43 @@ def _import_objects(path: Path, shape: tuple[int, int], skipped: list[str] | Non
     feats = [_feature_of(o) for o in objs]
     data = json.dumps({"type": "FeatureCollection", "features": feats}, allow_nan=False)
     return objs, data.encode("utf-8")
+
+
+def _import_notes(objs, sample, n_poly: int) -> list[str]:
+    """What the import changed or could not keep, one line each (never silently): features
+    identical to an earlier one (they become one object), self-intersecting polygons (kept as
+    drawn), polygons covering no pixel centre (left out)."""
+    notes = []
+    seen: set[tuple] = set()
+    dup = 0
+    for o in objs:
+        key = (
+            o.object_type,
+            o.class_name,
+            o.geometry.wkb,
+            None if o.nucleus is None else o.nucleus.wkb,
+        )
+        dup += key in seen
+        seen.add(key)
+    if dup:
+        notes.append(f"{dup} feature(s) identical to an earlier one: merged into it")
+    bad = sum(
+        1
+        for o in objs
+        if (o.nucleus or o.geometry).geom_type in SEGMENTABLE
+        and not (o.nucleus or o.geometry).is_valid
+    )
+    if bad:
+        notes.append(f"{bad} self-intersecting polygon(s) (e.g. a bow-tie): kept as drawn")
+    kept = 0
+    if sample.objects is not None:
+        kept = len(sample.objects)
+    elif sample.instances is not None:
+        kept = int(len(np.unique(sample.instances[sample.instances > 0])))
+    lost = n_poly - dup - kept
+    if lost > 0:
+        notes.append(f"{lost} polygon(s) cover no pixel centre (smaller than a pixel): left out")
+    return notes
 
 
 def _feature_of(o) -> dict[str, Any]:

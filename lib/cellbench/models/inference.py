@@ -242,6 +242,78 @@ def tiled_instances(
     return np.stack([labels[:h, :w].astype(np.float32), classes[:h, :w]])
 
 
+#: What each output channel is, for messages.
+CHANNEL_NAMES = ("foreground", "h", "v")
+
+
+def check_outputs(out: np.ndarray, card) -> None:
+    """A network's raw outputs ``(K, H, W)`` are usable: every value finite, and a foreground
+    given as a probability (``activation: none``) within [0, 1]. Otherwise a run would
+    complete with PQ 0 everywhere and no word: raises naming the model, the output channel
+    and the problem (the evaluation adds the sample)."""
+    from pathlib import Path
+
+    from cellbench.core.errors import DataError
+
+    where = Path(card.path) if getattr(card, "path", None) else Path(card.id)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        k = int(np.flatnonzero(bad.reshape(len(out), -1).any(1))[0])
+        name = CHANNEL_NAMES[k] if k < 3 else f"type {k - 2}"
+        n = int(bad[k].sum())
+        raise DataError(
+            where,
+            f"model '{card.id}': output channel {k} ({name}) holds {n} NaN or infinite values "
+            f"of {bad[k].size}",
+        )
+    if card.output.activation == "none" and out.shape[0]:
+        lo, hi = float(out[0].min()), float(out[0].max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise DataError(
+                where,
+                f"model '{card.id}': output channel 0 (foreground) is declared a probability "
+                f"(output.activation: none) but spans {lo:.3g} .. {hi:.3g}: logits? "
+                "(set output.activation: sigmoid)",
+            )
+
+
+def verify_outputs(predictor) -> None:
+    """``models verify``: run the model on a synthetic image (dark round blobs on a pale
+    textured background, 128² at the model's mpp) and refuse outputs that cannot be used:
+    non-finite or out-of-range values (:func:`check_outputs`), a constant foreground (a model
+    that ignores its input), or a card whose outputs cannot feed its post-processing."""
+    from pathlib import Path
+
+    from cellbench.core.errors import DataError
+
+    card = predictor.card
+    where = Path(card.path) if getattr(card, "path", None) else Path(card.id)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    img = 200 + rng.normal(0, 8, (128, 128, 3))
+    for cy, cx in ((30, 30), (40, 90), (90, 50), (100, 100)):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < 100] = (90, 60, 140)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    out = predictor.output_maps(img, card.input.mpp)
+    if card.output.kind == "instances":
+        return
+    need = 3 if card.postprocess.method.startswith("hovernet") else 1
+    if out.shape[0] < need:
+        raise DataError(
+            where,
+            f"model '{card.id}' gives {out.shape[0]} output channel(s); postprocess.method "
+            f"'{card.postprocess.method}' needs {need}",
+        )
+    if float(out[0].max() - out[0].min()) < 1e-6:
+        raise DataError(
+            where,
+            f"model '{card.id}': output channel 0 (foreground) is constant "
+            f"({float(out[0].flat[0]):.3g}) on a synthetic image with nuclei: the model "
+            "ignores its input",
+        )
+    postprocess(out, card.output.kind, card.postprocess)
+
+
 def activate(out: np.ndarray, output_spec) -> np.ndarray:
     """Apply the card's activations in place: sigmoid on channel 0, softmax over types."""
     if output_spec.activation == "sigmoid":
@@ -310,6 +382,7 @@ class Predictor:
         if self.card.output.kind == "instances":
             return tiled_instances(self.backend, x, tile, spec.halo, batch, mult, fixed)
         out = tiled_forward(self.backend, x, tile, spec.halo, batch, mult, fixed)
+        check_outputs(out, self.card)
         return activate(out, self.card.output)
 
     def predict(self, image: np.ndarray, mpp: float | None = None) -> Instances:

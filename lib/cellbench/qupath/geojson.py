@@ -240,12 +240,15 @@ def sample_features(
         return classes
 
     if what == "gt":
+        feats = []
         if sample.truth is not None:
             classes = with_default(sample.truth, sample.classes)
-            return detection_features(
+            feats = detection_features(
                 sample.truth, classes, ds.classes, mpp=mpp, nuclei=sample.nuclei, **frame
             )
-        return point_features(sample.points or Points.empty(), ds.classes, **frame)
+        if sample.points is not None and len(sample.points):  # points too, not instead
+            feats += point_features(sample.points, ds.classes, **frame)
+        return feats
     if isinstance(pred, Points):
         if what == "pred":
             return point_features(pred, ds.classes, **frame)

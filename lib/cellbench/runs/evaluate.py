@@ -333,7 +333,15 @@ class _Source:
             while True:
                 yield queue[-1][1].meta.get("mpp")
 
-        for inst in self.predictor.predict_many(images(), mpps(), workers=self.spec.workers):
+        stream = self.predictor.predict_many(images(), mpps(), workers=self.spec.workers)
+        while True:
+            try:
+                inst = next(stream)
+            except StopIteration:
+                return
+            except DataError as e:  # a model's unusable output: name the sample too
+                sid = queue[0][0].sample_id if queue else "?"
+                raise DataError(e.path, f"{e.problem} (sample '{sid}')") from None
             rec, sample = queue.pop(0)
             yield rec, sample, (inst.labels, self._classes(inst), inst.scores)
 

@@ -54,12 +54,13 @@ def read_gc_points(path: str | Path, classes: set[int] | None = None) -> dict[in
     """Parse a "Multiple points" file into ``{image index: Points}``.
 
     Images listed by ``num_images`` but without points get empty :class:`Points`. Coordinates
-    and probabilities must be finite numbers (not booleans or strings), classes integers, and
+    and probabilities must be finite numbers (not booleans or strings), probabilities in
+    [0, 1], classes integers >= 1, no key given twice in one object, and
     with ``classes`` given, one of those ids; ``num_images`` must be an integer that covers every
     image index.
     """
     p = Path(path)
-    doc = read_json(p)
+    doc = read_json(p, unique_keys=True)
     if not isinstance(doc, dict) or doc.get("type") != "Multiple points":
         raise DataError(p, "not a Grand-Challenge 'Multiple points' JSON (type field)")
     pts = doc.get("points")
@@ -89,8 +90,12 @@ def read_gc_points(path: str | Path, classes: set[int] | None = None) -> dict[in
                 f"points[{i}]: non-finite or non-numeric coordinate or probability "
                 f"({[x, y]!r:.60}, {prob!r:.20})",
             )
+        if not 0.0 <= float(prob) <= 1.0:
+            raise DataError(p, f"points[{i}]: probability {prob} lies outside [0, 1]")
         if not finite_number(c) or c != int(c):
             raise DataError(p, f"points[{i}]: class {c!r} is not an integer")
+        if int(c) < 1:
+            raise DataError(p, f"points[{i}]: class {int(c)}: class ids start at 1")
         if classes is not None and int(c) not in classes:
             raise DataError(
                 p,

@@ -96,6 +96,10 @@ def _classification(
         raise DataError(path, f"features[{i}]: classification name must be a string, got {name!r}")
     if name is not None and (not name.strip() or len(name) > 200):
         raise DataError(path, f"features[{i}]: classification name is empty or over 200 characters")
+    if name is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise DataError(
+            path, f"features[{i}]: classification name {name!r:.60} holds control characters"
+        )
     color = None
     if c.get("color") is not None:
         col = c["color"]
@@ -313,6 +317,17 @@ def rasterize_geometry(
         out[rr, cc] = value
 
 
+def count_objects(objs: list[QuPathObject], types: tuple[str, ...]) -> int:
+    """Objects of ``types``: each area once, each point of a (Multi)Point once."""
+    n = 0
+    for o in objs:
+        if o.object_type not in types:
+            continue
+        g = o.nucleus if o.nucleus is not None else o.geometry
+        n += len(getattr(g, "geoms", [g])) if g.geom_type in ("Point", "MultiPoint") else 1
+    return n
+
+
 def area_geometry(o: QuPathObject, part: str = "nucleus"):
     """The area of an object, or None for points/lines: with ``part="nucleus"`` (default) a
     cell's nucleus when it has one, with ``part="cell"`` the cell boundary."""
@@ -439,7 +454,7 @@ class QuPathGeoJSONReader(DatasetReader):
                 slide_id=slide,
                 width=w,
                 height=h,
-                n_objects=sum(o.object_type in types for o in objs),
+                n_objects=count_objects(objs, types),
                 **self._slides.get(slide or "", {}),
             )
             out.append(
@@ -463,6 +478,8 @@ class QuPathGeoJSONReader(DatasetReader):
             overlapping=bool(self.options.get("overlapping")),
         )
         arrays = {"objects": inst} if isinstance(inst, Objects) else {"instances": inst}
+        if not any(o.object_type in types and area_geometry(o) is not None for o in objs):
+            arrays = {}  # points only: the points are the ground truth, not an empty map
         return self._sample(
             record, image=image, classes=classes, points=pts if len(pts) else None, **arrays
         )
