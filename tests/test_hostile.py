@@ -1398,3 +1398,102 @@ def test_catalog_duplicate_keys_unknown_readers_and_a_large_plain_catalog(tmp_pa
     ]
     path = write_catalog(tmp_path / "big.yaml", big)
     assert len(load_catalog(path, tmp_path)) == 10000
+
+
+def test_results_with_an_unknown_metric_or_group_key_name_the_valid_ones(toy, tmp_path):
+    """An unknown metric printed an empty table (exit 0); an unknown group key a polars
+    traceback."""
+    res = _cli("evaluate", "--dataset", "toy", "--predictions", str(toy))
+    assert res.exit_code == 0, res.output
+    from cellbench.runs.store import Store
+
+    run = Store().runs().row(0, named=True)["run_id"]
+    _one_line_error(_cli("results", "--run", run, "--metric", "pqq"), "no metric 'pqq'", "pq")
+    _one_line_error(
+        _cli("results", "--run", run, "--group-by", "sample"),
+        "unknown group key 'sample'",
+        "sample_id",
+    )
+    _one_line_error(_cli("results", "--run", "nope"), "no run 'nope'")
+    assert _cli("results", "--run", run, "--group-by", "sample_id").exit_code == 0
+
+
+def test_catalog_show_counts_each_split(data_env):
+    """`catalog show monuseg` gave every split the whole dataset's counts (27 / 27)."""
+    res = _cli("catalog", "show", "monuseg")
+    doc = yaml.safe_load(res.output)
+    assert doc["local_counts"]["train"]["samples"] == 13
+    assert doc["local_counts"]["test"]["samples"] == 14
+
+
+def test_model_cards_that_are_malformed_or_loop_name_the_file(tmp_path):
+    """`models verify X` of a malformed card said only "no model 'X'"; weights symlinked to
+    themselves gave two tracebacks."""
+    from cellbench.core import config
+
+    d = config.home() / "models" / "folder_named_otherwise"
+    d.mkdir(parents=True)
+    (d / "card.yaml").write_text("id: mymodel\nname: m\nkind: keras\nweights: {file: w.pt}\n")
+    _one_line_error(_cli("models", "verify", "mymodel"), str(d / "card.yaml"), "kind")
+    d = config.home() / "models" / "loop"
+    d.mkdir(parents=True)
+    os.symlink("w.pt", d / "w.pt")
+    sha = "0" * 64
+    (d / "card.yaml").write_text(
+        f"id: loop\nname: l\nkind: torchscript\nweights: {{file: w.pt, sha256: '{sha}'}}\n"
+    )
+    _one_line_error(_cli("models", "verify", "loop"), "w.pt", "looping symbolic link")
+    assert _cli("models", "list").exit_code == 0
+
+
+def test_one_writer_per_user_dataset_and_a_read_only_workspace(tmp_path, monkeypatch):
+    """Two `datasets add` of one id: the second failed with OSError: Directory not empty; a
+    read-only workspace gave four chained tracebacks."""
+    from PIL import Image
+
+    import cellbench.core.locks as locks
+    from cellbench.core import config
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "mask").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "img" / "a.png")
+    tifffile.imwrite(tmp_path / "mask" / "a.tif", toy_instances(1, 32))
+    args = ["datasets", "add", "mine", "--images", f"{tmp_path}/img/*.png"]
+    args += ["--labels", f"{tmp_path}/mask/{{stem}}.tif"]
+    (config.home() / "locks").mkdir(parents=True, exist_ok=True)
+    hold = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); f.write('pid 42'); "
+        "f.flush(); fcntl.flock(f, fcntl.LOCK_EX); time.sleep(30)"
+    )
+    lock = config.home() / "locks" / "dataset-mine.lock"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock)])
+    real = locks.dataset_lock
+    try:
+        time.sleep(0.5)
+        monkeypatch.setattr(locks, "dataset_lock", lambda ds, wait=10.0: real(ds, wait=0.3))
+        _one_line_error(_cli(*args), "dataset 'mine' is being changed by pid 42")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _cli(*args).exit_code == 0  # free again
+    ro = tmp_path / "ro_home"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        monkeypatch.setenv("CELLBENCH_HOME", str(ro))
+        if os.access(ro, os.W_OK):  # root ignores permission bits: nothing to test here
+            return
+        _one_line_error(_cli(*[a if a != "mine" else "mine2" for a in args]), "cannot write")
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_store_check_repair_removes_an_interrupted_add(tmp_path):
+    from cellbench.core import config
+
+    stage = config.user_data_root() / ".mine-abc123"
+    (stage / "mine" / "images").mkdir(parents=True)
+    res = _cli("store", "check")
+    assert ".mine-abc123" in res.output and "interrupted" in res.output
+    _cli("store", "check", "--repair")
+    assert not stage.exists()

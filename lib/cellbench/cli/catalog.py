@@ -47,11 +47,13 @@ def catalog_show(dataset_id: str):
     out = d.model_dump(exclude_none=True)
     out["available"] = cat.is_available(d)
     if out["available"]:
+        import polars as pl
+
         t = sample_table(cat, [d.id])
         out["local_counts"] = {
             str(s): {"samples": int(n), "objects": int(o or 0)}
             for s, n, o in t.group_by("split")
-            .agg(n=t["sample_id"].len(), o=t["n_objects"].sum())
+            .agg(n=pl.col("sample_id").len(), o=pl.col("n_objects").sum())
             .sort("split", nulls_last=True)
             .iter_rows()
         }

@@ -228,6 +228,32 @@ def _evaluate_one(spec, quiet: bool, executor=None) -> dict:
     return final
 
 
+def _check_names(store, runs, metric: str, group_by, figure: str) -> None:
+    """Unknown runs, metrics or group keys are errors listing the valid ones (an unknown metric
+    gave an empty table, an unknown group key a polars traceback)."""
+    from cellbench.core.errors import CellbenchError
+    from cellbench.runs.store import GROUP_KEYS
+
+    known_runs = set(store.run_ids())
+    missing = [r for r in runs if r not in known_runs]
+    if missing:
+        raise CellbenchError(f"no run {missing[0]!r} in the store (`cellbench runs list`)")
+    keys = (*GROUP_KEYS, "class", "sample_id", "split")
+    bad = [g for g in group_by if g not in keys]
+    if bad:
+        raise CellbenchError(f"unknown group key {bad[0]!r}; choose one of {', '.join(keys)}")
+    if figure == "mean":
+        import polars as pl
+
+        have = sorted(
+            store.scan(list(runs)).select(pl.col("metric").unique()).collect()["metric"].to_list()
+        )
+        if metric not in have:
+            raise CellbenchError(
+                f"no metric {metric!r} in run(s) {', '.join(runs)}; they hold: {', '.join(have)}"
+            )
+
+
 def pl_col_in(col: str, values):
     import polars as pl
 
@@ -341,6 +367,7 @@ def results_cmd(
         return
     if figure not in ("mean", "pooled"):
         raise typer.BadParameter("--figure must be mean or pooled")
+    _check_names(store, run, metric, group_by or [], figure)
     if figure == "pooled":
         if len(run) != 1 or len(group_by or []) != 1:
             raise typer.BadParameter("--figure pooled needs one --run and one --group-by")

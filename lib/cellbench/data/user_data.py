@@ -78,7 +78,7 @@ def _read_user_catalog() -> dict[str, Any]:
     return doc
 
 
-def import_qupath(
+def _import_qupath(
     geojson: str | Path,
     image: str | Path,
     dataset_id: str,
@@ -375,7 +375,7 @@ def check_pair(image: Path, label: Path, kind: str = "instance", class_values=No
     return None
 
 
-def add_dataset(
+def _add_dataset(
     dataset_id: str,
     images: str,
     labels: str,
@@ -579,7 +579,7 @@ def _per_image_mpp(images: list[Path], mpp: float | None, mpp_from) -> dict[str,
     return out
 
 
-def remove_dataset(dataset_id: str) -> dict[str, Any]:
+def _remove_dataset(dataset_id: str) -> dict[str, Any]:
     """Remove a user dataset: its catalog entry (written first) and its copied files."""
     cat_path = config.user_catalog_path()
     doc = _read_user_catalog()
@@ -597,3 +597,31 @@ def remove_dataset(dataset_id: str) -> dict[str, Any]:
         folder.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
     return {"dataset": dataset_id, "catalog": str(cat_path), "removed": str(folder)}
+
+
+def _locked(fn):
+    """``fn`` under the dataset's lock (:mod:`cellbench.core.locks`); a workspace that cannot
+    be written is one line naming the file."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        from cellbench.core.locks import dataset_lock
+
+        dataset_id = kw.get("dataset_id", args[2] if fn is _import_qupath else args[0])
+        with dataset_lock(str(dataset_id)):
+            try:
+                return fn(*args, **kw)
+            except OSError as e:
+                raise CatalogError(
+                    Path(getattr(e, "filename", None) or config.home()),
+                    f"cannot write to the workspace ({e.strerror or e}); nothing was "
+                    "half-written: fix permissions or free space, then run it again",
+                ) from None
+
+    return wrapper
+
+
+import_qupath = _locked(_import_qupath)
+add_dataset = _locked(_add_dataset)
+remove_dataset = _locked(_remove_dataset)

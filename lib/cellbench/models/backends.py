@@ -149,6 +149,8 @@ def load_backend(
         ``torch.compile`` torch models (:class:`TorchBackend`); ONNX models ignore it.
     """
     path = card.weights_path
+    if path.is_symlink() and not path.exists():
+        raise DataError(path, f"weights of model '{card.id}': a broken or looping symbolic link")
     if not path.is_file():
         raise DataError(path, f"weights of model '{card.id}' not found")
     if verify:

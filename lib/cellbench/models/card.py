@@ -205,7 +205,10 @@ class LoadedCard:
         if p.is_absolute():
             return p
         base = self.path.parent if self.path is not None else Path.cwd()
-        return (base / p).resolve()
+        try:
+            return (base / p).resolve()
+        except (RuntimeError, OSError):  # a symlink loop: the path as written, found unusable
+            return base / p
 
     def __repr__(self) -> str:
         return f"LoadedCard({self.card.id!r}, {self.path})"

@@ -79,6 +79,18 @@ def scan_models() -> tuple[list[LoadedCard], list[DataError]]:
     return list(cards.values()), problems
 
 
+def _declares_id(path: Path, model_id: str) -> bool:
+    """Whether an invalid card's text declares ``id: model_id`` (its folder may be named
+    otherwise): then its own problem, not "no such model", is the answer."""
+    import re
+
+    try:
+        text = path.read_text(errors="replace")[:20000]
+    except OSError:
+        return False
+    return re.search(rf"(?m)^id:\s*['\"]?{re.escape(model_id)}['\"]?\s*(#.*)?$", text) is not None
+
+
 def list_models() -> list[LoadedCard]:
     """Every valid registered model card (see :func:`scan_models` for the invalid ones)."""
     return scan_models()[0]
@@ -94,7 +106,7 @@ def get_model(model_id: str) -> LoadedCard:
         if c.id == model_id:
             return c
     for e in problems:
-        if e.path.parent.name == model_id:
+        if e.path.parent.name == model_id or _declares_id(e.path, model_id):
             raise e
     known = ", ".join(c.id for c in cards) or "none"
     raise KeyError(f"no model '{model_id}' in the registry (known: {known})")

@@ -218,7 +218,49 @@ def check_store(store: Store | None = None, repair: bool = False) -> list[Proble
         for d in sorted(c.root / "metrics" / n for n in _listdir(c.root / "metrics")):
             if d.is_dir():
                 c.run_folder(d)
+    c.problems += user_data_leftovers(repair)
     return c.problems
+
+
+def user_data_leftovers(repair: bool = False) -> list[Problem]:
+    """Staging folders of an interrupted ``datasets add`` (``.<id>-*``), half-removed datasets
+    (``.<id>.removed``) and set-aside files of an interrupted ``qupath import``
+    (``<id>/.replaced``) under ``$CELLBENCH_HOME/user_data``; ``repair`` removes those whose
+    dataset no writer holds (:mod:`cellbench.core.locks`)."""
+    import fcntl
+    import re
+    import shutil
+
+    from cellbench.core import config
+
+    root = config.user_data_root()
+    if not root.is_dir():
+        return []
+    found = []
+    for p in sorted(root.iterdir()):
+        m = re.match(r"^\.(?P<id>[a-z0-9][a-z0-9_\-]*?)(-[^/]+|\.removed)$", p.name)
+        if m and p.is_dir():
+            found.append((p, m.group("id"), "left by an interrupted `datasets add` / remove"))
+        elif p.is_dir() and (p / ".replaced").is_dir():
+            found.append((p / ".replaced", p.name, "set aside by an interrupted `qupath import`"))
+    out = []
+    for path, ds, what in found:
+        lock = config.home() / "locks" / f"dataset-{ds}.lock"
+        busy = False
+        if lock.exists():
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(f, fcntl.LOCK_UN)
+                except BlockingIOError:
+                    busy = True
+        action = None
+        if repair and not busy:
+            shutil.rmtree(path, ignore_errors=True)
+            action = "removed"
+        note = f"{what}" + ("; its dataset is being written now: left" if busy else "")
+        out.append(Problem(str(path), note, action))
+    return out
 
 
 def _listdir(d: Path) -> list[str]:
