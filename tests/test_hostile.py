@@ -1497,3 +1497,30 @@ def test_store_check_repair_removes_an_interrupted_add(tmp_path):
     assert ".mine-abc123" in res.output and "interrupted" in res.output
     _cli("store", "check", "--repair")
     assert not stage.exists()
+
+
+def test_ranking_says_why_a_model_is_not_ranked_and_fusion_asks_for_runs(tmp_path):
+    """After a user adds a dataset, `compare ranking` ranked 2 of 11 models and left the
+    others blank without a word; `compare fusion` asked to train a model that exists."""
+    import shutil
+
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
+
+    st = Store()
+    synthetic_store(st, n_samples=6)
+    gone = "m_monuseg_consep_consep_test_hovernet_synthetic"
+    (st.root / "runs" / f"{gone}.json").unlink()
+    shutil.rmtree(st.root / "metrics" / gone, ignore_errors=True)
+    res = _cli("compare", "ranking", "--preset", "hovernet")
+    assert res.exit_code == 0, res.output
+    assert (
+        "note: monuseg+consep (synthetic) not ranked: m_monuseg+consep has no comparable run on "
+        "consep (cellbench evaluate --model m_monuseg+consep --dataset consep)" in res.output
+    )
+    res = _cli("compare", "fusion", "--preset", "hovernet")
+    assert res.exit_code == 0, res.output
+    assert (
+        "k=2: runs missing for monuseg+consep: cellbench evaluate --model m_monuseg+consep "
+        "--dataset consep" in res.output
+    )

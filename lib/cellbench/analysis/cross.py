@@ -161,6 +161,10 @@ def _parts(train: str) -> frozenset[str] | None:
 class _Unified:
     """Per-sample values of one family's comparable runs, by training set and test dataset."""
 
+    def models_of(self, train: str) -> list[str]:
+        """The model ids of a training set's runs in this family."""
+        return self._models.get(train, [])
+
     def __init__(self, store, metric, preset, family, test_datasets, run_ids, test_set=None):
         cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
         if test_datasets is None and test_set is not None:
@@ -176,6 +180,14 @@ class _Unified:
             .collect()
             if ids
             else pl.DataFrame()
+        )
+        self._models = (
+            {
+                t: sorted(set(g["model_id"].to_list()))
+                for (t,), g in (cells.partition_by("train_datasets", as_dict=True).items())
+            }
+            if cells.height and "model_id" in cells.columns
+            else {}
         )
         self.values: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.run_of: dict[tuple[str, str], str] = {}
@@ -236,6 +248,8 @@ _RANK_SCHEMA = {
     "run_ids": pl.List(pl.Utf8),
     "mean_rank": pl.Float64,
     "test_set": pl.Utf8,
+    "missing": pl.List(pl.Utf8),
+    "model_ids": pl.List(pl.Utf8),
 }
 
 
@@ -312,6 +326,9 @@ def _rank_family(u: _Unified, fam: str, weighting: str, n_boot: int, level: floa
             "weighting": weighting,
             "run_ids": [u.run_of[(t, j)] for j in have],
             "mean_rank": None,
+            # why a training set is not ranked: the test datasets it has no comparable run on
+            "missing": [j for j in u.tests if (t, j) not in u.values],
+            "model_ids": u.models_of(t),
         }
         if u.covers(t):
             row["mean"] = u.score(t, weighting)
@@ -324,6 +341,18 @@ def _rank_family(u: _Unified, fam: str, weighting: str, n_boot: int, level: floa
     for i, r in enumerate(ranked, 1):
         r["rank"] = i
     return rows
+
+
+def _to_do(row, prefix, fam: str, tests) -> str:
+    """What a fusion step lacks: a model (train one), or runs of a model that exists."""
+    if row is not None and row["model_ids"]:
+        m = row["model_ids"][0]
+        missing = " ".join(f"--dataset {j}" for j in row["missing"])
+        return f"cellbench evaluate --model {m} {missing}  # the model exists; runs are missing"
+    return (
+        f"cellbench train --config C.yaml  # C.yaml: datasets {prefix}, family {fam}; then "
+        f"evaluate it on {', '.join(tests)}"
+    )
 
 
 _FUSION_SCHEMA = {
@@ -384,7 +413,8 @@ def fusion(
         ]
         if not order:
             continue
-        by_parts = {_parts(r["train_datasets"]): r for r in ranked if r["k"] is not None}
+        every = _rank_family(u, fam, weighting, n_boot)
+        by_parts = {_parts(r["train_datasets"]): r for r in every if r["k"] is not None}
         prev_obs = prev_exp = None
         for k in range(1, len(order) + 1):
             prefix = order[:k]
@@ -394,7 +424,8 @@ def fusion(
                 expected = float(np.dot(per_test, w) / w.sum())
             else:
                 expected = float(np.mean(per_test))
-            obs = by_parts.get(frozenset(prefix))
+            row = by_parts.get(frozenset(prefix))
+            obs = row if row is not None and row["mean"] is not None else None
             observed = None if obs is None else obs["mean"]
             rows.append(
                 {
@@ -412,12 +443,7 @@ def fusion(
                     "expected_increment": None if prev_exp is None else expected - prev_exp,
                     "gain": None if observed is None else observed - expected,
                     "run_ids": [] if obs is None else obs["run_ids"],
-                    "command": None
-                    if obs is not None
-                    else (
-                        f"cellbench train --config C.yaml  # C.yaml: datasets {prefix}, "
-                        f"family {fam}; then evaluate it on {', '.join(u.tests)}"
-                    ),
+                    "command": None if obs is not None else _to_do(row, prefix, fam, u.tests),
                 }
             )
             prev_obs, prev_exp = observed, expected

@@ -151,6 +151,18 @@ def compare_ranking(
     cols = ["family", "rank", "train", "mean", "ci_low", "ci_high", "n_datasets", "n", "mean_rank"]
     extra = {"mean_rank": mean_rank, "weighting": weighting, **_say_test_set(ts, as_json)}
     _emit(rows, cols, as_json, extra)
+    if not as_json:  # why a row has no rank: the test datasets its model(s) were not run on
+        for x in rows:
+            if x["rank"] is None and x.get("missing"):
+                models = ", ".join(x.get("model_ids") or []) or "its model"
+                typer.echo(
+                    f"note: {x['train']} ({x['family']}) not ranked: {models} has no comparable "
+                    f"run on {', '.join(x['missing'])} (cellbench evaluate --model "
+                    f"{(x.get('model_ids') or ['MODEL'])[0]} "
+                    + " ".join(f"--dataset {j}" for j in x["missing"])
+                    + ")",
+                    err=True,
+                )
 
 
 @compare_app.command("fusion")
@@ -186,7 +198,8 @@ def compare_fusion(
         _say_test_set(ts, as_json)
     for r in rows:
         if r["command"] and not as_json:
-            typer.echo(f"k={r['k']}: no model trained on {r['train']}: {r['command']}", err=True)
+            what = "runs missing for" if "evaluate" in r["command"] else "no model trained on"
+            typer.echo(f"k={r['k']}: {what} {r['train']}: {r['command']}", err=True)
 
 
 @compare_app.command("seeds")

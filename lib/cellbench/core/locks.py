@@ -24,9 +24,7 @@ def dataset_lock(dataset_id: str, wait: float = 10.0):
 
     from cellbench.core.safety import check_name
 
-    check_name(
-        dataset_id, "dataset id", lambda msg: CatalogError(config.user_catalog_path(), msg)
-    )
+    check_name(dataset_id, "dataset id", lambda msg: CatalogError(config.user_catalog_path(), msg))
     folder = config.home() / "locks"
     path = folder / f"dataset-{dataset_id}.lock"
     try:
