@@ -267,3 +267,40 @@ def test_class_table_from_the_confusion():
     a = t.row(0, named=True)
     assert (a["n_true"], a["n_pred"], a["correct"]) == (11, 12, 8)
     assert a["f1"] == pytest.approx(16 / 23)
+
+
+def test_titles_wrap_to_the_width_and_heatmap_rows_hold_their_cell_text():
+    """Issue 33: titles were clipped at 89 mm and two-line cell labels overflowed their rows."""
+    import plotly.graph_objects as go
+
+    from cellbench.viz.figures import PRINT_FONT_PX, print_layout
+
+    title = "Mean pq (hovernet_lite): trained on (rows), tested on (columns), every test split"
+    fig = go.Figure(
+        go.Heatmap(
+            z=[[0.5, 0.4], [0.3, 0.2], [0.1, 0.0]],
+            x=["monuseg", "consep"],
+            y=["a", "b", "c"],
+            text=[["0.50<br>n=14", "0.40<br>n=224"]] * 3,
+            texttemplate="%{text}",
+        )
+    )
+    fig.update_layout(title=title)
+    f, h_mm = print_layout(fig, 89, 40)
+    lines = f.layout.title.text.split("<br>")
+    w_px = 89 / 25.4 * 96
+    assert len(lines) > 1 and " ".join(lines) == title  # wrapped, never cut
+    assert all(len(ln) * 0.55 * (PRINT_FONT_PX + 1) <= w_px - 20 for ln in lines)
+    one, h1 = print_layout(
+        go.Figure(go.Heatmap(z=[[1, 2]] * 3, x=["a", "b"], y=["a", "b", "c"])), 89, 40
+    )
+    assert h_mm > h1  # two text lines per cell need taller rows
+
+
+def test_figure_file_names_are_safe_and_each_figure_is_written_once():
+    from cellbench.cli.figures import _twin, safe_file_name
+
+    assert safe_file_name("train_test_pq_onnx:unet2d_nuclei") == "train_test_pq_onnx_unet2d_nuclei"
+    assert _twin("ranking", "03_ranking_per-dataset") and _twin("fusion", "03_fusion")
+    assert _twin("train_test_pq_hovernet_lite", "03_train_test_pq")
+    assert not _twin("pq_per_center", "03_tcga_centers")

@@ -38,8 +38,23 @@ def _write_pair(tmp_path):
 def test_score_instances_cli(tmp_path):
     gt, pr, maps = _write_pair(tmp_path)
     out = tmp_path / "res.json"
-    r = runner.invoke(app, ["score", "instances", "--gt", str(gt), "--pred", str(pr),
-                            "--preset", "stardist", "--iou", "0.5:0.95", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "instances",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(pr),
+            "--preset",
+            "stardist",
+            "--iou",
+            "0.5:0.95",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["preset"] == "stardist" and len(res["iou"]) == 10
@@ -64,15 +79,26 @@ def test_score_instances_errors_name_the_file(tmp_path):
     (pr / "img0.npy").unlink()
     r = runner.invoke(app, ["score", "instances", "--gt", str(gt), "--pred", str(pr)])
     assert r.exit_code == 2 and "no prediction for 1 of 3 images: img0" in r.output
-    r = runner.invoke(app, ["score", "instances", "--gt", str(gt), "--pred", str(pr),
-                            "--preset", "coco"])
+    r = runner.invoke(
+        app, ["score", "instances", "--gt", str(gt), "--pred", str(pr), "--preset", "coco"]
+    )
     assert r.exit_code == 2 and "unknown instance metric preset 'coco'" in r.output
 
 
 def _gc(points, n=1):
-    return {"type": "Multiple points", "num_images": n, "version": {"major": 1, "minor": 0},
-            "points": [{"name": f"image_{q[0]}", "point": list(q[1:4]),
-                        "probability": q[4] if len(q) > 4 else 1.0} for q in points]}
+    return {
+        "type": "Multiple points",
+        "num_images": n,
+        "version": {"major": 1, "minor": 0},
+        "points": [
+            {
+                "name": f"image_{q[0]}",
+                "point": list(q[1:4]),
+                "probability": q[4] if len(q) > 4 else 1.0,
+            }
+            for q in points
+        ],
+    }
 
 
 def test_score_points_cli(tmp_path):
@@ -80,16 +106,17 @@ def test_score_points_cli(tmp_path):
     g.write_text(json.dumps(_gc([(0, 10, 10, 1), (0, 100, 100, 2), (1, 5, 5, 1)], n=2)))
     p.write_text(json.dumps(_gc([(0, 12, 10, 1, 0.9), (0, 100, 130, 2, 0.8)], n=2)))
     out = tmp_path / "r.json"
-    r = runner.invoke(app, ["score", "points", "--gt", str(g), "--pred", str(p),
-                            "--out", str(out)])
+    r = runner.invoke(app, ["score", "points", "--gt", str(g), "--pred", str(p), "--out", str(out)])
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     agg = res["aggregate"]
     assert agg["per_class"]["1"]["tp"] == 1 and agg["per_class"]["1"]["fn"] == 1
     assert agg["per_class"]["2"]["fp"] == 1  # 30 px away > 15 px
     assert res["per_image"]["image_1"]["per_class"]["1"]["fn"] == 1
-    r = runner.invoke(app, ["score", "points", "--gt", str(g), "--pred", str(p),
-                            "--radius-um", "8", "--mpp", "0.25"])  # 32 px
+    r = runner.invoke(
+        app,
+        ["score", "points", "--gt", str(g), "--pred", str(p), "--radius-um", "8", "--mpp", "0.25"],
+    )  # 32 px
     assert json.loads(r.stdout)["aggregate"]["per_class"]["2"]["tp"] == 1
 
 
@@ -106,8 +133,9 @@ def test_score_points_errors(tmp_path):
     r = runner.invoke(app, ["score", "points", "--gt", str(g), "--pred", str(p)])
     assert r.exit_code == 2 and "malformed JSON" in r.output
     p.write_text(json.dumps(_gc([(0, 10, 10, 1, 0.5)])))
-    r = runner.invoke(app, ["score", "points", "--gt", str(g), "--pred", str(p),
-                            "--radius-um", "3"])
+    r = runner.invoke(
+        app, ["score", "points", "--gt", str(g), "--pred", str(p), "--radius-um", "3"]
+    )
     assert r.exit_code == 2 and "mpp" in r.output
 
 
@@ -125,8 +153,9 @@ def test_score_presets_lists_conventions():
 def test_consep_gt_against_itself(shared_data, tmp_path):
     d = shared_data / "consep" / "inst" / "test"
     out = tmp_path / "self.json"
-    r = runner.invoke(app, ["score", "instances", "--gt", str(d), "--pred", str(d),
-                            "--out", str(out)])
+    r = runner.invoke(
+        app, ["score", "instances", "--gt", str(d), "--pred", str(d), "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     agg = json.loads(out.read_text())["aggregate"]
     assert agg["n_images"] == 224
@@ -138,8 +167,19 @@ def test_consep_gt_against_itself(shared_data, tmp_path):
 def test_ocelot_fold0_predictions(shared_data, tmp_path):
     fold = shared_data / "ocelot" / "fold_0"
     out = tmp_path / "oc.json"
-    r = runner.invoke(app, ["score", "points", "--gt", str(fold / "gt.json"),
-                            "--pred", str(fold / "predictions.json"), "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "points",
+            "--gt",
+            str(fold / "gt.json"),
+            "--pred",
+            str(fold / "predictions.json"),
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     agg = res["aggregate"]

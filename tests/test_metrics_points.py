@@ -39,8 +39,9 @@ def test_ocelot_greedy_by_confidence_vs_hungarian():
     r = point_scores(gt, pts([[4, 0], [-3, 0]], [1, 1], [0.1, 0.8]), "ocelot", radius_px=7)
     assert r["per_class"]["1"]["tp"] == 2
     # the challenge script sorts by the class column: confidence is ignored
-    o = point_scores(gt, pts([[4, 0], [-3, 0]], [1, 1], [0.1, 0.8]), "ocelot",
-                     radius_px=7, order="official")
+    o = point_scores(
+        gt, pts([[4, 0], [-3, 0]], [1, 1], [0.1, 0.8]), "ocelot", radius_px=7, order="official"
+    )
     assert o["per_class"]["1"]["tp"] == 1
 
 

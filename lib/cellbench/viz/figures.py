@@ -444,6 +444,22 @@ def _wrap(label: str, width: int = LABEL_WRAP) -> str:
     return "<br>".join(lines)
 
 
+def wrap_title(title: str, width: int) -> str:
+    """``title`` broken into lines of at most ``width`` characters at spaces (never cut: a
+    title says what the figure is); existing ``<br>`` kept."""
+    out = []
+    for part in title.split("<br>"):
+        cur = ""
+        for word in part.split(" "):
+            if cur and len(cur) + 1 + len(word) > width:
+                out.append(cur)
+                cur = word
+            else:
+                cur = f"{cur} {word}" if cur else word
+        out.append(cur)
+    return "<br>".join(out)
+
+
 def _categories(fig: go.Figure, axis: str) -> list[str]:
     """The category labels shown on the x or y axis (from the traces' data)."""
     seen: dict[str, None] = {}
@@ -503,10 +519,27 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
     legend_rows = 0
     if len(names) > 1:
         legend_rows = -(-int(sum(len(n) * char + 40 for n in names)) // int(w - 40))
-    top = 2.5 * line + legend_rows * 1.4 * line
+    # the title wrapped to the figure's width (it was clipped at 89 mm), the top grown to it
+    title = f.layout.title.text or ""
+    t_char = char * (px + 1) / px
+    title = wrap_title(title, max(10, int((w - 20) / t_char)))
+    t_lines = title.count("<br>") + 1 if title else 1
+    top = 2.5 * line + (t_lines - 1) * 1.3 * (px + 1) + legend_rows * 1.4 * line
     extra = top + 2 * line + x_h
     if heatmap and ycats:
-        per_row = max(v.count("<br>") + 1 for v in ymap.values()) * 1.15 * line
+        # a row holds its label's lines and its cells' text lines (mean, n): both must fit
+        cell_lines = max(
+            (
+                str(v).count("<br>") + 1
+                for t in f.data
+                if t.type == "heatmap" and t.text is not None
+                for r in t.text
+                for v in r
+            ),
+            default=1,
+        )
+        label_lines = max(v.count("<br>") + 1 for v in ymap.values())
+        per_row = max(label_lines, cell_lines) * 1.15 * line
         h = max(h, extra + len(ycats) * per_row)
     horizontal = [t for t in f.data if t.type == "bar" and t.orientation == "h"]
     if horizontal and ycats:
@@ -518,6 +551,7 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
         height=None,
         width=None,
         title={
+            "text": title or None,
             "font": {"size": px + 1},
             "y": 1 - 0.4 * line / h,
             "yref": "container",
