@@ -56,11 +56,18 @@ class DaskExecutor:
             except OSError as e:
                 raise CellbenchError(f"cannot reach the Dask scheduler at {address}: {e}") from None
         else:
+            import logging
+
+            # on this machine only (localhost), no dashboard; the cluster's own chatter
+            # (port-in-use notes, "Worker process still alive ... killing" at close) is not
+            # the user's business: only errors are logged
             self._cluster = LocalCluster(
                 n_workers=max(1, int(workers)),
                 threads_per_worker=1,
                 processes=True,
+                host="127.0.0.1",
                 dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             self.client = Client(self._cluster)
         n = len(self.client.scheduler_info().get("workers", {})) or int(workers)
