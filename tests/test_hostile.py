@@ -1476,16 +1476,13 @@ def test_one_writer_per_user_dataset_and_a_read_only_workspace(tmp_path, monkeyp
         holder.kill()
         holder.wait()
     assert _cli(*args).exit_code == 0  # free again
-    ro = tmp_path / "ro_home"
-    ro.mkdir()
-    os.chmod(ro, 0o500)
-    try:
-        monkeypatch.setenv("CELLBENCH_HOME", str(ro))
-        if os.access(ro, os.W_OK):  # root ignores permission bits: nothing to test here
-            return
-        _one_line_error(_cli(*[a if a != "mine" else "mine2" for a in args]), "cannot write")
-    finally:
-        os.chmod(ro, 0o700)
+    # a workspace that cannot be written (under /proc: not even root can write there)
+    monkeypatch.setenv("CELLBENCH_HOME", "/proc/cellbench-workspace")
+    _one_line_error(_cli(*[a if a != "mine" else "mine2" for a in args]), "cannot write")
+    img = tmp_path / "img" / "a.png"
+    gj = geojson(tmp_path / "a.geojson", [square(2, 2, 8)])
+    res = _cli("qupath", "import", str(gj), "--image", str(img), "--dataset-id", "ro")
+    _one_line_error(res, "cannot write")
 
 
 def test_store_check_repair_removes_an_interrupted_add(tmp_path):
@@ -1524,3 +1521,39 @@ def test_ranking_says_why_a_model_is_not_ranked_and_fusion_asks_for_runs(tmp_pat
         "k=2: runs missing for monuseg+consep: cellbench evaluate --model m_monuseg+consep "
         "--dataset consep" in res.output
     )
+
+
+def test_a_card_whose_outputs_cannot_feed_its_post_processing_fails_verify(tmp_path):
+    """A card with output.kind foreground and postprocess.method hovernet passed `models
+    verify`, then evaluate died in post-processing."""
+    from cellbench.core import config
+
+    d = config.home() / "models" / "fg"
+    d.mkdir(parents=True)
+    sha = "0" * 64
+    (d / "card.yaml").write_text(
+        f"id: fg\nname: fg\nkind: torchscript\nweights: {{file: w.pt, sha256: '{sha}'}}\n"
+        "output: {kind: foreground}\npostprocess: {method: hovernet}\n"
+    )
+    _one_line_error(_cli("models", "verify", "fg"), str(d / "card.yaml"), "needs h/v maps")
+
+
+def test_prediction_folder_entries_that_are_not_files_are_named(toy, tmp_path):
+    """FIFOs, dangling links and a folder named like a prediction ended as "no prediction for
+    1 of 2 images" without saying why; <stem>.ome.tif did not pair with <stem>."""
+    (toy / "img_0.npy").unlink()
+    (toy / "img_0.npy").mkdir()  # a folder named like a prediction
+    (toy / "img_1.npy").unlink()
+    os.symlink(toy / "gone.npy", toy / "img_1.npy")  # dangling
+    (toy / "img_2.npy").unlink()
+    os.mkfifo(toy / "img_2.npy")
+    res = _cli("evaluate", "--dataset", "toy", "--predictions", str(toy), "--limit", "1")
+    _one_line_error(res, "no prediction for sample 'img_0'", "img_0.npy (a folder)")
+    from cellbench.data.predictions import prediction_files
+
+    files = prediction_files(toy)
+    assert files.skipped["img_1.npy"] == "a dangling link"
+    assert files.skipped["img_2.npy"] == "a FIFO"
+    tifffile.imwrite(toy / "img_3.ome.tif", toy_instances(3))
+    (toy / "img_3.npy").unlink()
+    assert prediction_files(toy)["img_3"].name == "img_3.ome.tif"
