@@ -133,3 +133,38 @@ def test_shared_catalog_availability(catalog):
         "isbi2014_edf",
         "isbi2014_synthetic",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: yes\nb: No\nc: ~\nd: 0x1F\ne: 1_000\nf: .inf\n",
+        "- 1\n- '2'\n- 3.0\n- +4\n- -.5\n- 1e3\n- 0777\n- 1:30\n",
+        "a: |\n  x\n  y\nb: 'yes'\nc: \"3\"\nd:\ne: null\n",
+        "x: &a [1]\ny: *a\n",  # aliases: read by the full loader
+        "g: 2020-01-01\n",  # timestamps too
+        "nested: {a: [1, {b: [true, false]}], c: []}\n",
+    ],
+)
+def test_the_plain_yaml_path_reads_what_safe_load_reads(text):
+    """load_yaml builds plain documents from libyaml's events (4x faster on a 10,000-entry
+    catalog); the objects must be exactly yaml.safe_load's."""
+    import yaml
+
+    from cellbench.core.safety import load_yaml
+
+    got = load_yaml(text, "x.yaml")
+    ref = yaml.safe_load(text)
+    assert got == ref and repr(got) == repr(ref)
+
+
+def test_every_yaml_file_of_the_repository_reads_as_before():
+    import yaml
+
+    from cellbench.core.safety import load_yaml
+
+    root = Path(__file__).resolve().parent.parent
+    files = [root / "data_catalog.yaml", *sorted((root / "models").glob("*/*.yaml"))]
+    for f in files:
+        text = f.read_text()
+        assert repr(load_yaml(text, f)) == repr(yaml.safe_load(text)), f
