@@ -1557,3 +1557,18 @@ def test_prediction_folder_entries_that_are_not_files_are_named(toy, tmp_path):
     tifffile.imwrite(toy / "img_3.ome.tif", toy_instances(3))
     (toy / "img_3.npy").unlink()
     assert prediction_files(toy)["img_3"].name == "img_3.ome.tif"
+
+
+def test_a_local_dask_cluster_is_quiet(tmp_path):
+    """Dask on one machine printed port-in-use warnings and "Worker process still alive ...
+    killing"; it listens on localhost only and logs errors only."""
+    code = (
+        "from cellbench.runs.executor import DaskExecutor\n"
+        "ex = DaskExecutor(workers=2)\n"
+        "print(list(ex.map(abs, [-1, -2])))\n"
+        "ex.close()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "[1, 2]" in res.stdout, res.stderr
+    for noise in ("already in use", "still alive", "WARNING", "Traceback"):
+        assert noise not in res.stderr, res.stderr

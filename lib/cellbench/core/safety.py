@@ -304,38 +304,49 @@ def _plain_yaml(text: str) -> Any:
         "tag:yaml.org,2002:null": ctor.construct_yaml_null,
     }
 
+    memo: dict[str, Any] = {}  # plain scalars repeat (keys, class names): resolved once
+
     def scalar(e) -> Any:
         if e.tag is not None and e.tag != "!" or e.anchor is not None:
             raise _Fallback
         value = e.value
         if e.style not in (None, "") or not e.implicit[0]:
             return value  # quoted or block scalars are strings
+        got = memo.get(value, memo)
+        if got is not memo:
+            return got  # immutable results only: str, int, float, bool, None
+        got = value
         for tag, regexp in resolvers.get(value[:1] if value else "", []) + resolvers.get(
             None, []
         ):
             if regexp.match(value):
                 if tag not in build:
                     raise _Fallback  # timestamps, merge keys, values: the full loader
-                return build[tag](yaml.ScalarNode(tag, value))
-        return value
+                got = build[tag](yaml.ScalarNode(tag, value))
+                break
+        memo[value] = got
+        return got
 
     stack: list[Any] = []
     keys: list[Any] = []
     root: Any = _NOT_PLAIN
     try:
+        scalar_t, map_t, seq_t = ev.ScalarEvent, ev.MappingStartEvent, ev.SequenceStartEvent
+        ends = (ev.MappingEndEvent, ev.SequenceEndEvent)
         for e in yaml.parse(text, Loader=yaml.CSafeLoader):
-            if isinstance(e, ev.ScalarEvent):
+            t = type(e)
+            if t is scalar_t:
                 item = scalar(e)
-            elif isinstance(e, (ev.MappingStartEvent, ev.SequenceStartEvent)):
+            elif t is map_t or t is seq_t:
                 if e.anchor is not None or (e.tag is not None and not e.implicit):
                     raise _Fallback
-                stack.append({} if isinstance(e, ev.MappingStartEvent) else [])
+                stack.append({} if t is map_t else [])
                 keys.append(_NO_KEY)
                 continue
-            elif isinstance(e, (ev.MappingEndEvent, ev.SequenceEndEvent)):
+            elif t in ends:
                 item = stack.pop()
                 keys.pop()
-            elif isinstance(e, ev.AliasEvent):
+            elif t is ev.AliasEvent:
                 raise _Fallback
             else:
                 continue  # stream / document start and end
