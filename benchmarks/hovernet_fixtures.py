@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +83,6 @@ def network_maps(tiles) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _median_ms(fn, repeat: int) -> float:
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
-
-
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
     """Identical instance maps up to the ids' values (HoVer-Net's may skip numbers)."""
     if not np.array_equal(a > 0, b > 0):
@@ -103,6 +92,8 @@ def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def main() -> None:
+    from bench_metrics import median_ms  # benchmarks/ is on the path when run as a script
+
     from cellbench.models.card import PostProcess
     from cellbench.models.postprocess import hovernet_instances, hovernet_official, postprocess
 
@@ -142,8 +133,8 @@ def main() -> None:
     for (name, m), r, (rt, rp) in zip(tiles, ref, ref_times, strict=True):
         ours = hovernet_official(m[0], m[1], m[2])
         gauss = hovernet_instances(m[0], m[1], m[2])
-        ms = _median_ms(lambda m=m: hovernet_official(m[0], m[1], m[2]), a.repeat)
-        mp = _median_ms(lambda m=m: postprocess(m, "hovernet", params), a.repeat)
+        ms = median_ms(lambda m=m: hovernet_official(m[0], m[1], m[2]), a.repeat)
+        mp = median_ms(lambda m=m: postprocess(m, "hovernet", params), a.repeat)
         n_ref = len(np.unique(r)) - 1
         print(
             f"{name:<36}{m.shape[1]:>5}x{m.shape[2]:<4}{n_ref:>16}{len(np.unique(ours)) - 1:>9}"

@@ -116,6 +116,26 @@ def _ramp(tile: int, overlap: int, head: bool, tail: bool) -> np.ndarray:
     return w
 
 
+def _layout(x: np.ndarray, tile: int, overlap: int, multiple_of: int, fixed_shape: bool):
+    """The tiling of ``x`` ``(C, H, W)``: ``(x padded, (tile h, w), (padded h, w), (overlap
+    h, w), (row starts, column starts))``. Without ``fixed_shape`` an image smaller than a
+    tile runs as one tile padded only to ``multiple_of``; padding reflects the image."""
+    _, h, w = x.shape
+    if fixed_shape:
+        th = tw = tile
+    else:
+        th = min(tile, -(-h // multiple_of) * multiple_of)
+        tw = min(tile, -(-w // multiple_of) * multiple_of)
+    ph, pw = max(h, th), max(w, tw)
+    if (ph, pw) != (h, w):
+        x = np.pad(
+            x, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge"
+        )
+    ov_h, ov_w = min(overlap, th // 2), min(overlap, tw // 2)
+    starts = (_starts(ph, th, th - ov_h), _starts(pw, tw, tw - ov_w))
+    return x, (th, tw), (ph, pw), (ov_h, ov_w), starts
+
+
 def tiled_forward(
     backend: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,
@@ -131,19 +151,9 @@ def tiled_forward(
     tile runs as one tile padded only to ``multiple_of``.
     """
     _, h, w = x.shape
-    if fixed_shape:
-        th = tw = tile
-    else:
-        th = min(tile, -(-h // multiple_of) * multiple_of)
-        tw = min(tile, -(-w // multiple_of) * multiple_of)
-    ph, pw = max(h, th), max(w, tw)
-    if (ph, pw) != (h, w):
-        x = np.pad(
-            x, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge"
-        )
-    ov_h, ov_w = min(overlap, th // 2), min(overlap, tw // 2)
-    ys = _starts(ph, th, th - ov_h)
-    xs = _starts(pw, tw, tw - ov_w)
+    x, (th, tw), (ph, pw), (ov_h, ov_w), (ys, xs) = _layout(
+        x, tile, overlap, multiple_of, fixed_shape
+    )
 
     def weight(y: int, x0: int) -> np.ndarray:
         wy = _ramp(th, ov_h, y > 0, y + th < ph)
@@ -180,25 +190,17 @@ def tiled_instances(
     classes) over the tiles of ``x`` ``(C, H, W)`` and stitch them: ``(2, H, W) float32``.
 
     Tiles are laid out as in :func:`tiled_forward`. An instance of a tile is kept when its
-    centroid lies in the tile's core (the tile less half the overlap on each side shared with
-    a neighbour), so each object is taken from the tile that sees it most centrally; its
-    pixels are pasted where no earlier object lies, under a new id (1..n in tile order).
+    centroid (pixel centres at ``r + 0.5``) lies in the tile's core (from the middle of its
+    overlap with the previous tile to the middle of its overlap with the next: the cores
+    partition the image), so each object is taken from the one tile that sees it most
+    centrally; its pixels are pasted where no earlier object lies, under a new id (1..n in
+    tile order).
     An image that fits one tile runs as one call, its ids kept in order.
     """
     _, h, w = x.shape
-    if fixed_shape:
-        th = tw = tile
-    else:
-        th = min(tile, -(-h // multiple_of) * multiple_of)
-        tw = min(tile, -(-w // multiple_of) * multiple_of)
-    ph, pw = max(h, th), max(w, tw)
-    if (ph, pw) != (h, w):
-        x = np.pad(
-            x, ((0, 0), (0, ph - h), (0, pw - w)), mode="reflect" if min(h, w) > 1 else "edge"
-        )
-    ov_h, ov_w = min(overlap, th // 2), min(overlap, tw // 2)
-    ys = _starts(ph, th, th - ov_h)
-    xs = _starts(pw, tw, tw - ov_w)
+    x, (th, tw), (ph, pw), (ov_h, ov_w), (ys, xs) = _layout(
+        x, tile, overlap, multiple_of, fixed_shape
+    )
     labels = np.zeros((ph, pw), np.int64)
     classes = np.zeros((ph, pw), np.float32)
     next_id = 1

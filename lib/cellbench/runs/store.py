@@ -268,27 +268,17 @@ class Store:
     @contextlib.contextmanager
     def lock(self, run_id: str):
         """Hold the run's lock for the duration (``RunBusyError`` if another process has it)."""
-        import fcntl
+        from cellbench.core.locks import held
 
         check_name(run_id, "run id", KeyError)
         path = self.locks_dir / f"{run_id}.lock"
         with writing(path):
             self.locks_dir.mkdir(parents=True, exist_ok=True)
-            f = open(path, "a+")  # noqa: SIM115 - held for the context's lifetime
-        try:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                owner = f.read().strip() or "another process"
-                raise RunBusyError(f"run '{run_id}' is being evaluated by {owner}") from None
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()}")
-            f.flush()
+            path.touch()
+        with held(
+            path, 0.0, lambda owner: RunBusyError(f"run '{run_id}' is being evaluated by {owner}")
+        ):
             yield
-        finally:
-            f.close()
 
     def is_locked(self, run_id: str) -> bool:
         import fcntl
