@@ -286,3 +286,50 @@ def test_ocelot_pooled_per_organ_equals_the_scorer_on_each_organs_images(data_en
     assert bladder == pytest.approx(0.607, abs=0.001) and mean_bladder == pytest.approx(
         0.389, abs=0.001
     )
+
+
+def test_mean_rank_is_the_rank_of_the_mean_score_over_families():
+    """Seed 003 Table 2: the Mean Rank column (1..10) ranks the datasets by their mean PQ over
+    HoVerNeXt and CellViT; the mean of the two per-family ranks would swap CoNSeP / NuInsSeg
+    and DSB / CryoNuSeg and tie NuInsSeg with MoNuSAC."""
+    from cellbench.analysis.cross import mean_rank
+
+    table = {  # dataset: (HoVerNeXt PQ, CellViT PQ), as printed
+        "PCNS": (55.66, 55.14),
+        "PUMA": (55.75, 54.74),
+        "MoNuSeg": (53.38, 55.11),
+        "CPM17": (51.86, 51.58),
+        "TNBC": (46.39, 48.67),
+        "NuInsSeg": (44.92, 48.54),
+        "CoNSeP": (46.41, 44.97),
+        "MoNuSAC": (47.28, 40.40),
+        "DSB": (43.83, 38.44),
+        "CryoNuSeg": (35.57, 40.82),
+    }
+    rows = [
+        {"train_datasets": d, "mean": v[k], "family": fam}
+        for d, v in table.items()
+        for k, fam in enumerate(("HoVerNeXt", "CellViT"))
+    ]
+    got = mean_rank(rows)
+    assert [got[d] for d in table] == list(range(1, 11))  # the printed Mean Rank column
+
+
+def test_fusion_uses_one_overall_order_for_every_family(tmp_path):
+    """Seed 003 §3.2: top-k fusion follows Experiment 1's overall ranking for both models."""
+    from cellbench.analysis import fusion, ranking
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
+
+    st = Store(tmp_path / "s")
+    synthetic_store(st, n_samples=8, family="A", seed=1)
+    synthetic_store(st, n_samples=8, family="B", seed=7)
+    r = ranking(st, None, "pq", "hovernet")
+    singles = r.filter(pl.col("k") == 1)
+    overall = singles.sort("mean_rank")["train_datasets"].unique(maintain_order=True).to_list()
+    own_b = singles.filter(pl.col("family") == "B").sort("rank")["train_datasets"].to_list()
+    assert own_b != overall  # family B ranks them otherwise: its own order is not used
+    f = fusion(st, None, "pq", "hovernet")
+    for fam in ("A", "B"):
+        order = f.filter(pl.col("family") == fam).sort("k")["train"].to_list()
+        assert order[0] == overall[0] and order[-1] == "+".join(overall[:2])

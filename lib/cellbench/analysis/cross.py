@@ -282,9 +282,11 @@ def ranking(
     of them (the others are listed with ``rank`` null and their ``n_datasets``). ``mean`` is
     the per-dataset-weighted or pooled mean of the per-sample ``metric``
     (:data:`WEIGHTINGS`); the bootstrap interval resamples clusters (patients, else slides,
-    else samples) within each test dataset. ``mean_rank`` is the training set's mean rank
-    over the families that rank it (seed 003 Table 2's last column); ``k`` the number of
-    datasets in a plain fused training set (null for recipes such as ``a>b``).
+    else samples) within each test dataset. ``mean_rank`` is seed 003 Table 2's last column,
+    "Mean Rank": the rank of the training set's *mean score over the model families* that
+    score it (the paper: "ranked based on their mean PQ scores"), not the mean of the
+    per-family ranks (:func:`mean_rank`); ``k`` the number of datasets in a plain fused
+    training set (null for recipes such as ``a>b``).
     """
     if weighting not in WEIGHTINGS:
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
@@ -293,17 +295,28 @@ def ranking(
     for fam in _families(store, preset, family, run_ids, ts):
         u = _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
         rows += _rank_family(u, fam, weighting, n_boot, level)
-    ranks: dict[str, list[int]] = {}
+    overall = mean_rank(rows)
     for r in rows:
-        if r["rank"] is not None:
-            ranks.setdefault(r["train_datasets"], []).append(r["rank"])
-    for r in rows:
-        got = ranks.get(r["train_datasets"])
-        r["mean_rank"] = float(np.mean(got)) if got else None
+        got = overall.get(r["train_datasets"])
+        r["mean_rank"] = None if got is None else float(got)
         r["test_set"] = ts.ref if ts is not None else None
     return pl.DataFrame(rows, schema=_RANK_SCHEMA).sort(
         ["family", "rank", "train_datasets"], nulls_last=True
     )
+
+
+def mean_rank(rows) -> dict[str, int]:
+    """``{training set: rank}`` of the training sets by their mean score over the families
+    that score them (1 = best; equal means share the better rank). ``rows``: ranking rows
+    (``train_datasets``, ``mean``). Seed 003 Table 2: PCNS (55.66 + 55.14) / 2 = 55.40 ranks
+    1, PUMA 55.25 ranks 2 although its family ranks (1, 3) average more than PCNS's (2, 1)."""
+    scores: dict[str, list[float]] = {}
+    for r in rows:
+        if r["mean"] is not None:
+            scores.setdefault(r["train_datasets"], []).append(float(r["mean"]))
+    means = {t: float(np.mean(v)) for t, v in scores.items()}
+    ordered = sorted(means.values(), reverse=True)
+    return {t: 1 + ordered.index(m) for t, m in means.items()}
 
 
 def _rank_family(u: _Unified, fam: str, weighting: str, n_boot: int, level: float = 0.95):
@@ -386,8 +399,10 @@ def fusion(
     """Top-k fusion (seed 003 §3.2, Figs. 5-7), per family, on the unified test set
     (``test_set`` / ``test_datasets`` as in :func:`ranking`).
 
-    The single-dataset training sets are ranked on the unified test set (:func:`ranking`);
-    the fused set of step k is the **prefix** of that ranking, the top k datasets merged.
+    The single-dataset training sets are ranked on the unified test set (:func:`ranking`) by
+    their mean score over the families (:func:`mean_rank`, seed 003's "Mean Rank"); the fused
+    set of step k is the **prefix** of that one overall order, the top k datasets merged, for
+    every family alike (a family's own order may differ; seed 003 uses the overall one).
 
     - ``observed`` (k): the unified-test score of the family's model trained on exactly the
       top-k datasets (any order of the ``+`` parts); null where none is stored, with
@@ -405,15 +420,21 @@ def fusion(
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
     ts = test_set_of(test_set)
     rows = []
-    for fam in _families(store, preset, family, run_ids, ts):
-        u = _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
-        ranked = [r for r in _rank_family(u, fam, weighting, n_boot) if r["rank"] is not None]
-        order = [
-            r["train_datasets"] for r in sorted(ranked, key=lambda r: r["rank"]) if r["k"] == 1
-        ]
+    fams = {
+        fam: _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
+        for fam in _families(store, preset, family, run_ids, ts)
+    }
+    ranked_rows = {fam: _rank_family(u, fam, weighting, n_boot) for fam, u in fams.items()}
+    # one order for every family: the overall ranking of the single-dataset training sets
+    # (seed 003 §3.2/§4.2: the order of Experiment 1's overall ranking, "Mean Rank")
+    overall = mean_rank([r for rs in ranked_rows.values() for r in rs if r["k"] == 1])
+    common = sorted(overall, key=lambda t: (overall[t], t))
+    for fam, u in fams.items():
+        every = ranked_rows[fam]
+        have = {r["train_datasets"] for r in every if r["rank"] is not None and r["k"] == 1}
+        order = [t for t in common if t in have]
         if not order:
             continue
-        every = _rank_family(u, fam, weighting, n_boot)
         by_parts = {_parts(r["train_datasets"]): r for r in every if r["k"] is not None}
         prev_obs = prev_exp = None
         for k in range(1, len(order) + 1):

@@ -105,7 +105,7 @@ def synthetic_store(
 ) -> list[str]:
     """Fill a store with complete runs of made-up models (for UI tests and benchmarks).
 
-    One run per training set x test set; model ``m_<train>``; per-sample values drawn around a
+    One run per training set x test set (ids end in the family); model ``m_<train>``; per-sample values drawn around a
     level that is highest on the model's own test set, with organs, centers and patients
     cycling through small vocabularies. Rows and run records go through the store's API, so
     what pages and queries see is exactly what real runs produce. Returns the run ids.
@@ -117,7 +117,7 @@ def synthetic_store(
     ids = []
     for tr in train_sets:
         for te in test_sets:
-            run_id = f"m_{tr.replace('+', '_')}_{te}_test_hovernet_synthetic"
+            run_id = f"m_{tr.replace('+', '_')}_{te}_test_hovernet_{family}"
             level = 0.65 if te in tr.split("+") else 0.45
             level += 0.03 * (tr.count("+"))
             rows = []
