@@ -140,7 +140,8 @@ def compare_ranking(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     as_json: JSON_OPT = False,
 ):
-    """Training sets ranked on the unified test set, per family, with the mean rank."""
+    """Training sets ranked on the unified test set, per family, with seed 003's Mean Rank
+    (the rank of the mean score over the families)."""
     from cellbench.analysis import ranking
     from cellbench.runs.store import Store
 
