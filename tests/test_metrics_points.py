@@ -153,3 +153,19 @@ def test_against_dense_oracle(seed):
     exp = _oracle(t, p, 0.5, True)
     assert got["aji"] == pytest.approx(exp["aji"], abs=1e-12)
     assert got["aji_plus"] == pytest.approx(exp["aji_plus"], abs=1e-12)
+
+
+def test_the_ocelot_per_organ_figure_pools_counts_as_the_challenge(data_env, catalog, tmp_path):
+    """Issue 31 item 3: the figure titled seed 004's per-organ view used per-image means (kidney
+    BC 0.079); the official scorer on each organ's images gives bladder BC 0.6072, kidney BC
+    0.3000 on fold 0."""
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.store import Store
+    from cellbench.viz.paper import ocelot_figures
+
+    st = Store(tmp_path / "s")
+    run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"), catalog, st)
+    fig, data = ocelot_figures(st, run["run_id"])["02_ocelot_f1_organ_class"]
+    got = {(r["organ"], r["class"]): r["mean"] for r in data.iter_rows(named=True)}
+    assert got[("bladder", "BC")] == pytest.approx(0.6072) and got[("kidney", "BC")] == 0.3
+    assert "pooled counts" in fig.layout.title.text

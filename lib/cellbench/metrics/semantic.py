@@ -106,8 +106,9 @@ def _mean(v: Iterable[float | None]) -> float | None:
 def aggregate_semantic(
     per_image: Mapping[str, Mapping] | Iterable[Mapping], averaging: str = "image"
 ) -> dict[str, Any]:
-    """Dataset figures: ``averaging="image"`` (mean of per-image values, APACS23) or
-    ``"pooled"`` (pixel counts summed first)."""
+    """Dataset figures: ``averaging="image"`` (mean of per-image values; the
+    ``pixels_image`` preset) or ``"pooled"`` (pixel counts summed first; APACS23, whose
+    reported pairs satisfy Dice = 2 IoU / (1 + IoU), which only pooled counts do)."""
     rows = list(per_image.values()) if isinstance(per_image, Mapping) else list(per_image)
     if averaging not in ("image", "pooled"):
         raise ValueError("averaging must be 'image' or 'pooled'")

@@ -105,10 +105,11 @@ def synthetic_store(
 ) -> list[str]:
     """Fill a store with complete runs of made-up models (for UI tests and benchmarks).
 
-    One run per training set x test set (ids end in the family); model ``m_<train>``; per-sample values drawn around a
-    level that is highest on the model's own test set, with organs, centers and patients
-    cycling through small vocabularies. Rows and run records go through the store's API, so
-    what pages and queries see is exactly what real runs produce. Returns the run ids.
+    One run per training set x test set (ids end in the family); model ``m_<train>``;
+    per-sample values drawn around a level that is highest on the model's own test set, with
+    organs, centers and patients cycling through small vocabularies. Rows and run records go
+    through the store's API, so what pages and queries see is exactly what real runs produce.
+    Returns the run ids.
     """
     from cellbench.runs.store import frame
 
