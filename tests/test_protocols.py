@@ -273,3 +273,27 @@ def test_monuseg_aji_by_hand_and_where_it_differs_from_hovernet():
     assert instance_scores(t, p, "hovernet")["aji"] == pytest.approx(6 / 19)
     agg = aggregate_instances([instance_scores(t, p, "monuseg"), r], "monuseg")
     assert agg["aji"] == pytest.approx((4 / 21 + 8 / 66) / 2)  # mean over images
+
+
+def test_seed_000_per_category_detection_of_a_class_agnostic_model():
+    """F_I..F_IV for models without classes (issue 31 item 5): per ground-truth category k,
+    TP_k / FN_k = paired / unpaired GT nuclei of k; FP_k = unpaired predictions whose nearest
+    GT nucleus is of k ('nearest'), or none ('none')."""
+    from cellbench.metrics import aggregate_instances, instance_scores
+
+    t = np.zeros((100, 100), np.int32)
+    p = np.zeros_like(t)
+    for i, (r, c) in enumerate([(10, 10), (40, 10), (70, 70)], start=1):
+        t[r : r + 6, c : c + 6] = i
+    p[10:16, 10:16] = 1  # finds GT 1
+    p[40:46, 10:16] = 2  # finds GT 2
+    p[70:76, 45:51] = 3  # a false positive, 25 px from GT 3 (beyond the 12 px radius)
+    cats = {1: 1, 2: 2, 3: 2}
+    r = instance_scores(t, p, "hovernet", centroid_f1=True, true_categories=cats)
+    assert r["types"]["f_cat"] == {"1": 1.0, "2": pytest.approx(2 / 4)}
+    r2 = instance_scores(
+        t, p, "hovernet", centroid_f1=True, true_categories=cats, category_fp="none"
+    )
+    assert r2["types"]["f_cat"]["2"] == pytest.approx(2 / 3)
+    agg = aggregate_instances([r, r], "hovernet")  # pooled over images
+    assert agg["types"]["f_cat"]["2"] == pytest.approx(4 / 8)

@@ -316,9 +316,7 @@ def _plain_yaml(text: str) -> Any:
         if got is not memo:
             return got  # immutable results only: str, int, float, bool, None
         got = value
-        for tag, regexp in resolvers.get(value[:1] if value else "", []) + resolvers.get(
-            None, []
-        ):
+        for tag, regexp in resolvers.get(value[:1] if value else "", []) + resolvers.get(None, []):
             if regexp.match(value):
                 if tag not in build:
                     raise _Fallback  # timestamps, merge keys, values: the full loader

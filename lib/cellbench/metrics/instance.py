@@ -250,6 +250,8 @@ def instance_scores(
     background_stuff: bool = False,
     centroid_f1: bool = False,
     type_pairing: str = "auto",
+    true_categories: Mapping[int, int] | None = None,
+    category_fp: str = "nearest",
     ambiguous: np.ndarray | None = None,
     true_name: str | Path = "true",
     pred_name: str | Path = "pred",
@@ -286,6 +288,11 @@ def instance_scores(
     centroid_f1
         Without classes, still pair centroids as HoVer-Net's classification does and report
         its detection ``types.f_d`` (seed 000's F_d for class-agnostic models).
+    true_categories, category_fp
+        With ``centroid_f1``: the ground truth's category of each instance (``{id: class}``);
+        adds ``types.f_cat``, the detection F per category (seed 000's F_I..F_IV for models
+        without classes), false positives counted by ``category_fp``
+        (:data:`cellbench.metrics.points.CATEGORY_FP`).
     type_pairing
         ``hovernet`` preset: how centroids are paired for F_d / F_t (``auto``, ``dense`` or
         ``radius``; :func:`cellbench.metrics.points.type_counts`). ``auto`` is HoVer-Net's
@@ -361,6 +368,8 @@ def instance_scores(
         tcent, pcent = _centroids(true, pred, ov)
         r = resolve_radius(radius_px, radius_um, mpp, default_px=12.0)
         zt, zp = np.zeros(ov.n_true, np.int64), np.zeros(ov.n_pred, np.int64)
+        if true_categories is not None:
+            zt = _class_lookup(true_categories, ov.true_ids, true_name).astype(np.int64)
         types = type_counts(
             tcent,
             zt,
@@ -370,6 +379,7 @@ def instance_scores(
             hovernet=preset in HOVERNET_LIKE,
             classes=[],
             pairing=type_pairing,
+            category_fp=category_fp if true_categories is not None else None,
         )
         out["types"] = {**types, "correct": None, "acc": None}
     if has_cls or has_map:

@@ -251,6 +251,7 @@ def type_counts(
     hovernet: bool = True,
     classes: Sequence[int] | None = None,
     pairing: str = "auto",
+    category_fp: str | None = None,
 ) -> dict[str, Any]:
     """HoVer-Net's classification counts for one image (pooled later by :func:`type_terms`).
 
@@ -273,6 +274,10 @@ def type_counts(
       ``radius``. The result's ``pairing`` says which ran.
 
     Without ``hovernet``: optimally within the radius (``radius``) on the exact centroids.
+
+    ``category_fp`` (class-agnostic predictions, ``true_cls`` the ground truth's categories):
+    also count detection per ground-truth category, seed 000's F_I..F_IV for models without
+    classes (:data:`CATEGORY_FP`): ``per_category`` ``{k: {tp, fn, fp}}``.
 
     Returns
     -------
@@ -324,8 +329,38 @@ def type_counts(
         "per_type": per_type,
         "pairing": pairing,
     }
+    if category_fp is not None:
+        out["per_category"] = _per_category(true_xy, true_cls, pred_xy, ut, up, category_fp)
     out.update(type_terms([out]))
     return out
+
+
+#: How seed 000's per-category detection F (F_I..F_IV) of a class-agnostic model counts its
+#: false positives, which belong to no category: ``nearest`` gives each unpaired prediction
+#: the category of the ground-truth nucleus whose centroid is nearest (any, paired or not);
+#: ``none`` leaves them out, so that F_k = 2 TP_k / (2 TP_k + FN_k) follows recall alone.
+#: TP_k / FN_k are the paired / unpaired ground-truth nuclei of category k in both.
+CATEGORY_FP = ("nearest", "none")
+
+
+def _per_category(true_xy, true_cls, pred_xy, ut, up, policy: str) -> dict[str, dict]:
+    if policy not in CATEGORY_FP:
+        raise CellbenchError(f"unknown category FP policy {policy!r}; choose {CATEGORY_FP}")
+    cats = sorted({int(c) for c in true_cls if c > 0})
+    fp_cat = np.zeros(0, np.int64)
+    if policy == "nearest" and up.any() and len(true_xy):
+        from scipy.spatial import cKDTree
+
+        _, idx = cKDTree(true_xy).query(pred_xy[up])
+        fp_cat = true_cls[np.atleast_1d(idx)]
+    return {
+        str(k): {
+            "tp": int(((true_cls == k) & ~ut).sum()),
+            "fn": int(((true_cls == k) & ut).sum()),
+            "fp": int((fp_cat == k).sum()),
+        }
+        for k in cats
+    }
 
 
 def type_terms(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -349,8 +384,20 @@ def type_terms(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for t, v in types.items():
         den = 2 * v["tp"] + 2 * v["fp"] + 2 * v["fn"] + v["fp_d"] + v["fn_d"]
         f_t[t] = 2 * v["tp"] / den if den else None
-    return {
+    out = {
         "f_d": 2 * tp / (2 * tp + fp + fn) if (tp + fp + fn) else None,
         "acc": correct / tp if tp and not agnostic else None,
         "f_t": f_t,
     }
+    cats: dict[str, dict[str, int]] = {}
+    for c in counts:
+        for k, v in (c.get("per_category") or {}).items():
+            acc = cats.setdefault(k, {"tp": 0, "fn": 0, "fp": 0})
+            for key in acc:
+                acc[key] += v[key]
+    if cats:  # seed 000's F_I..F_IV of a class-agnostic model (CATEGORY_FP)
+        out["f_cat"] = {
+            k: (2 * v["tp"] / (2 * v["tp"] + v["fp"] + v["fn"]) if (v["tp"] + v["fn"]) else None)
+            for k, v in sorted(cats.items(), key=lambda kv: int(kv[0]))
+        }
+    return out

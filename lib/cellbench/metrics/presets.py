@@ -79,7 +79,11 @@ PRESETS: dict[str, Preset] = {
                 "Classification: centroids truncated to integers, Hungarian on distance over "
                 "all pairs, pairs beyond the radius dropped afterwards (up to 1.5 M centroid "
                 "pairs, ~1200 x 1200 nuclei; beyond, whole slides, pairs within the radius: "
-                "type_pairing)."
+                "type_pairing). A class-agnostic model on a classed ground truth also gets "
+                "seed 000's F_I..F_IV (f_cat): per ground-truth category k, TP_k / FN_k = "
+                "paired / unpaired GT nuclei of k, FP_k = unpaired predictions whose nearest "
+                "GT nucleus is of k (category_fp='nearest'; 'none' leaves FPs out: "
+                "F_k = 2TP_k/(2TP_k + FN_k)); F_k = 2TP_k/(2TP_k + FP_k + FN_k)."
             ),
             epsilons=(
                 "DQ = TP/(TP + FP/2 + FN/2) (none); SQ = sum IoU/(TP + 1e-6); "

@@ -205,6 +205,8 @@ def flatten(
         out.append(("all", "type_acc", _float(types.get("acc"))))
         for cid, v in (types.get("f_t") or {}).items():
             out.append((class_names.get(str(cid), str(cid)), "f_t", _float(v)))
+        for cid, v in (types.get("f_cat") or {}).items():
+            out.append((class_names.get(str(cid), str(cid)), "f_cat", _float(v)))
     return out
 
 
@@ -683,8 +685,9 @@ class Evaluation:
             if len(self.dataset.classes) > 1 and sample.classes is not None:
                 if classes is not None:
                     kw = {"true_classes": sample.classes, "pred_classes": classes}
-                else:  # a class-agnostic model on a classed dataset: detection F_d still
-                    kw = {"centroid_f1": True}
+                else:  # a class-agnostic model on a classed dataset: detection F_d still,
+                    # and per ground-truth category (seed 000's F_I..F_IV)
+                    kw = {"centroid_f1": True, "true_categories": sample.classes}
             return instance_scores(
                 sample.truth, labels, preset=self.preset, iou=self.spec.iou, **kw
             )
