@@ -56,6 +56,7 @@ def test_key_center_and_category_tables():
     )
     assert key["Sex"] == "F – 1; M – 1; unknown – 1"
     assert key["Category"] == "I – 2 (3); IV – 1 (1)"
+    assert key["Diagnosis"] == "Non cancerous – 2 (3); Cancerous – 1 (1)"  # I-II / III-IV
     assert key["Centers"] == "C1 – 1 (2); C2 – 1 (1); unknown – 1 (1)"
     c = {r["center"]: r for r in S.center_table(t).iter_rows(named=True)}
     assert (c["C1"]["patients"], c["C1"]["slides"], c["C1"]["samples"], c["C1"]["objects"]) == (

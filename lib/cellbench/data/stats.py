@@ -137,10 +137,37 @@ def key_statistics(table: pl.DataFrame) -> pl.DataFrame:
         ("Stain types", _counted(table, "stain")),
         ("Age", age),
         ("Sex", sex),
+        ("Diagnosis", _diagnosis_row(table)),
         ("Category", _counted(table, "category")),
         ("Centers", _counted(table.with_columns(center=_center_label()), "center")),
     ]
     return pl.DataFrame(rows, schema={"attribute": pl.Utf8, "value": pl.Utf8}, orient="row")
+
+
+#: Seed 000's oral-cytology categories as diagnoses (its Table 1: 197 non-cancerous patients
+#: = category I 162 + II 35; 42 cancerous = III 24 + IV 18).
+DIAGNOSIS = {"I": "Non cancerous", "II": "Non cancerous", "III": "Cancerous", "IV": "Cancerous"}
+
+
+def _diagnosis_row(table: pl.DataFrame) -> str:
+    """Seed 000 Table 1's Diagnosis row from the categories (I-II non-cancerous, III-IV
+    cancerous; "Category III", "3" and "III" alike); unknown where no sample has one."""
+    import re
+
+    roman = {"1": "I", "2": "II", "3": "III", "4": "IV"}
+
+    def diagnosis(c: str | None) -> str | None:
+        if c is None:
+            return None
+        m = re.fullmatch(r"(?i)\s*(?:category\s+)?(IV|III|II|I|[1-4])\s*", str(c))
+        return DIAGNOSIS.get(roman.get(m.group(1), m.group(1).upper())) if m else None
+
+    d = table.with_columns(
+        diagnosis=pl.col("category").map_elements(diagnosis, return_dtype=pl.Utf8)
+    )
+    if d["diagnosis"].drop_nulls().is_empty():
+        return UNKNOWN
+    return _counted(d.filter(pl.col("diagnosis").is_not_null()), "diagnosis")
 
 
 def _center_label() -> pl.Expr:
