@@ -19,6 +19,7 @@ ui.header(
 with ui.guard("The cross-dataset analysis"):
     from cellbench.analysis import (
         CROSS_FORMS,
+        EMPTY_POLICIES,
         WEIGHTINGS,
         as_matrix,
         cross_correlation,
@@ -58,22 +59,32 @@ with ui.guard("The cross-dataset analysis"):
         "set (nucfuse-test: seed 003's NucFuse-test, 14 tiles per dataset) compares runs on "
         "exactly its members (`cellbench testset show NAME`).",
     )
+    empty = st.radio(
+        "Samples with an undefined metric (neither GT nor prediction)",
+        list(EMPTY_POLICIES),
+        key="c_empty",
+        horizontal=True,
+        help="\n\n".join(f"{k}: {v}" for k, v in EMPTY_POLICIES.items()),
+    )
     store = ui.store()
     sig = ui.store_signature()
 
     @st.cache_data(show_spinner="Building the matrix ...", max_entries=16)
-    def _matrix(sig, preset: str, metric: str, weighting: str, test_set: str):
+    def _matrix(sig, preset: str, metric: str, weighting: str, test_set: str, empty: str):
         ts = None if test_set == "runs" else test_set
+        kw = {"weighting": weighting, "test_set": ts, "empty": empty}
         return (
-            train_test_matrix(store, metric, preset, test_set=ts),
-            ranking(store, None, metric, preset, weighting=weighting, test_set=ts),
-            fusion(store, None, metric, preset, weighting=weighting, test_set=ts),
+            train_test_matrix(store, metric, preset, test_set=ts, empty=empty),
+            ranking(store, None, metric, preset, **kw),
+            fusion(store, None, metric, preset, **kw),
             run_table(store, preset),
         )
 
-    long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting, test_set)
+    long_all, rank_all, fus_all, table = _matrix(sig, preset, metric, weighting, test_set, empty)
     # the other metrics of this view are computed while the user looks at this one
-    ui.prefetch(_matrix, [(sig, preset, m, weighting, test_set) for m in METRICS if m != metric])
+    ui.prefetch(
+        _matrix, [(sig, preset, m, weighting, test_set, empty) for m in METRICS if m != metric]
+    )
     if long_all.is_empty():
         st.info(
             "No complete runs of models with training sets for this preset yet. Evaluate "
@@ -99,8 +110,11 @@ with ui.guard("The cross-dataset analysis"):
         name=f"P_{metric}",
     )
     st.dataframe(as_matrix(long), hide_index=True)
-    st.caption("n per cell (samples with a value):")
+    st.caption(f"n per cell (samples compared; undefined samples: {EMPTY_POLICIES[empty]}):")
     st.dataframe(as_matrix(long, value="n"), hide_index=True)
+    if long["undefined"].sum():
+        st.caption("Samples per cell whose metric was undefined for that run:")
+        st.dataframe(as_matrix(long, value="undefined"), hide_index=True)
 
     st.subheader("C_ij")
     cij = cross_correlation(long, form)

@@ -42,7 +42,7 @@ def add_run(
             "sample_id": s,
             "class": "all",
             "metric": "pq",
-            "value": float(v),
+            "value": None if v is None else float(v),
         }
         for s, v in zip(ids, values, strict=True)
     ]
@@ -333,3 +333,47 @@ def test_fusion_uses_one_overall_order_for_every_family(tmp_path):
     for fam in ("A", "B"):
         order = f.filter(pl.col("family") == fam).sort("k")["train"].to_list()
         assert order[0] == overall[0] and order[-1] == "+".join(overall[:2])
+
+
+def test_undefined_samples_are_handled_alike_for_every_compared_run(tmp_path):
+    """Issue 31 item 4: an image with neither GT nor prediction has no PQ for the model that
+    predicted nothing there, but PQ 0 for one that predicted nuclei: both are compared on one
+    sample set (drop) or the empty answer counts as 1 (perfect), never n = 3 vs 4."""
+    st = Store(tmp_path / "s")
+    add_run(st, "m_a", "a", "t", [0.8, 0.6, 0.4, None])  # nothing predicted on t_003
+    add_run(st, "m_b", "b", "t", [0.7, 0.5, 0.3, 0.0], family="stardist")  # a false positive
+    add_run(st, "m_c", "c", "t", [0.9, None, 0.5, 0.2])
+    m = A.train_test_matrix(st, "pq", n_boot=50).sort("train_datasets")
+    assert m["n"].to_list() == [2, 2, 2]  # t_001 and t_003 dropped for every run, both families
+    assert m["mean"].to_list() == pytest.approx([0.6, 0.5, 0.7])
+    assert m["undefined"].to_list() == [1, 0, 1]
+    assert set(m["empty"]) == {"drop"}
+    p = A.train_test_matrix(st, "pq", n_boot=50, empty="perfect").sort("train_datasets")
+    assert p["n"].to_list() == [4, 4, 4]
+    assert p["mean"].to_list() == pytest.approx([0.7, 0.375, 0.65])
+    r = A.ranking(st, n_boot=50).sort("train_datasets")
+    assert r["n"].to_list() == [2, 2, 2]
+    assert r["mean"].to_list() == pytest.approx([0.6, 0.5, 0.7])
+    assert A.ranking(st, n_boot=50, empty="perfect").sort("train_datasets")["mean"].to_list() == (
+        pytest.approx([0.7, 0.375, 0.65])
+    )
+    with pytest.raises(KeyError, match="drop, perfect"):
+        A.train_test_matrix(st, empty="zero")
+
+
+def test_compare_cli_empty_policy(tmp_path, monkeypatch):
+    from cellbench.cli import app
+
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    st = Store()
+    add_run(st, "m_a", "a", "t", [0.8, None])
+    add_run(st, "m_b", "b", "t", [0.6, 0.0])
+    run = CliRunner()
+    for empty, n, a in (("drop", 1, 0.8), ("perfect", 2, 0.9)):
+        res = run.invoke(app, ["compare", "matrix", "--json", "--empty", empty])
+        assert res.exit_code == 0, res.output
+        rows = {r["train"]: r for r in json.loads(res.output)}
+        assert rows["a"]["n"] == rows["b"]["n"] == n and rows["a"]["undefined"] == 1
+        assert rows["a"]["value"] == pytest.approx(a)
+    res = run.invoke(app, ["compare", "ranking", "--empty", "zero"])
+    assert res.exit_code == 2 and "drop, perfect" in res.output

@@ -15,6 +15,7 @@ from cellbench.analysis.comparable import (
 )
 from cellbench.analysis.cross import (
     CROSS_FORMS,
+    EMPTY_POLICIES,
     WEIGHTINGS,
     as_matrix,
     cross_correlation,
@@ -38,6 +39,7 @@ from cellbench.analysis.groups import (
 __all__ = [
     "CI_MIN_N",
     "CROSS_FORMS",
+    "EMPTY_POLICIES",
     "WEIGHTINGS",
     "comparable_runs",
     "coverage_of",

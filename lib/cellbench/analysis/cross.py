@@ -10,7 +10,9 @@
 - :func:`fusion`: top-k fusion, observed vs expected (Figs. 5-7).
 
 Only complete runs on identical sample sets are used (:mod:`cellbench.analysis.comparable`);
-every cell and bar carries its ``n`` and ``run_ids``.
+every cell and bar carries its ``n`` and ``run_ids``. A sample whose metric is undefined for a
+run (PQ of an image with neither GT nor prediction) is handled for every compared run of its
+test dataset alike (:data:`EMPTY_POLICIES`), so all of them are compared on one sample set.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import numpy as np
 import polars as pl
 
 from cellbench.analysis.comparable import comparable_runs, run_table, test_set_of
-from cellbench.analysis.groups import CI_MIN_N, cluster_column, group_summary, sample_values
+from cellbench.analysis.groups import (
+    CI_MIN_N,
+    CLUSTER_KEYS,
+    cluster_column,
+    sample_values,
+    summarise,
+)
 from cellbench.runs.store import Store
 
 #: The weightings of the unified test set.
@@ -30,6 +38,56 @@ WEIGHTINGS: dict[str, str] = {
     "seed 003's NucFuse-test design)",
     "pooled": "every test sample weighs the same (the largest test set dominates)",
 }
+
+
+#: What a comparison does with a sample whose metric is undefined for some compared run.
+EMPTY_POLICIES: dict[str, str] = {
+    "drop": "a sample whose metric is undefined for any compared run of its test dataset "
+    "(e.g. PQ of an image with neither GT nor prediction) is left out for every run alike",
+    "perfect": "an undefined value (nothing to score: the image has neither GT nor "
+    "prediction) counts as 1.0, a correct empty answer; a model that predicts nuclei there "
+    "keeps its 0",
+}
+
+
+def compared_values(
+    store: Store, cells: pl.DataFrame, metric: str = "pq", empty: str = "drop"
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Per-sample values of the runs of ``cells`` (:func:`comparable_runs` rows) on one
+    sample set per test dataset, under the ``empty`` policy (:data:`EMPTY_POLICIES`).
+
+    Returns the rows (``run_id``, ``test_dataset``, ``sample_id``, cluster columns,
+    ``value``; no nulls) and, per run, how many of its samples had an undefined value
+    (dropped for every run of the test dataset, or counted as 1.0).
+    """
+    if empty not in EMPTY_POLICIES:
+        raise KeyError(
+            f"unknown empty-sample policy '{empty}' (choose {', '.join(EMPTY_POLICIES)})"
+        )
+    cols = ["run_id", "test_dataset", "sample_id", *CLUSTER_KEYS, "value"]
+    ids = cells["run_id"].to_list() if cells.height else []
+    if not ids:
+        return pl.DataFrame(schema={c: pl.Utf8 for c in cols[:-1]} | {"value": pl.Float64}), {}
+    df = (
+        sample_values(store, ids, metric)
+        .select(cols)
+        .collect()
+        .with_columns(undefined=pl.col("value").is_null() | pl.col("value").is_nan())
+    )
+    # the test dataset of each run as the comparison sees it (a run's rows carry the same)
+    df = df.drop("test_dataset").join(
+        cells.select("run_id", "test_dataset"), on="run_id", how="inner"
+    )
+    counts = df.group_by("run_id").agg(pl.col("undefined").sum())
+    undefined = dict(zip(counts["run_id"], counts["undefined"].cast(int), strict=True))
+    if empty == "perfect":
+        df = df.with_columns(
+            value=pl.when(pl.col("undefined")).then(1.0).otherwise(pl.col("value"))
+        )
+    else:
+        bad = df.filter(pl.col("undefined")).select("test_dataset", "sample_id").unique()
+        df = df.join(bad, on=["test_dataset", "sample_id"], how="anti")
+    return df.drop("undefined"), undefined
 
 
 def finished_runs(store: Store, preset: str | None = None) -> list[str]:
@@ -57,6 +115,8 @@ _CELL_SCHEMA = {
     "resampled": pl.Utf8,
     "run_ids": pl.List(pl.Utf8),
     "complete": pl.Boolean,
+    "undefined": pl.Int64,
+    "empty": pl.Utf8,
 }
 
 
@@ -68,6 +128,7 @@ def train_test_matrix(
     n_boot: int = 1000,
     family: str | None = None,
     test_set=None,
+    empty: str = "drop",
 ) -> pl.DataFrame:
     """P(D_i, D_j) in long format, one row per (family, training set, test set) cell.
 
@@ -76,17 +137,26 @@ def train_test_matrix(
     (``run_ids`` restricts the candidates). Columns: ``family``, ``model_id``,
     ``train_datasets``, ``test_dataset``, ``n`` (samples with a value), ``mean`` (the mean
     per-sample ``metric``), ``ci_low``/``ci_high`` (bootstrap 95%, null for n < 5),
-    ``resampled``, ``run_ids``, ``complete`` (always true: partial runs never enter).
+    ``resampled``, ``run_ids``, ``complete`` (always true: partial runs never enter),
+    ``undefined`` (the run's samples with an undefined metric) and ``empty`` (the policy
+    applied to them, :data:`EMPTY_POLICIES`: under ``drop`` every cell of a test dataset
+    has the same ``n``, whichever family it belongs to).
     Runs of stored predictions (no training set) are not rows. Pivot with :func:`as_matrix`.
     """
     cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
     if cells.is_empty():
         return pl.DataFrame(schema=_CELL_SCHEMA)
-    s = group_summary(store, cells["run_id"].to_list(), metric, ["run_id"], n_boot=n_boot)
+    values, undefined = compared_values(store, cells, metric, empty)
+    s = summarise(values, ["run_id"], n_boot=n_boot)
     out = cells.select("run_id", "family", "model_id", "train_datasets", "test_dataset").join(
         s, on="run_id", how="inner"
     )
-    out = out.with_columns(run_ids=pl.concat_list("run_id"), complete=pl.lit(True))
+    out = out.with_columns(
+        run_ids=pl.concat_list("run_id"),
+        complete=pl.lit(True),
+        undefined=pl.col("run_id").replace_strict(undefined, default=0, return_dtype=pl.Int64),
+        empty=pl.lit(empty),
+    )
     return out.select(list(_CELL_SCHEMA)).sort(["family", "train_datasets", "test_dataset"])
 
 
@@ -165,22 +235,8 @@ class _Unified:
         """The model ids of a training set's runs in this family."""
         return self._models.get(train, [])
 
-    def __init__(self, store, metric, preset, family, test_datasets, run_ids, test_set=None):
-        cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
-        if test_datasets is None and test_set is not None:
-            test_datasets = test_set.datasets
-        if test_datasets is not None:
-            cells = cells.filter(pl.col("test_dataset").is_in(list(test_datasets)))
+    def __init__(self, cells: pl.DataFrame, df: pl.DataFrame, test_datasets):
         self.cells = cells
-        ids = cells["run_id"].to_list()
-        df = (
-            sample_values(store, ids, metric)
-            .filter(pl.col("value").is_not_null() & pl.col("value").is_not_nan())
-            .select("run_id", "sample_id", "patient_id", "slide_id", "value")
-            .collect()
-            if ids
-            else pl.DataFrame()
-        )
         self._models = (
             {
                 t: sorted(set(g["model_id"].to_list()))
@@ -253,12 +309,24 @@ _RANK_SCHEMA = {
 }
 
 
-def _families(store, preset, family, run_ids, test_set=None) -> list[str]:
-    if family is not None:
-        return [family]
-    fams = comparable_runs(store, preset, None, run_ids, test_set=test_set)["family"]
-    fams = fams.unique().to_list()
-    return sorted(f for f in fams if f is not None)
+def _unified(
+    store, metric, preset, family, test_datasets, run_ids, test_set=None, empty="drop"
+) -> dict[str, _Unified]:
+    """One :class:`_Unified` per model family (sorted), every family on the same samples of
+    each test dataset (:func:`compared_values` over all compared runs at once)."""
+    cells = comparable_runs(store, preset, family, run_ids, test_set=test_set)
+    if test_datasets is None and test_set is not None:
+        test_datasets = test_set.datasets
+    if test_datasets is not None:
+        cells = cells.filter(pl.col("test_dataset").is_in(list(test_datasets)))
+    df, _ = compared_values(store, cells, metric, empty)
+    out = {}
+    for fam in sorted(f for f in cells["family"].unique().to_list() if f is not None):
+        mine = cells.filter(pl.col("family") == fam)
+        out[fam] = _Unified(
+            mine, df.filter(pl.col("run_id").is_in(mine["run_id"].to_list())), test_datasets
+        )
+    return out
 
 
 def ranking(
@@ -272,6 +340,7 @@ def ranking(
     family: str | None = None,
     level: float = 0.95,
     test_set=None,
+    empty: str = "drop",
 ) -> pl.DataFrame:
     """Training sets ranked on the unified test set, per model family.
 
@@ -286,14 +355,16 @@ def ranking(
     "Mean Rank": the rank of the training set's *mean score over the model families* that
     score it (the paper: "ranked based on their mean PQ scores"), not the mean of the
     per-family ranks (:func:`mean_rank`); ``k`` the number of datasets in a plain fused
-    training set (null for recipes such as ``a>b``).
+    training set (null for recipes such as ``a>b``). Samples with an undefined metric follow
+    ``empty`` (:data:`EMPTY_POLICIES`) for every family alike.
     """
     if weighting not in WEIGHTINGS:
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
     ts = test_set_of(test_set)
     rows = []
-    for fam in _families(store, preset, family, run_ids, ts):
-        u = _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
+    for fam, u in _unified(
+        store, metric, preset, family, test_datasets, run_ids, ts, empty
+    ).items():
         rows += _rank_family(u, fam, weighting, n_boot, level)
     overall = mean_rank(rows)
     for r in rows:
@@ -395,9 +466,10 @@ def fusion(
     weighting: str = "per-dataset",
     family: str | None = None,
     test_set=None,
+    empty: str = "drop",
 ) -> pl.DataFrame:
     """Top-k fusion (seed 003 §3.2, Figs. 5-7), per family, on the unified test set
-    (``test_set`` / ``test_datasets`` as in :func:`ranking`).
+    (``test_set`` / ``test_datasets`` / ``empty`` as in :func:`ranking`).
 
     The single-dataset training sets are ranked on the unified test set (:func:`ranking`) by
     their mean score over the families (:func:`mean_rank`, seed 003's "Mean Rank"); the fused
@@ -420,10 +492,7 @@ def fusion(
         raise KeyError(f"unknown weighting '{weighting}' (choose {', '.join(WEIGHTINGS)})")
     ts = test_set_of(test_set)
     rows = []
-    fams = {
-        fam: _Unified(store, metric, preset, fam, test_datasets, run_ids, ts)
-        for fam in _families(store, preset, family, run_ids, ts)
-    }
+    fams = _unified(store, metric, preset, family, test_datasets, run_ids, ts, empty)
     ranked_rows = {fam: _rank_family(u, fam, weighting, n_boot) for fam, u in fams.items()}
     # one order for every family: the overall ranking of the single-dataset training sets
     # (seed 003 §3.2/§4.2: the order of Experiment 1's overall ranking, "Mean Rank")

@@ -126,6 +126,20 @@ def group_summary(
         .select(need)
         .collect()
     )
+    return summarise(df, by, n_boot, level, seed, min_n_ci)
+
+
+def summarise(
+    df: pl.DataFrame,
+    by: Sequence[str],
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    min_n_ci: int = CI_MIN_N,
+) -> pl.DataFrame:
+    """:func:`group_summary` of per-sample rows already read (``value`` without nulls, the
+    ``by`` keys and the cluster columns)."""
+    by = list(by)
     schema = {
         **{k: df.schema.get(k, pl.Utf8) for k in by},
         "n": pl.Int64,

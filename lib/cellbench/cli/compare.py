@@ -27,6 +27,13 @@ TESTS_OPT = Annotated[
     typer.Option("--test", help="Test datasets of the unified test set (default: all tested)."),
 ]
 JSON_OPT = Annotated[bool, typer.Option("--json", help="JSON output.")]
+EMPTY_OPT = Annotated[
+    str,
+    typer.Option(
+        help="Samples whose metric is undefined for a run (neither GT nor prediction): drop "
+        "(left out for every compared run alike) or perfect (count as 1.0)."
+    ),
+]
 TEST_SET_OPT = Annotated[
     str,
     typer.Option(
@@ -49,6 +56,13 @@ def _test_set(ref: str, test: list[str] | None):
         if unknown:
             raise typer.BadParameter(f"--test {unknown}: not in test set {ts.ref}")
     return ts
+
+
+def _check_empty(empty: str) -> None:
+    from cellbench.analysis import EMPTY_POLICIES
+
+    if empty not in EMPTY_POLICIES:
+        raise typer.BadParameter(f"--empty must be one of {', '.join(EMPTY_POLICIES)}")
 
 
 def _say_test_set(ts, as_json: bool) -> dict:
@@ -93,16 +107,20 @@ def compare_matrix(
     ] = "raw",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
     test_set: TEST_SET_OPT = "runs",
+    empty: EMPTY_OPT = "drop",
     as_json: JSON_OPT = False,
 ):
     """P(D_i, D_j) (rows: training set, columns: test set) or its normalisation C_ij."""
-    from cellbench.analysis import CROSS_FORMS, cross_correlation, train_test_matrix
+    from cellbench.analysis import CROSS_FORMS, EMPTY_POLICIES, cross_correlation, train_test_matrix
     from cellbench.runs.store import Store
 
     if normalise not in CROSS_FORMS:
         raise typer.BadParameter(f"--normalise must be one of {', '.join(CROSS_FORMS)}")
+    _check_empty(empty)
     ts = _test_set(test_set, None)
-    long = train_test_matrix(Store(), metric, preset, n_boot=n_boot, family=family, test_set=ts)
+    long = train_test_matrix(
+        Store(), metric, preset, n_boot=n_boot, family=family, test_set=ts, empty=empty
+    )
     cells = {(r["family"], r["train_datasets"], r["test_dataset"]): r for r in long.to_dicts()}
     values = cross_correlation(long, normalise) if normalise != "raw" else None
     rows = []
@@ -117,15 +135,17 @@ def compare_matrix(
                 "ci_low": None if values is not None else r["ci_low"],
                 "ci_high": None if values is not None else r["ci_high"],
                 "n": cell.get("n"),
+                "undefined": cell.get("undefined"),
                 "run_ids": cell.get("run_ids", []),
                 "complete": cell.get("complete", False),
             }
         )
-    cols = ["family", "train", "test", "value", "ci_low", "ci_high", "n", "run_ids"]
+    cols = ["family", "train", "test", "value", "ci_low", "ci_high", "n", "undefined", "run_ids"]
     _emit(rows, cols, as_json)
     if not as_json:
         _say_test_set(ts, as_json)
         typer.echo(CROSS_FORMS[normalise], err=True)
+        typer.echo(f"undefined samples ({empty}): {EMPTY_POLICIES[empty]}", err=True)
 
 
 @compare_app.command("ranking")
@@ -138,6 +158,7 @@ def compare_ranking(
     test: TESTS_OPT = None,
     test_set: TEST_SET_OPT = "runs",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    empty: EMPTY_OPT = "drop",
     as_json: JSON_OPT = False,
 ):
     """Training sets ranked on the unified test set, per family, with seed 003's Mean Rank
@@ -145,8 +166,11 @@ def compare_ranking(
     from cellbench.analysis import ranking
     from cellbench.runs.store import Store
 
+    _check_empty(empty)
     ts = _test_set(test_set, test)
-    r = ranking(Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts)
+    r = ranking(
+        Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts, empty=empty
+    )
     rows = [{**x, "train": x["train_datasets"]} for x in r.to_dicts()]
     mean_rank = {x["train"]: x["mean_rank"] for x in rows}
     cols = ["family", "rank", "train", "mean", "ci_low", "ci_high", "n_datasets", "n", "mean_rank"]
@@ -176,14 +200,18 @@ def compare_fusion(
     test: TESTS_OPT = None,
     test_set: TEST_SET_OPT = "runs",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+    empty: EMPTY_OPT = "drop",
     as_json: JSON_OPT = False,
 ):
     """Top-k fusion: observed vs expected per k (prefixes of the ranking) and increments."""
     from cellbench.analysis import fusion
     from cellbench.runs.store import Store
 
+    _check_empty(empty)
     ts = _test_set(test_set, test)
-    f = fusion(Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts)
+    f = fusion(
+        Store(), None, metric, preset, test, n_boot, weighting, family, test_set=ts, empty=empty
+    )
     rows = f.to_dicts()
     cols = [
         "family",
