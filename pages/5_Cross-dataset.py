@@ -110,7 +110,9 @@ with ui.guard("The cross-dataset analysis"):
         name=f"P_{metric}",
     )
     st.dataframe(as_matrix(long), hide_index=True)
-    st.caption(f"n per cell (samples compared; undefined samples: {EMPTY_POLICIES[empty]}):")
+    st.caption(
+        f"n per cell, the samples compared. Undefined samples ({empty}): {EMPTY_POLICIES[empty]}."
+    )
     st.dataframe(as_matrix(long, value="n"), hide_index=True)
     if long["undefined"].sum():
         st.caption("Samples per cell whose metric was undefined for that run:")
