@@ -421,7 +421,7 @@ def _peak_mb(fn) -> float:
         ("monuseg", {}),
     ],
 )
-def test_scoring_many_maps_in_one_pass_equals_one_call_each(preset, kw):
+def test_scoring_many_maps_in_one_pass_equals_one_call_each(preset, kw, monkeypatch):
     """Random maps of mixed sizes (ids sparse, some empty): every key, every bit."""
     from cellbench.metrics import instance_scores_many
     from cellbench.runs.synthetic import perturb_instances, random_instances
@@ -434,9 +434,13 @@ def test_scoring_many_maps_in_one_pass_equals_one_call_each(preset, kw):
     trues[4][:] = 0  # no ground truth
     preds[4][:] = 0  # and no prediction
     preds[5][:] = 0  # ground truth only
-    ref = [instance_scores(t, p, preset, **kw) for t, p in zip(trues, preds, strict=True)]
-    assert instance_scores_many(trues, preds, preset, single_pass=True, **kw) == ref
-    assert instance_scores_many(trues, preds, preset, single_pass=False, **kw) == ref
+    ref = [
+        _general(monkeypatch, instance_scores, t, p, preset, **kw)
+        for t, p in zip(trues, preds, strict=True)
+    ]
+    many = instance_scores_many
+    assert _general(monkeypatch, many, trues, preds, preset, single_pass=True, **kw) == ref
+    assert _general(monkeypatch, many, trues, preds, preset, single_pass=False, **kw) == ref
 
 
 def test_scoring_many_real_maps_and_with_classes(data_env, catalog):
@@ -464,3 +468,126 @@ def test_scoring_many_real_maps_and_with_classes(data_env, catalog):
         instance_scores(t, p, "hovernet", **kw) for t, p, kw in zip(trues, preds, per, strict=True)
     ]
     assert instance_scores_many(trues, preds, per_image=per) == ref
+
+
+def _general(monkeypatch, fn, *args, **kw):
+    """``fn(*args, **kw)`` through the general (numpy) scoring path: the compiled per-tile
+    kernel off, so that it is compared against something other than itself."""
+    from cellbench.metrics import _tile_kernel
+
+    with monkeypatch.context() as m:
+        m.setattr(_tile_kernel, "LOADED", False)
+        m.setattr(_tile_kernel, "load", lambda: False)
+        return fn(*args, **kw)
+
+
+def _skip_without_numba():
+    from cellbench.metrics import _tile_kernel
+
+    if not _tile_kernel.load():
+        pytest.skip("numba not installed: the compiled per-tile path is not available")
+
+
+@pytest.mark.parametrize(
+    "preset", ["hovernet", "stardist", "conic", "torchmetrics", "pannuke", "monuseg"]
+)
+def test_scoring_many_maps_compiled_equals_one_call_each(preset, monkeypatch):
+    """The compiled per-tile path (one kernel call per tile, threads): every key, every bit,
+    on maps with sparse ids, empty maps, several dtypes, splits and merges that make AJI+
+    solve assignments, and a tile it must hand back (IoU exactly 0.5 under StarDist)."""
+    from cellbench.metrics import _tile_kernel, batch, instance_scores_many
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    _skip_without_numba()
+    trues, preds = [], []
+    for k in range(40):
+        side = (32, 64, 128, 256)[k % 4]
+        t = random_instances((side, side), side // 4, radius=(2.0, 9.0), seed=k) * (k % 3 + 1)
+        p = perturb_instances(t, seed=k + 50, n_false=3, id_stride=2 + k % 2)
+        dt = (np.uint16, np.int32, np.int64, np.uint8)[k % 4]
+        if dt is np.uint8 and max(t.max(), p.max()) > 255:
+            dt = np.int32
+        trues.append(t.astype(dt))
+        preds.append(p.astype(dt))
+    trues[4][:] = 0
+    preds[4][:] = 0
+    preds[5][:] = 0
+    trues[6][:] = 0
+    # two one-pixel nuclei and a prediction over both: IoU exactly 0.5 with each
+    t = np.zeros((8, 8), np.int32)
+    t[2, 2], t[2, 3] = 1, 2
+    p = np.zeros_like(t)
+    p[2, 2:4] = 5
+    trues.append(t)
+    preds.append(p)
+    ref = [
+        _general(monkeypatch, instance_scores, a, b, preset)
+        for a, b in zip(trues, preds, strict=True)
+    ]
+    calls = []
+    real = _tile_kernel.tile_counts
+    monkeypatch.setattr(_tile_kernel, "tile_counts", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(batch, "COMPILED_MIN_PIXELS", 0)
+    assert instance_scores_many(trues, preds, preset) == ref
+    assert len(calls) >= len(trues)  # every tile (the one handed back: twice)
+    # and one pair alone: instance_scores itself takes the compiled path
+    assert [instance_scores(a, b, preset) for a, b in zip(trues, preds, strict=True)] == ref
+
+
+def test_scoring_many_compiled_names_the_bad_file():
+    from cellbench.core.errors import DataError
+    from cellbench.metrics import instance_scores_many
+
+    _skip_without_numba()
+    good = np.zeros((16, 16), np.int32)
+    bad = good.copy()
+    bad[3, 3] = -2
+    with pytest.raises(DataError, match="b.npy.*negative ids"):
+        instance_scores_many(
+            [good, good], [good, bad], names=[("a.npy", "a.npy"), ("b.npy", "b.npy")]
+        )
+    with pytest.raises(DataError, match="c.npy.*differs"):
+        instance_scores_many([good, good], [good, bad[:8]], names=[("x", "x"), ("t", "c.npy")])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_assignment_is_scipys_ties_included(compiled, monkeypatch):
+    """cellbench.metrics.lsap returns scipy's assignment, on matrices full of ties."""
+    from scipy.optimize import linear_sum_assignment
+
+    from cellbench.metrics import _kernels, lsap
+
+    if compiled:
+        _skip_without_numba()
+    else:
+        monkeypatch.setattr(lsap, "_compiled", None)
+        monkeypatch.setattr(_kernels, "LOADED", False)
+        monkeypatch.setattr(lsap, "PY_MAX_CELLS_SCIPY_LOADED", 10**6)  # plain Python for all
+    rng = np.random.default_rng(3)
+    for trial in range(600):
+        nr, nc = (int(x) for x in rng.integers(1, 9, 2))
+        if trial % 3 == 0:
+            m = rng.integers(0, 3, (nr, nc)) * rng.choice([1.0, 0.1, 1 / 3])
+        elif trial % 3 == 1:
+            m = rng.random((nr, nc)) * (rng.random((nr, nc)) < 0.5)
+        else:
+            m = np.round(rng.random((nr, nc)), 1)
+        for mx in (False, True):
+            want = linear_sum_assignment(m, maximize=mx)
+            got = lsap.solve(m, maximize=mx)
+            assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True)), (m, mx)
+    big = rng.random((60, 45))
+    want = linear_sum_assignment(big, maximize=True)
+    assert all(np.array_equal(a, b) for a, b in zip(want, lsap.solve(big, True), strict=True))
+
+
+def test_compiled_sum_is_numpys_bit_for_bit():
+    """The per-tile kernel sums matched IoUs as numpy's pairwise summation does."""
+    from cellbench.metrics import _tile_kernel
+
+    _skip_without_numba()
+    rng = np.random.default_rng(11)
+    for dt in (np.float64, np.float32):
+        for n in [*range(0, 140), 255, 256, 257, 1000, 4099]:
+            a = (rng.random(n) * rng.choice([1.0, 1e-3, 1e5])).astype(dt)
+            assert _tile_kernel._np_sum(a) == a.sum(), (dt, n)

@@ -169,3 +169,22 @@ def test_the_ocelot_per_organ_figure_pools_counts_as_the_challenge(data_env, cat
     got = {(r["organ"], r["class"]): r["mean"] for r in data.iter_rows(named=True)}
     assert got[("bladder", "BC")] == pytest.approx(0.6072) and got[("kidney", "BC")] == 0.3
     assert "pooled counts" in fig.layout.title.text
+
+
+def test_nearest_takes_the_first_of_equally_near_points_either_way(monkeypatch):
+    """Seed 000's false-positive category: the nearest ground-truth nucleus, ties to the
+    lowest index, the same with all distances at once and through the k-d tree."""
+    from cellbench.metrics import points
+
+    ref = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 5.0], [1.0, -1.0]])
+    xy = np.array([[1.0, 0.0], [1.0, 2.9], [3.0, 0.0]])
+    # (1, 0) is 1 from refs 0, 1 and 3: the first (0) wins
+    assert points.nearest(xy, ref).tolist() == [0, 2, 1]
+    rng = np.random.default_rng(5)
+    big_ref = rng.integers(0, 40, (300, 2)).astype(float)  # integer centroids: many ties
+    big_xy = rng.integers(0, 40, (200, 2)).astype(float)
+    want = ((big_xy[:, None] - big_ref[None]) ** 2).sum(-1).argmin(axis=1)
+    assert np.array_equal(points.nearest(big_xy, big_ref), want)
+    monkeypatch.setattr(points, "NEAREST_DENSE", 0)  # the k-d tree path
+    assert np.array_equal(points.nearest(big_xy, big_ref), want)
+    assert points.nearest(xy, ref).tolist() == [0, 2, 1]

@@ -235,10 +235,11 @@ def test_centroids_from_the_compiled_pass_equal_the_pixel_means(monkeypatch):
 
 def _numpy_path(monkeypatch) -> None:
     """Score through the numpy path from here on (as where numba is absent)."""
-    from cellbench.metrics import _kernels
+    from cellbench.metrics import _kernels, _tile_kernel
 
     monkeypatch.setattr(_kernels, "LOADED", False)
     monkeypatch.setattr(_kernels, "AVAILABLE", False)
+    monkeypatch.setattr(_tile_kernel, "LOADED", False)
 
 
 def test_small_maps_in_a_fresh_process_do_not_load_numba(tmp_path):

@@ -204,7 +204,8 @@ def _evaluate_one(spec, quiet: bool, executor=None) -> dict:
         def progress(p) -> None:
             bar.update(task, completed=p.done, description=f"{p.sample_id or 'done'}")
 
-        final = ev.run(progress=progress, executor=executor)
+        # parts of at least a second's work: a fast run is not slowed by its own commits
+        final = ev.run(progress=progress, executor=executor, flush_min_seconds=1.0)
     if quiet:
         return final
     from cellbench.analysis import dataset_figures

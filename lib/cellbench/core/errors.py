@@ -29,6 +29,9 @@ class DataError(CellbenchError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # picklable: it crosses from worker processes
+        return type(self), (self.path, self.problem)
+
 
 class CatalogError(CellbenchError):
     """The catalog YAML is malformed or an entry is invalid.
@@ -45,6 +48,9 @@ class CatalogError(CellbenchError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self):  # picklable: it crosses from worker processes
+        return type(self), (self.path, self.problem)
 
 
 class UnknownClassError(DataError):

@@ -18,6 +18,7 @@ from cellbench.data.sample import Objects
 from cellbench.metrics.matching import best_per_group, max_weight_matching
 from cellbench.metrics.overlap import (
     Overlap,
+    _check_same_shape,
     check_label_map,
     compute_overlap,
     object_overlap,
@@ -342,6 +343,15 @@ def instance_scores(
             )
         ov = object_overlap(true, pred, true_name, pred_name)
     else:
+        if len(thrs) == 1 and not (has_cls or has_map or centroid_f1 or background_stuff):
+            from cellbench.metrics.batch import compiled_scores
+
+            t = check_label_map(true, true_name)
+            q = check_label_map(pred, pred_name)
+            _check_same_shape(t.shape, q.shape, true_name, pred_name)
+            got = compiled_scores(t, q, p.name, thrs[0])  # the same figures, compiled
+            if got is not None:
+                return got
         ov = compute_overlap(
             true, pred, true_name, pred_name, want_centroids=has_cls or has_map or centroid_f1
         )

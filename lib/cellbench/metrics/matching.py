@@ -5,7 +5,8 @@ Reference implementations run ``scipy.optimize.linear_sum_assignment`` on a dens
 zero there and never change the optimum, so the problem splits into the connected components
 of the graph of candidate pairs. Most components are a single pair or a "star" (one object
 overlapping several others, i.e. a split or a merge), whose optimum is simply its heaviest
-edge; only the rest go to ``linear_sum_assignment``, each on its own small dense matrix.
+edge; only the rest go to ``linear_sum_assignment`` (scipy's algorithm,
+:func:`cellbench.metrics.lsap.solve`), each on its own small dense matrix.
 
 The optimum value is identical to the dense solve. Where several assignments reach the same
 optimum (exact ties), the one chosen may differ from a dense solve; for stars we take the
@@ -15,9 +16,9 @@ first heaviest edge in ``(true, pred)`` order.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from cellbench.metrics._kernels import components
+from cellbench.metrics.lsap import solve as linear_sum_assignment
 
 #: Largest dense matrix (rows x columns) of all ambiguous components solved as one assignment.
 BLOCK_LIMIT = 1 << 16

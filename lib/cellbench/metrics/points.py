@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
 
 from cellbench.core.errors import CellbenchError
 from cellbench.data.sample import Points
+from cellbench.metrics.lsap import solve as linear_sum_assignment
 from cellbench.metrics.matching import max_weight_matching
 from cellbench.metrics.presets import get_preset
 
@@ -52,6 +51,8 @@ def pairs_within(
         e = np.zeros(0, dtype=np.intp)
         return e, e, np.zeros(0)
     slack = r * 1e-6 + 1e-6
+    from scipy.spatial import cKDTree  # 0.2 s to import: only when points are paired
+
     sm = cKDTree(a).sparse_distance_matrix(cKDTree(b), r + slack, output_type="ndarray")
     i = sm["i"].astype(np.intp)
     j = sm["j"].astype(np.intp)
@@ -343,16 +344,46 @@ def type_counts(
 CATEGORY_FP = ("nearest", "none")
 
 
+#: Distances computed at once by :func:`nearest` (beyond: a k-d tree finds the candidates).
+NEAREST_DENSE = 1 << 22
+
+
+def nearest(xy: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Index into ``ref`` of the point nearest to each of ``xy`` (Euclidean); among equally
+    near points the first (lowest index), whichever way it is found.
+
+    All distances at once (in chunks) when ``len(xy) * len(ref)`` is at most
+    :data:`NEAREST_DENSE` (a tile: no k-d tree to import), else a k-d tree's two nearest,
+    with the rows it reports tied settled by all their distances."""
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    ref = np.asarray(ref, np.float64).reshape(-1, 2)
+
+    def dense(rows: np.ndarray) -> np.ndarray:
+        out = np.empty(len(rows), np.intp)
+        step = max(1, NEAREST_DENSE // max(len(ref), 1))
+        for s in range(0, len(rows), step):
+            d = ((rows[s : s + step, None, :] - ref[None, :, :]) ** 2).sum(-1)
+            out[s : s + step] = d.argmin(axis=1)  # first of equal minima
+        return out
+
+    if len(xy) * len(ref) <= NEAREST_DENSE or len(ref) < 2:
+        return dense(xy)
+    from scipy.spatial import cKDTree
+
+    d, idx = cKDTree(ref).query(xy, k=2)
+    out = idx[:, 0].astype(np.intp)
+    tied = d[:, 0] == d[:, 1]
+    out[tied] = dense(xy[tied])
+    return out
+
+
 def _per_category(true_xy, true_cls, pred_xy, ut, up, policy: str) -> dict[str, dict]:
     if policy not in CATEGORY_FP:
         raise CellbenchError(f"unknown category FP policy {policy!r}; choose {CATEGORY_FP}")
     cats = sorted({int(c) for c in true_cls if c > 0})
     fp_cat = np.zeros(0, np.int64)
     if policy == "nearest" and up.any() and len(true_xy):
-        from scipy.spatial import cKDTree
-
-        _, idx = cKDTree(true_xy).query(pred_xy[up])
-        fp_cat = true_cls[np.atleast_1d(idx)]
+        fp_cat = true_cls[nearest(pred_xy[up], true_xy)]
     return {
         str(k): {
             "tp": int(((true_cls == k) & ~ut).sum()),

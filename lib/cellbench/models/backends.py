@@ -12,32 +12,23 @@ bfloat16 autocast by default (``amp``) for torch models, or the CUDA execution p
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
+from cellbench.core import hashing
 from cellbench.core.errors import DataError
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
 def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file (cached per path, size and modification time)."""
+    """Hex sha256 of a weights file (remembered per file version:
+    :func:`cellbench.core.hashing.sha256_file`)."""
     p = Path(path)
     try:
-        st = p.stat()
+        return hashing.sha256_file(p)
     except OSError as e:
         raise DataError(p, f"weights file not found ({e.strerror or e})") from None
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def verify_weights(path: Path, expected: str) -> None:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 import cellbench
-from cellbench.core import config
+from cellbench.core import config, hashing
 from cellbench.core.errors import CellbenchError, DataError
 from cellbench.data.catalog import Catalog, load_catalog
 from cellbench.data.predictions import (
@@ -267,15 +267,15 @@ class _Source:
                 for r in records
                 if r.sample_id in self.folder
             }
+            hashing.save()  # remembered for the next command on these files
             content = hashlib.sha256(
                 "\n".join(f"{k}:{v}" for k, v in sorted(self.hashes.items())).encode()
             ).hexdigest()
             return {"predictions": str(Path(self.spec.predictions).resolve()), "content": content}
         files = self.reader.prediction_files(self.set_name)
-        return {
-            "predictions": f"{self.spec.dataset}:{self.set_name}",
-            "content": [sha256_file(f) for f in files],
-        }
+        content = [sha256_file(f) for f in files]
+        hashing.save()
+        return {"predictions": f"{self.spec.dataset}:{self.set_name}", "content": content}
 
     @property
     def model_id(self) -> str:
@@ -385,6 +385,10 @@ class _Source:
 
 
 #: The preset kind of each task, and its default preset.
+#: Samples a local run of stored predictions scores in its own process before forking
+#: workers for the rest (:func:`cellbench.runs.executor.fork_workers`).
+FORK_FIRST = 1
+
 PRESET_KIND = {"instances": "instance", "points": "points", "semantic": "semantic"}
 DEFAULT_PRESETS = {"instances": "hovernet", "points": "ocelot", "semantic": "apacs23"}
 
@@ -758,7 +762,21 @@ class Evaluation:
         chunks (each worker rebuilds this evaluation from its spec and checks the run id).
         ``executor``: one already started (shared by the runs of a grid; left open)."""
         if executor is None and self.spec.executor == "local" and not self.spec.address:
-            yield from self.score_records(todo)
+            from cellbench.runs.executor import fork_workers, forked_map
+
+            workers = fork_workers(len(todo)) if self.source.card is None else 0
+            if not workers:
+                yield from self.score_records(todo)
+                return
+            # stored predictions on several cores: the first samples here (their lazy
+            # imports done before forking), the rest in forked workers, in order
+            first = FORK_FIRST
+            yield from self.score_records(todo[:first])
+            rest = todo[first:]
+            size = max(4, min(32, len(rest) // (8 * workers)))
+            parts = [rest[i : i + size] for i in range(0, len(rest), size)]
+            for part in forked_map(lambda recs: list(self.score_records(recs)), parts, workers):
+                yield from part
             return
         from cellbench.runs.executor import get_executor
 
@@ -823,12 +841,15 @@ class Evaluation:
         flush_every: int = 16,
         flush_seconds: float = 10.0,
         executor=None,
+        flush_min_seconds: float = 0.0,
     ) -> dict[str, Any]:
         """Evaluate the samples not yet stored; return the run's final record.
 
         Rows are committed in parts of at most ``flush_every`` samples (or every
-        ``flush_seconds``); a stop request (``should_stop``) or an error commits the finished
-        samples and records ``cancelled`` / ``failed``. ``executor``: a started executor
+        ``flush_seconds``), but not more often than every ``flush_min_seconds`` (a run of
+        fast samples then writes a few parts, not one per ``flush_every``); a stop request
+        (``should_stop``) or an error commits the finished samples and records
+        ``cancelled`` / ``failed``. ``executor``: a started executor
         (:func:`cellbench.runs.executor.get_executor`) to spread the samples over, shared by
         several runs (a model x dataset grid); default: the spec's own.
         """
@@ -887,7 +908,10 @@ class Evaluation:
                         status = "cancelled"
                         stream.close()
                         break
-                    if len(buf) >= flush_every or time.monotonic() - last > flush_seconds:
+                    since = time.monotonic() - last
+                    if (len(buf) >= flush_every and since >= flush_min_seconds) or (
+                        since > flush_seconds
+                    ):
                         flush()
                         store.write_run(
                             self.info(

@@ -113,6 +113,61 @@ def worker_device(device: str) -> str:
     return f"cuda:{k % n}"
 
 
+#: Samples from which a local run of stored predictions is spread over forked workers.
+FORK_MIN_ITEMS = 48
+
+
+def fork_workers(n_items: int) -> int:
+    """Worker processes that pay for ``n_items`` samples of light work (scoring stored
+    predictions) here: the usable CPU cores, or 0 (work in this process) below
+    :data:`FORK_MIN_ITEMS` samples, on one core, off Linux, outside the main thread or beside
+    non-daemon threads (a job of the app: ``fork`` would copy its server's locks; a progress
+    display's daemon thread is fine, the workers never print), or with
+    ``CELLBENCH_WORKERS=1``."""
+    import os
+    import sys
+    import threading
+
+    me = threading.current_thread()
+    others = [t for t in threading.enumerate() if t is not me]
+    if n_items < FORK_MIN_ITEMS or sys.platform != "linux":
+        return 0
+    if me is not threading.main_thread() or not all(t.daemon for t in others):
+        return 0  # e.g. a job of the app: its server's threads would be forked too
+    cores = len(os.sched_getaffinity(0))
+    want = os.environ.get("CELLBENCH_WORKERS", "").strip()
+    if want.isdigit():
+        cores = min(cores, int(want))
+    return cores if cores > 1 else 0
+
+
+_FORKED: Callable[[Any], Any] | None = None
+
+
+def _call_forked(item: Any) -> Any:
+    assert _FORKED is not None
+    return _FORKED(item)
+
+
+def forked_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``fn`` over ``items`` in ``workers`` forked processes, results in order.
+
+    The workers are forks of this process: they share its loaded catalog, readers and
+    imports (nothing is rebuilt), receive the items and send the results back pickled. Call
+    it after the work's lazy imports have run here (a fork copies no other thread, so an
+    import lock held elsewhere cannot stall a worker); closing the iterator early stops the
+    workers."""
+    import multiprocessing
+
+    global _FORKED
+    _FORKED = fn
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_call_forked, items)
+    finally:
+        _FORKED = None
+
+
 def get_executor(name: str = "local", address: str | None = None, workers: int = 2):
     """An executor by name (``local`` or ``dask``)."""
     if name == "local":

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from skimage.draw import line as _line
-from skimage.draw import polygon as _fill
 
 from cellbench.core.errors import DataError
 from cellbench.core.safety import check_count, check_placement, limits
@@ -88,6 +86,8 @@ class VertexBudget:
 def _perimeter(ring: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Pixels on the closed polyline through ``ring`` (vertices rounded to pixel centres),
     inside ``shape``: what OpenCV draws between consecutive contour points."""
+    from skimage.draw import line as _line  # here: imports of the predictions package stay light
+
     v = np.rint(ring).astype(np.int64)
     rr, cc = [], []
     for (c0, r0), (c1, r1) in zip(v, np.roll(v, -1, axis=0), strict=True):
@@ -100,6 +100,8 @@ def _perimeter(ring: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np
 
 
 def _paint(mask: np.ndarray, ring: np.ndarray, convention: str, value: bool) -> None:
+    from skimage.draw import polygon as _fill
+
     if convention == "edge":
         rr, cc = _fill(ring[:, 1] - 0.5, ring[:, 0] - 0.5, shape=mask.shape)
         mask[rr, cc] = value

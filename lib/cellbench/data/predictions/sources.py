@@ -11,12 +11,12 @@ endings) are kept in ``skipped`` with the reason, so a missing stem can be expla
 
 from __future__ import annotations
 
-import hashlib
 import re
 import stat
 from pathlib import Path
 
 from cellbench.core.errors import DataError
+from cellbench.core.hashing import sha256_file
 from cellbench.data.predictions.base import FORMATS, known_endings, split_name
 from cellbench.data.predictions.maps import COMPANIONS
 
@@ -125,14 +125,6 @@ def read_prediction(path: str | Path, shape=None, class_id=None, **options):
     if found is None:
         raise DataError(p, f"unsupported prediction file (known: {known_endings()})")
     return finish(found[1].read(p, shape, class_id, **options), p, shape)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _with_companions(path: Path) -> list[Path]:

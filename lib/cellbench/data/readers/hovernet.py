@@ -80,9 +80,14 @@ class HoverNetReader(DatasetReader):
                     "instances": self.path(o["instances"].format(split=split, stem=stem)),
                 }
                 n = None
+                extra = {}
                 if o.get("types"):
                     files["types"] = self.path(o["types"].format(split=split, stem=stem))
-                    n = len(read_type_mat(files["types"], ("inst_type",))[0])
+                    types = read_type_mat(files["types"], ("inst_type",))[0]
+                    n = len(types)
+                    # kept with the record (and its cache, which follows the files): loading
+                    # the sample needs no .mat reader then
+                    extra["inst_type"] = types.tolist()
                 m = pat.match(stem) if pat else None
                 w, h = image_size(img)
                 meta = self.base_meta(
@@ -93,7 +98,7 @@ class HoverNetReader(DatasetReader):
                     height=h,
                     n_objects=n,
                 )
-                out.append(SampleRecord(stem, split, meta, files))
+                out.append(SampleRecord(stem, split, meta, files, extra))
         return out
 
     def load(self, record: SampleRecord, pixels: bool = True) -> Sample:
@@ -102,7 +107,10 @@ class HoverNetReader(DatasetReader):
         check_same_size(image, inst, record.files["instances"])
         classes = None
         if "types" in record.files:
-            types, _ = read_type_mat(record.files["types"])
+            if "inst_type" in record.extra:
+                types = np.asarray(record.extra["inst_type"], np.int32)
+            else:
+                types, _ = read_type_mat(record.files["types"])
             ids = np.unique(inst[inst > 0])
             if len(ids) != len(types):
                 raise DataError(
