@@ -423,3 +423,68 @@ def test_a_job_entry_must_name_a_cellbench_function(tmp_path, monkeypatch):
         with pytest.raises(CellbenchError, match="job entry"):
             submit_task("predict", "x", {}, entry)
     assert not jobs_dir().exists() or not any(jobs_dir().iterdir())  # nothing written
+
+
+def test_stored_predictions_over_forked_workers_give_the_same_rows(
+    data_env, catalog, tmp_path, monkeypatch
+):
+    """Issue 30 item 2: a run of many stored predictions is spread over forked workers (from
+    the main thread with no other live threads); its rows equal one process's, an error in
+    a worker names the file, and its samples before it are kept."""
+    from cellbench.runs import executor
+    from cellbench.runs.synthetic import perturb_instances
+
+    folder = tmp_path / "preds"
+    folder.mkdir()
+    root = data_env / "consep" / "inst" / "test"
+    files = sorted(root.glob("*.npy"))[:60]
+    for i, f in enumerate(files):
+        np.save(folder / f.name, perturb_instances(np.load(f), seed=i).astype(np.int32))
+    sids = [f.stem for f in files]
+    spec = EvalSpec(dataset="consep", split="test", predictions=str(folder), samples=sids)
+    forks = []
+    real = executor.forked_map
+    monkeypatch.setattr(executor, "forked_map", lambda *a: forks.append(a[2]) or real(*a))
+    rows = []
+    for workers in ("1", "2"):
+        monkeypatch.setenv("CELLBENCH_WORKERS", workers)
+        st = Store(tmp_path / f"s{workers}")
+        evaluate(spec, catalog, st)
+        rows.append(st.scan().drop("run_id").sort(["level", "sample_id", "class", "metric"]))
+    assert forks == [2]  # only the second spread over workers
+    assert rows[0].collect().equals(rows[1].collect())
+    # a bad file in a worker's share: its error, named; the samples scored before it kept
+    np.save(folder / files[40].name, np.full((256, 256), -1, np.int32))
+    st = Store(tmp_path / "bad")
+    ev = Evaluation(spec, catalog, st)
+    with pytest.raises(DataError, match=f"{files[40].stem}.npy: instance ids must lie"):
+        ev.run()
+    assert st.get_run(ev.run_id)["status"] == "failed"
+    assert set(sids[:8]) <= st.done_samples(ev.run_id) < set(sids)
+
+
+def test_file_hashes_are_remembered_per_file_version(tmp_path, monkeypatch):
+    import hashlib
+
+    from cellbench.core import hashing
+
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(hashing, "_memory", {})
+    monkeypatch.setattr(hashing, "_loaded_from", None)
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"x" * 1000)
+    old = time.time() - 10
+    os.utime(f, (old, old))  # settled: may be remembered on disk
+    want = hashlib.sha256(b"x" * 1000).hexdigest()
+    assert hashing.sha256_file(f) == want
+    hashing.save()
+    assert str(f.resolve()) in json.loads((tmp_path / "home/cache/sha256.json").read_text())
+    # a new process reads it back; any change of the file is a new version, hashed again
+    monkeypatch.setattr(hashing, "_memory", {})
+    monkeypatch.setattr(hashing, "_loaded_from", None)
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: reads.append(a[0]) or real_open(*a, **k))
+    assert hashing.sha256_file(f) == want and f not in reads
+    f.write_bytes(b"y" * 1000)  # same size, new content
+    assert hashing.sha256_file(f) == hashlib.sha256(b"y" * 1000).hexdigest()
