@@ -134,3 +134,65 @@ def test_splits_cli_on_monuseg_centers(data_env):
     parts = json.loads(res.output)
     assert sum(len(p["samples"]) for p in parts.values()) == 27
     assert len(parts["test"]["centers"]) == 5
+
+
+def test_unet_family_trains_the_foreground_and_splits_by_distance_watershed(data_env, tmp_path):
+    """The second built-in family (issue 31 item 6): a plain U-Net, foreground only, its
+    nuclei split by a distance-transform watershed; a family of its own in comparisons."""
+    from cellbench.models.card import load_card
+    from cellbench.models.registry import load_predictor
+    from cellbench.models.train import TrainConfig, train
+
+    cfg = {
+        **CONFIG,
+        "id": "tiny_unet",
+        "architecture": "unet_lite",
+        "classes": [],
+        "postprocess": {"method": "distance_watershed", "grid": "image", "min_distance": 4},
+    }
+    card = load_card(train(TrainConfig.model_validate(cfg), tmp_path / "u"))
+    assert card.architecture == "unet_lite" and card.family == "unet_lite"
+    assert card.output.kind == "foreground" and card.output.n_types == 0
+    log = [json.loads(x) for x in (tmp_path / "u" / "train_log.jsonl").read_text().splitlines()]
+    assert "train_hv_mse" not in log[0] and np.isfinite(log[-1]["val_segmentation"])
+    pred = load_predictor(card).predict(np.zeros((100, 90, 3), np.uint8) + 200, mpp=0.25)
+    assert pred.labels.shape == (100, 90)
+    with pytest.raises(ValueError, match="foreground only"):
+        TrainConfig.model_validate({**cfg, "classes": CONFIG["classes"]})
+    with pytest.raises(ValueError, match="no h/v maps"):
+        TrainConfig.model_validate({**cfg, "postprocess": {"method": "hovernet"}})
+
+
+def test_stain_normalisation_is_fitted_recorded_and_applied_at_inference(
+    data_env, tmp_path, monkeypatch
+):
+    """Issue 31 item 7: Macenko / Reinhard (torchstain) as a card's preprocessing step: fitted
+    to the config's target image in training, recorded in the card, applied by the predictor
+    to every image it segments; blank images are left as they are and counted."""
+    from cellbench.models import stain
+    from cellbench.models.card import load_card
+    from cellbench.models.registry import load_predictor
+    from cellbench.models.train import TrainConfig, train
+
+    cfg = {
+        **CONFIG,
+        "id": "tiny_reinhard",
+        "classes": [],
+        "stain": {"method": "reinhard", "target": "consep/train_1_000"},
+    }
+    card = load_card(train(TrainConfig.model_validate(cfg), tmp_path / "r"))
+    st = card.input.stain
+    assert st.method == "reinhard" and st.target == "consep/train_1_000"
+    assert len(st.params["means"]) == 3 and len(st.params["stds"]) == 3
+    pred = load_predictor(card)
+    seen = []
+    real = stain.Normalizer.__call__
+    monkeypatch.setattr(stain.Normalizer, "__call__", lambda n, im: seen.append(1) or real(n, im))
+    img = (np.random.default_rng(0).random((96, 80, 3)) * 255).astype(np.uint8)
+    assert pred.predict(img, mpp=0.5).labels.shape == (96, 80) and seen == [1]
+    # Macenko with torchstain's reference; a blank tile is left alone and counted
+    mac = stain.Normalizer(stain.StainSpec(method="macenko"))
+    blank = np.full((32, 32, 3), 245, np.uint8)
+    assert np.array_equal(mac(blank), blank) and mac.skipped == 1
+    with pytest.raises(ValueError, match="needs a target"):
+        TrainConfig.model_validate({**cfg, "stain": {"method": "reinhard"}})

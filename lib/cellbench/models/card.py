@@ -41,10 +41,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from cellbench.core import config
 from cellbench.core.errors import DataError
 from cellbench.core.safety import load_yaml, read_text
+from cellbench.models.stain import StainSpec
 
 #: Names of the built-in architectures (``cellbench.models.nets.ARCHITECTURES``), kept here so
 #: that reading a card does not import torch.
-ARCHITECTURE_NAMES = ("hovernet_lite",)
+ARCHITECTURE_NAMES = ("hovernet_lite", "unet_lite")
 
 
 class _Strict(BaseModel):
@@ -67,6 +68,8 @@ class InputSpec(_Strict):
     halo: int = Field(default=32, ge=0)
     fixed_shape: bool = False
     multiple_of: int = Field(default=1, ge=1)
+    #: stain normalisation before the network (:mod:`cellbench.models.stain`)
+    stain: StainSpec = Field(default_factory=StainSpec)
 
 
 class OutputSpec(_Strict):

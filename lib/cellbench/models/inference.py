@@ -29,6 +29,7 @@ are skipped: its ids and classes are taken as they are).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -357,6 +358,14 @@ class Predictor:
     backend: Callable[[np.ndarray], np.ndarray]
     batch_size: int = 8
 
+    @functools.cached_property
+    def stain_normalizer(self):
+        """The card's :class:`cellbench.models.stain.Normalizer` (counts the images it had to
+        leave as they were in ``skipped``)."""
+        from cellbench.models.stain import Normalizer
+
+        return Normalizer(self.card.input.stain)
+
     def _geometry(self) -> tuple[int, int, bool, int]:
         spec = self.card.input
         fixed = getattr(self.backend, "fixed_tile", None)
@@ -373,8 +382,11 @@ class Predictor:
         return 1.0 if abs(f - 1.0) <= MPP_TOLERANCE else f
 
     def output_maps(self, image: np.ndarray, mpp: float | None = None) -> np.ndarray:
-        """Activated output maps ``(K, h, w)`` in model pixels (see module docstring)."""
+        """Activated output maps ``(K, h, w)`` in model pixels (see module docstring); the
+        card's stain normalisation first (``input.stain``, per image or slide tile)."""
         spec = self.card.input
+        if spec.stain.method != "none":
+            image = self.stain_normalizer(image)
         x = normalize(to_channels(image, spec.channels), spec)
         f = self.scale_for(mpp)
         if f != 1.0:

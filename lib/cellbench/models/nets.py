@@ -1,6 +1,13 @@
 """Built-in architectures (torch only, so that training and GPU machines need nothing else).
 
-``hovernet_lite``: a compact U-Net encoder-decoder with HoVer-Net-style heads (Graham et al.
+Two families of the same compact encoder-decoder (one ``base`` x ``depth`` U-Net body):
+
+``unet_lite``: a plain U-Net (Ronneberger et al. 2015) with a foreground head (and an optional
+type head): ``(N, 1 + n_types, H, W)``, foreground logit then type logits. Touching nuclei are
+split by a watershed of the foreground's distance transform (card ``output.kind: foreground``,
+``postprocess.method: distance_watershed``): the classic U-Net + watershed baseline.
+
+``hovernet_lite``: the U-Net with HoVer-Net-style heads (Graham et al.
 2019). One tensor comes out, ``(N, 3 + n_types, H, W)``:
 
 - channel 0: foreground logit (sigmoid gives the nucleus probability),
@@ -46,6 +53,9 @@ class HoverNetLite(nn.Module):
         Number of down-samplings (input sides must be multiples of ``2 ** depth``).
     """
 
+    #: an h/v head (channels 1, 2)
+    HV = True
+
     def __init__(self, in_channels: int = 3, n_types: int = 0, base: int = 32, depth: int = 4):
         super().__init__()
         chans = [base * 2**k for k in range(depth + 1)]
@@ -69,7 +79,7 @@ class HoverNetLite(nn.Module):
             )
 
         self.np_head = head(1)
-        self.hv_head = head(2)
+        self.hv_head = head(2) if self.HV else None
         self.tp_head = head(n_types) if n_types > 0 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,13 +89,30 @@ class HoverNetLite(nn.Module):
             skips.append(x)
         for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1]), strict=True):
             x = dec(torch.cat([up(x), skip], dim=1))
-        outs = [self.np_head(x), self.hv_head(x)]
+        outs = [self.np_head(x)]
+        if self.hv_head is not None:
+            outs.append(self.hv_head(x))
         if self.tp_head is not None:
             outs.append(self.tp_head(x))
         return torch.cat(outs, dim=1)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"hovernet_lite": HoverNetLite}
+class UNetLite(HoverNetLite):
+    """The same encoder-decoder with a foreground head and an optional type head only (no
+    h/v maps): output ``(N, 1 + n_types, H, W)``. Parameters as :class:`HoverNetLite`."""
+
+    HV = False
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"hovernet_lite": HoverNetLite, "unet_lite": UNetLite}
+
+
+def hv_channels(architecture: str | None) -> int:
+    """Number of h/v channels after the foreground channel in a built-in architecture's
+    output (2 for HoVer-Net-style heads, 0 for a plain U-Net); type logits follow them."""
+    return 2 if ARCHITECTURES[architecture or "hovernet_lite"].HV else 0
+
+
 assert tuple(ARCHITECTURES) == ARCHITECTURE_NAMES, "card.ARCHITECTURE_NAMES is out of date"
 
 

@@ -69,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cellbench.core.errors import DataError
 from cellbench.models.card import CardClass, PostProcess
+from cellbench.models.stain import StainSpec
 
 
 class _Strict(BaseModel):
@@ -167,6 +168,31 @@ class TrainConfig(_Strict):
     label: str | None = None
     seed: int = 0
     threads: int | None = None
+    #: stain normalisation of every image, in training and at inference
+    #: (:mod:`cellbench.models.stain`): ``method`` and the ``target`` (``dataset/sample_id``)
+    #: its reference is fitted to; the card records the fitted reference
+    stain: StainSpec = Field(default_factory=StainSpec)
+
+    def model_post_init(self, __context: Any) -> None:
+        from cellbench.models.card import ARCHITECTURE_NAMES
+
+        if self.stain.method == "reinhard" and not (self.stain.target or self.stain.params):
+            raise ValueError("stain method 'reinhard' needs a target image (dataset/sample_id)")
+        if self.stain.target and "/" not in self.stain.target:
+            raise ValueError(f"stain target {self.stain.target!r}: write it as dataset/sample_id")
+
+        if self.architecture not in ARCHITECTURE_NAMES:
+            raise ValueError(
+                f"unknown architecture '{self.architecture}' (known: {list(ARCHITECTURE_NAMES)})"
+            )
+        if self.architecture == "unet_lite":
+            if self.classes:
+                raise ValueError("unet_lite is trained on the foreground only: list no classes")
+            if self.postprocess.method.startswith("hovernet"):
+                raise ValueError(
+                    f"unet_lite has no h/v maps for postprocess.method '{self.postprocess.method}'"
+                    ": use distance_watershed or connected_components"
+                )
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -205,12 +231,13 @@ class Item:
     source: Any = None  # the original sample (validation scoring)
 
 
-def _to_item(k: int, sample, dataset, mpp: float, keep_source: bool) -> Item:
+def _to_item(k: int, sample, dataset, mpp: float, keep_source: bool, stain=None) -> Item:
     from cellbench.models.inference import resize_chw, resize_labels, to_channels
 
     if sample.image is None or sample.truth is None:
         raise DataError(Path(sample.sample_id), "training needs an image and instances")
-    x = to_channels(sample.image, "rgb") / np.float32(255.0)
+    image = stain(sample.image) if stain is not None else sample.image
+    x = to_channels(image, "rgb") / np.float32(255.0)
     # overlapping objects (whole cells): the networks predict one map, so where cells overlap
     # the smaller one (seen on top) is the target (Objects.to_label_map)
     inst = np.asarray(
@@ -410,19 +437,23 @@ def batch_loss(model, batch, groups, cfg: TrainConfig):
         "np_bce": F.binary_cross_entropy_with_logits(out[:, 0], fg),
         "np_dice": losses.dice_loss(out[:, 0], fg),
     }
-    parts["hv_mse"], parts["hv_msge"] = losses.hv_loss(out[:, 1:3], hv, fg)
-    if out.shape[1] > 3:
+    from cellbench.models.nets import hv_channels
+
+    t0 = 1 + hv_channels(cfg.architecture)  # the first type channel
+    if t0 == 3:
+        parts["hv_mse"], parts["hv_msge"] = losses.hv_loss(out[:, 1:3], hv, fg)
+    if out.shape[1] > t0:
         ce, ft = [], []
         for k, g in enumerate(groups):
             sel = ds == k
             if not sel.any():
                 continue
             frac = sel.float().mean()
-            ce.append(frac * losses.hierarchical_ce(out[sel, 3:], typ[sel], g))
+            ce.append(frac * losses.hierarchical_ce(out[sel, t0:], typ[sel], g))
             ft.append(
                 frac
                 * losses.hierarchical_focal_tversky(
-                    out[sel, 3:], typ[sel], g, w.alpha, w.gamma, form=w.ft_form
+                    out[sel, t0:], typ[sel], g, w.alpha, w.gamma, form=w.ft_form
                 )
             )
         parts["type_ce"] = torch.stack(ce).sum()
@@ -431,7 +462,11 @@ def batch_loss(model, batch, groups, cfg: TrainConfig):
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
-def _card_fields(cfg: TrainConfig, training: dict[str, Any]) -> dict[str, Any]:
+def _card_fields(
+    cfg: TrainConfig, training: dict[str, Any], stain: StainSpec | None = None
+) -> dict[str, Any]:
+    from cellbench.models.nets import hv_channels
+
     return {
         "id": cfg.id,
         "name": cfg.name,
@@ -446,8 +481,13 @@ def _card_fields(cfg: TrainConfig, training: dict[str, Any]) -> dict[str, Any]:
             "tile": cfg.tile,
             "halo": cfg.halo,
             "multiple_of": 2 ** int(cfg.kwargs.get("depth", 4)),
+            "stain": (stain or cfg.stain).model_dump(mode="json"),
         },
-        "output": {"kind": "hovernet", "activation": "sigmoid", "n_types": len(cfg.classes)},
+        "output": {
+            "kind": "hovernet" if hv_channels(cfg.architecture) else "foreground",
+            "activation": "sigmoid",
+            "n_types": len(cfg.classes),
+        },
         "classes": [c.model_dump(mode="json") for c in cfg.classes],
         "postprocess": cfg.postprocess.model_dump(mode="json"),
         "training": training,
@@ -513,6 +553,12 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
     torch.manual_seed(cfg.seed)
     t0 = time.time()
 
+    stain_spec = fitted_stain(cfg.stain, catalog)
+    norm = None
+    if stain_spec.method != "none":
+        from cellbench.models.stain import Normalizer
+
+        norm = Normalizer(stain_spec)
     train_items: list[Item] = []
     val_items: list[Item] = []
     groups, splits = [], {}
@@ -526,8 +572,10 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
         reader = get_reader(catalog, spec.dataset)
         tr, va, desc = select_samples(catalog, reader, spec, cfg.validation)
         splits[spec.dataset] = json.dumps(desc)
-        train_items += [_to_item(k, reader.load(r), ds, cfg.mpp, False) for r in tr]
-        val_items += [_to_item(k, reader.load(r), ds, cfg.mpp, True) for r in va]
+        train_items += [_to_item(k, reader.load(r), ds, cfg.mpp, False, norm) for r in tr]
+        # (validation losses on normalised images; validation scores run the predictor on
+        # the raw samples, normalising them as at inference)
+        val_items += [_to_item(k, reader.load(r), ds, cfg.mpp, True, norm) for r in va]
 
     model = build(cfg.architecture, **{**cfg.kwargs, "n_types": len(cfg.classes)})
     init = _init_weights(model, cfg.init) if cfg.init else None
@@ -579,7 +627,7 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
             **{f"val_{k}": round(v, 5) for k, v in vs.items()},
         }
         seg = ("np_bce", "np_dice", "hv_mse", "hv_msge")
-        vs["segmentation"] = sum(getattr(cfg.loss, k) * vs[k] for k in seg)
+        vs["segmentation"] = sum(getattr(cfg.loss, k) * vs[k] for k in seg if k in vs)
         rec["val_segmentation"] = round(vs["segmentation"], 5)
         value = -epoch if cfg.optim.monitor == "last" else vs[cfg.optim.monitor]
         if value < best - 1e-4:
@@ -621,11 +669,38 @@ def train(cfg: TrainConfig, out: str | Path, catalog=None, progress=None) -> Pat
             + (f"; initialised from '{init_id}'" if init_id else "")
         ),
     }
-    card = save_checkpoint(model, out, _card_fields(cfg, training))
+    if norm is not None and norm.skipped:
+        training["notes"] += f"; stain normalisation left {norm.skipped} image(s) as they were"
+    card = save_checkpoint(model, out, _card_fields(cfg, training, stain_spec))
     (out / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     scores = validation_scores(load_predictor(card, amp=False), val_items)
     training["metrics"].update(scores)
-    return save_checkpoint(model, out, _card_fields(cfg, training)).path
+    return save_checkpoint(model, out, _card_fields(cfg, training, stain_spec)).path
+
+
+def fitted_stain(spec: StainSpec, catalog) -> StainSpec:
+    """``spec`` with its reference fitted (to the target sample's image, when it names one;
+    Macenko without a target: torchstain's default reference)."""
+    if spec.method == "none" or spec.params:
+        return spec
+    from cellbench.models import stain
+
+    if spec.target is None:
+        params = {
+            "HERef": stain._macenko().HERef.tolist(),
+            "maxCRef": stain._macenko().maxCRef.tolist(),
+        }
+    else:
+        from cellbench.data.readers import get_reader
+        from cellbench.data.record_cache import records_of
+
+        ds, sid = spec.target.split("/", 1)
+        reader = get_reader(catalog, ds)
+        rec = next((r for r in records_of(reader) if r.sample_id == sid), None)
+        if rec is None:
+            raise DataError(catalog.path, f"stain target: no sample '{sid}' in dataset '{ds}'")
+        params = stain.fit(spec.method, reader.load(rec).image)
+    return spec.model_copy(update={"params": params})
 
 
 def _default_label(cfg: TrainConfig, init) -> str | None:
