@@ -259,8 +259,8 @@ def test_ocelot_unknown_tissue_is_left_out_of_cell_scoring(tmp_path):
                 "resized_mpp_y": 0.2,
             },
             "tissue": {"resized_mpp_x": 0.8},
-            "patch_x_offset": 0.5,
-            "patch_y_offset": 0.25,
+            "patch_x_offset": 0.625,  # the cell patch's centre, as OCELOT gives it
+            "patch_y_offset": 0.375,
             "mpp_x": 0.2,
             "mpp_y": 0.2,
         }

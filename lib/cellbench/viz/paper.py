@@ -110,6 +110,49 @@ def ocelot_figures(store, run_id: str | None = None) -> Figures:
     return out
 
 
+#: PUMA's tissue labels (its challenge interface: "Background 0, Stroma 1, Blood Vessel 2,
+#: Tumor 3, Epidermis 4, Necrosis 5").
+PUMA_TISSUE = {
+    0: "Background",
+    1: "Stroma",
+    2: "Blood Vessel",
+    3: "Tumor",
+    4: "Epidermis",
+    5: "Necrosis",
+}
+
+
+def puma_cell_tissue(root) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Seed 004's Tables 3 and 4 on what the local data allows: the PUMA baseline's
+    (HoVer-NeXt + nnU-Net) own outputs for its two melanoma regions of interest: the nuclei
+    it found (centroids of its polygons, per class) inside each tissue class it found, and its
+    tissue classes' pixel shares. Predictions on both sides, no ground truth (none is local);
+    nuclei and tissue share one 1024^2 grid. Returns ``(table 3, table 4)``."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from cellbench.analysis import cell_tissue as CT
+    from cellbench.data.imageio import read_image
+    from cellbench.data.readers.grand_challenge import read_gc_polygons
+
+    root = Path(root)
+    names: dict[str, int] = {}
+    pairs, masks = [], []
+    for roi in sorted(p for p in root.iterdir() if p.is_dir()):
+        tissue = read_image(roi / "tissue_mask.tif")
+        polys = read_gc_polygons(roi / "melanoma-10-class-nuclei-segmentation.json")
+        xy = np.array([p.xy.mean(axis=0) for p in polys]).reshape(-1, 2)
+        cls = np.array([names.setdefault(p.name, len(names) + 1) for p in polys], np.int64)
+        pairs.append((cls, CT.tissue_of_cells(xy, tissue)))
+        masks.append(tissue)
+    cells = {v: k for k, v in sorted(names.items(), key=lambda kv: kv[0])}
+    t3 = CT.cell_tissue_counts(
+        pairs, dict(sorted(cells.items(), key=lambda kv: kv[1])), PUMA_TISSUE
+    )
+    return t3, CT.tissue_pixel_ratios(masks, PUMA_TISSUE)
+
+
 # -- 03 cross-dataset --------------------------------------------------------------------------
 
 
