@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cellbench.data.sample import Points
-from cellbench.metrics import compute_overlap, instance_scores, point_scores
+from cellbench.metrics import compute_overlap, instance_scores, matching_scores, point_scores
 from cellbench.metrics.instance import aji_scores, match_pairs
 from cellbench.runs.synthetic import perturb_instances, random_instances
 
@@ -92,8 +92,7 @@ def pq_aji(t, p):
 
 
 def pq_only(t, p):
-    ov = compute_overlap(t, p)
-    return match_pairs(ov, 0.5, "hovernet")
+    return matching_scores(t, p, "hovernet")  # PQ, DQ, SQ and their counts
 
 
 def naive_pq(t, p):

@@ -591,3 +591,15 @@ def test_compiled_sum_is_numpys_bit_for_bit():
         for n in [*range(0, 140), 255, 256, 257, 1000, 4099]:
             a = (rng.random(n) * rng.choice([1.0, 1e-3, 1e5])).astype(dt)
             assert _tile_kernel._np_sum(a) == a.sum(), (dt, n)
+
+
+@pytest.mark.parametrize("preset", ["hovernet", "stardist", "torchmetrics"])
+def test_matching_scores_compiled_equal_the_general_path(preset, monkeypatch):
+    from cellbench.metrics import matching_scores
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    _skip_without_numba()
+    t = random_instances((600, 600), 300, radius=(3.0, 12.0), seed=4)
+    p = perturb_instances(t, seed=5, n_false=10)
+    want = _general(monkeypatch, matching_scores, t, p, preset)
+    assert matching_scores(t, p, preset) == want

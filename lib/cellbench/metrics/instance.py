@@ -434,6 +434,10 @@ def _matching(ov: Overlap, thrs: Sequence[float], preset: str) -> tuple[dict, di
     return out, by_thr
 
 
+#: Keys of ``instance_scores`` that ``matching_scores`` does not give.
+_NOT_MATCHING = frozenset({"aji", "aji_plus", "dice1", "dice2", "rq"})
+
+
 def matching_scores(
     true: np.ndarray | Objects,
     pred: np.ndarray | Objects,
@@ -456,6 +460,15 @@ def matching_scores(
     if isinstance(true, Objects) or isinstance(pred, Objects):
         ov = object_overlap(true, pred, true_name, pred_name)
     else:
+        if len(thrs) == 1:
+            from cellbench.metrics.batch import compiled_scores
+
+            t = check_label_map(true, true_name)
+            q = check_label_map(pred, pred_name)
+            _check_same_shape(t.shape, q.shape, true_name, pred_name)
+            got = compiled_scores(t, q, p.name, thrs[0])  # the same figures, compiled
+            if got is not None:
+                return {k: v for k, v in got.items() if k not in _NOT_MATCHING}
         ov = compute_overlap(true, pred, true_name, pred_name)
     out, by_thr = _matching(ov, thrs, p.name)
     if len(thrs) > 1:
