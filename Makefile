@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CELLBENCH_DATA ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(CURDIR)/data)
 export CELLBENCH_DATA
 
-.PHONY: install sysdeps app test lint clean reference
+.PHONY: install sysdeps app app-lan test lint clean reference
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,11 @@ install: $(VENV)/.installed
 
 app: install sysdeps
 	$(BIN)/streamlit run app.py --server.headless true
+
+# Serve the lab network (every interface) on purpose: paths typed into the app stay confined
+# to the data root and workspace; put it behind an authenticating proxy (README).
+app-lan: install sysdeps
+	$(BIN)/streamlit run app.py --server.headless true --server.address 0.0.0.0
 
 # Chromium + chromedriver (Debian) for figure export (kaleido) and the browser test. Installed
 # with apt when missing and running as root; otherwise those tests skip and say why.

@@ -20,8 +20,8 @@ with ui.guard("The overview"):
     runs = ui.runs()
     c4.metric("Evaluation runs", runs.height)
     st.caption(
-        f"Catalog `{ui.catalog().path}` · {ui.data_hint()} (set `CELLBENCH_DATA`) · "
-        f"workspace `{ui.store().root.parent}` (set `CELLBENCH_HOME`)"
+        f"Catalog {ui.as_text(ui.catalog().path)} · {ui.as_text(ui.data_hint())} (set "
+        f"`CELLBENCH_DATA`) · workspace {ui.as_text(ui.store().root.parent)} (set `CELLBENCH_HOME`)"
     )
 
     def organs(names: list[str]) -> str:
@@ -49,7 +49,7 @@ with ui.guard("The model list"):
     st.subheader("Models")
     cards, problems = scan_models()
     for e in problems:
-        st.warning(f"Skipped a model: {e}")
+        st.warning(f"Skipped a model: {ui.as_text(e)}")
     models = [model_row(c) for c in cards]
     ui.table(
         [

@@ -79,7 +79,8 @@ with ui.guard("Your own dataset"):
             "The same as `cellbench datasets add`: every image / mask pair is checked; bad "
             "pairs (unreadable, sizes differ, float labels) are named and left out, the good "
             "ones are copied to the workspace and listed like any dataset. Paths are on the "
-            "machine running the app."
+            "machine running the app, inside its data root or workspace (or the folders it was "
+            "started with in `CELLBENCH_APP_PATHS`)."
         )
         with st.form("add_dataset"):
             c = st.columns(3)
@@ -101,6 +102,14 @@ with ui.guard("Your own dataset"):
             name = c[2].text_input("Name", key="a_name")
             go = st.form_submit_button("Add")
         if go:
+            for typed, what in (
+                (images, "the images"),
+                (labels, "the label masks"),
+                (classes_file, "the classes file"),
+                (split_file, "the split file"),
+            ):
+                if typed.strip():
+                    ui.confined(typed, what)  # inside the data root or the workspace
             with st.spinner("Checking and copying the pairs ..."):
                 res = add_dataset(
                     ds_id.strip(),
@@ -119,7 +128,8 @@ with ui.guard("Your own dataset"):
         res = st.session_state.get("a_result")
         if res:
             st.success(
-                f"Added {res['added']} samples to '{res['dataset']}' ({len(res['bad'])} left out)."
+                f"Added {res['added']} samples to '{ui.as_text(res['dataset'])}' "
+                f"({len(res['bad'])} left out)."
             )
             if res["bad"]:
                 st.dataframe([{"file": f, "reason": why} for f, why in res["bad"]], hide_index=True)
@@ -137,8 +147,8 @@ with ui.guard("The sample table"):
     st.subheader("Samples")
     if table.is_empty():
         st.info(
-            f"No dataset is available locally ({ui.data_hint()}). Point `CELLBENCH_DATA` "
-            "at a data root to browse samples, or add your own dataset above."
+            f"No dataset is available locally ({ui.as_text(ui.data_hint())}). Point "
+            "`CELLBENCH_DATA` at a data root to browse samples, or add your own dataset above."
         )
         st.stop()
     st.dataframe(t, hide_index=True, height=300)

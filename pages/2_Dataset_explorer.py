@@ -37,7 +37,7 @@ with ui.guard("The explorer"):
     table = ui.sample_table()
     avail = [d.id for d in cat if cat.is_available(d)]
     if not avail:
-        st.info(f"No dataset is available locally ({ui.data_hint()}).")
+        st.info(f"No dataset is available locally ({ui.as_text(ui.data_hint())}).")
         st.stop()
     qp = st.query_params
     if qp.get("dataset") in avail:
@@ -84,7 +84,7 @@ with ui.guard("The explorer"):
     n_pages = max(1, -(-sel.height // per_page))
     number = st.number_input(f"Gallery page (of {n_pages})", 1, n_pages, 1, key="x_page")
     chunk, _ = page(sel, int(number), per_page)
-    st.subheader(f"Gallery: {dataset} ({sel.height} of {rows.height} samples)")
+    st.subheader(f"Gallery: {ui.as_text(dataset)} ({sel.height} of {rows.height} samples)")
     cols = st.columns(4)
     classes = cat.get(dataset).classes
     for k, r in enumerate(chunk.iter_rows(named=True)):
@@ -143,11 +143,11 @@ with ui.guard("The whole-slide viewer"):
     )
     choices = tissue + (fixtures if show_fix else [])
     if broken:
-        with st.expander(f"{len(broken)} file(s) under {folder} could not be opened"):
+        with st.expander(f"{len(broken)} file(s) under {ui.as_text(folder)} could not be opened"):
             for b in broken:
-                st.caption(f"{b.path.name}: {b.error}")
+                st.caption(ui.as_text(f"{b.path.name}: {b.error}"))
     if not choices:
-        st.caption(f"No readable slides under `{folder}`.")
+        st.caption(f"No readable slides under {ui.as_text(folder)}.")
         st.stop()
     info = st.selectbox(
         "Slide",

@@ -83,13 +83,14 @@ with ui.guard("The evaluation form"):
                 job = job_status(submit_job(spec))
                 if job.get("reused"):
                     st.info(
-                        f"{job['label']}: this request was evaluated before (run "
-                        f"{job['run_id']}); nothing was computed, its results are in Results."
+                        f"{ui.as_text(job['label'])}: this request was evaluated before (run "
+                        f"{ui.as_text(job['run_id'])}); nothing was computed, its results are in "
+                        "Results."
                     )
                 else:
-                    st.success(f"Started: {job['label']}")
+                    st.success(f"Started: {ui.as_text(job['label'])}")
             except Exception as e:  # noqa: BLE001 - one bad combination does not stop the rest
-                st.error(f"{job_label(spec)}: {e}")
+                st.error(ui.as_text(f"{job_label(spec)}: {e}"))
 
 
 @st.fragment(run_every=2)

@@ -41,13 +41,18 @@ def _pooled_section(chosen, labels, group, metric, cls) -> None:
         "Run (pooled figures: one run)", chosen, format_func=labels.get, key="r_prun"
     )
     if group in ("class", "test_dataset"):
-        st.info(f"Pooling per {group} is the run's own dataset figure: see the table below.")
+        st.info(
+            f"Pooling per {ui.as_text(group)} is the run's own dataset figure: see the table below."
+        )
         return
     p = ui.pooled(run, group)
     p = p.filter((pl.col("metric") == metric) & (pl.col("class") == cls))
-    st.subheader(f"{metric} ({cls}) per {group}: the preset's figure on each group's samples")
+    st.subheader(
+        f"{ui.as_text(metric)} ({ui.as_text(cls)}) per {ui.as_text(group)}: the preset's figure on "
+        "each group's samples"
+    )
     if p.is_empty():
-        st.info(f"No pooled {metric} for class {cls}.")
+        st.info(f"No pooled {ui.as_text(metric)} for class {ui.as_text(cls)}.")
         return
     bars = p.rename({"value": "mean", "group": group}).with_columns(
         ci_low=pl.lit(None, pl.Float64), ci_high=pl.lit(None, pl.Float64)
@@ -67,9 +72,9 @@ def _mean_section(chosen, labels, group, metric, cls, n_boot, metrics) -> None:
         [(chosen, m, ["run_id", group], by_cls, n_boot) for m in metrics if m != metric],
     )
     s = s.with_columns(run=pl.col("run_id").replace_strict(labels, default=pl.col("run_id")))
-    st.subheader(f"Mean {metric} per run and {group}")
+    st.subheader(f"Mean {ui.as_text(metric)} per run and {ui.as_text(group)}")
     if s.is_empty():
-        st.info(f"No values of {metric} for class {cls} in these runs.")
+        st.info(f"No values of {ui.as_text(metric)} for class {ui.as_text(cls)} in these runs.")
         return
     ui.show_figure(
         figures.summary_heatmap(s, "run", group, metric),
@@ -125,7 +130,7 @@ def _detail_section(chosen, labels) -> None:
         key="conf",
         name="confusion",
     )
-    st.caption(f"{a['pairing']}; {a['n_samples']} samples.")
+    st.caption(f"{ui.as_text(a['pairing'])}; {a['n_samples']} samples.")
     st.dataframe(class_table(a), hide_index=True)
     if a["curves"]:
         ui.show_figure(
@@ -215,7 +220,7 @@ def _grid_section(chosen, labels, metric) -> None:
     n_pages = max(1, -(-sel.height // per_page))
     number = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")
     part, _ = page(sel, int(number), per_page)
-    st.caption(f"{sel.height} of {g.height} samples, sorted by {sort_by}")
+    st.caption(f"{sel.height} of {g.height} samples, sorted by {ui.as_text(sort_by)}")
     ids = part["sample_id"].to_list()
     rows = list(part.iter_rows(named=True))
     first = ui.thumbnails(run, ids)
@@ -262,7 +267,7 @@ def _open_sample(labels) -> None:
     if run_id not in set(runs["run_id"].to_list()):
         return
     rec = ui.store().get_run(run_id)
-    st.subheader(f"{sid} · {labels.get(run_id, run_id)}")
+    st.subheader(f"{ui.as_text(sid)} · {ui.as_text(labels.get(run_id, run_id))}")
     img, counts, note = ui.error_image(run_id, sid)
     left, right = st.columns([3, 1])
     with left:
@@ -272,7 +277,7 @@ def _open_sample(labels) -> None:
         a.metric("TP", counts["tp"])
         b.metric("FP", counts["fp"])
         c.metric("FN", counts["fn"])
-        st.caption(note)
+        st.caption(ui.as_text(note))
         row = ui.grid(run_id).filter(pl.col("sample_id") == sid)
         if row.height:
             vals = row.row(0, named=True)
@@ -369,7 +374,7 @@ with ui.guard("The results"):
     _coverage(table, chosen, labels)
     tested = pool.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
     for note in ui.catalog().caveats(tested):
-        st.warning(note)
+        st.warning(ui.as_text(note))
     for rid in chosen:  # resolution / modality / stain risks recorded with the run
         for w in ui.store().get_run(rid).get("warnings") or []:
             st.warning(ui.as_text(f"{labels[rid]}: {w}"))
@@ -416,7 +421,7 @@ with ui.guard("The results"):
         with ui.guard("The classification analysis"):
             _detail_section(chosen, labels)
     elif view == "Per sample":
-        st.subheader(f"{metric} per sample")
+        st.subheader(f"{ui.as_text(metric)} per sample")
         vals = ui.values(chosen, metric, "all" if group == "class" else cls)
         vals = vals.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
         ui.show_figure(

@@ -97,7 +97,7 @@ with ui.guard("The cross-dataset analysis"):
     rank = rank_all.filter(pl.col("family") == fam)
     fus = fus_all.filter(pl.col("family") == fam)
 
-    st.subheader(f"P(D_i, D_j): mean {metric} ({fam})")
+    st.subheader(f"P(D_i, D_j): mean {ui.as_text(metric)} ({ui.as_text(fam)})")
     ui.show_figure(
         figures.matrix_heatmap(
             long,

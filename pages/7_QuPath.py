@@ -26,7 +26,7 @@ with ui.guard("The QuPath export"):
     table = ui.sample_table()
     avail = [d.id for d in cat if cat.is_available(d)]
     if not avail:
-        st.info(f"No dataset is available locally ({ui.data_hint()}).")
+        st.info(f"No dataset is available locally ({ui.as_text(ui.data_hint())}).")
     else:
         c = st.columns(4)
         dataset = c[0].selectbox("Dataset", avail, key="q_dataset")
@@ -53,7 +53,7 @@ with ui.guard("The QuPath export"):
             labels = ui.run_labels(runs) if runs.height else {}
             run = c[3].selectbox("Run", list(labels), format_func=labels.get, key="q_run")
             if run is None:
-                st.info(f"No run on {dataset} yet.")
+                st.info(f"No run on {ui.as_text(dataset)} yet.")
         if sample and (what == "gt" or run):
             rec = ui.store().get_run(run) if run else None
             feats = sample_features(cat, dataset, sample, what, rec, ui.store())
@@ -61,7 +61,10 @@ with ui.guard("The QuPath export"):
             for f in feats:
                 n = (f["properties"].get("classification") or {}).get("name", "unclassified")
                 counts[n] = counts.get(n, 0) + 1
-            st.write(f"{len(feats)} objects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+            st.write(
+                f"{len(feats)} objects: "
+                + ui.as_text(", ".join(f"{k} {v}" for k, v in counts.items()))
+            )
             ui.geojson_button(
                 "Download GeoJSON",
                 dataset,
@@ -121,7 +124,9 @@ with ui.guard("The QuPath project export"):
                     "files",
                 )
             st.session_state["q_written"] = str(out)
-            st.success(f"Wrote a QuPath project of {n} image(s) to {out} ({used}).")
+            st.success(
+                f"Wrote a QuPath project of {n} image(s) to {ui.as_text(out)} ({ui.as_text(used)})."
+            )
         written = st.session_state.get("q_written")
         if written and Path(written).is_dir():
 
@@ -142,7 +147,7 @@ with ui.guard("The QuPath project export"):
                 key="q_proj",
             )
             st.caption(
-                f"Open `{written}/project.qpproj` in QuPath and run "
+                f"Open {ui.as_text(written)}/project.qpproj in QuPath and run "
                 "`scripts/import_cellbench.groovy` (Run for project) to add the objects. With "
                 "QuPath installed, `cellbench qupath project` writes them directly through paquo."
             )
@@ -153,8 +158,10 @@ with ui.guard("Reading QuPath files"):
     if folder:
         from cellbench.qupath.project import read_project
 
-        p = read_project(folder)
-        st.write(f"QuPath {p.version}: {len(p.images)} images, {len(p.classes)} path classes")
+        p = read_project(ui.confined(folder, "the project folder"))
+        st.write(
+            f"QuPath {ui.as_text(p.version)}: {len(p.images)} images, {len(p.classes)} path classes"
+        )
         st.dataframe(
             [
                 {
@@ -227,8 +234,9 @@ with ui.guard("Reading QuPath files"):
                         organ=organ.strip() or None,
                     )
                 st.success(
-                    f"Added {res['sample_id']} ({res['n_objects']} objects) to "
-                    f"'{res['dataset']}'; it is listed in the catalog and the sample browser."
+                    f"Added {ui.as_text(res['sample_id'])} ({res['n_objects']} objects) to "
+                    f"'{ui.as_text(res['dataset'])}'; it is listed in the catalog and the sample "
+                    "browser."
                 )
                 if res["guessed_root"]:
                     st.info(

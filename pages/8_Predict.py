@@ -74,7 +74,7 @@ with ui.guard("The prediction form"):
                 dest = config.home() / "uploads" / (name or "upload.png")
                 image = str(write_bytes_atomic(dest, upload.getvalue()))
         elif typed.strip():
-            p = Path(typed.strip()).expanduser()
+            p = ui.confined(typed, "the path")  # inside the data root or the workspace
             folder, image = (str(p), None) if p.is_dir() else (None, str(p))
         if not (image or folder) or not model:
             st.warning("Choose a model and an input.")
@@ -98,7 +98,7 @@ with ui.guard("The prediction form"):
                 post_workers=int(post),
             )
             job = submit_predict_job(spec)
-            st.success(f"Started: {model} on {Path(image or folder).name} (job {job})")
+            st.success(ui.as_text(f"Started: {model} on {Path(image or folder).name} (job {job})"))
 
 
 @st.fragment(run_every=2)

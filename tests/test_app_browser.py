@@ -27,6 +27,7 @@ PAGES = [
     ("Cross-dataset", "Cross-dataset"),
     ("Figures", "Figures"),
     ("QuPath", "Read a QuPath project"),
+    ("Predict", "Prediction jobs"),
 ]
 
 
@@ -262,6 +263,65 @@ def test_hostile_geojson_uploaded_through_the_app_renders_as_text(browser, serve
     _no_script_ran(browser)
     out = Path(os.environ.get("CELLBENCH_SCREENSHOTS", REPO / "screenshots"))
     browser.save_screenshot(str(out / "hostile_class_legend.png"))
+
+
+#: A deep link's Markdown and HTML: an external image the browser would fetch, a link, bold
+#: text and a script (issue 32 item 4).
+LINK_PAYLOAD = (
+    "![x](http://example.invalid/x.png) [click](http://example.invalid/) **B** "
+    "<img src=x onerror='window.__xss=1'>"
+)
+
+
+def test_deep_link_markup_renders_as_text_on_every_page(browser, server):
+    """Every page, opened with hostile query parameters (``sample`` with a real ``run``
+    reaches the Results page's sample heading), shows them as text: no external image or
+    link, no bold, no script."""
+    import json
+    from urllib.parse import urlencode
+
+    runs = sorted(Path(server.home, "store", "runs").glob("*.json"))
+    run = json.loads(runs[0].read_text())["run_id"] if runs else "none"
+    query = urlencode(
+        {"run": run, "sample": LINK_PAYLOAD, "dataset": LINK_PAYLOAD, "model": LINK_PAYLOAD}
+    )
+    for page, expect in PAGES:
+        browser.get(f"{server}/{page}?{query}")
+        _wait_rendered(browser, expect)
+        _no_script_ran(browser)
+        where = page or "Home"
+        assert not browser.find_elements("css selector", "img[src*='example.invalid']"), where
+        # (the app's own links to this sample carry the text in their query: not a target)
+        assert not browser.find_elements("css selector", "a[href^='http://example']"), where
+        bold = [e.text for e in browser.find_elements("css selector", "strong, b")]
+        assert "B" not in bold, where
+        assert "Traceback" not in _body(browser), where
+    if runs and server.populated:  # the heading that rendered it before
+        browser.get(f"{server}/Results?{query}")
+        _until(browser, lambda: "example.invalid" in _body(browser), "the sample heading")
+        assert "**B**" in _body(browser)
+        _no_script_ran(browser)
+
+
+def test_a_path_outside_the_data_root_and_workspace_is_refused_alike(browser, server):
+    """The QuPath page's project folder: a system folder and a folder that does not exist get
+    the same refusal, so the app tells nothing about the server's file system."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    said = []
+    for path in ("/etc", "/no/such/folder/anywhere"):
+        browser.get(f"{server}/QuPath")
+        _wait_rendered(browser, "Read a QuPath project")
+        box = browser.find_element(
+            By.CSS_SELECTOR, "input[aria-label='Project folder (on this machine)']"
+        )
+        box.send_keys(path, Keys.ENTER)
+        _until(browser, lambda: "the folders this app may read" in _body(browser), "refusal")
+        text = _body(browser)
+        said.append(next(x for x in text.split("\n") if "the folders this app may read" in x))
+        assert "not found" not in text and "qpproj" not in text.split("Read a QuPath")[-1]
+    assert said[0] == said[1]
 
 
 # -- the research flows, as a user clicks through them -------------------------------------

@@ -304,3 +304,41 @@ def test_figure_file_names_are_safe_and_each_figure_is_written_once():
     assert _twin("ranking", "03_ranking_per-dataset") and _twin("fusion", "03_fusion")
     assert _twin("train_test_pq_hovernet_lite", "03_train_test_pq")
     assert not _twin("pq_per_center", "03_tcga_centers")
+
+
+def test_typed_paths_are_confined_to_the_data_root_and_workspace(tmp_path, monkeypatch):
+    """Issue 32 item 4: the same refusal for an existing system folder and a missing one;
+    inside the data root or the workspace (links followed first) passes; the environment
+    widens or lifts it."""
+    from cellbench.app import ui
+    from cellbench.core.errors import CellbenchError
+
+    data, home, other = tmp_path / "data", tmp_path / "home", tmp_path / "other"
+    for d in (data, home, other):
+        d.mkdir()
+    monkeypatch.setenv("CELLBENCH_DATA", str(data))
+    monkeypatch.setenv("CELLBENCH_HOME", str(home))
+    monkeypatch.delenv(ui.PATHS_ENV, raising=False)
+    said = []
+    for p in ("/etc", "/no/such/folder", str(other / "x.tif"), str(data / ".." / "other")):
+        with pytest.raises(CellbenchError) as e:
+            ui.confined(p, "the path")
+        said.append(str(e.value))
+    assert len(set(said)) == 1 and "/etc" not in said[0]
+    (data / "link").symlink_to(other)
+    with pytest.raises(CellbenchError):
+        ui.confined(str(data / "link" / "a.tif"))  # a link out of the data root leads out
+    assert ui.confined(str(data / "img" / "*.png")) == data / "img" / "*.png"
+    assert ui.confined(f"{home}/masks/{{stem}}.tif").name == "{stem}.tif"
+    monkeypatch.setenv(ui.PATHS_ENV, str(other))
+    assert ui.confined(str(other / "x.tif")) == other / "x.tif"
+    monkeypatch.setenv(ui.PATHS_ENV, "*")
+    assert str(ui.confined("/etc")) == "/etc"
+
+
+def test_as_text_makes_no_link_of_a_url():
+    from cellbench.app import ui
+
+    out = ui.as_text("see http://example.invalid/x and www.example.invalid or a@b.org")
+    assert "://" not in out and "http" in out and "<" not in out
+    assert "\u2060" not in out and "&#8288;" in out  # the joiner, as an entity

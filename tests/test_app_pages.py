@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def test_explorer_gallery_one_sample_and_broken_slide(data_env, monkeypatch, tmp
     slides = at.selectbox(key="w_slide")
     names = [str(o).split(" (")[0] for o in slides.options]  # shown as "name (kind, size...)"
     assert names[0] == "small_HE.svs" and "boxes.tiff" not in names
-    assert any(c.value.startswith("unreadable.svs:") for c in at.caption)
+    assert any(html.unescape(c.value).startswith("unreadable.svs:") for c in at.caption)
     # the GeoJSON next to the slide's name in the workspace is overlaid
     view = [c.value for c in at.caption if c.value.startswith("Centre")][0]
     assert "1 of 1 objects in view" in view, view
@@ -186,7 +187,7 @@ def test_evaluate_page_launches_a_job_and_shows_the_run(data_env):
     at.multiselect(key="e_datasets").set_value(["dsb2018"])
     at.button[0].click().run()  # the form's Launch button
     label = "unet2d_nuclei_broad_onnx → dsb2018 / all samples / hovernet"
-    assert any(f"Started: {label}" == s.value for s in at.success), _text(at)
+    assert any(f"Started: {label}" == html.unescape(s.value) for s in at.success), _text(at)
     job = list_jobs()[0]
     assert job["label"] == label
     assert wait_job(job["job_id"], timeout=120)["status"] == "complete"
@@ -218,7 +219,8 @@ def test_predict_page_runs_a_slide_into_qupath_geojson(data_env):
     at.selectbox(key="p_slide").set_value(slide)
     at.number_input(key="p_mpp").set_value(0.0625)
     at.button[0].click().run()
-    assert any("Started: cb_monuseg on small_HE.svs" in s.value for s in at.success), _text(at)
+    started = [html.unescape(s.value) for s in at.success]
+    assert any("Started: cb_monuseg on small_HE.svs" in s for s in started), _text(at)
     job = next(j for j in list_jobs() if j.get("kind") == "predict")
     done = wait_job(job["job_id"], timeout=300)
     assert done["status"] == "complete", done
@@ -233,7 +235,7 @@ def test_predict_page_runs_a_slide_into_qupath_geojson(data_env):
     # a bad region is one message, not a traceback
     at.text_input(key="p_region").set_value("1,2,3")
     at.button[0].click().run()
-    assert any("x,y,w,h" in e.value for e in at.error), _text(at)
+    assert any("x,y,w,h" in html.unescape(e.value) for e in at.error), _text(at)
 
 
 def test_results_page_groups_and_classes(synthetic_runs, no_data):

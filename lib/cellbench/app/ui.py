@@ -18,6 +18,48 @@ from cellbench.core import config
 from cellbench.core.errors import CellbenchError
 from cellbench.runs.store import RUN_COLUMNS
 
+#: Folders (``os.pathsep``-separated) a path typed into the app may lie in besides the data
+#: root and the workspace; ``*`` lifts the confinement (a single-user desktop). Read when the
+#: server starts a page run, from the environment the app was started with.
+PATHS_ENV = "CELLBENCH_APP_PATHS"
+
+
+def allowed_roots() -> list[Path] | None:
+    """The folders a path typed into the app must lie in, or None when unconfined."""
+    import os
+
+    extra = os.environ.get(PATHS_ENV, "").strip()
+    if extra == "*":
+        return None
+    roots = [config.data_root(), config.home()]
+    roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
+    return [Path(os.path.realpath(r)) for r in roots]
+
+
+def confined(typed: str, what: str = "path") -> Path:
+    """``typed`` (a path, or a glob / ``{stem}`` pattern: its fixed leading folders count) as
+    a path inside the data root, the workspace or the folders of ``CELLBENCH_APP_PATHS``.
+
+    A path outside them is refused with the same message whether or not it exists, so the
+    app cannot be used to probe the server's file system. Symbolic links are followed before
+    the check (a link out of the data root leads outside)."""
+    import os
+    import re
+
+    text = typed.strip()
+    p = Path(text).expanduser()
+    roots = allowed_roots()
+    if roots is None:
+        return p
+    fixed = re.split(r"[*?\[{]", str(p), maxsplit=1)[0]  # the part before any pattern
+    base = Path(os.path.realpath(fixed or "."))
+    if not any(base == r or r in base.parents for r in roots):
+        raise CellbenchError(
+            f"{what}: not inside the data root or the workspace, the folders this app may read "
+            f"(start it with {PATHS_ENV}=<folders> to allow more)"
+        )
+    return p
+
 
 @contextlib.contextmanager
 def guard(what: str = "This page"):
@@ -25,20 +67,23 @@ def guard(what: str = "This page"):
     try:
         yield
     except CellbenchError as e:
-        st.error(f"{e}")
+        st.error(as_text(e))
     except KeyError as e:
-        st.error(f"{e.args[0] if e.args else e}")
+        st.error(as_text(e.args[0] if e.args else e))
     except Exception as e:  # noqa: BLE001 - the app never shows a traceback
-        st.error(f"{what} hit an unexpected problem: {type(e).__name__}: {e}")
+        st.error(f"{what} hit an unexpected problem: {type(e).__name__}: {as_text(e)}")
 
 
 def as_text(value: Any) -> str:
     """``value`` as inert HTML/Markdown: every character other than ASCII letters, digits and
-    spaces becomes a numeric entity, so user strings (class names, file names) always render as
-    the text they are, never as markup or script."""
-    return "".join(
-        c if (c.isascii() and c.isalnum()) or c == " " else f"&#{ord(c)};" for c in str(value)
-    )
+    spaces becomes a numeric entity, so user strings (class names, file names, deep-link
+    parameters) always render as the text they are, never as markup or script; and an
+    invisible word joiner (U+2060) after ``://``'s colon, ``www`` and ``@`` keeps Markdown's
+    autolinking from making a link of a URL or an address in it."""
+    text = str(value)
+    for raw, inert in (("://", ":\u2060//"), ("www.", "www\u2060."), ("@", "@\u2060")):
+        text = text.replace(raw, inert)
+    return "".join(c if (c.isascii() and c.isalnum()) or c == " " else f"&#{ord(c)};" for c in text)
 
 
 def color_legend(items, prefix: str = "") -> None:
