@@ -36,7 +36,15 @@ FIGURES = {
 }
 
 
+def _linked_run(key: str, chosen) -> None:
+    """A deep link's ``?run=`` chooses the run of every one-run panel (grid, classification,
+    pooled figures) until the user picks another."""
+    if st.query_params.get("run") in chosen:
+        st.session_state.setdefault(key, st.query_params["run"])
+
+
 def _pooled_section(chosen, labels, group, metric, cls) -> None:
+    _linked_run("r_prun", chosen)
     run = st.selectbox(
         "Run (pooled figures: one run)", chosen, format_func=labels.get, key="r_prun"
     )
@@ -105,6 +113,7 @@ def _detail_section(chosen, labels) -> None:
         "the evaluation) or recomputed once by the model, then cached."
     )
     c = st.columns([3, 1, 1])
+    _linked_run("r_drun", chosen)
     run = c[0].selectbox("Run", chosen, format_func=labels.get, key="r_drun")
     norm = c[1].selectbox("Normalise", ["true", "pred", "none"], key="r_norm")
     rec = ui.store().get_run(run)
@@ -184,8 +193,7 @@ def _grid_section(chosen, labels, metric) -> None:
         "sample's errors, values and links."
     )
     c = st.columns([3, 2, 1, 2])
-    if st.query_params.get("run") in chosen:
-        st.session_state.setdefault("g_run", st.query_params["run"])
+    _linked_run("g_run", chosen)
     run = c[0].selectbox("Run", chosen, format_func=labels.get, key="g_run")
     g = ui.grid(run)
     if g.is_empty():
@@ -365,8 +373,8 @@ with ui.guard("The results"):
         else done.filter((pl.col("test_dataset") + "|" + pl.col("sample_set").fill_null("")) == key)
     )
     labels = ui.run_labels(pool)
-    chosen = st.multiselect(
-        "Runs", list(labels), default=list(labels)[:8], format_func=labels.get, key=f"r_runs_{key}"
+    chosen = st.multiselect(  # every complete run of the test set (baseline included)
+        "Runs", list(labels), default=list(labels), format_func=labels.get, key=f"r_runs_{key}"
     )
     if not chosen:
         st.warning("Choose at least one run.")
@@ -384,7 +392,15 @@ with ui.guard("The results"):
     metric = c[0].selectbox(
         "Metric", metrics, index=metrics.index(prefer[0]) if prefer else 0, key="r_metric"
     )
-    group = c[1].selectbox("Group by", GROUP_KEYS, index=1, key="r_group")
+    n_vals = ui.distinct_values(chosen, GROUP_KEYS)
+    several = [k for k in GROUP_KEYS[1:] if n_vals.get(k, 0) > 1]  # one group says nothing
+    group = c[1].selectbox(
+        "Group by",
+        GROUP_KEYS,
+        index=GROUP_KEYS.index(several[0]) if several else 0,
+        key="r_group",
+        format_func=lambda k: f"{k} ({n_vals[k]})" if k in n_vals else k,
+    )
     cls = c[2].selectbox("Class", classes, key="r_class", disabled=group == "class")
     n_boot = c[3].select_slider("Bootstrap resamples", [200, 1000, 5000], 1000, key="r_boot")
     view = (

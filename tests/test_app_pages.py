@@ -413,3 +413,24 @@ def test_predict_page_without_data_offers_upload_and_asks_for_an_input(no_data):
     assert at.radio(key="p_source").value == "an image to upload"
     at.button[0].click().run()
     assert any("Choose a model and an input" in w.value for w in at.warning), _text(at)
+
+
+def test_results_defaults_are_honest(no_data):
+    """Issue 32 item 6: every complete run of the test set chosen, a group-by with several
+    groups by default (never a one-center heatmap), ``?run=`` carried to every one-run panel."""
+    from cellbench.runs.store import Store
+    from cellbench.runs.synthetic import synthetic_store
+
+    synthetic_store(Store(), train_sets=tuple(f"d{k}" for k in range(10)), test_sets=("consep",))
+    at = _page("4_Results.py").run()
+    _no_errors(at)
+    runs = at.multiselect(key=next(k for k in at.session_state if k.startswith("r_runs_")))
+    assert len(runs.value) == len(runs.options) == 10  # all of them (the first 8 before)
+    group = at.selectbox(key="r_group")
+    assert group.value != "test_dataset" and "(" in group.format_func(group.value)
+    target = runs.value[-1]
+    at = _page("4_Results.py")
+    at.query_params["run"] = target
+    at.run()
+    at.segmented_control(key="r_view").set_value("Classification").run()
+    assert at.selectbox(key="r_drun").value == target

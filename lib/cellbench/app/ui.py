@@ -227,6 +227,22 @@ def _metrics_of(sig: tuple, run_ids: tuple) -> tuple[list[str], list[str]]:
     return sorted(m), sorted(c, key=lambda x: (x != "all", x))
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _distinct(sig: tuple, run_ids: tuple, keys: tuple) -> dict[str, int]:
+    lf = store().scan(list(run_ids)).filter(pl.col("level") == "sample")
+    have = [k for k in keys if k in lf.collect_schema().names()]
+    if not have:
+        return {}
+    row = lf.select([pl.col(k).drop_nulls().n_unique() for k in have]).collect().row(0)
+    return dict(zip(have, row, strict=True))
+
+
+def distinct_values(run_ids, keys) -> dict[str, int]:
+    """How many distinct non-null values each of ``keys`` takes over the runs' samples (a
+    group-by with one group says nothing: the pages default to one with several)."""
+    return _distinct(store_signature(), tuple(run_ids), tuple(keys))
+
+
 def metrics_of(run_ids) -> tuple[list[str], list[str]]:
     """Metric names and classes stored for the runs (``all`` first)."""
     return _metrics_of(store_signature(), tuple(run_ids))
@@ -607,7 +623,8 @@ def job_progress(job: dict[str, Any], where=None) -> None:
 
 
 def job_row(job: dict[str, Any], widths=(5, 1), prefix: str = ""):
-    """One job: its progress bar, with Cancel while it runs and Resume once stopped; returns
+    """One job: its progress bar, with Cancel while it runs, Resume once stopped and Retry once
+    failed (the error shown); returns
     the row's columns when the job is complete (for what a finished job offers), else None."""
     from cellbench.runs.jobs import cancel_job, resume_job
 
@@ -619,7 +636,9 @@ def job_row(job: dict[str, Any], widths=(5, 1), prefix: str = ""):
             cancel_job(jid)
             st.rerun(scope="fragment")
     elif job["status"] in ("interrupted", "cancelled", "failed"):
-        if c[1].button("Resume", key=f"{prefix}resume_{jid}"):
+        # a failure is retried (its error is in the bar); a stopped job resumes
+        what = "Retry" if job["status"] == "failed" else "Resume"
+        if c[1].button(what, key=f"{prefix}resume_{jid}"):
             resume_job(jid)
             st.rerun(scope="fragment")
     elif job["status"] == "complete":
