@@ -201,7 +201,8 @@ def _np_sum(a):  # pragma: no cover - compiled
     return vals[0]
 
 
-def _tile(tr, pr, max_ids, thr, inclusive, iou32, monuseg):  # pragma: no cover - compiled
+def _tile(tr, pr, max_ids, thr, inclusive, iou32, monuseg, full):  # pragma: no cover
+    # compiled; ``full``: also AJI, AJI+ and the Dice sums (else the matching only)
     # returns (counts, the matched pairs' summed IoU as the preset sums it)
     out = np.zeros(12, np.int64)
     status, tids, pids, ta, pa, ti, pj, inter, _, _ = _joint(tr, pr, max_ids, 0)
@@ -252,6 +253,8 @@ def _tile(tr, pr, max_ids, thr, inclusive, iou32, monuseg):  # pragma: no cover 
                 v64[k] = iou[q]
                 k += 1
         iou_sum = _np_sum(v64)
+    if not full:
+        return out, iou_sum
     # AJI: each ground truth's first best prediction (edges are in (ti, pj) order)
     best = np.full(nt, -1, np.int64)
     for q in range(e):
@@ -312,9 +315,12 @@ def load() -> bool:
     return True
 
 
-def tile_counts(tr: np.ndarray, pr: np.ndarray, thr: float, preset) -> tuple[np.ndarray, float]:
+def tile_counts(
+    tr: np.ndarray, pr: np.ndarray, thr: float, preset, full: bool = True
+) -> tuple[np.ndarray, float]:
     """The counts of one tile pair (:data:`STATUS` ... :data:`DEN2`) and the matched pairs'
-    summed IoU (float32 where the preset decides in float32), summed as numpy sums them.
+    summed IoU (float32 where the preset decides in float32), summed as numpy sums them;
+    ``full=False``: the matching counts only (AJI, AJI+ and Dice sums left at 0).
 
     Parameters
     ----------
@@ -330,5 +336,5 @@ def tile_counts(tr: np.ndarray, pr: np.ndarray, thr: float, preset) -> tuple[np.
     if preset.iou_float32:
         thr = float(np.float32(thr))  # the float32 comparison, exactly
     return _tile(
-        tr, pr, max_ids, thr, preset.inclusive, preset.iou_float32, preset.name == "monuseg"
+        tr, pr, max_ids, thr, preset.inclusive, preset.iou_float32, preset.name == "monuseg", full
     )

@@ -157,21 +157,25 @@ def _fused(trues, preds, preset: str, thr: float, names) -> list[dict[str, Any]]
         return [r for part in parts for r in part]
 
 
-def compiled_scores(t: np.ndarray, q: np.ndarray, preset: str, thr: float) -> dict | None:
+def compiled_scores(
+    t: np.ndarray, q: np.ndarray, preset: str, thr: float, full: bool = True
+) -> dict | None:
     """``instance_scores(t, q, preset, iou=thr)`` of one label-map pair through the compiled
     per-tile kernel when it applies (kernels loaded, or the map is large enough to load
     them; a preset of :data:`FAST_PRESETS`; ``thr >= 0.5``), else None. ``t`` and ``q`` are
-    validated maps of one shape."""
+    validated maps of one shape. ``full=False``: ``matching_scores``'s figures only."""
     if preset not in FAST_PRESETS or thr < 0.5:
         return None
     if not (_tile_kernel.LOADED or (t.size >= _kernels.MIN_PIXELS and _tile_kernel.load())):
         return None
-    return _fused_one(t, q, "", "", get_preset(preset, "instance"), thr, fallback=False)
+    return _fused_one(t, q, "", "", get_preset(preset, "instance"), thr, False, full)
 
 
-def _fused_one(t, q, tn, pn, p, thr: float, fallback: bool = True) -> dict[str, Any] | None:
+def _fused_one(
+    t, q, tn, pn, p, thr: float, fallback: bool = True, full: bool = True
+) -> dict[str, Any] | None:
     K = _tile_kernel
-    c, s = K.tile_counts(t.ravel(), q.ravel(), thr, p)
+    c, s = K.tile_counts(t.ravel(), q.ravel(), thr, p, full)
     if c[K.STATUS] != K.OK:  # negative ids (its error), sparse ids, ambiguous matches
         if not fallback:
             return None
@@ -185,6 +189,8 @@ def _fused_one(t, q, tn, pn, p, thr: float, fallback: bool = True) -> dict[str, 
     empty = nt == 0 and npd == 0
     r["mean_matched_score"] = None if empty else _ratio(s, tp)
     r["mean_true_score"] = None if empty else _ratio(s, nt)
+    if not full:
+        return r
     if p.name == "torchmetrics":
         r["rq"] = r["dq"]
     if empty:

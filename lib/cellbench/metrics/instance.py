@@ -434,10 +434,6 @@ def _matching(ov: Overlap, thrs: Sequence[float], preset: str) -> tuple[dict, di
     return out, by_thr
 
 
-#: Keys of ``instance_scores`` that ``matching_scores`` does not give.
-_NOT_MATCHING = frozenset({"aji", "aji_plus", "dice1", "dice2", "rq"})
-
-
 def matching_scores(
     true: np.ndarray | Objects,
     pred: np.ndarray | Objects,
@@ -466,9 +462,9 @@ def matching_scores(
             t = check_label_map(true, true_name)
             q = check_label_map(pred, pred_name)
             _check_same_shape(t.shape, q.shape, true_name, pred_name)
-            got = compiled_scores(t, q, p.name, thrs[0])  # the same figures, compiled
+            got = compiled_scores(t, q, p.name, thrs[0], full=False)  # the same, compiled
             if got is not None:
-                return {k: v for k, v in got.items() if k not in _NOT_MATCHING}
+                return got
         ov = compute_overlap(true, pred, true_name, pred_name)
     out, by_thr = _matching(ov, thrs, p.name)
     if len(thrs) > 1:
