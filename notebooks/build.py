@@ -76,6 +76,18 @@ figs.filter(pl.col("metric").is_in(["precision", "recall", "f1", "mf1"]))"""),
 figs["02_ocelot_f1_organ_class"][0]"""),
         ("code", """figs["02_ocelot_f1_center_class"][1].sort("n", descending=True).head(10)"""),
         ("code", "save(figs)"),
+        ("md", """Cells and tissue (seed 004 Tables 3 and 4). OCELOT's local copy has cell points
+but no tissue labels, so its tables cannot be drawn here; with tissue labels (the reader's
+`tissue_mask` option) `cellbench.analysis.cell_tissue` counts the cells per tissue class and the
+tissue pixel ratios, and scores tissue segmentations by per-class IoU / mIoU. What the local data
+allows: the PUMA baseline's (HoVer-NeXt + nnU-Net) own nuclei and tissue on its two melanoma
+regions of interest, predictions on both sides (PUMA's ground truth is not local)."""),
+        ("code", """from cellbench.core.config import data_root
+
+t3, t4 = paper.puma_cell_tissue(data_root() / "puma")
+t3.pivot(on="tissue", index="cell", values="cells")"""),
+        ("code", """t3.filter(pl.col("tissue") == "Tumor").select("cell", "cells", "share")"""),
+        ("code", """t4"""),
     ],
     "03_cross_dataset": [
         ("md", """# Cross-dataset generalisation, ranking and fusion (local data)
@@ -119,9 +131,18 @@ for w in analysis.WEIGHTINGS:
     print(w, "-", analysis.WEIGHTINGS[w])
     cols = ("rank", "train_datasets", "mean", "ci_low", "ci_high", "n", "n_datasets")
     print(figs[f"03_ranking_{w}"][1].select(cols))"""),
-        ("md", """Top-k fusion: the fused training sets are prefixes of the per-dataset ranking
-(GBM, MoNuSeg, CoNSeP, MoNuSAC); expected(k) = for each test subset the best of the top-k
-single-dataset models, averaged over subsets; the gain is observed - expected."""),
+        ("md", """Two model families (seed 003 trains HoVerNeXt and CellViT): `hovernet_lite` and
+`unet_lite` (a U-Net whose nuclei are split by a watershed of the distance transform), on the
+same training sets. The ranking's Mean Rank column is the rank of the mean PQ over the families
+(seed 003 Table 2):"""),
+        ("code", """rank = figs["03_ranking_dataset"][1]
+rank.pivot(on="family", index="train_datasets", values="mean").join(
+    rank.select("train_datasets", "mean_rank").unique(), on="train_datasets"
+).sort("mean_rank")"""),
+        ("md", """Top-k fusion: the fused training sets are prefixes of one overall order, the
+ranking by mean PQ over the families (seed 003 §4.2), for every family alike; expected(k) = for
+each test subset the best of the top-k single-dataset models, averaged over subsets; the gain is
+observed - expected. The U-Net family has its top-2 model only."""),
         ("code", """fus = figs["03_fusion"][1].drop("run_ids", "command")
 fus.with_columns(pl.col(pl.Float64).round(3))"""),
         ("code", """figs["03_fusion"][0]"""),
@@ -146,6 +167,21 @@ MoNuSAC-only model: PQ per MoNuSAC class."""),
         ("code", """figs["03_pretrain_finetune"][1]"""),
         ("code", """levels = figs["03_label_levels"][1]
 levels.pivot(on="class", index="model_id", values="mean")"""),
+        ("md", """The label-level pair trained twice: with the focal Tversky term in seed 002's
+literal form (`ft_form: literal`, every other bundled card) and in its per-class form
+(`cb_consep_c6_pc`, `cb_consep_c6_pc_to_monusac`); mPQ and F_t per class on MoNuSAC test:"""),
+        ("code", """from cellbench.analysis import dataset_figures
+
+lv = paper.experiment_runs(store, "levels")
+d = dataset_figures(store, lv).filter(
+    (pl.col("test_dataset") == "monusac") & pl.col("metric").is_in(["mpq", "bpq", "f_d", "f_t"])
+)
+d.pivot(on="model_id", index=["metric", "class"], values="value")"""),
+        ("md", """Stain handling (seed 003 Fig. 8) with the U-Net recipe on MoNuSeg and CoNSeP: no
+normalisation or stain jitter (`plain`), Macenko normalisation in training and at inference
+(`macenko`, torchstain), HED stain jitter (`augment`); mean PQ per test set:"""),
+        ("code", """st = figs["03_stain"][1]
+st.pivot(on="test_dataset", index="training set / arm", values="mean")"""),
         ("md", """Pap-smear cytology under the ISBI 2014 protocol: EDF nuclei (real images) and
 overlapping whole cells (synthetic images); detected objects have Dice > 0.7."""),
         ("code", """cyto = figs["03_cytology_isbi2014"][1]

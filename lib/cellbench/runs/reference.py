@@ -8,9 +8,10 @@ clone without the data.
 Experiments
 -----------
 ``matrix``
-    Single-dataset and fused checkpoints (:data:`MATRIX_MODELS`) x the test split of every
-    local nucleus dataset (:data:`TEST_SETS`, HoVer-Net preset): the train x test matrix
-    P(D_i, D_j) and C_ij (seed 003), and per TCGA center (:data:`TCGA_DATASETS`).
+    Single-dataset and fused checkpoints of two model families (:data:`MATRIX_MODELS`:
+    ``hovernet_lite`` and ``unet_lite``) x the test split of every local nucleus dataset
+    (:data:`TEST_SETS`, HoVer-Net preset): the train x test matrix P(D_i, D_j) and C_ij (seed
+    003), and per TCGA center (:data:`TCGA_DATASETS`).
 ``unified``
     The same checkpoints on the members of the unified test set :data:`UNIFIED` (every local
     H&E nucleus dataset, NucFuse-test's rule) where those are not a whole test split already
@@ -21,8 +22,12 @@ Experiments
 ``levels``
     The pair across label levels with MoNuSAC's classes (:data:`LEVELS`): a network with 6
     leaf classes pretrained on CoNSeP, which labels lymphocytes, macrophages and neutrophils
-    together one level up (inflammatory), fine-tuned on MoNuSAC (leaf level); with the
+    together one level up (inflammatory), fine-tuned on MoNuSAC (leaf level); the pair trained
+    twice, with the focal Tversky loss in the literal and in the per-class form; with the
     MoNuSAC-only model for comparison, on MoNuSAC's test split (mPQ, per-class PQ, F_t).
+``stain``
+    Seed 003's stain experiment (:data:`STAIN`): no normalisation vs Macenko normalisation vs
+    stain augmentation, per training set, on every test split.
 ``cytology``
     The Pap-smear models with the ISBI 2014 challenge protocol (:data:`CYTOLOGY`): EDF nuclei
     and overlapping whole cells.
@@ -46,11 +51,39 @@ SINGLE_MODELS: tuple[str, ...] = ("cb_monuseg", "cb_consep", "cb_gbm", "cb_monus
 #: Models trained on several datasets merged: the top-k prefixes of the ranking on
 #: :data:`UNIFIED` (k = 2..4) and the first two-dataset model (MoNuSeg + CoNSeP).
 FUSED_MODELS: tuple[str, ...] = ("cb_fused", "cb_fused_top2", "cb_fused_top3", "cb_fused_top4")
-MATRIX_MODELS: tuple[str, ...] = (*SINGLE_MODELS, *FUSED_MODELS)
+#: The second model family (``unet_lite``: U-Net + distance-transform watershed, class-agnostic)
+#: on the same training sets, and its top-2 fusion (the first two datasets of the overall
+#: order, the ranking by mean PQ over both families).
+UNET_MODELS: tuple[str, ...] = (
+    "cb_unet_monuseg",
+    "cb_unet_consep",
+    "cb_unet_gbm",
+    "cb_unet_monusac",
+    "cb_unet_fused_top2",
+)
+MATRIX_MODELS: tuple[str, ...] = (*SINGLE_MODELS, *FUSED_MODELS, *UNET_MODELS)
+#: Seed 003's stain experiment (Fig. 8): per training set, the U-Net recipe with neither stain
+#: normalisation nor stain jitter (``plain``), with Macenko normalisation (``macenko``), and with
+#: HED stain jitter (the family's single-dataset model: ``augment``).
+STAIN: dict[str, dict[str, str]] = {
+    ds: {
+        "plain": f"cb_unet_{ds}_plain",
+        "macenko": f"cb_unet_{ds}_macenko",
+        "augment": f"cb_unet_{ds}",
+    }
+    for ds in ("monuseg", "consep")
+}
 PAIR: tuple[str, str] = ("cb_consep", "cb_consep_to_monuseg")
-#: Pretrain (CoNSeP at the inflammatory level) -> fine-tune (MoNuSAC, leaf level), and the
-#: MoNuSAC-only model trained from scratch.
-LEVELS: tuple[str, ...] = ("cb_consep_c6", "cb_consep_c6_to_monusac", "cb_monusac")
+#: Pretrain (CoNSeP at the inflammatory level) -> fine-tune (MoNuSAC, leaf level), with the
+#: focal Tversky term in seed 002's literal (alpha-free) form and in its per-class form
+#: (``_pc``), and the MoNuSAC-only model trained from scratch.
+LEVELS: tuple[str, ...] = (
+    "cb_consep_c6",
+    "cb_consep_c6_to_monusac",
+    "cb_consep_c6_pc",
+    "cb_consep_c6_pc_to_monusac",
+    "cb_monusac",
+)
 CENTERS_MODEL = "cb_monuseg_centers"
 #: (dataset, split) of the test sets; dsb2018 is fluorescence, expected to fail on H&E models.
 TEST_SETS: tuple[tuple[str, str | None], ...] = (
@@ -71,7 +104,15 @@ CYTOLOGY: tuple[tuple[str, str, str], ...] = (
     ("cb_isbi_nuclei", "isbi2014_edf", "test"),
     ("cb_isbi_cells", "isbi2014_synthetic", "test"),
 )
-EXPERIMENTS: tuple[str, ...] = ("matrix", "unified", "pair", "levels", "cytology", "centers")
+EXPERIMENTS: tuple[str, ...] = (
+    "matrix",
+    "unified",
+    "pair",
+    "levels",
+    "stain",
+    "cytology",
+    "centers",
+)
 
 
 def held_out_test_samples(model_id: str = CENTERS_MODEL) -> tuple[str, list[str]]:
@@ -130,6 +171,8 @@ def specs(experiment: str | None = None, catalog=None) -> list[EvalSpec]:
         add(PAIR, TEST_SETS)
     if "levels" in want:
         add(LEVELS, [("monusac", "test"), ("consep", "test")])
+    if "stain" in want:
+        add([m for arms in STAIN.values() for m in arms.values()], TEST_SETS)
     if "cytology" in want:
         for m, d, sp in CYTOLOGY:
             add([m], [(d, sp)], preset="isbi2014")

@@ -186,6 +186,9 @@ def experiment_runs(store, experiment: str) -> list[str]:
     elif experiment == "levels":
         sel = models(list(R.LEVELS)) & hovernet & split_runs
         sel = sel & on([("monusac", "test"), ("consep", "test")])
+    elif experiment == "stain":
+        arms = [m for a in R.STAIN.values() for m in a.values()]
+        sel = models(arms) & hovernet & split_runs & on(R.TEST_SETS)
     elif experiment == "cytology":
         sel = (pl.col("preset") == "isbi2014") & pl.any_horizontal(
             [
@@ -282,6 +285,17 @@ def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figu
             "MoNuSAC test"
         )
         out["03_label_levels"] = (F.summary_heatmap(s, "model_id", "class", metric, title), s)
+    stain = experiment_runs(store, "stain")
+    if stain:
+        s = stain_table(store, stain, metric, n_boot)
+        title = (
+            f"Stain handling (seed 003 Fig. 8), U-Net family: mean {metric} per test set, rows "
+            "training set / arm"
+        )
+        out["03_stain"] = (
+            F.summary_heatmap(s, "training set / arm", "test_dataset", metric, title),
+            s,
+        )
     cyto = experiment_runs(store, "cytology")
     if cyto:
         t = cytology_table(store, cyto)
@@ -297,6 +311,19 @@ def cross_dataset_figures(store, metric: str = "pq", n_boot: int = 1000) -> Figu
 
 #: The ISBI 2014 dataset figures, in the challenge's order, and the instance figures beside.
 ISBI_FIGURES = ("dsc", "fno", "tpp", "fpp", "fdro", "pq", "aji")
+
+
+def stain_table(store, run_ids: list[str], metric: str = "pq", n_boot: int = 1000) -> pl.DataFrame:
+    """Mean per-sample ``metric`` of the stain experiment's runs per test dataset, the rows
+    named ``<training set> / <arm>`` (arms: :data:`cellbench.runs.reference.STAIN`)."""
+    from cellbench import analysis as A
+    from cellbench.runs import reference as R
+
+    arm = {m: f"{ds} / {a}" for ds, arms in R.STAIN.items() for a, m in arms.items()}
+    s = A.group_summary(store, run_ids, metric, ["model_id", "test_dataset"], n_boot=n_boot)
+    return s.with_columns(
+        pl.col("model_id").replace_strict(arm, default=None).alias("training set / arm")
+    ).sort("training set / arm", "test_dataset")
 
 
 def cytology_table(store, run_ids: list[str]) -> pl.DataFrame:
