@@ -1,23 +1,27 @@
-"""Many image pairs scored in one pass: :func:`instance_scores_many`.
+"""Many image pairs scored at once: :func:`instance_scores_many`.
 
 Scoring a few hundred small tiles one call at a time spends most of its time on per-call
-overhead (checks, small arrays, one assignment per tile). Here every pair is laid into one
-tall map (each tile's rows below the previous tile's, ids offset so that no two tiles share
-an id), the overlap of that map is computed once (:func:`~cellbench.metrics.overlap.
-compute_overlap`, the compiled pass for large maps), matching, AJI / AJI+ assignment and
-Dice run once on the whole graph (which never links two tiles), and the counts are split per
-tile afterwards. Each tile's figures are then computed from its own counts by the same
-functions as :func:`~cellbench.metrics.instance.instance_scores`, so the results are equal,
-key for key and bit for bit: sums of IoUs are taken per tile in the same order, integer
-counts are exact, and centroids come from exact integer coordinate sums.
+overhead (checks, small arrays, one assignment per tile). Two faster paths give the same
+results as :func:`~cellbench.metrics.instance.instance_scores`, key for key and bit for bit:
 
-The single pass is taken for tiles of at most :data:`SINGLE_PASS_MAX_PIXELS` pixels on
-average, where it is faster; larger tiles are scored one call each (already dominated by
-their pixels). It covers label maps without classes, under the presets ``hovernet``,
-``pannuke``, ``monuseg``, ``stardist``, ``conic`` and ``torchmetrics``, with one or several
-IoU thresholds and HoVer-Net's class-agnostic detection F_d (``centroid_f1``). Anything else
-(classes, overlapping objects, ``isbi2014``, the MoNuSAC presets, ``background_stuff``) is
-scored tile by tile with :func:`instance_scores`: the same results, without the speed-up.
+- **compiled per tile** (numba loaded, or a batch of at least :data:`COMPILED_MIN_PIXELS`):
+  each tile in one call of :mod:`cellbench.metrics._tile_kernel` (pixel pass, matching, AJI,
+  AJI+, Dice, the IoU sum as numpy sums it), tiles spread over the CPU cores in threads (the
+  kernel releases the GIL); one IoU threshold >= 0.5, no extra keyword arguments. A tile the
+  kernel hands back (ambiguous matches, ids too sparse) is scored by ``instance_scores``.
+- **stacked single pass** (tiny tiles without numba, several thresholds, ``centroid_f1``):
+  every pair laid into one tall map (each tile's rows below the previous tile's, ids offset
+  so that no two tiles share an id), its overlap computed once, matching, AJI / AJI+ and Dice
+  run once on the whole graph (which never links two tiles), and the counts split per tile;
+  each tile's figures are then computed from its own counts by the same functions as
+  ``instance_scores``: sums of IoUs are taken per tile in the same order, integer counts are
+  exact, and centroids come from exact integer coordinate sums. Taken for tiles of at most
+  :data:`SINGLE_PASS_MAX_PIXELS` pixels on average, where it beats one call each.
+
+Both cover label maps without classes, under the presets ``hovernet``, ``pannuke``,
+``monuseg``, ``stardist``, ``conic`` and ``torchmetrics``. Anything else (classes, overlapping
+objects, ``isbi2014``, the MoNuSAC presets, ``background_stuff``) is scored tile by tile with
+:func:`instance_scores`: the same results, without the speed-up.
 """
 
 from __future__ import annotations
@@ -59,12 +63,13 @@ def instance_scores_many(
     **kwargs: Any,
 ) -> list[dict[str, Any]]:
     """``[instance_scores(t, p, preset, iou=iou, **kwargs, **per_image[k]) for each pair]``,
-    computed in one pass where it can be (module docstring).
+    computed by the faster paths where they apply (module docstring).
 
     ``names``: ``(true name, pred name)`` of each pair for error messages; ``per_image``:
     keyword arguments of each pair (e.g. its classes); ``kwargs``: those shared by all;
-    ``single_pass``: force (True) or forbid (False) the single pass where it applies (default:
-    where it is faster). The results are the same either way.
+    ``single_pass``: False scores one call each; True takes the stacked pass wherever the
+    compiled one does not apply; None (default) chooses by speed. The results are the same
+    either way.
     """
     trues, preds = list(trues), list(preds)
     if len(trues) != len(preds):
