@@ -135,7 +135,7 @@ for w in analysis.WEIGHTINGS:
 `unet_lite` (a U-Net whose nuclei are split by a watershed of the distance transform), on the
 same training sets. The ranking's Mean Rank column is the rank of the mean PQ over the families
 (seed 003 Table 2):"""),
-        ("code", """rank = figs["03_ranking_dataset"][1]
+        ("code", """rank = figs["03_ranking_per-dataset"][1]
 rank.pivot(on="family", index="train_datasets", values="mean").join(
     rank.select("train_datasets", "mean_rank").unique(), on="train_datasets"
 ).sort("mean_rank")"""),

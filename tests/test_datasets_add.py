@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,11 @@ def test_the_catalog_page_form_adds_and_removes(tmp_path, monkeypatch):
     at.text_input(key="a_id").set_value("formed")
     at.text_input(key="a_images").set_value(f"{d}/img/*.png")
     at.text_input(key="a_labels").set_value(f"{d}/mask/{{stem}}.tif")
+    next(b for b in at.button if b.label == "Add").click().run()
+    # a folder outside the data root and the workspace is refused (issue 32 item 4) ...
+    assert any("not inside the data root" in html.unescape(e.value) for e in at.error)
+    # ... unless the app was started with it allowed
+    monkeypatch.setenv("CELLBENCH_APP_PATHS", str(tmp_path))
     next(b for b in at.button if b.label == "Add").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("Added 3 samples to 'formed' (1 left out)" in s.value for s in at.success)

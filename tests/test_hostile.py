@@ -752,7 +752,8 @@ def test_property_as_text_leaves_no_markup(s):
         assert ch not in out
     import html
 
-    assert html.unescape(out) == s
+    # the same text, but for invisible word joiners that keep URLs from becoming links
+    assert html.unescape(out).replace("\u2060", "") == s.replace("\u2060", "")
 
 
 def test_hostile_class_names_render_as_text_in_the_explorer_legend(tmp_path, monkeypatch):
