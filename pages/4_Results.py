@@ -383,9 +383,23 @@ with ui.guard("The results"):
     tested = pool.filter(pl.col("run_id").is_in(chosen)).get_column("test_dataset").to_list()
     for note in ui.catalog().caveats(tested):
         st.warning(ui.as_text(note))
-    for rid in chosen:  # resolution / modality / stain risks recorded with the run
-        for w in ui.store().get_run(rid).get("warnings") or []:
-            st.warning(ui.as_text(f"{labels[rid]}: {w}"))
+    # resolution / modality / stain risks recorded with the runs: a few shown, many folded
+    warned = [
+        f"{labels[rid]}: {w}"
+        for rid in chosen
+        for w in ui.store().get_run(rid).get("warnings") or []
+    ]
+    if len(warned) <= 3:
+        for w in warned:
+            st.warning(ui.as_text(w))
+    else:
+        n_runs = len({w.split(": ", 1)[0] for w in warned})
+        st.warning(
+            f"{len(warned)} warnings recorded with {n_runs} of these runs (mpp, modality, stain)."
+        )
+        with st.expander("The warnings"):
+            for w in warned:
+                st.caption(ui.as_text(w))
     metrics, classes = ui.metrics_of(chosen)
     c = st.columns(4)
     prefer = [m for m in ("pq", "f1", "aji", "dice1") if m in metrics]
