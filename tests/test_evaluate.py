@@ -488,3 +488,29 @@ def test_file_hashes_are_remembered_per_file_version(tmp_path, monkeypatch):
     assert hashing.sha256_file(f) == want and f not in reads
     f.write_bytes(b"y" * 1000)  # same size, new content
     assert hashing.sha256_file(f) == hashlib.sha256(b"y" * 1000).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"a": [', "[1, 2, 3]", '{"x": [[1, 2], "d", 3], "y": [[1, 2, 3, 4], 5]}', "[" * 100_000],
+)
+def test_a_corrupt_hash_cache_is_ignored_and_rewritten(tmp_path, monkeypatch, content):
+    """Truncated, wrong types, nested past the parser's depth: the cache is only an
+    optimisation, so the hash is computed and the cache written anew."""
+    import hashlib
+
+    from cellbench.core import hashing
+
+    monkeypatch.setenv("CELLBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(hashing, "_memory", {})
+    monkeypatch.setattr(hashing, "_loaded_from", None)
+    cache = tmp_path / "home" / "cache" / "sha256.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_text(content)
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"z" * 10)
+    old = time.time() - 10
+    os.utime(f, (old, old))
+    assert hashing.sha256_file(f) == hashlib.sha256(b"z" * 10).hexdigest()
+    hashing.save()
+    assert str(f.resolve()) in json.loads(cache.read_text())

@@ -196,3 +196,40 @@ def test_stain_normalisation_is_fitted_recorded_and_applied_at_inference(
     assert np.array_equal(mac(blank), blank) and mac.skipped == 1
     with pytest.raises(ValueError, match="needs a target"):
         TrainConfig.model_validate({**cfg, "stain": {"method": "reinhard"}})
+
+
+@pytest.mark.parametrize(
+    "stain, match",
+    [
+        ({"method": "vahadane"}, "Input should be"),
+        ({"method": "macenko", "params": {"HERef": [[1]], "maxCRef": [1]}}, r"\(3, 2\) finite"),
+        (
+            {
+                "method": "macenko",
+                "params": {"HERef": [[1, 2], [3, 4], [5, None]], "maxCRef": [1, 2]},
+            },
+            "HERef",
+        ),
+        ({"method": "reinhard", "params": {"means": [1, 2, 3]}}, r"are \['means', 'stds'\]"),
+        ({"method": "reinhard", "target": "no_slash"}, "dataset/sample_id"),
+    ],
+)
+def test_malformed_stain_settings_are_refused_by_field(stain, match):
+    """A config or card's stain section: one message naming the field, nothing trained."""
+    from cellbench.models.train import TrainConfig
+
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.model_validate({**CONFIG, "classes": [], "stain": stain})
+
+
+@pytest.mark.parametrize("target", ["../../etc/passwd", "consep/<b>..</b>", "tiger/x"])
+def test_a_stain_target_that_is_not_a_local_sample_is_named(data_env, tmp_path, target):
+    from cellbench.core.errors import CellbenchError
+    from cellbench.models.train import TrainConfig, train
+
+    cfg = TrainConfig.model_validate(
+        {**CONFIG, "classes": [], "stain": {"method": "reinhard", "target": target}}
+    )
+    with pytest.raises(CellbenchError, match=r"stain target '.*': no (local dataset|sample)"):
+        train(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -25,6 +25,8 @@ from pathlib import Path
 SETTLED_S = 2.0
 #: Most entries kept on disk (the most recently used).
 MAX_ENTRIES = 200_000
+#: A cache file larger than this is ignored (and rewritten by the next save).
+MAX_CACHE_BYTES = 64 << 20
 
 _memory: dict[str, tuple[tuple[int, int, int, int], str]] = {}
 _loaded_from: Path | None = None
@@ -44,12 +46,24 @@ def _load() -> None:
         return
     _loaded_from = path
     try:
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            return
         raw = json.loads(path.read_text())
-        for k, (stamp, digest) in raw.items():
-            if k not in _memory:
-                _memory[k] = (tuple(stamp), digest)
-    except (OSError, ValueError, TypeError):
-        pass
+    except (OSError, ValueError, RecursionError):  # absent, unreadable, malformed, too nested
+        return
+    if not isinstance(raw, dict):
+        return
+    for k, entry in raw.items():
+        ok = (
+            isinstance(entry, list)
+            and len(entry) == 2
+            and isinstance(entry[1], str)
+            and isinstance(entry[0], list)
+            and len(entry[0]) == 4
+            and all(isinstance(v, int) for v in entry[0])
+        )
+        if ok and k not in _memory:  # a malformed entry is skipped, the rest kept
+            _memory[k] = (tuple(entry[0]), entry[1])
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:

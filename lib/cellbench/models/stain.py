@@ -24,9 +24,14 @@ import warnings
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 METHODS = ("none", "macenko", "reinhard")
+#: The fitted reference of each method: name -> shape.
+PARAM_SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
+    "macenko": {"HERef": (3, 2), "maxCRef": (2,)},
+    "reinhard": {"means": (3,), "stds": (3,)},
+}
 
 
 class StainSpec(BaseModel):
@@ -49,6 +54,25 @@ class StainSpec(BaseModel):
     method: Literal["none", "macenko", "reinhard"] = "none"
     target: str | None = None
     params: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _params_fit_the_method(self) -> StainSpec:
+        if not self.params:
+            return self
+        shapes = PARAM_SHAPES.get(self.method, {})
+        if set(self.params) != set(shapes):
+            raise ValueError(
+                f"stain params of method '{self.method}' are {sorted(shapes) or 'none'}, "
+                f"got {sorted(self.params)}"
+            )
+        for name, shape in shapes.items():
+            try:
+                a = np.asarray(self.params[name], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"stain params '{name}': numbers expected") from None
+            if a.shape != shape or not np.isfinite(a).all():
+                raise ValueError(f"stain params '{name}': {shape} finite numbers expected")
+        return self
 
 
 def _macenko(params: dict[str, list[Any]] | None = None):

@@ -67,7 +67,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cellbench.core.errors import DataError
+from cellbench.core.errors import CellbenchError, DataError
 from cellbench.models.card import CardClass, PostProcess
 from cellbench.models.stain import StainSpec
 
@@ -695,10 +695,12 @@ def fitted_stain(spec: StainSpec, catalog) -> StainSpec:
         from cellbench.data.record_cache import records_of
 
         ds, sid = spec.target.split("/", 1)
+        if ds not in {d.id for d in catalog} or not catalog.is_available(ds):
+            raise CellbenchError(f"stain target '{spec.target}': no local dataset '{ds}'")
         reader = get_reader(catalog, ds)
         rec = next((r for r in records_of(reader) if r.sample_id == sid), None)
         if rec is None:
-            raise DataError(catalog.path, f"stain target: no sample '{sid}' in dataset '{ds}'")
+            raise CellbenchError(f"stain target '{spec.target}': no sample '{sid}' in '{ds}'")
         params = stain.fit(spec.method, reader.load(rec).image)
     return spec.model_copy(update={"params": params})
 
