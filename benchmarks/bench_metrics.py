@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellbench.core.config import cpu_workers
 from cellbench.data.sample import Points
 from cellbench.metrics import compute_overlap, instance_scores, matching_scores, point_scores
 from cellbench.metrics.instance import aji_scores, match_pairs
@@ -243,15 +244,9 @@ def against_reference(name: str, maps, what: str, ref_python: str, official: Pat
     print(f"  {name} ({label})")
     print(
         f"    reference {ref_ms / n:8.3f} ms/map | cellbench {both / n:7.4f} ms/map = "
-        f"{ref_ms / both:6.0f}x ({_threads()} threads), {ref_ms / single:6.0f}x on 1 thread, "
+        f"{ref_ms / both:6.0f}x ({cpu_workers()} threads), {ref_ms / single:6.0f}x on 1 thread, "
         f"{ref_ms / one_each:5.0f}x one instance_scores call each"
     )
-
-
-def _threads() -> int:
-    from cellbench.metrics.batch import _threads
-
-    return _threads()
 
 
 def reference_rows(t, p, r: int, ref_python: str | None, official: Path | None) -> None:

@@ -6,6 +6,8 @@
 - ``CELLBENCH_HOME``: the workspace for results, user catalogs and jobs. Default ``./workspace``.
 - ``CELLBENCH_REFERENCE``: a read-only store of reference results shown with the workspace's
   runs. Default ``results/reference`` of the checkout; empty = none.
+- ``CELLBENCH_WORKERS``: at most this many CPU cores for the work cellbench spreads itself
+  (scoring threads, forked evaluation workers); default all the process may use.
 - ``CELLBENCH_CATALOG``: the catalog file. Default: ``data_catalog.yaml`` in the working directory
   if present, else the
   one at the root of the checkout the package was installed from.
@@ -20,6 +22,16 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: The checkout root (``lib/cellbench/../..``); the package is installed editable from it.
 REPO_DIR = PACKAGE_DIR.parent.parent
+
+
+def cpu_workers() -> int:
+    """CPU cores this process may use, at most ``CELLBENCH_WORKERS`` when that is set."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    want = os.environ.get("CELLBENCH_WORKERS", "").strip()
+    return max(1, min(n, int(want))) if want.isdigit() else n
 
 
 def data_root() -> Path:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from cellbench.core import config
 from cellbench.data.sample import Objects
 from cellbench.metrics import _kernels, _tile_kernel
 from cellbench.metrics.instance import (
@@ -110,18 +111,6 @@ SINGLE_PASS_MAX_PIXELS = 160 * 160
 COMPILED_MIN_PIXELS = 1 << 26
 
 
-def _threads() -> int:
-    """CPU cores this process may use (at most ``CELLBENCH_WORKERS`` when set)."""
-    import os
-
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    want = os.environ.get("CELLBENCH_WORKERS", "").strip()
-    return max(1, min(n, int(want))) if want.isdigit() else n
-
-
 def _small(trues) -> bool:
     """The stacked single pass is faster than one call per tile (tiny tiles)."""
     return float(np.mean([np.prod(np.shape(t)) for t in trues])) <= SINGLE_PASS_MAX_PIXELS
@@ -151,7 +140,8 @@ def _fused(trues, preds, preset: str, thr: float, names) -> list[dict[str, Any]]
 
     n = len(maps)
     pixels = sum(t.size for t, *_ in maps)
-    workers = min(_threads(), n) if pixels >= 1 << 21 else 1  # threads pay from ~2 M pixels
+    # threads pay from ~2 M pixels
+    workers = min(config.cpu_workers(), n) if pixels >= 1 << 21 else 1
     if workers == 1:
         return chunk(range(n))
     from concurrent.futures import ThreadPoolExecutor
@@ -163,12 +153,22 @@ def _fused(trues, preds, preset: str, thr: float, names) -> list[dict[str, Any]]
 
 
 def compiled_scores(
-    t: np.ndarray, q: np.ndarray, preset: str, thr: float, full: bool = True
+    true: np.ndarray,
+    pred: np.ndarray,
+    preset: str,
+    thr: float,
+    true_name: str | Path = "true",
+    pred_name: str | Path = "pred",
+    full: bool = True,
 ) -> dict | None:
-    """``instance_scores(t, q, preset, iou=thr)`` of one label-map pair through the compiled
-    per-tile kernel when it applies (kernels loaded, or the map is large enough to load
-    them; a preset of :data:`FAST_PRESETS`; ``thr >= 0.5``), else None. ``t`` and ``q`` are
-    validated maps of one shape. ``full=False``: ``matching_scores``'s figures only."""
+    """``instance_scores(true, pred, preset, iou=thr)`` of one label-map pair through the
+    compiled per-tile kernel when it applies (kernels loaded, or the map is large enough to
+    load them; a preset of :data:`FAST_PRESETS`; ``thr >= 0.5``), else None (the maps are
+    checked either way: bad ones raise naming their file). ``full=False``:
+    ``matching_scores``'s figures only."""
+    t = check_label_map(true, true_name)
+    q = check_label_map(pred, pred_name)
+    _check_same_shape(t.shape, q.shape, true_name, pred_name)
     if preset not in FAST_PRESETS or thr < 0.5:
         return None
     if not (_tile_kernel.LOADED or (t.size >= _kernels.MIN_PIXELS and _tile_kernel.load())):

@@ -18,7 +18,6 @@ from cellbench.data.sample import Objects
 from cellbench.metrics.matching import best_per_group, max_weight_matching
 from cellbench.metrics.overlap import (
     Overlap,
-    _check_same_shape,
     check_label_map,
     compute_overlap,
     object_overlap,
@@ -346,11 +345,8 @@ def instance_scores(
         if len(thrs) == 1 and not (has_cls or has_map or centroid_f1 or background_stuff):
             from cellbench.metrics.batch import compiled_scores
 
-            t = check_label_map(true, true_name)
-            q = check_label_map(pred, pred_name)
-            _check_same_shape(t.shape, q.shape, true_name, pred_name)
-            got = compiled_scores(t, q, p.name, thrs[0])  # the same figures, compiled
-            if got is not None:
+            got = compiled_scores(true, pred, p.name, thrs[0], true_name, pred_name)
+            if got is not None:  # the same figures, compiled
                 return got
         ov = compute_overlap(
             true, pred, true_name, pred_name, want_centroids=has_cls or has_map or centroid_f1
@@ -459,10 +455,7 @@ def matching_scores(
         if len(thrs) == 1:
             from cellbench.metrics.batch import compiled_scores
 
-            t = check_label_map(true, true_name)
-            q = check_label_map(pred, pred_name)
-            _check_same_shape(t.shape, q.shape, true_name, pred_name)
-            got = compiled_scores(t, q, p.name, thrs[0], full=False)  # the same, compiled
+            got = compiled_scores(true, pred, p.name, thrs[0], true_name, pred_name, full=False)
             if got is not None:
                 return got
         ov = compute_overlap(true, pred, true_name, pred_name)

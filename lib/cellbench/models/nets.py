@@ -2,8 +2,9 @@
 
 Two families of the same compact encoder-decoder (one ``base`` x ``depth`` U-Net body):
 
-``unet_lite``: a plain U-Net (Ronneberger et al. 2015) with a foreground head (and an optional
-type head): ``(N, 1 + n_types, H, W)``, foreground logit then type logits. Touching nuclei are
+``unet_lite``: a plain U-Net (Ronneberger et al. 2015) with a foreground head: ``(N, 1, H, W)``
+(``cellbench train`` trains it class-agnostic; with ``n_types`` a type head would follow, as in
+``hovernet_lite``, but nothing reads it for this output kind yet). Touching nuclei are
 split by a watershed of the foreground's distance transform (card ``output.kind: foreground``,
 ``postprocess.method: distance_watershed``): the classic U-Net + watershed baseline.
 

@@ -384,11 +384,11 @@ class _Source:
         return self.reader.load_predictions(record, self.set_name)
 
 
-#: The preset kind of each task, and its default preset.
 #: Samples a local run of stored predictions scores in its own process before forking
 #: workers for the rest (:func:`cellbench.runs.executor.fork_workers`).
 FORK_FIRST = 1
 
+#: The preset kind of each task, and its default preset.
 PRESET_KIND = {"instances": "instance", "points": "points", "semantic": "semantic"}
 DEFAULT_PRESETS = {"instances": "hovernet", "points": "ocelot", "semantic": "apacs23"}
 
@@ -770,9 +770,8 @@ class Evaluation:
                 return
             # stored predictions on several cores: the first samples here (their lazy
             # imports done before forking), the rest in forked workers, in order
-            first = FORK_FIRST
-            yield from self.score_records(todo[:first])
-            rest = todo[first:]
+            yield from self.score_records(todo[:FORK_FIRST])
+            rest = todo[FORK_FIRST:]
             size = max(4, min(32, len(rest) // (8 * workers)))
             parts = [rest[i : i + size] for i in range(0, len(rest), size)]
             for part in forked_map(lambda recs: list(self.score_records(recs)), parts, workers):

@@ -124,7 +124,6 @@ def fork_workers(n_items: int) -> int:
     non-daemon threads (a job of the app: ``fork`` would copy its server's locks; a progress
     display's daemon thread is fine, the workers never print), or with
     ``CELLBENCH_WORKERS=1``."""
-    import os
     import sys
     import threading
 
@@ -134,10 +133,9 @@ def fork_workers(n_items: int) -> int:
         return 0
     if me is not threading.main_thread() or not all(t.daemon for t in others):
         return 0  # e.g. a job of the app: its server's threads would be forked too
-    cores = len(os.sched_getaffinity(0))
-    want = os.environ.get("CELLBENCH_WORKERS", "").strip()
-    if want.isdigit():
-        cores = min(cores, int(want))
+    from cellbench.core.config import cpu_workers
+
+    cores = cpu_workers()
     return cores if cores > 1 else 0
 
 

@@ -146,10 +146,8 @@ def puma_cell_tissue(root) -> tuple[pl.DataFrame, pl.DataFrame]:
         cls = np.array([names.setdefault(p.name, len(names) + 1) for p in polys], np.int64)
         pairs.append((cls, CT.tissue_of_cells(xy, tissue)))
         masks.append(tissue)
-    cells = {v: k for k, v in sorted(names.items(), key=lambda kv: kv[0])}
-    t3 = CT.cell_tissue_counts(
-        pairs, dict(sorted(cells.items(), key=lambda kv: kv[1])), PUMA_TISSUE
-    )
+    cells = {i: name for name, i in sorted(names.items())}  # rows by class name
+    t3 = CT.cell_tissue_counts(pairs, cells, PUMA_TISSUE)
     return t3, CT.tissue_pixel_ratios(masks, PUMA_TISSUE)
 
 
