@@ -192,24 +192,48 @@ def test_whole_slide_sized_ids_beyond_int32_pair_keys():
     assert r["n_true"] == n_side * n_side + 2 and r["tp"] == n_side * n_side
 
 
-def test_compiled_overlap_over_several_chunks_equals_the_numpy_path(monkeypatch):
-    # a map larger than one chunk of the counting pass (run starts kept per chunk)
+@pytest.mark.parametrize("offset", [0, 5000])
+def test_compiled_overlap_over_several_blocks_equals_the_numpy_path(monkeypatch, offset):
+    # a map of many blocks of the counting pass (runs crossing a block's end are counted in
+    # two pieces), with ids that grow the per-id tables (offset: ids past their first size)
     from cellbench.metrics import _kernels
     from cellbench.runs.synthetic import perturb_instances, random_instances
 
     if not _kernels.load():
         pytest.skip("numba is not installed: only the numpy path exists here")
-    monkeypatch.setattr(_kernels, "CHUNK", 1 << 14)  # read at compile time: recompile
-    joint = _kernels._joint
-    monkeypatch.setattr(_kernels, "_joint", joint.py_func if hasattr(joint, "py_func") else joint)
-    t = random_instances((300, 280), 90, seed=8)
+    t = random_instances((300, 281), 90, seed=8)
     p = perturb_instances(t, seed=9, p_merge=0.2, p_split=0.2)
-    assert t.size > 4 * _kernels.CHUNK
+    t = np.where(t > 0, t + offset, 0)
+    p = np.where(p > 0, p + 2 * offset, 0)
+    assert t.size > 10 * _kernels.FLAG_BLOCK
     fast = compute_overlap(t, p)
+    fields = _kernels.joint_counts(t.ravel(), p.ravel(), 1 << 16, t.shape[1])
     _numpy_path(monkeypatch)
     slow = compute_overlap(t, p)
     for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
         np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fields[0], slow.true_ids)
+    ys, xs = np.nonzero(t == slow.true_ids[-1])
+    np.testing.assert_allclose(fields[7][-1], [xs.mean(), ys.mean()])
+
+
+def test_compiled_pass_names_the_map_out_of_range_whatever_comes_first():
+    # negative ids are reported for the true map first, as a pass over the range would,
+    # even where the predicted map's bad pixel comes earlier; ids past max_ids give None
+    from cellbench.metrics import _kernels
+
+    if not _kernels.load():
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    t = np.zeros(40000, np.int32)
+    p = np.zeros(40000, np.int32)
+    p[10] = -1
+    t[30000] = -2
+    assert _kernels.joint_counts(t, p, 1 << 16) == "true"
+    t[30000] = 70000
+    assert _kernels.joint_counts(t, p, 1 << 16) == "pred"
+    p[10] = 3
+    assert _kernels.joint_counts(t, p, 1 << 16) is None
+    assert _kernels.joint_counts(t, p, 1 << 17)[0].tolist() == [70000]
 
 
 def test_centroids_from_the_compiled_pass_equal_the_pixel_means(monkeypatch):
@@ -279,3 +303,28 @@ def test_small_graph_components_number_as_scipy_does():
         g = coo_matrix((np.ones(e, np.int8), (a, b)), shape=(n, n))
         ref = connected_components(g, directed=False)[1]
         assert np.array_equal(_small_components(a, b, n), ref)
+
+
+def test_numba_cache_of_a_caller_is_dropped_when_a_kernel_it_calls_changed(monkeypatch):
+    # numba keys its cache on the caller's own file: a changed _kernels.py (or lsap.py) under
+    # an unchanged _tile_kernel.py would keep running the old kernel's machine code
+    from pathlib import Path
+
+    from cellbench.metrics import _kernels, _tile_kernel
+
+    if not _tile_kernel.load():
+        pytest.skip("numba is not installed: nothing is cached")
+    fns = [_tile_kernel._tile, _tile_kernel._plus]
+    flushed = []
+    for f in fns:
+        monkeypatch.setattr(f._cache, "flush", lambda f=f: flushed.append(f))
+    marker = Path(fns[0]._cache._cache_path) / "test_caller.deps"
+    marker.write_text("a digest of older kernels")
+    try:
+        _kernels.drop_stale_cache(fns, "test_caller")
+        assert flushed == fns
+        assert marker.read_text() != "a digest of older kernels"
+        _kernels.drop_stale_cache(fns, "test_caller")  # up to date: kept
+        assert flushed == fns
+    finally:
+        marker.unlink(missing_ok=True)

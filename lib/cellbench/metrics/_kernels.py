@@ -3,14 +3,16 @@ maps, and connected components of a sparse bipartite graph.
 
 :func:`joint_counts` reads both maps once and returns the areas of every id and the
 intersections of every overlapping pair, without gathering the foreground or building a dense
-``(n_true x n_pred)`` histogram. Its cost follows the pixels only, about 0.6 ns per pixel: a
-branch-free pass finds where a run of pixels with one ``(true, pred)`` pair starts (along a
-row, background above all, runs are long: ~5% of pixels start one on real maps), then each run
-is counted once. PQ then costs less than one ``np.bincount`` over the same pixel pairs at
-1000^2 and 2048^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps two partner
-slots; the rare runs of a true id that meet a third partner go to an overflow list, merged in
-when the pairs are assembled. Run starts are kept for one chunk of :data:`CHUNK` pixels at a
-time, so memory stays bounded on whole-slide maps.
+``(n_true x n_pred)`` histogram. Its cost follows the pixels only, about 0.4 ns per pixel. The
+maps are read in blocks of :data:`FLAG_BLOCK` pixels: a vectorised pass flags where a run of
+pixels with one ``(true, pred)`` pair starts (along a row, background above all, runs are
+long: ~5% of pixels start one on real maps), the starts are gathered eight flags at a time,
+then each run is counted once while the block is still in the core's cache. PQ then costs
+less than half of one ``np.bincount`` over the same pixel pairs at 1000^2
+(``benchmarks/bench_metrics.py``). Per true id the counting keeps two partner slots; the rare
+runs of a true id that meet a third partner go to an overflow list, merged in when the pairs
+are assembled. The per-id tables grow with the largest id met, so memory follows the ids,
+not the pixels, on whole-slide maps.
 
 When numba is not installed (e.g. a minimal GPU image) :data:`AVAILABLE` is False and
 :func:`cellbench.metrics.overlap.compute_overlap` uses its numpy path, which gives identical
@@ -20,6 +22,8 @@ start-up (:func:`use_compiled`).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 
 import numpy as np
@@ -32,14 +36,15 @@ LOADED = False
 #: cached machine code) exceeds what it saves on a few hundred small tiles, and repays itself
 #: within a few 1000^2 maps. Once loaded, every map uses it.
 MIN_PIXELS = 1 << 18
-#: Pixels per chunk of the counting pass (its run-start buffer: 8 bytes per pixel of a chunk).
-CHUNK = 1 << 20
+#: Pixels per block of the run-start flags (:func:`_heads`): 8 KB of flags, in L1.
+FLAG_BLOCK = 8192
 #: Status codes of :func:`_joint`.
 _OK, _NEG_TRUE, _NEG_PRED, _TOO_MANY = 0, 1, 2, 3
 
 
 def _range(tr, pr):  # pragma: no cover - compiled
-    # min/max of both maps in one read of each (branch-free, so it vectorises)
+    # min/max of both maps in one read of each (branch-free, so it vectorises); only read
+    # to report which map is out of range
     tmin = tmax = np.int64(tr[0])
     pmin = pmax = np.int64(pr[0])
     for i in range(tr.shape[0]):
@@ -52,16 +57,85 @@ def _range(tr, pr):  # pragma: no cover - compiled
     return tmin, tmax, pmin, pmax
 
 
-def _heads(a, b, buf):  # pragma: no cover - compiled
-    # starts of the runs of one (true, pred) pair in a chunk (zero-based views: this form
-    # compiles to a tight loop), branch-free; buf[m] = the chunk's end
-    buf[0] = 0
-    m = 1
+def _flags(a, b, fl):  # pragma: no cover - compiled
+    # fl[i] = 1 where pixel i starts a run (i >= 1; zero-based views: this loop vectorises)
     for i in range(1, a.shape[0]):
-        buf[m] = i
-        m += (a[i] != a[i - 1]) | (b[i] != b[i - 1])
-    buf[m] = a.shape[0]
+        fl[i] = (a[i] != a[i - 1]) | (b[i] != b[i - 1])
+
+
+def _heads(a, b, fl, buf):  # pragma: no cover - compiled
+    # starts of the runs of one (true, pred) pair in a block (pixel 0 starts one);
+    # buf[m] = the block's end. The flags come from one vectorised pass over the block (its
+    # bytes stay in L1), then the starts are gathered a word of 8 flags at a time, skipping
+    # all-zero words (most are: ~5% of pixels start a run), branch-free within a word.
+    n = a.shape[0]
+    _flags(a, b, fl)
+    fl[0] = 1
+    words = fl.view(np.uint64)
+    m = 0
+    nw = n // 8
+    for k in range(nw):
+        if words[k]:
+            base = 8 * k
+            for q in range(8):
+                buf[m] = base + q
+                m += fl[base + q]
+    for k in range(8 * nw, n):
+        buf[m] = k
+        m += fl[k]
+    buf[m] = n
     return m
+
+
+def _count(  # pragma: no cover - compiled
+    tr, pr, lo, buf, n_runs, ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m
+):
+    # the runs of one block (starts lo + buf[r]) into the areas, the two partner slots per
+    # true id and the overflow list (room for n_runs more); returns the overflow's length
+    for r in range(n_runs):
+        i = lo + buf[r]
+        run = buf[r + 1] - buf[r]
+        a = np.int64(tr[i])
+        b = np.int64(pr[i])
+        ta[a] += run
+        pa[b] += run
+        if a == 0 or b == 0:
+            continue
+        if s1[a] == b:
+            c1[a] += run
+        elif s2[a] == b:
+            c2[a] += run
+        elif s1[a] == 0:
+            s1[a] = b
+            c1[a] = run
+        elif s2[a] == 0:
+            s2[a] = b
+            c2[a] = run
+        else:
+            over_a[m] = a
+            over_b[m] = b
+            over_n[m] = run
+            m += 1
+    return m
+
+
+def _centroid_sums(tr, pr, lo, buf, n_runs, tsx, tsy, psx, psy, width):  # pragma: no cover
+    # compiled: the coordinate sums of one block's runs, per id
+    for r in range(n_runs):
+        i = lo + buf[r]
+        run = buf[r + 1] - buf[r]
+        a = np.int64(tr[i])
+        b = np.int64(pr[i])
+        if a != 0:
+            _moments(tsx, tsy, a, i, run, width)
+        if b != 0:
+            _moments(psx, psy, b, i, run, width)
+
+
+def _grown(x, n):  # pragma: no cover - compiled
+    y = np.zeros(n, np.int64)
+    y[: x.shape[0]] = x
+    return y
 
 
 def _moments(sx, sy, a, i, run, width):  # pragma: no cover - compiled
@@ -79,88 +153,79 @@ def _moments(sx, sy, a, i, run, width):  # pragma: no cover - compiled
 
 def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
     n = tr.shape[0]
-    buf = np.empty(min(n, CHUNK) + 2, np.int64)
-    if n <= CHUNK:
-        # one chunk: its run starts first, the id range from the first pixel of each run
-        n_first = _heads(tr, pr, buf)
-        tmin = tmax = np.int64(tr[0])
-        pmin = pmax = np.int64(pr[0])
-        for r in range(n_first):
-            a = np.int64(tr[buf[r]])
-            b = np.int64(pr[buf[r]])
-            tmax = max(tmax, a)
-            tmin = min(tmin, a)
-            pmax = max(pmax, b)
-            pmin = min(pmin, b)
-    else:
-        n_first = -1
-        tmin, tmax, pmin, pmax = _range(tr, pr)
     e = np.zeros(0, np.int64)
     f = np.zeros((0, 2), np.float64)
-    if tmin < 0:
-        return _NEG_TRUE, e, e, e, e, e, e, e, f, f
-    if pmin < 0:
-        return _NEG_PRED, e, e, e, e, e, e, e, f, f
-    if tmax + 1 > max_ids or pmax + 1 > max_ids:
-        return _TOO_MANY, e, e, e, e, e, e, e, f, f
-    # coordinate sums per id (centroids), when a width is given
-    cent = width > 0
-    ns_t = tmax + 1 if cent else 0
-    ns_p = pmax + 1 if cent else 0
-    tsx = np.zeros(ns_t, np.int64)
-    tsy = np.zeros(ns_t, np.int64)
-    psx = np.zeros(ns_p, np.int64)
-    psy = np.zeros(ns_p, np.int64)
-
-    ta = np.zeros(tmax + 1, np.int64)
-    pa = np.zeros(pmax + 1, np.int64)
+    # per-id tables, grown as larger ids appear (up to max_ids)
+    cent = width > 0  # coordinate sums per id (centroids), when a width is given
+    cap_t = min(max_ids, 1024)
+    cap_p = min(max_ids, 1024)
+    ta = np.zeros(cap_t, np.int64)
+    pa = np.zeros(cap_p, np.int64)
+    tsx = np.zeros(cap_t if cent else 0, np.int64)
+    tsy = np.zeros(cap_t if cent else 0, np.int64)
+    psx = np.zeros(cap_p if cent else 0, np.int64)
+    psy = np.zeros(cap_p if cent else 0, np.int64)
     # two partner slots per true id (a nucleus rarely meets more than two predictions)
-    s1 = np.zeros(tmax + 1, np.int64)
-    c1 = np.zeros(tmax + 1, np.int64)
-    s2 = np.zeros(tmax + 1, np.int64)
-    c2 = np.zeros(tmax + 1, np.int64)
-    over = np.empty(64, np.int64)  # (pair key, count) of third and later partners
-    over_n = np.empty(64, np.int64)
+    s1 = np.zeros(cap_t, np.int64)
+    c1 = np.zeros(cap_t, np.int64)
+    s2 = np.zeros(cap_t, np.int64)
+    c2 = np.zeros(cap_t, np.int64)
+    over_a = np.empty(0, np.int64)  # (true, pred, count) of third and later partners
+    over_b = np.empty(0, np.int64)
+    over_n = np.empty(0, np.int64)
     m = 0
-    k = pmax + 1
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
-        n_runs = n_first if n_first >= 0 else _heads(tr[lo:hi], pr[lo:hi], buf)
+    tmax = 0
+    pmax = 0
+    fl = np.empty(FLAG_BLOCK + 8, np.uint8)
+    buf = np.empty(FLAG_BLOCK + 2, np.int64)
+    # block by block: the run starts, the tables grown to the block's ids, then each run
+    # counted while the block is in cache (a run crossing a block's end is counted as two:
+    # every sum is additive). Tables are only replaced here, outside the counting loop.
+    for lo in range(0, n, FLAG_BLOCK):
+        hi = min(n, lo + FLAG_BLOCK)
+        n_runs = _heads(tr[lo:hi], pr[lo:hi], fl, buf)
+        bt_min = bt_max = np.int64(tr[lo])
+        bp_min = bp_max = np.int64(pr[lo])
         for r in range(n_runs):
-            i = lo + buf[r]
-            run = buf[r + 1] - buf[r]
-            a = np.int64(tr[i])
-            b = np.int64(pr[i])
-            ta[a] += run
-            pa[b] += run
+            bt_max = max(bt_max, np.int64(tr[lo + buf[r]]))
+            bt_min = min(bt_min, np.int64(tr[lo + buf[r]]))
+            bp_max = max(bp_max, np.int64(pr[lo + buf[r]]))
+            bp_min = min(bp_min, np.int64(pr[lo + buf[r]]))
+        if bt_min < 0 or bp_min < 0 or bt_max >= max_ids or bp_max >= max_ids:
+            # the whole maps decide which problem is reported (true map first)
+            tmin, tmax, pmin, pmax = _range(tr, pr)
+            if tmin < 0:
+                return _NEG_TRUE, e, e, e, e, e, e, e, f, f
+            if pmin < 0:
+                return _NEG_PRED, e, e, e, e, e, e, e, f, f
+            return _TOO_MANY, e, e, e, e, e, e, e, f, f
+        if bt_max >= cap_t:
+            cap_t = min(max_ids, max(2 * cap_t, bt_max + 1))
+            ta = _grown(ta, cap_t)
+            s1 = _grown(s1, cap_t)
+            c1 = _grown(c1, cap_t)
+            s2 = _grown(s2, cap_t)
+            c2 = _grown(c2, cap_t)
             if cent:
-                if a != 0:
-                    _moments(tsx, tsy, a, i, run, width)
-                if b != 0:
-                    _moments(psx, psy, b, i, run, width)
-            if a == 0 or b == 0:
-                continue
-            if s1[a] == b:
-                c1[a] += run
-            elif s2[a] == b:
-                c2[a] += run
-            elif s1[a] == 0:
-                s1[a] = b
-                c1[a] = run
-            elif s2[a] == 0:
-                s2[a] = b
-                c2[a] = run
-            else:
-                if m == over.shape[0]:
-                    grown = np.empty(2 * m, np.int64)
-                    grown[:m] = over
-                    over = grown
-                    grown_n = np.empty(2 * m, np.int64)
-                    grown_n[:m] = over_n
-                    over_n = grown_n
-                over[m] = a * k + b
-                over_n[m] = run
-                m += 1
+                tsx = _grown(tsx, cap_t)
+                tsy = _grown(tsy, cap_t)
+        if bp_max >= cap_p:
+            cap_p = min(max_ids, max(2 * cap_p, bp_max + 1))
+            pa = _grown(pa, cap_p)
+            if cent:
+                psx = _grown(psx, cap_p)
+                psy = _grown(psy, cap_p)
+        tmax = max(tmax, bt_max)
+        pmax = max(pmax, bp_max)
+        if over_a.shape[0] < m + n_runs:
+            over_a = _grown(over_a, 2 * (m + n_runs))
+            over_b = _grown(over_b, 2 * (m + n_runs))
+            over_n = _grown(over_n, 2 * (m + n_runs))
+        m = _count(tr, pr, lo, buf, n_runs, ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m)
+        if cent:
+            _centroid_sums(tr, pr, lo, buf, n_runs, tsx, tsy, psx, psy, width)
+    k = pmax + 1
+    over = over_a[:m] * k + over_b[:m]
 
     # overflow pairs summed by key, in (true, pred) order
     order = np.argsort(over[:m], kind="mergesort")
@@ -286,18 +351,52 @@ def _union_find(a, b, n):  # pragma: no cover - compiled
 def load() -> bool:
     """Compile (or load from numba's cache) the kernels of this module; True when they are.
     Idempotent; called by :func:`use_compiled` when a map is worth it."""
-    global LOADED, _union_find, _range, _heads, _moments, _joint
+    global LOADED, _union_find, _range, _flags, _heads, _grown, _count, _centroid_sums
+    global _moments, _joint
     if LOADED or not AVAILABLE:
         return LOADED
     import numba
 
     _union_find = numba.njit(cache=True, nogil=True)(_union_find)
     _range = numba.njit(cache=True, nogil=True)(_range)
+    _flags = numba.njit(cache=True, nogil=True, inline="always")(_flags)
     _heads = numba.njit(cache=True, nogil=True)(_heads)
+    _grown = numba.njit(cache=True, nogil=True)(_grown)
+    _count = numba.njit(cache=True, nogil=True)(_count)
+    _centroid_sums = numba.njit(cache=True, nogil=True)(_centroid_sums)
     _moments = numba.njit(cache=True, nogil=True, inline="always")(_moments)
     _joint = numba.njit(cache=True, nogil=True)(_joint)
     LOADED = True
     return True
+
+
+def drop_stale_cache(dispatchers, name: str) -> None:
+    """Forget numba's cached machine code of ``dispatchers`` (functions of module ``name``)
+    when a kernel they call from another file has changed since it was compiled.
+
+    numba keys its cache on the source file of each function only: after an upgrade that
+    changes :func:`_joint` (this file) or :mod:`cellbench.metrics.lsap` but not the caller's
+    file, the caller would run its stale copy of the old callee. A digest of these sources is
+    kept beside the cache (``<name>.deps``); on a mismatch the callers' cache indexes are
+    emptied before their first call, so they are compiled afresh."""
+    from pathlib import Path
+
+    from cellbench.metrics import lsap
+
+    digest = hashlib.sha256()
+    for mod in (__name__, lsap.__name__):
+        digest.update(Path(importlib.util.find_spec(mod).origin).read_bytes())
+    stamp = digest.hexdigest()
+    try:
+        marker = Path(dispatchers[0]._cache._cache_path) / f"{name}.deps"
+        if marker.is_file() and marker.read_text() == stamp:
+            return
+    except (AttributeError, OSError):  # no cache (numba internals moved): nothing stale kept
+        return
+    for d in dispatchers:
+        d._cache.flush()
+    with contextlib.suppress(OSError):  # a read-only cache: compiled afresh in each process
+        marker.write_text(stamp)
 
 
 def use_compiled(n_pixels: int) -> bool:

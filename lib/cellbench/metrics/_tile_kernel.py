@@ -311,6 +311,9 @@ def load() -> bool:
     _assign_block = jit(_assign_block)
     _plus = jit(_plus)
     _tile = jit(_tile)
+    _kernels.drop_stale_cache(
+        [_block_sum, _np_sum, _solve_dense, _assign_block, _plus, _tile], "_tile_kernel"
+    )
     LOADED = _JITTED = True
     return True
 
