@@ -328,3 +328,40 @@ def test_numba_cache_of_a_caller_is_dropped_when_a_kernel_it_calls_changed(monke
         assert flushed == fns
     finally:
         marker.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("width", [0, 281])
+def test_a_map_counted_on_two_threads_equals_one_pass(monkeypatch, width):
+    # the halves' tables merged: areas, partner slots and overflow (a nucleus meeting many
+    # predictions, some counted in each half), ids that grow only the second half's tables,
+    # centroids; an out-of-range id in the second half is reported as by one pass
+    from cellbench.core import config
+    from cellbench.metrics import _kernels, _tile_kernel
+    from cellbench.metrics.presets import get_preset
+    from cellbench.runs.synthetic import perturb_instances, random_instances
+
+    if not _tile_kernel.load():
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    monkeypatch.setattr(_kernels, "SPLIT_MIN_PIXELS", 1000)
+    monkeypatch.setattr(config, "cpu_workers", lambda: 2)
+    t = random_instances((300, 281), 90, seed=3)
+    p = perturb_instances(t, seed=4, p_merge=0.3, p_split=0.3)
+    p[100:200, :] = np.where(p[100:200, :] > 0, (np.arange(281) // 3 + 1)[None, :], 0)
+    t[200:] = np.where(t[200:] > 0, t[200:] + 3000, 0)  # only in the second half
+    tr, pr = t.ravel(), p.ravel()
+    assert _kernels.split_here(tr.size)
+    one = _kernels._joint(tr, pr, 1 << 16, width)
+    two = _kernels.joint_fields(tr, pr, 1 << 16, width)
+    assert one[0] == two[0] == 0
+    for a, b in zip(one[1:], two[1:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (np.bincount(one[5]) > 2).any()  # some nucleus met three or more predictions
+    pre = get_preset("hovernet", "instance")
+    c1, s1 = _tile_kernel._tile(tr, pr, 1 << 16, 0.5, False, False, False, True)
+    c2, s2 = _tile_kernel.tile_counts(tr, pr, 0.5, pre)
+    np.testing.assert_array_equal(c1, c2)
+    assert s1 == s2
+    bad = t.copy()
+    bad[-1, -1] = -5
+    assert _kernels.joint_counts(bad.ravel(), pr, 1 << 16, width) == "true"
+    assert _kernels.joint_counts(tr, -p.ravel(), 1 << 16, width) == "pred"

@@ -7,9 +7,10 @@ intersections of every overlapping pair, without gathering the foreground or bui
 maps are read in blocks of :data:`FLAG_BLOCK` pixels: a vectorised pass flags where a run of
 pixels with one ``(true, pred)`` pair starts (along a row, background above all, runs are
 long: ~5% of pixels start one on real maps), the starts are gathered eight flags at a time,
-then each run is counted once while the block is still in the core's cache. PQ then costs
-less than half of one ``np.bincount`` over the same pixel pairs at 1000^2
-(``benchmarks/bench_metrics.py``). Per true id the counting keeps two partner slots; the rare
+then each run is counted once while the block is still in the core's cache. A large map
+scored from the main thread is counted in two halves on two threads, whose tables are then
+merged (:func:`joint_fields`). PQ then costs less than half of one ``np.bincount`` over the
+same pixel pairs at 1000^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps two partner slots; the rare
 runs of a true id that meet a third partner go to an overflow list, merged in when the pairs
 are assembled. The per-id tables grow with the largest id met, so memory follows the ids,
 not the pixels, on whole-slide maps.
@@ -99,23 +100,8 @@ def _count(  # pragma: no cover - compiled
         b = np.int64(pr[i])
         ta[a] += run
         pa[b] += run
-        if a == 0 or b == 0:
-            continue
-        if s1[a] == b:
-            c1[a] += run
-        elif s2[a] == b:
-            c2[a] += run
-        elif s1[a] == 0:
-            s1[a] = b
-            c1[a] = run
-        elif s2[a] == 0:
-            s2[a] = b
-            c2[a] = run
-        else:
-            over_a[m] = a
-            over_b[m] = b
-            over_n[m] = run
-            m += 1
+        if a != 0 and b != 0:
+            m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a, b, run)
     return m
 
 
@@ -151,10 +137,9 @@ def _moments(sx, sy, a, i, run, width):  # pragma: no cover - compiled
         run -= n
 
 
-def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
-    n = tr.shape[0]
-    e = np.zeros(0, np.int64)
-    f = np.zeros((0, 2), np.float64)
+def _pass(tr, pr, lo0, hi0, max_ids, width):  # pragma: no cover - compiled
+    # the counting pass over pixels lo0 .. hi0-1: (in range, tables). Not in range: an id of
+    # this part is negative or >= max_ids (the caller reads the whole maps to say which)
     # per-id tables, grown as larger ids appear (up to max_ids)
     cent = width > 0  # coordinate sums per id (centroids), when a width is given
     cap_t = min(max_ids, 1024)
@@ -181,8 +166,8 @@ def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
     # block by block: the run starts, the tables grown to the block's ids, then each run
     # counted while the block is in cache (a run crossing a block's end is counted as two:
     # every sum is additive). Tables are only replaced here, outside the counting loop.
-    for lo in range(0, n, FLAG_BLOCK):
-        hi = min(n, lo + FLAG_BLOCK)
+    for lo in range(lo0, hi0, FLAG_BLOCK):
+        hi = min(hi0, lo + FLAG_BLOCK)
         n_runs = _heads(tr[lo:hi], pr[lo:hi], fl, buf)
         bt_min = bt_max = np.int64(tr[lo])
         bp_min = bp_max = np.int64(pr[lo])
@@ -192,13 +177,11 @@ def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
             bp_max = max(bp_max, np.int64(pr[lo + buf[r]]))
             bp_min = min(bp_min, np.int64(pr[lo + buf[r]]))
         if bt_min < 0 or bp_min < 0 or bt_max >= max_ids or bp_max >= max_ids:
-            # the whole maps decide which problem is reported (true map first)
-            tmin, tmax, pmin, pmax = _range(tr, pr)
-            if tmin < 0:
-                return _NEG_TRUE, e, e, e, e, e, e, e, f, f
-            if pmin < 0:
-                return _NEG_PRED, e, e, e, e, e, e, e, f, f
-            return _TOO_MANY, e, e, e, e, e, e, e, f, f
+            return (
+                False,
+                (ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m, tmax, pmax),
+                (tsx, tsy, psx, psy),
+            )
         if bt_max >= cap_t:
             cap_t = min(max_ids, max(2 * cap_t, bt_max + 1))
             ta = _grown(ta, cap_t)
@@ -224,6 +207,101 @@ def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
         m = _count(tr, pr, lo, buf, n_runs, ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m)
         if cent:
             _centroid_sums(tr, pr, lo, buf, n_runs, tsx, tsy, psx, psy, width)
+    return (
+        True,
+        (ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m, tmax, pmax),
+        (tsx, tsy, psx, psy),
+    )
+
+
+def _joint(tr, pr, max_ids, width):  # pragma: no cover - compiled
+    ok, tables, sums = _pass(tr, pr, 0, tr.shape[0], max_ids, width)
+    if not ok:
+        return _status(tr, pr)
+    return _assemble(tables, sums, width > 0)
+
+
+def _status(tr, pr):  # pragma: no cover - compiled
+    # the out-of-range result, the whole maps deciding which problem is reported (true first)
+    e = np.zeros(0, np.int64)
+    f = np.zeros((0, 2), np.float64)
+    tmin, _, pmin, _ = _range(tr, pr)
+    if tmin < 0:
+        return _NEG_TRUE, e, e, e, e, e, e, e, f, f
+    if pmin < 0:
+        return _NEG_PRED, e, e, e, e, e, e, e, f, f
+    return _TOO_MANY, e, e, e, e, e, e, e, f, f
+
+
+def _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a, b, cnt):  # pragma: no cover
+    # compiled: cnt pixels of pair (a, b) into the partner slots or the overflow (room for
+    # one more); returns the overflow's length
+    if s1[a] == b:
+        c1[a] += cnt
+    elif s2[a] == b:
+        c2[a] += cnt
+    elif s1[a] == 0:
+        s1[a] = b
+        c1[a] = cnt
+    elif s2[a] == 0:
+        s2[a] = b
+        c2[a] = cnt
+    else:
+        over_a[m] = a
+        over_b[m] = b
+        over_n[m] = cnt
+        m += 1
+    return m
+
+
+def _merge(x, xs, y, ys, cent):  # pragma: no cover - compiled
+    # the tables of two parts of the maps as one (x's grown and added to)
+    ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m, tmax, pmax = x
+    yta, ypa, ys1, yc1, ys2, yc2, yoa, yob, yon, ym, ytmax, ypmax = y
+    tsx, tsy, psx, psy = xs
+    if yta.shape[0] > ta.shape[0]:
+        ta = _grown(ta, yta.shape[0])
+        s1 = _grown(s1, yta.shape[0])
+        c1 = _grown(c1, yta.shape[0])
+        s2 = _grown(s2, yta.shape[0])
+        c2 = _grown(c2, yta.shape[0])
+        if cent:
+            tsx = _grown(tsx, yta.shape[0])
+            tsy = _grown(tsy, yta.shape[0])
+    if ypa.shape[0] > pa.shape[0]:
+        pa = _grown(pa, ypa.shape[0])
+        if cent:
+            psx = _grown(psx, ypa.shape[0])
+            psy = _grown(psy, ypa.shape[0])
+    room = m + 2 * (ytmax + 1) + ym
+    if over_a.shape[0] < room:
+        over_a = _grown(over_a, room)
+        over_b = _grown(over_b, room)
+        over_n = _grown(over_n, room)
+    for a in range(yta.shape[0]):
+        ta[a] += yta[a]
+        if cent:
+            tsx[a] += ys[0][a]
+            tsy[a] += ys[1][a]
+        if ys1[a] != 0:
+            m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a, ys1[a], yc1[a])
+        if ys2[a] != 0:
+            m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a, ys2[a], yc2[a])
+    for b in range(ypa.shape[0]):
+        pa[b] += ypa[b]
+        if cent:
+            psx[b] += ys[2][b]
+            psy[b] += ys[3][b]
+    for q in range(ym):
+        m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, yoa[q], yob[q], yon[q])
+    tables = (ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m, max(tmax, ytmax))
+    return tables + (max(pmax, ypmax),), (tsx, tsy, psx, psy)
+
+
+def _assemble(tables, sums, cent):  # pragma: no cover - compiled
+    # the pass's tables as _joint's result: ids, areas, pairs in (ti, pj) order, centroids
+    ta, pa, s1, c1, s2, c2, over_a, over_b, over_n, m, tmax, pmax = tables
+    tsx, tsy, psx, psy = sums
     k = pmax + 1
     over = over_a[:m] * k + over_b[:m]
 
@@ -352,7 +430,7 @@ def load() -> bool:
     """Compile (or load from numba's cache) the kernels of this module; True when they are.
     Idempotent; called by :func:`use_compiled` when a map is worth it."""
     global LOADED, _union_find, _range, _flags, _heads, _grown, _count, _centroid_sums
-    global _moments, _joint
+    global _moments, _joint, _add_pair
     if LOADED or not AVAILABLE:
         return LOADED
     import numba
@@ -365,6 +443,9 @@ def load() -> bool:
     _count = numba.njit(cache=True, nogil=True)(_count)
     _centroid_sums = numba.njit(cache=True, nogil=True)(_centroid_sums)
     _moments = numba.njit(cache=True, nogil=True, inline="always")(_moments)
+    _add_pair = numba.njit(cache=True, nogil=True, inline="always")(_add_pair)
+    for name in ("_pass", "_status", "_merge", "_assemble"):
+        globals()[name] = numba.njit(cache=True, nogil=True)(globals()[name])
     _joint = numba.njit(cache=True, nogil=True)(_joint)
     LOADED = True
     return True
@@ -408,6 +489,53 @@ def use_compiled(n_pixels: int) -> bool:
     return AVAILABLE and n_pixels >= MIN_PIXELS and load()
 
 
+#: Pixels from which one map's counting pass is split between two threads (when two cores
+#: are usable): the pass is bound by how fast one core reads memory, two read faster.
+SPLIT_MIN_PIXELS = 1 << 19
+
+
+def split_here(n_pixels: int) -> bool:
+    """Whether a map of ``n_pixels`` is counted on two threads here: a large map, two usable
+    cores, and the main thread (work already spread over threads, e.g. a batch of tiles or a
+    server's page, is not split again)."""
+    import threading
+
+    from cellbench.core.config import cpu_workers
+
+    return (
+        n_pixels >= SPLIT_MIN_PIXELS
+        and threading.current_thread() is threading.main_thread()
+        and cpu_workers() >= 2
+    )
+
+
+def joint_fields(tr: np.ndarray, pr: np.ndarray, max_ids: int, width: int = 0):
+    """The compiled pass's raw result (status first) of :func:`joint_counts`. Where
+    :func:`split_here`, the map is counted in two halves at once on two threads (the kernel
+    releases the GIL) and the halves' tables merged: the same result."""
+    import threading
+
+    n = tr.shape[0]
+    if not split_here(n):
+        return _joint(tr, pr, max_ids, width)
+    mid = n // 2
+    second: list = []
+    th = threading.Thread(
+        target=lambda: second.append(_pass(tr, pr, mid, n, max_ids, width)),
+        name="cellbench-pass",
+        daemon=True,  # never holds up a fork of the evaluation's workers
+    )
+    th.start()
+    ok, tables, sums = _pass(tr, pr, 0, mid, max_ids, width)
+    th.join()
+    if not second:  # pragma: no cover - the thread failed: count in one pass
+        return _joint(tr, pr, max_ids, width)
+    ok2, tables2, sums2 = second[0]
+    if not (ok and ok2):
+        return _status(tr, pr)
+    return _assemble(*_merge(tables, sums, tables2, sums2, width > 0), width > 0)
+
+
 def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int, width: int = 0):
     """Areas and pair intersections of two flat integer maps, or None when not applicable.
 
@@ -429,9 +557,10 @@ def joint_counts(tr: np.ndarray, pr: np.ndarray, max_ids: int, width: int = 0):
         into those ids with their intersections, sorted by ``(ti, pj)`` (the fields of
         :class:`cellbench.metrics.overlap.Overlap`), and with ``width`` the ``(n, 2)``
         centroids ``(x, y)`` (pixel centres at integers; empty without). A string instead
-        names the map (``"true"`` / ``"pred"``) that has negative ids.
+        names the map (``"true"`` / ``"pred"``) that has negative ids. A large map is
+        counted on two threads (:func:`joint_fields`).
     """
-    status, *fields = _joint(tr, pr, max_ids, width)
+    status, *fields = joint_fields(tr, pr, max_ids, width)
     if status == _NEG_TRUE:
         return "true"
     if status == _NEG_PRED:

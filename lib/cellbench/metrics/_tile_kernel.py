@@ -202,10 +202,16 @@ def _np_sum(a):  # pragma: no cover - compiled
 
 
 def _tile(tr, pr, max_ids, thr, inclusive, iou32, monuseg, full):  # pragma: no cover
-    # compiled; ``full``: also AJI, AJI+ and the Dice sums (else the matching only)
-    # returns (counts, the matched pairs' summed IoU as the preset sums it)
+    # compiled: one tile's counting pass and _tile_of
+    return _tile_of(_joint(tr, pr, max_ids, 0), thr, inclusive, iou32, monuseg, full)
+
+
+def _tile_of(jo, thr, inclusive, iou32, monuseg, full):  # pragma: no cover - compiled
+    # the counts from the counting pass's result ``jo``; ``full``: also AJI, AJI+ and the
+    # Dice sums (else the matching only); returns (counts, the matched pairs' summed IoU as
+    # the preset sums it)
     out = np.zeros(12, np.int64)
-    status, tids, pids, ta, pa, ti, pj, inter, _, _ = _joint(tr, pr, max_ids, 0)
+    status, tids, pids, ta, pa, ti, pj, inter, _, _ = jo
     e = ti.shape[0]
     iou = np.empty(e)
     m = np.zeros(e, np.bool_)
@@ -292,7 +298,7 @@ def _tile(tr, pr, max_ids, thr, inclusive, iou32, monuseg, full):  # pragma: no 
 def load() -> bool:
     """Compile (or load from numba's cache) :func:`tile_counts`; True when it is available."""
     global LOADED, _JITTED, _joint, _union_find, _lsap, _tile, _plus, _assign_block
-    global _solve_dense, _block_sum, _np_sum
+    global _solve_dense, _block_sum, _np_sum, _tile_of
     if LOADED:
         return True
     if not _kernels.load():
@@ -310,9 +316,11 @@ def load() -> bool:
     _solve_dense = jit(_solve_dense)
     _assign_block = jit(_assign_block)
     _plus = jit(_plus)
+    _tile_of = jit(_tile_of)
     _tile = jit(_tile)
     _kernels.drop_stale_cache(
-        [_block_sum, _np_sum, _solve_dense, _assign_block, _plus, _tile], "_tile_kernel"
+        [_block_sum, _np_sum, _solve_dense, _assign_block, _plus, _tile_of, _tile],
+        "_tile_kernel",
     )
     LOADED = _JITTED = True
     return True
@@ -334,10 +342,14 @@ def tile_counts(
     preset
         The :class:`~cellbench.metrics.presets.Preset` (its ``inclusive``, ``iou_float32``
         and the MoNuSeg AJI rule by name).
+
+    A large map scored from the main thread is counted on two threads
+    (:func:`cellbench.metrics._kernels.joint_fields`).
     """
     max_ids = min(1 << 24, max(4 * len(tr), 1 << 16))
     if preset.iou_float32:
         thr = float(np.float32(thr))  # the float32 comparison, exactly
-    return _tile(
-        tr, pr, max_ids, thr, preset.inclusive, preset.iou_float32, preset.name == "monuseg", full
-    )
+    flags = (preset.inclusive, preset.iou_float32, preset.name == "monuseg", full)
+    if _kernels.split_here(len(tr)):
+        return _tile_of(_kernels.joint_fields(tr, pr, max_ids), thr, *flags)
+    return _tile(tr, pr, max_ids, thr, *flags)
