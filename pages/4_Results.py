@@ -103,33 +103,19 @@ def _mean_section(chosen, labels, group, metric, cls, n_boot, metrics) -> None:
 
 def _detail_section(chosen, labels) -> None:
     from cellbench.analysis.detail import best_thresholds, class_table, confusion_frame
-    from cellbench.viz.review import prediction_ready
-
     st.subheader("Classification and detection")
     st.caption(
         "The confusion matrix of matched objects (paired by centroid regardless of class), "
         "per-class counts and F1, and, for point runs with scores, precision / recall / F1 "
         "against the score threshold. The run's predictions are read back (stored, or kept by "
-        "the evaluation) or recomputed once by the model, then cached."
+        "the evaluation); a run without them has them made once by a background job."
     )
     c = st.columns([3, 1, 1])
     _linked_run("r_drun", chosen)
     run = c[0].selectbox("Run", chosen, format_func=labels.get, key="r_drun")
     norm = c[1].selectbox("Normalise", ["true", "pred", "none"], key="r_norm")
-    rec = ui.store().get_run(run)
     ids = ui.grid(run)["sample_id"].to_list()
-    ready = all(prediction_ready(rec, s) for s in ids)
-    if not ready and not st.session_state.get(f"d_{run}"):
-        c[2].button(
-            "Compute",
-            key="r_detail",
-            on_click=st.session_state.__setitem__,
-            args=(f"d_{run}", True),
-        )
-        st.info(
-            f"The model's predictions of these {len(ids)} samples are not kept: Compute runs "
-            "it again (a few seconds per sample on a CPU), once."
-        )
+    if not ui.wait_for_predictions(run, ids, "The confusion matrix"):
         return
     with st.spinner("Pairing the run's objects ..."):
         a = ui.analysis(run)
@@ -181,6 +167,10 @@ NOTES = {
 }
 
 
+def _active(job) -> bool:
+    return job is not None and job["status"] in ("queued", "loading", "running")
+
+
 def _grid_section(chosen, labels, metric) -> None:
     from cellbench.analysis.grid import META, page, select
     from cellbench.data.vocabulary import center_label
@@ -188,9 +178,9 @@ def _grid_section(chosen, labels, metric) -> None:
     st.caption(
         "Every sample of one run, as thumbnails: matched objects green, false positives red, "
         "missed yellow where the run's prediction is at hand (stored predictions, or kept by "
-        "the evaluation); otherwise the ground truth, while the prediction is computed in the "
-        "background. Sort and filter by any per-sample value or metadata; Open shows the "
-        "sample's errors, values and links."
+        "the evaluation); otherwise the ground truth, while a background job makes and keeps "
+        "the run's predictions. Sort and filter by any per-sample value or metadata; Open "
+        "shows the sample's errors, values and links."
     )
     c = st.columns([3, 2, 1, 2])
     _linked_run("g_run", chosen)
@@ -231,15 +221,19 @@ def _grid_section(chosen, labels, metric) -> None:
     st.caption(f"{sel.height} of {g.height} samples, sorted by {ui.as_text(sort_by)}")
     ids = part["sample_id"].to_list()
     rows = list(part.iter_rows(named=True))
+    job = ui.keep_job(run, g["sample_id"].to_list())  # the run's predictions, kept once
     first = ui.thumbnails(run, ids)
     waiting = any(state == "drawing" for _, state in first) or (
-        ui.drawing() and any(state == "truth" for _, state in first)
+        (ui.drawing() or _active(job)) and any(state == "truth" for _, state in first)
     )
 
     # the images arrive as the background worker draws them: this part reruns each second
     # until they are all there, and the page does not wait for them
     @st.fragment(run_every=1.0 if waiting else None)
     def images() -> None:
+        now = ui.keep_job(run, g["sample_id"].to_list()) if job is not None else None
+        if now is not None:
+            ui.job_row(now, prefix="gkeep_")
         thumbs = ui.thumbnails(run, ids)
         cols = st.columns(4)
         for k, (row, (img, state)) in enumerate(zip(rows, thumbs, strict=True)):
@@ -256,7 +250,7 @@ def _grid_section(chosen, labels, metric) -> None:
                     st.session_state["r_open"] = (run, row["sample_id"])
                     st.rerun(scope="app")
         done = all(state != "drawing" for _, state in thumbs) and (
-            not ui.drawing() or all(state != "truth" for _, state in thumbs)
+            not (ui.drawing() or _active(now)) or all(state != "truth" for _, state in thumbs)
         )
         if waiting and done:
             st.rerun(scope="app")  # all drawn: stop polling
@@ -276,6 +270,8 @@ def _open_sample(labels) -> None:
         return
     rec = ui.store().get_run(run_id)
     st.subheader(f"{ui.as_text(sid)} · {ui.as_text(labels.get(run_id, run_id))}")
+    if not ui.wait_for_predictions(run_id, ui.grid(run_id)["sample_id"].to_list(), "This view"):
+        return
     img, counts, note = ui.error_image(run_id, sid)
     left, right = st.columns([3, 1])
     with left:

@@ -283,6 +283,54 @@ def test_results_error_view(data_env):
     assert any("Dataset_explorer?dataset=dsb2018&sample=img2d_512" in m for m in links), links
 
 
+def test_results_of_a_run_without_kept_predictions_keep_them_in_a_background_job(data_env):
+    # the first look at a model run whose predictions are not kept (a bundled reference run,
+    # a cleared cache) starts one background job; the page shows the ground truth and the
+    # job's progress meanwhile, never running the model itself; then the errors
+    from cellbench.runs import keep, predcache
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.jobs import list_jobs, wait_job
+
+    run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    predcache.drop(run["run_id"])
+    at = _page("4_Results.py").run()
+    at.segmented_control(key="r_view").set_value("Sample grid").run()
+    _no_errors(at)
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert len(captions) == 2 and all("ground truth" in c for c in captions), captions
+    jobs = [j for j in list_jobs() if j.get("kind") == "keep"]
+    assert len(jobs) == 1 and jobs[0]["spec"]["run_id"] == run["run_id"]
+    at.run()  # a second look starts no second job
+    assert len([j for j in list_jobs() if j.get("kind") == "keep"]) == 1
+    done = wait_job(jobs[0]["job_id"], timeout=300)
+    assert done["status"] == "complete" and done["kept"] == 2, done
+    assert keep.missing(run, ["img2d_256", "img2d_512"]) == []
+    at.run()
+    _no_errors(at)
+    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    assert not any("ground truth" in c for c in captions), captions
+    next(b for b in at.button if b.key.startswith("g_open")).click().run()
+    _no_errors(at)
+    assert {m.label for m in at.metric} >= {"TP", "FP", "FN"}
+
+
+def test_a_failed_keep_job_is_kept_with_its_error_and_not_restarted_by_itself(
+    data_env, monkeypatch
+):
+    # a job that failed is what the page shows (its error, Retry), not silently started again
+    from cellbench.runs import keep
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.jobs import submit_task, wait_job
+
+    run = evaluate(EvalSpec(dataset="dsb2018", model="unet2d_nuclei_broad_torchscript"))
+    jid = submit_task("keep", "x", {"run_id": "no_such_run_1234"}, keep.ENTRY)
+    failed = wait_job(jid, timeout=120)
+    assert failed["status"] == "failed" and "no_such_run_1234" in failed["error"]
+    monkeypatch.setattr(keep, "start", lambda r, total=None: pytest.fail("started again"))
+    got = keep.ensure({**run, "run_id": "no_such_run_1234"}, ["img2d_256"])
+    assert got["job_id"] == jid and got["status"] == "failed"
+
+
 def test_cross_dataset_switching_normalisation(synthetic_runs, no_data):
     at = _page("5_Cross-dataset.py").run()
     _no_errors(at)

@@ -447,15 +447,46 @@ def _error_image(sig: tuple, run_id: str, sample_id: str, max_side: int | None):
 
 
 def error_image(run_id: str, sample_id: str, max_side: int | None = None):
-    """:func:`cellbench.viz.review.error_view` of a stored run (cached), with a status line
-    while a model has to recompute the prediction."""
+    """:func:`cellbench.viz.review.error_view` of a stored run (cached); None while the
+    sample's prediction is not at hand (the run's keep job makes it: :func:`keep_job`)."""
     from cellbench.viz.review import prediction_ready
 
-    sig = store_signature()
-    if prediction_ready(store().get_run(run_id), sample_id):
-        return _error_image(sig, run_id, sample_id, max_side)
-    with st.spinner(f"Running the model on {sample_id} (its prediction is kept afterwards) ..."):
-        return _error_image(sig, run_id, sample_id, max_side)
+    if not prediction_ready(store().get_run(run_id), sample_id):
+        return None
+    return _error_image(store_signature(), run_id, sample_id, max_side)
+
+
+def keep_job(run_id: str, sample_ids) -> dict[str, Any] | None:
+    """The background job keeping the run's predictions of ``sample_ids``, started here when
+    some are missing (:func:`cellbench.runs.keep.ensure`); None when all are at hand."""
+    from cellbench.runs import keep
+
+    return keep.ensure(store().get_run(run_id), list(sample_ids))
+
+
+def wait_for_predictions(run_id: str, sample_ids, what: str) -> bool:
+    """True when the run's predictions of ``sample_ids`` are at hand; else the keep job's
+    progress (Cancel, Retry with its error), polled each second while it runs, the whole
+    page rerun once it is complete. ``what``: the view that waits, for the message."""
+    job = keep_job(run_id, sample_ids)
+    if job is None:
+        return True
+    active = job["status"] in ("queued", "loading", "running")
+
+    @st.fragment(run_every=1.0 if active else None)
+    def progress() -> None:
+        now = keep_job(run_id, sample_ids)
+        if now is None:
+            st.rerun(scope="app")
+            return
+        st.info(
+            f"{what} needs the model's predictions, which this run has not kept: a background "
+            "job computes and keeps them once (the page stays usable; later looks are instant)."
+        )
+        job_row(now, prefix="keep_")
+
+    progress()
+    return False
 
 
 def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
@@ -518,10 +549,10 @@ def _draw(key: tuple) -> Any:
 
 def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]]:
     """``(image or None, state)`` per sample, never waiting. ``state``: ``errors`` (the run's
-    TP / FP / FN), ``truth`` (the ground truth, while a background worker runs the model; its
-    prediction is then kept), ``drawing`` (not drawn yet: image None) or ``failed`` (cannot be
-    drawn, e.g. the data is not here: image None). With ``CELLBENCH_PREFETCH=0`` (tests)
-    everything is drawn here."""
+    TP / FP / FN), ``truth`` (the ground truth, while the run's keep job makes the prediction:
+    :func:`keep_job`), ``drawing`` (not drawn yet: image None) or ``failed`` (cannot be
+    drawn, e.g. the data is not here: image None). The model never runs in the server.
+    With ``CELLBENCH_PREFETCH=0`` (tests) everything is drawn here."""
     import os
 
     from cellbench.viz.review import prediction_ready
@@ -550,8 +581,8 @@ def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]
         if inline or e is False:
             continue
         if not ready and gt not in _THUMBS:
-            todo.append(gt)  # the ground truth at once, the model's errors after it
-        if err not in _THUMBS:
+            todo.append(gt)  # the ground truth until the keep job has the prediction
+        if ready and err not in _THUMBS:
             todo.append(err)
     if todo:
         with _THUMB_LOCK:

@@ -10,9 +10,9 @@ long: ~5% of pixels start one on real maps), the starts are gathered eight flags
 then each run is counted once while the block is still in the core's cache. A large map
 scored from the main thread is counted in two halves on two threads, whose tables are then
 merged (:func:`joint_fields`). PQ then costs less than half of one ``np.bincount`` over the
-same pixel pairs at 1000^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps two partner slots; the rare
-runs of a true id that meet a third partner go to an overflow list, merged in when the pairs
-are assembled. The per-id tables grow with the largest id met, so memory follows the ids,
+same pixel pairs at 1000^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps
+two partner slots; the rare runs of a true id that meet a third partner go to an overflow
+list, merged in when the pairs are assembled. The per-id tables grow with the largest id met, so memory follows the ids,
 not the pixels, on whole-slide maps.
 
 When numba is not installed (e.g. a minimal GPU image) :data:`AVAILABLE` is False and
