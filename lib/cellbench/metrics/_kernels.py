@@ -12,8 +12,8 @@ scored from the main thread is counted in two halves on two threads, whose table
 merged (:func:`joint_fields`). PQ then costs less than half of one ``np.bincount`` over the
 same pixel pairs at 1000^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps
 two partner slots; the rare runs of a true id that meet a third partner go to an overflow
-list, merged in when the pairs are assembled. The per-id tables grow with the largest id met, so memory follows the ids,
-not the pixels, on whole-slide maps.
+list, merged in when the pairs are assembled. The per-id tables grow with the largest id
+met, so memory follows the ids, not the pixels, on whole-slide maps.
 
 When numba is not installed (e.g. a minimal GPU image) :data:`AVAILABLE` is False and
 :func:`cellbench.metrics.overlap.compute_overlap` uses its numpy path, which gives identical
