@@ -103,6 +103,7 @@ def _mean_section(chosen, labels, group, metric, cls, n_boot, metrics) -> None:
 
 def _detail_section(chosen, labels) -> None:
     from cellbench.analysis.detail import best_thresholds, class_table, confusion_frame
+
     st.subheader("Classification and detection")
     st.caption(
         "The confusion matrix of matched objects (paired by centroid regardless of class), "
