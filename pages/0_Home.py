@@ -11,12 +11,13 @@ ui.header(
 )
 
 with ui.guard("The overview"):
-    rows = ui.catalog_rows()
+    rows = ui.catalog_rows()  # never waits: datasets not listed yet show no count
     n_avail = sum(r["available"] for r in rows)
+    unlisted = [r["id"] for r in rows if r["n_samples"] is None]
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Datasets in catalog", len(rows))
     c2.metric("Available locally", n_avail)
-    c3.metric("Local samples", sum(r["n_samples"] for r in rows))
+    c3.metric("Local samples", sum(r["n_samples"] or 0 for r in rows) if not unlisted else "…")
     runs = ui.runs()
     c4.metric("Evaluation runs", runs.height)
     st.caption(
@@ -29,13 +30,15 @@ with ui.guard("The overview"):
 
     st.subheader("Datasets")
     st.caption("Licences, tasks, class sets and how to obtain each dataset: the Catalog page.")
+    if unlisted:
+        ui.listed("The sample counts")
     ui.table(
         [
             {
                 "id": r["id"],
                 "name": r["name"] if len(r["name"]) <= 40 else r["name"][:39] + "…",
                 "here": r["available"],
-                "samples": r["n_samples"],
+                "samples": "listing ..." if r["n_samples"] is None else r["n_samples"],
                 "stain": ", ".join(r["stain"]),
                 "organs": organs(r["organs"]),
             }

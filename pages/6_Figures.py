@@ -29,6 +29,8 @@ with ui.guard("The figures"):
     def _figures(sig, preset: str, metric: str):
         return figures.standard_figures(ui.store(), ui.sample_table(), metric, preset)
 
+    if not ui.listed("The figures"):
+        st.stop()
     figs = _figures(ui.store_signature(), preset, metric)
     if not figs:
         st.info("Nothing to draw yet: no local samples and no runs.")

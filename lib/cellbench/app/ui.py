@@ -163,20 +163,76 @@ def _sample_table(cat_path: str, root: str, user: str = "") -> pl.DataFrame:
     return sample_table(_catalog(cat_path, root, user))
 
 
-def sample_table() -> pl.DataFrame:
-    """One row per local sample of every available dataset (cached)."""
+def sample_table(what: str = "This page") -> pl.DataFrame:
+    """One row per local sample of every available dataset (cached). While the first listing
+    of the local data runs, the page says so with its progress and stops here (``what``: the
+    page or view that needs the table)."""
+    if not listed(what):
+        st.stop()
     return _sample_table(*_paths())
 
 
 @st.cache_data(show_spinner=False)
-def _catalog_rows(cat_path: str, root: str, user: str = "") -> list[dict]:
+def _catalog_rows(cat_path: str, root: str, user: str = "", listed: tuple = ()) -> list[dict]:
     from cellbench.data.samples import catalog_rows
 
-    return catalog_rows(_catalog(cat_path, root, user))
+    return catalog_rows(_catalog(cat_path, root, user), cached_only=True)
 
 
 def catalog_rows() -> list[dict]:
-    return _catalog_rows(*_paths())
+    """The catalog's summary rows, never waiting on a listing: a dataset not listed yet has
+    ``n_samples`` None while the background listing runs (:func:`listing`)."""
+    now = listing()
+    return _catalog_rows(*_paths(), tuple(now["pending"]) + tuple(now["failed"]))
+
+
+_LISTING_RETRIED: set[tuple] = set()
+
+
+def listing() -> dict[str, Any]:
+    """The background listing of the local data (:mod:`cellbench.data.listing`), started
+    when datasets are not listed yet (failed ones retried once per server process)."""
+    import os
+
+    from cellbench.data import listing as lister
+
+    key = _paths()
+    first = key not in _LISTING_RETRIED
+    _LISTING_RETRIED.add(key)
+    if os.environ.get("CELLBENCH_PREFETCH", "1") == "0":  # no background work (tests)
+        if first or lister.pending(catalog()):
+            lister.list_all(catalog())
+        return lister.status(catalog())
+    return lister.start(catalog(), retry=first)
+
+
+def listed(what: str) -> bool:
+    """True when every available dataset is listed; else the listing's progress, polled each
+    second (the page reruns once it is done). ``what``: the page or view that needs it."""
+    now = listing()
+    if not now["pending"] and not now["running"]:
+        for ds, err in now["failed"].items():
+            st.warning(f"Dataset {as_text(ds)} could not be listed: {as_text(err)}")
+        return True
+
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        from cellbench.data import listing as lister
+
+        got = lister.status(catalog())
+        if not got["running"]:
+            st.rerun(scope="app")
+            return
+        total = max(got["total"], 1)
+        done = total - len(got["pending"])
+        text = f"Listing the local data for the first time: {done} of {total} datasets"
+        if got["current"]:
+            text += f" (now {as_text(got['current'])})"
+        st.progress(done / total, text=text + " · later starts read the cached listing")
+
+    st.info(f"{what} will appear once the local data is listed (once, in the background).")
+    progress()
+    return False
 
 
 def store():

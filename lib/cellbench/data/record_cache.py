@@ -147,22 +147,40 @@ def cached_records(catalog, dataset_id: str) -> list[SampleRecord]:
     return _cached(d, loc, reader)
 
 
-def _cached(dataset, location: Path, reader) -> list[SampleRecord]:
+def peek(catalog, dataset_id: str) -> list[SampleRecord] | None:
+    """The records of a catalog dataset when the memory or disk cache holds them, else None
+    (nothing is listed: e.g. a page that must answer at once while the listing runs in the
+    background, :mod:`cellbench.data.listing`)."""
+    d = catalog.get(dataset_id)
+    loc = catalog.location(d)
+    if loc is None or not loc.exists():
+        return None
+    return _lookup(d, loc)[0]
+
+
+def _lookup(dataset, location: Path) -> tuple[list[SampleRecord] | None, str, Path | None]:
+    """(the cached records or None, the memory key, the disk file or None)."""
     key = f"{dataset.id}-{fingerprint(dataset, location)}"
     if key in _memory:
-        return list(_memory[key])
-    use_disk = NAME_RE.match(dataset.id) is not None
-    path = cache_dir() / f"{key}.json"
-    recs = None
-    if use_disk and path.is_file():
+        return list(_memory[key]), key, None
+    path = cache_dir() / f"{key}.json" if NAME_RE.match(dataset.id) else None
+    if path is not None and path.is_file():
         try:
             recs = _decode(path.read_bytes())
         except (OSError, ValueError, KeyError, TypeError):
-            recs = None  # damaged or foreign: list again and overwrite
-    if recs is None:
-        recs = [_standard(r) for r in reader().records()]
-        if use_disk:
-            _store(path, recs, dataset.id)
+            return None, key, path  # damaged or foreign: list again and overwrite
+        _memory[key] = recs
+        return list(recs), key, path
+    return None, key, path
+
+
+def _cached(dataset, location: Path, reader) -> list[SampleRecord]:
+    recs, key, path = _lookup(dataset, location)
+    if recs is not None:
+        return recs
+    recs = [_standard(r) for r in reader().records()]
+    if path is not None:
+        _store(path, recs, dataset.id)
     _memory[key] = recs
     return list(recs)
 

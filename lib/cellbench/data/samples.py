@@ -121,12 +121,21 @@ def load_predictions(catalog: Catalog, dataset_id: str, name: str) -> dict[str, 
     return {r.sample_id: reader.load_predictions(r, name) for r in records_of(reader)}
 
 
-def catalog_rows(cat: Catalog) -> list[dict[str, Any]]:
+def catalog_rows(cat: Catalog, cached_only: bool = False) -> list[dict[str, Any]]:
     """One summary dict per dataset (the JSON of ``cellbench catalog list``).
 
     ``n_samples`` counts the local records (0 when the data is absent, with ``obtain`` saying
-    how to get it).
+    how to get it). ``cached_only``: nothing is listed here; a dataset whose records are not
+    cached yet has ``n_samples`` None (:mod:`cellbench.data.listing` lists it).
     """
+    from cellbench.data.record_cache import peek
+
+    def count(d) -> int | None:
+        if not cached_only:
+            return len(records(cat, d.id))
+        recs = peek(cat, d.id)
+        return None if recs is None else len(recs)
+
     rows = []
     for d in cat:
         avail = cat.is_available(d)
@@ -144,7 +153,7 @@ def catalog_rows(cat: Catalog) -> list[dict[str, Any]]:
                 "citation": d.citation,
                 "url": d.url,
                 "available": avail,
-                "n_samples": len(records(cat, d.id)) if avail else 0,
+                "n_samples": count(d) if avail else 0,
                 "obtain": None if avail else d.obtain,
             }
         )
