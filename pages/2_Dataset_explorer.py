@@ -1,5 +1,5 @@
 """Dataset explorer: a sortable gallery with annotations overlaid, one sample up close, and a
-pan/zoom whole-slide viewer with objects overlaid."""
+deep-zoom whole-slide viewer with objects overlaid."""
 
 from __future__ import annotations
 
@@ -105,14 +105,27 @@ with ui.guard("The explorer"):
         st.session_state.setdefault("x_sample", qp["sample"])
     if st.session_state.get("x_sample") not in ids:
         st.session_state["x_sample"] = ids[0] if ids else None
-    sid = st.selectbox("Sample", ids, key="x_sample")
+    c = st.columns([3, 1])
+    sid = c[0].selectbox("Sample", ids, key="x_sample")
+    deep = c[1].toggle("Deep zoom", False, key="x_deep", help="Wheel zoom, click an object")
     if sid:
         img, meta = _overlay(dataset, sid, show_inst, show_pts, show_tissue, 2048)
         left, right = st.columns([3, 1])
         with left:
-            ui.show_figure(
-                figures.image_figure(img, sid, height=700), key="x_one", name=f"{dataset}_{sid}"
-            )
+            if deep:
+                from cellbench.data.samples import load_sample
+                from cellbench.viz.deepzoom import sample_objects
+                from cellbench.viz.overlay import canvas
+
+                s = load_sample(cat, dataset, sid)
+                objs = sample_objects(s, classes)
+                ui.deep_zoom(canvas(s), objs, title=sid, mpp=s.meta.get("mpp"), height=700)
+            else:
+                ui.show_figure(
+                    figures.image_figure(img, sid, height=700),
+                    key="x_one",
+                    name=f"{dataset}_{sid}",
+                )
         with right:
             shown = {**meta}
             if meta.get("center") and meta.get("center_name"):
@@ -158,35 +171,6 @@ with ui.guard("The whole-slide viewer"):
         ),
         key="w_slide",
     )
-    W, H = 900, 560
-    state = st.session_state
-    if state.get("w_for") != str(info.path):  # a new slide starts fitted, centred
-        state["w_for"] = str(info.path)
-        state["w_cx"], state["w_cy"] = info.dimensions[0] / 2, info.dimensions[1] / 2
-        state["w_zoom"] = wsi.fit_zoom(info.dimensions, W, H)
-    fit = wsi.fit_zoom(info.dimensions, W, H)
-
-    def _move(dx=0.0, dy=0.0, factor=1.0):
-        z = min(max(state["w_zoom"] * factor, fit / 2), 4.0)
-        state["w_zoom"] = z
-        state["w_cx"] = min(max(state["w_cx"] + dx * W / z / 2, 0), info.dimensions[0])
-        state["w_cy"] = min(max(state["w_cy"] + dy * H / z / 2, 0), info.dimensions[1])
-
-    b = st.columns(8)
-    b[0].button("Zoom in", on_click=_move, kwargs={"factor": 2.0}, key="w_in")
-    b[1].button("Zoom out", on_click=_move, kwargs={"factor": 0.5}, key="w_out")
-    b[2].button("←", on_click=_move, kwargs={"dx": -1}, key="w_left")
-    b[3].button("→", on_click=_move, kwargs={"dx": 1}, key="w_right")
-    b[4].button("↑", on_click=_move, kwargs={"dy": -1}, key="w_up")
-    b[5].button("↓", on_click=_move, kwargs={"dy": 1}, key="w_down")
-    b[6].button(
-        "Whole slide",
-        on_click=lambda: state.update(
-            w_zoom=fit, w_cx=info.dimensions[0] / 2, w_cy=info.dimensions[1] / 2
-        ),
-        key="w_fit",
-    )
-
     # objects: a GeoJSON uploaded here, or files next to the slide / in the workspace's slides
     # folder whose names start with the slide's name (QuPath exports, `cellbench predict`)
     stem = info.path.stem
@@ -204,29 +188,23 @@ with ui.guard("The whole-slide viewer"):
         "Objects to overlay", near, format_func=lambda p: p.name, default=near, key="w_objs"
     )
     up = o[1].file_uploader("Or a QuPath GeoJSON", type=["geojson", "json", "gz"], key="w_upload")
-    objects, skipped = [], []
+    from cellbench.viz.deepzoom import qupath_objects
+
+    shown, skipped = [], []  # one layer per file
     for p in picked:
-        objects += wsi.read_objects(p, skipped=skipped)
+        shown += qupath_objects(wsi.read_objects(p, skipped=skipped), p.name, info.mpp)
     if up is not None:
-        objects += wsi.read_objects(up.getvalue(), up.name, skipped)
+        got = wsi.read_objects(up.getvalue(), up.name, skipped)
+        shown += qupath_objects(got, up.name, info.mpp)
     if skipped:
         st.warning(
             f"{len(skipped)} object(s) could not be read and are not shown; the first: "
             + ui.as_text(skipped[0])
         )
-
-    if objects:
-        by_class = {o.class_name or "unclassified": o.color or (0, 200, 83) for o in objects}
-        ui.color_legend(sorted(by_class.items()), "Objects: ")
-    img, box, level = wsi.view(info.path, state["w_cx"], state["w_cy"], state["w_zoom"], W, H)
-    n = 0
-    if objects:
-        img, n = wsi.draw_objects(img, box, objects, width=2 if state["w_zoom"] >= 0.25 else 1)
     mpp = f", {info.mpp:.3f} µm/px" if info.mpp else ""
     st.caption(
-        f"Centre ({state['w_cx']:.0f}, {state['w_cy']:.0f}) level-0 px, zoom {state['w_zoom']:.3g} "
-        f"(level {level}{mpp}); {n} of {len(objects)} objects in view."
+        f"{info.dimensions[0]} x {info.dimensions[1]} level-0 px{mpp}, {info.levels} level(s); "
+        f"{len(shown)} object(s). Wheel to zoom (to full resolution and beyond), drag to pan, "
+        "the overview map to jump, click an object for its class and measurements."
     )
-    ui.show_figure(
-        figures.image_figure(img, None, height=H + 20), key="w_view", name=f"{stem}_view"
-    )
+    ui.deep_zoom(info.path, shown, title=info.path.name, mpp=info.mpp)

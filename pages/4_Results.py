@@ -274,9 +274,24 @@ def _open_sample(labels) -> None:
     if not ui.wait_for_predictions(run_id, ui.grid(run_id)["sample_id"].to_list(), "This view"):
         return
     img, counts, note = ui.error_image(run_id, sid)
-    left, right = st.columns([3, 1])
-    with left:
-        ui.show_figure(figures.image_figure(img, None, height=650), key="err", name=f"errors_{sid}")
+    deep = rec.get("task") != "semantic" and st.toggle(
+        "Deep zoom: wheel to zoom, click an object for its class, probability, IoU and size; "
+        "layers and classes can be switched off",
+        False,
+        key="r_deep",
+    )
+    if deep:  # the viewer takes the page's width; the values follow below it
+        from cellbench.viz.deepzoom import ERROR_HIDDEN, ERROR_LAYERS, error_objects
+
+        image, objs, _ = error_objects(rec, sid, ui.catalog(), ui.store())
+        ui.deep_zoom(image, objs, ERROR_LAYERS, sid, ERROR_HIDDEN, height=650)
+        right = st.container()
+    else:
+        left, right = st.columns([3, 1])
+        with left:
+            ui.show_figure(
+                figures.image_figure(img, None, height=650), key="err", name=f"errors_{sid}"
+            )
     with right:
         a, b, c = st.columns(3)
         a.metric("TP", counts["tp"])

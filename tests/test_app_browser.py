@@ -201,14 +201,16 @@ def _body(drv) -> str:
     return drv.find_element("tag name", "body").text
 
 
-def _until(drv, cond, what: str, timeout: float = 300) -> None:
+def _until(drv, cond, what: str, timeout: float = 300):
+    """``cond()``'s first true value, polled until ``timeout``."""
     from selenium.common.exceptions import StaleElementReferenceException
 
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         try:
-            if cond():
-                return
+            got = cond()
+            if got:
+                return got
         except StaleElementReferenceException:
             pass  # the page re-rendered under us: look again
         time.sleep(0.5)
@@ -455,18 +457,86 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     assert 'width="336"' in svg  # 89 mm at 96 px per inch
     assert min(plot_area(svg)) >= MIN_PLOT_PX
 
-    # a real slide first, with the workspace's GeoJSON overlaid; zoom and pan
+    # a real slide first in the deep-zoom viewer, the workspace's GeoJSON overlaid: wheel
+    # zoom, a drag, a click on the object for its class and measurements
     drv.get(f"{server}/Dataset_explorer")
-    _wait_rendered(drv, "objects in view")
-    assert "Centre (1110, 1484)" in _body(drv)  # small_HE.svs, the tissue slide, comes first
-    assert "1 of 1 objects in view" in _body(drv)
-    _shot(drv, "flow_5_slide_overlay")
-    _click(drv, "Zoom in")
-    _until(drv, lambda: "zoom 0.377" in _body(drv), "the zoomed view")
+    _wait_rendered(drv, "Wheel to zoom")
+    assert "2220 x 2967 level-0 px" in _body(drv)  # small_HE.svs, the tissue slide, first
+    _deep_zoom_checks(drv, (1050, 1450), "Tumor")
     _no_error_box(drv, "slide viewer")
-    _shot(drv, "flow_6_slide_zoomed")
+    _shot(drv, "flow_5_slide_viewer")
 
     # the evaluation's job label and the run link on Evaluate
     drv.get(f"{server}/Evaluate")
     _wait_rendered(drv, "Finished runs")
     _no_error_box(drv, "evaluate")
+
+
+def _deep_zoom_checks(drv, inside: tuple[float, float], cls: str) -> None:
+    """In the page's deep-zoom viewer: the image loads, a real mouse wheel zooms in, a drag
+    pans, the object at ``inside`` (image pixels) is drawn and a click on it shows ``cls``."""
+    from selenium.webdriver.common.by import By
+
+    frame = _until(drv, lambda: drv.find_elements(By.CSS_SELECTOR, "iframe"), "the viewer")[0]
+    drv.execute_script("arguments[0].scrollIntoView()", frame)
+    fx, fy = drv.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top]", frame
+    )
+    drv.switch_to.frame(frame)
+    try:
+        _until(
+            drv,
+            lambda: drv.execute_script(
+                "return !!(window.cb && cb.state.loaded && cb.viewer.world.getItemCount()"
+                " && cb.viewer.world.getItemAt(0).getFullyLoaded())"
+            ),
+            "the slide's tiles and objects",
+        )
+        js_pos = (
+            "const p = cb.viewer.viewport.imageToViewerElementCoordinates("
+            "new OpenSeadragon.Point(arguments[0], arguments[1])); return [p.x, p.y]"
+        )
+
+        def mouse(kind, x, y, **kw):  # a real input event, in the page's coordinates
+            args = {"type": kind, "x": fx + x, "y": fy + y, **kw}
+            drv.execute_cdp_cmd("Input.dispatchMouseEvent", args)
+
+        z0 = drv.execute_script("return cb.viewer.viewport.getZoom(true)")
+        x, y = drv.execute_script(js_pos, *inside)
+        for _ in range(4):
+            mouse("mouseMoved", x, y)
+            mouse("mouseWheel", x, y, deltaX=0, deltaY=-240)
+            time.sleep(0.3)
+        _until(
+            drv,
+            lambda: drv.execute_script("return cb.viewer.viewport.getZoom(true)") > 1.5 * z0,
+            "the wheel zoom",
+            timeout=30,
+        )
+        c0 = drv.execute_script("return cb.viewer.viewport.getCenter(true).x")
+        x, y = drv.execute_script(js_pos, *inside)
+        mouse("mousePressed", x, y, button="left", clickCount=1)
+        for k in range(1, 6):
+            mouse("mouseMoved", x - 30 * k, y, button="left")
+            time.sleep(0.05)
+        mouse("mouseReleased", x - 150, y, button="left", clickCount=1)
+        _until(
+            drv,
+            lambda: drv.execute_script("return cb.viewer.viewport.getCenter(true).x") > c0,
+            "the drag",
+            timeout=30,
+        )
+        time.sleep(0.6)
+        assert drv.execute_script("return cb.state.drawn") >= 1
+        x, y = drv.execute_script(js_pos, *inside)
+        mouse("mousePressed", x, y, button="left", clickCount=1)
+        mouse("mouseReleased", x, y, button="left", clickCount=1)
+        _until(
+            drv,
+            lambda: cls in drv.find_element(By.ID, "info").text,
+            "the object's class",
+            timeout=30,
+        )
+        assert "area" in drv.find_element(By.ID, "info").text
+    finally:
+        drv.switch_to.default_content()

@@ -209,20 +209,16 @@ def test_print_layout_keeps_labels_and_a_readable_plot(no_chromium_skip):
         figures.print_layout(line, 89, 70)
 
 
-def test_slide_view_is_composed_from_tiles(tmp_path):
+def test_slides_are_probed_and_their_objects_read_for_the_viewer(tmp_path):
     import tifffile
 
     from cellbench.viz import slide
+    from cellbench.viz.deepzoom import qupath_objects
 
     rng = np.random.default_rng(0)
     img = rng.integers(0, 255, (700, 900, 3), dtype=np.uint8)
     path = tmp_path / "s.tif"
     tifffile.imwrite(path, img, tile=(256, 256), photometric="rgb")
-    got, box, level = slide.view(path, 450, 350, 1.0, 300, 200)
-    assert level == 0 and box == (300.0, 250.0, 600.0, 450.0)
-    assert np.array_equal(got, img[250:450, 300:600])
-    edge, _, _ = slide.view(path, 0, 0, 1.0, 100, 100)  # outside the slide is white
-    assert (edge[:50, :50] == 255).all() and np.array_equal(edge[50:, 50:], img[:50, :50])
     info = slide.probe(path)
     assert info.kind == "tissue" and info.dimensions == (900, 700)
     bad = tmp_path / "bad.svs"
@@ -230,10 +226,12 @@ def test_slide_view_is_composed_from_tiles(tmp_path):
     assert slide.probe(bad).kind == "unreadable" and "bad.svs" in slide.probe(bad).error
     objs = slide.read_objects(
         b'{"type": "Feature", "geometry": {"type": "Point", "coordinates": [310, 260]},'
-        b' "properties": {"classification": {"name": "T", "color": [255, 0, 0]}}}'
+        b' "properties": {"classification": {"name": "T", "color": [255, 0, 0]},'
+        b' "measurements": {"Nucleus: Area": 31.5}}}'
     )
-    drawn, n = slide.draw_objects(got, box, objs)
-    assert n == 1 and tuple(drawn[10, 10]) == (255, 0, 0)
+    got = qupath_objects(objs, "f.geojson", mpp=0.5)
+    assert got[0]["pt"] == [310.0, 260.0] and got[0]["color"] == "#ff0000"
+    assert got[0]["cls"] == "T" and got[0]["props"]["Nucleus: Area"] == 31.5
 
 
 def test_thumbnail_outlines_are_crisp_in_the_legend_colour():

@@ -154,14 +154,14 @@ def test_explorer_gallery_one_sample_and_broken_slide(data_env, monkeypatch, tmp
     names = [str(o).split(" (")[0] for o in slides.options]  # shown as "name (kind, size...)"
     assert names[0] == "small_HE.svs" and "boxes.tiff" not in names
     assert any(html.unescape(c.value).startswith("unreadable.svs:") for c in at.caption)
-    # the GeoJSON next to the slide's name in the workspace is overlaid
-    view = [c.value for c in at.caption if c.value.startswith("Centre")][0]
-    assert "1 of 1 objects in view" in view, view
-    at.button(key="w_in").click().run()
-    at.button(key="w_in").click().run()
-    at.button(key="w_right").click().run()
-    moved = [c.value for c in at.caption if c.value.startswith("Centre")][0]
-    assert moved != view and "0 of 1 objects in view" in moved, moved
+    # the GeoJSON next to the slide's name in the workspace is overlaid in the deep-zoom
+    # viewer (its tiles and objects come from the tile endpoint: tests/test_deepzoom.py)
+    view = [c.value for c in at.caption if "level-0 px" in c.value][0]
+    assert "1 object(s)" in view, view
+    frames = at.get("iframe")
+    assert len(frames) == 1 and "/viewer/" in frames[0].proto.src
+    at.toggle(key="x_deep").set_value(True).run()  # one sample, deep zoom, ground truth
+    assert len(at.get("iframe")) == 2
     at.toggle(key="w_fixtures").set_value(True).run()
     assert any(str(o).startswith("boxes.tiff") for o in at.selectbox(key="w_slide").options)
     _no_errors(at)
@@ -281,6 +281,9 @@ def test_results_error_view(data_env):
     assert any(b.label == "QuPath GeoJSON (TP / FP / FN)" for b in at.get("download_button"))
     links = [m.value for m in at.markdown]
     assert any("Dataset_explorer?dataset=dsb2018&sample=img2d_512" in m for m in links), links
+    at.toggle(key="r_deep").set_value(True).run()  # the same errors in the deep-zoom viewer
+    _no_errors(at)
+    assert len(at.get("iframe")) == 1 and {m.label for m in at.metric} >= {"TP", "FP", "FN"}
 
 
 def test_results_of_a_run_without_kept_predictions_keep_them_in_a_background_job(data_env):

@@ -753,3 +753,35 @@ def devices() -> list[str]:
     import torch
 
     return ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+
+
+def deep_zoom(
+    source,
+    objects: list[dict[str, Any]] | None = None,
+    layers: dict[str, str] | None = None,
+    title: str = "",
+    hidden: list[str] | None = None,
+    mpp: float | None = None,
+    height: int = 620,
+) -> None:
+    """The deep-zoom viewer (OpenSeadragon, :mod:`cellbench.app.tiles`) of a slide file
+    (a confined path) or an image array, with viewer objects (:mod:`cellbench.viz.deepzoom`)
+    in toggleable layers; wheel zoom to full resolution and beyond, drag to pan, an overview
+    map, click an object for its class, probability and measurements."""
+    from pathlib import Path as _P
+
+    from cellbench.app import tiles
+
+    reg = tiles.REGISTRY
+    src = reg.slide(source) if isinstance(source, str | _P) else reg.image(source, mpp)
+    objs = objects or []
+    lay = layers if layers is not None else {o["layer"]: "" for o in objs}
+    view = reg.view(tiles.View(src, objs, lay, title, list(hidden or [])))
+    bind = st.get_option("server.address") or ""
+    srv = tiles.server(bind or "127.0.0.1")
+    # the browser reaches the tiles by the name it used for the app (a lab network's name)
+    host = None
+    if bind in ("0.0.0.0", "::"):
+        with contextlib.suppress(Exception):
+            host = (st.context.headers.get("Host") or "").rsplit(":", 1)[0] or None
+    st.iframe(srv.url(view, host), height=height)
