@@ -190,8 +190,21 @@ def _grid_section(chosen, labels, metric) -> None:
     if g.is_empty():
         st.info("This run has no per-sample rows.")
         return
+    from cellbench.app import review
+    from cellbench.runs import tags
+
+    known = tags.known()
+    tag = st.selectbox("Tagged", ["", *known], key="g_tag", format_func=lambda t: t or "any")
+    if tag:
+        ds = ui.store().get_run(run)["test_dataset"]
+        g = g.filter(pl.col("sample_id").is_in(tags.tagged_samples(ds, tag)))
+    matched = review.object_filter(run, g)
+    if matched is not None:
+        g = matched
     numeric = [k for k, t in g.schema.items() if t.is_numeric()]
     sortable = numeric + [m for m in META if m in g.columns]
+    if matched is None and st.session_state.get("g_sort") == "matching objects":
+        st.session_state["g_sort"] = metric  # the filter was switched off
     sort_by = c[1].selectbox(
         "Sort by", sortable, index=sortable.index(metric) if metric in sortable else 0, key="g_sort"
     )
@@ -261,6 +274,7 @@ def _grid_section(chosen, labels, metric) -> None:
         [("matched", "#00C853"), ("false positive", "#FF1744"), ("missed", "#FFD600")],
         "Thumbnails: ",
     )
+    review.views_panel()
 
 
 def _open_sample(labels) -> None:
@@ -280,7 +294,13 @@ def _open_sample(labels) -> None:
         False,
         key="r_deep",
     )
-    if deep:  # the viewer takes the page's width; the values follow below it
+    compare = st.toggle("Side by side with another run of this test set", False, key="r_cmp")
+    if compare:
+        from cellbench.app import review
+
+        review.compare_runs(run_id, sid, labels)
+        right = st.container()
+    elif deep:  # the viewer takes the page's width; the values follow below it
         from cellbench.viz.deepzoom import ERROR_HIDDEN, ERROR_LAYERS, error_objects
 
         image, objs, _ = error_objects(rec, sid, ui.catalog(), ui.store())
@@ -331,6 +351,10 @@ def _open_sample(labels) -> None:
             rec,
             key="r_open_geojson",
         )
+        with st.expander("Tags"):
+            from cellbench.app import review
+
+            review.tags_panel(rec, sid)
         with st.expander("The run"):
             st.json(
                 {
@@ -353,6 +377,9 @@ def _open_sample(labels) -> None:
 
 
 with ui.guard("The results"):
+    from cellbench.app import review as _review
+
+    _review.apply_view_params()  # a saved view or a shared link (Sample grid settings)
     table = ui.run_table()
     done = table.filter(pl.col("status") == "complete")
     if done.is_empty():

@@ -176,3 +176,14 @@ def test_error_objects_are_the_engines_matching(data_env, tmp_path):
     assert layers.count("FP") == counts["fp"] == 0
     assert image.shape[:2] == s.instances.shape and "hovernet" in note
     assert all(o["props"]["IoU"] == 1.0 for o in objs if o["layer"] == "TP")
+    # the object table behind the grid's object filters: the same matching
+    from cellbench.analysis.objects import object_table
+
+    tab = object_table(st.get_run(run["run_id"]), cat, st)
+    kinds = dict(tab.group_by("kind").len().iter_rows())
+    assert kinds == {"TP": counts["tp"], "FN": 1}
+    fn = tab.filter(tab["kind"] == "FN").row(0, named=True)
+    assert (
+        fn["object_id"] == s.instances.max()
+        and fn["area_px"] == (s.instances == fn["object_id"]).sum()
+    )

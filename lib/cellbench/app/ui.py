@@ -785,3 +785,16 @@ def deep_zoom(
         with contextlib.suppress(Exception):
             host = (st.context.headers.get("Host") or "").rsplit(":", 1)[0] or None
     st.iframe(srv.url(view, host), height=height)
+
+
+@st.cache_data(show_spinner="Matching every object of the run ...", max_entries=8)
+def _object_table(sig: tuple, run_id: str) -> pl.DataFrame:
+    from cellbench.analysis.objects import object_table
+
+    return object_table(store().get_run(run_id), catalog(), store())
+
+
+def object_table(run_id: str) -> pl.DataFrame:
+    """:func:`cellbench.analysis.objects.object_table` of a run, cached until the store
+    changes (needs its predictions at hand: :func:`wait_for_predictions`)."""
+    return _object_table(store_signature(), run_id)
