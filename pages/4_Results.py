@@ -120,12 +120,20 @@ def _detail_section(chosen, labels) -> None:
         return
     with st.spinner("Pairing the run's objects ..."):
         a = ui.analysis(run)
+
+    def to_grid(points) -> None:  # a click on a cell: its samples in the sample grid
+        cell = next((p.get("customdata") for p in points if p.get("customdata")), None)
+        if cell:
+            st.session_state.update(r_view="Sample grid", g_run=run, g_cell=(run, *cell[:2]))
+
     ui.show_figure(
         figures.confusion_heatmap(a, norm),
         confusion_frame(a, "none"),
         key="conf",
         name="confusion",
+        on_click=to_grid,
     )
+    st.caption("Click a cell to see its samples in the sample grid.")
     st.caption(f"{ui.as_text(a['pairing'])}; {a['n_samples']} samples.")
     st.dataframe(class_table(a), hide_index=True)
     if a["curves"]:
@@ -198,6 +206,24 @@ def _grid_section(chosen, labels, metric) -> None:
     if tag:
         ds = ui.store().get_run(run)["test_dataset"]
         g = g.filter(pl.col("sample_id").is_in(tags.tagged_samples(ds, tag)))
+    cell = st.session_state.get("g_cell")
+    if cell and cell[0] == run:  # from a click on the confusion matrix
+        from cellbench.analysis.detail import cell_samples
+
+        counts = cell_samples(ui.analysis(run), cell[1], cell[2])
+        bar = st.columns([4, 1])
+        bar[0].info(
+            f"{len(counts)} samples with true {ui.as_text(cell[1])} objects paired with "
+            f"{ui.as_text(cell[2])} (column *in cell*)"
+        )
+        if bar[1].button("Show all samples", key="g_cell_clear"):
+            st.session_state.pop("g_cell", None)
+            st.rerun()
+        n = pl.DataFrame(
+            {"sample_id": list(counts), "in cell": list(counts.values())},
+            schema={"sample_id": pl.Utf8, "in cell": pl.Int64},
+        )
+        g = g.join(n, on="sample_id", how="inner")
     matched = review.object_filter(run, g)
     if matched is not None:
         g = matched

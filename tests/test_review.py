@@ -96,3 +96,37 @@ def test_a_shared_view_link_restores_the_grid(data_env):
     assert at.segmented_control(key="r_view").value == "Sample grid"
     assert at.selectbox(key="g_sort").value == "n_true" and at.toggle(key="g_desc").value
     assert at.get("image")[0].proto.imgs[0].caption.startswith("img2d_512")
+
+
+def test_a_confusion_cell_lists_its_samples_in_the_grid(data_env):
+    # the per-sample cells add up to the matrix; a click on a cell (its callback's state)
+    # shows the grid of the samples with objects in that cell
+    import numpy as np
+
+    from cellbench.analysis.detail import cell_samples, run_analysis
+    from cellbench.runs.evaluate import EvalSpec, evaluate
+    from cellbench.runs.store import Store
+    from cellbench.viz.figures import confusion_heatmap
+
+    run = evaluate(EvalSpec(dataset="ocelot", predictions="ocelot_fold0_model"))
+    a = run_analysis(Store(), run["run_id"])
+    total = np.zeros_like(np.array(a["confusion"]))
+    for cells in a["cells"].values():
+        for i, j, n in cells:
+            total[i, j] += n
+    assert (total == np.array(a["confusion"])).all()
+    bc, tc = a["classes"][:2]
+    got = cell_samples(a, bc, tc)
+    assert got and sum(got.values()) == a["confusion"][0][1]
+    cells = confusion_heatmap(a).data[1]  # the clickable markers: (true, pred) per cell
+    assert [bc, tc] in cells.customdata.tolist()
+    at = _page("4_Results.py")
+    at.session_state["r_view"] = "Sample grid"
+    at.session_state["g_run"] = run["run_id"]
+    at.session_state["g_cell"] = (run["run_id"], bc, tc)
+    at.run()
+    _no_errors(at)
+    assert f"{len(got)} samples with true" in _text(at)
+    assert f"{len(got)} of {len(got)} samples" in _text(at)
+    at.button(key="g_cell_clear").click().run()
+    assert "samples with true" not in _text(at)

@@ -76,7 +76,8 @@ def run_analysis(
     -------
     dict
         ``classes`` (names, in the dataset's order), ``confusion`` (``(K+1) x (K+1)`` counts,
-        last row / column ``(none)``), ``pairing`` (how objects were paired), ``curves``
+        last row / column ``(none)``), ``cells`` (per sample, its nonzero ``[row, column,
+        count]`` of that matrix), ``pairing`` (how objects were paired), ``curves``
         (``{class: {threshold, precision, recall, f1, tp, fp, n_true}}`` for point runs with
         scores, else empty), ``operating_point`` (the threshold of the run's own figures:
         every prediction kept) and ``n_samples``.
@@ -88,7 +89,11 @@ def run_analysis(
     if path.is_file() and not refresh:
         try:
             got = read_json(path, "analysis cache")
-            if isinstance(got, dict) and got.get("finished") == rec.get("finished"):
+            if (
+                isinstance(got, dict)
+                and got.get("finished") == rec.get("finished")
+                and "cells" in got  # written before the per-sample cells: recomputed
+            ):
                 return got
         except DataError:
             pass  # an unreadable cache is recomputed
@@ -107,8 +112,9 @@ def run_analysis(
     pooled: dict[int, list] = {c: [[], [], 0] for c in ids}  # scores, tp flags, n_true
     grids: list[tuple[Points, Points]] = []
     hovernet = ev.preset == "hovernet" and ev.task == "instances"
+    cells: dict[str, list[list[int]]] = {}  # sample -> its nonzero (true, pred, count)
     stream = ev.replay()
-    for k, (_, sample, pred) in enumerate(stream):
+    for k, (record, sample, pred) in enumerate(stream):
         if isinstance(pred, tuple) and pred[1] is None and len(ids) > 1:
             raise CellbenchError(
                 f"run '{run_id}': its predictions carry no classes, so there is no confusion "
@@ -119,7 +125,12 @@ def run_analysis(
             ia, ib = full_hungarian_match(np.trunc(gt.xy), np.trunc(pr.xy), radius)
         else:
             ia, ib = hungarian_match(gt.xy, pr.xy, radius)
-        conf += confusion_counts(gt.cls, pr.cls, ia, ib, ids)
+        mine = confusion_counts(gt.cls, pr.cls, ia, ib, ids)
+        conf += mine
+        rows, cols = mine.nonzero()
+        cells[record.sample_id] = [
+            [int(i), int(j), int(mine[i, j])] for i, j in zip(rows, cols, strict=True)
+        ]
         if ev.task == "points":
             if ev.preset == "ocelot":
                 for c in ids:
@@ -143,6 +154,7 @@ def run_analysis(
         "preset": ev.preset,
         "classes": names,
         "confusion": conf.tolist(),
+        "cells": cells,
         "pairing": (
             f"class-agnostic, centroids within {radius:g} px "
             + ("(HoVer-Net: Hungarian over truncated centroids)" if hovernet else "(optimal)")
@@ -153,6 +165,19 @@ def run_analysis(
     }
     write_json_atomic(path, out)
     return out
+
+
+def cell_samples(analysis: dict, true: str, pred: str) -> dict[str, int]:
+    """``{sample: count}`` of the samples with objects in one cell of the confusion matrix
+    (class names as in ``analysis["classes"]``, ``(none)`` for unpaired objects)."""
+    names = [*analysis["classes"], "(none)"]
+    i, j = names.index(true), names.index(pred)
+    return {
+        sid: n
+        for sid, cells in analysis.get("cells", {}).items()
+        for a, b, n in cells
+        if (a, b) == (i, j)
+    }
 
 
 def _curves(pooled, grids, ids, names, preset, radius) -> dict[str, dict[str, list]]:

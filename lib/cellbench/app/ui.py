@@ -424,8 +424,11 @@ def link(page: str, label: str, params: dict[str, str] | None = None, icon: str 
         st.markdown(f"[{as_text(label)}](/{path}?{urlencode(params or {})})")
 
 
-def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: str = "figure"):
-    """A figure with downloads: SVG/PDF/PNG at a publication size, and its data."""
+def show_figure(
+    fig, data: pl.DataFrame | None = None, key: str = "fig", name: str = "figure", on_click=None
+):
+    """A figure with downloads: SVG/PDF/PNG at a publication size, and its data.
+    ``on_click(points)``: called (before the rerun) with the points a click selected."""
     from cellbench.viz.figures import (
         PUBLICATION_SIZES,
         FigureTooSmall,
@@ -434,7 +437,17 @@ def show_figure(fig, data: pl.DataFrame | None = None, key: str = "fig", name: s
         print_layout,
     )
 
-    st.plotly_chart(fig, key=f"{key}_chart")
+    if on_click is None:
+        st.plotly_chart(fig, key=f"{key}_chart")
+    else:
+
+        def clicked() -> None:
+            event = st.session_state.get(f"{key}_chart") or {}
+            points = (event.get("selection") or {}).get("points") or []
+            if points:
+                on_click(points)
+
+        st.plotly_chart(fig, key=f"{key}_chart", on_select=clicked, selection_mode="points")
     with st.expander("Export this figure"):
         c1, c2, c3 = st.columns([2, 1, 1])
         size = c1.selectbox("Size", list(PUBLICATION_SIZES), key=f"{key}_size")

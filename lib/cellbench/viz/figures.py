@@ -305,6 +305,21 @@ def confusion_heatmap(analysis: dict, normalise: str = "true") -> go.Figure:
             colorbar={"title": what.get(normalise, "count")},
         )
     )
+    # one invisible marker per cell, so that a click on a cell selects it (plotly heatmaps
+    # report no click while selecting)
+    xs, ys = np.meshgrid(names, names)
+    fig.add_trace(
+        go.Scatter(
+            x=xs.ravel(),
+            y=ys.ravel(),
+            mode="markers",
+            marker={"size": 28, "opacity": 0.01, "color": "#000000", "symbol": "square"},
+            customdata=np.stack([ys.ravel(), xs.ravel()], axis=1),
+            hoverinfo="skip",
+            showlegend=False,
+            name="cells",
+        )
+    )
     fig.update_xaxes(title="predicted class", type="category")
     fig.update_yaxes(title="true class", type="category", autorange="reversed")
     return style(fig, f"Confusion of matched objects ({analysis['pairing']})")
