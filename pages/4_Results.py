@@ -519,9 +519,20 @@ with ui.guard("The results"):
         st.subheader(f"{ui.as_text(metric)} per sample")
         vals = ui.values(chosen, metric, "all" if group == "class" else cls)
         vals = vals.with_columns(run=pl.col("run_id").replace_strict(labels, default=None))
+
+        def open_point(points) -> None:  # a click on a sample's point opens it below
+            got = next((p.get("customdata") for p in points if p.get("customdata")), None)
+            if got:
+                st.session_state["r_open"] = (got[0], got[1])
+
         ui.show_figure(
-            figures.distribution(vals, "run", metric), vals, key="dist", name=f"{metric}_per_sample"
+            figures.distribution(vals, "run", metric),
+            vals,
+            key="dist",
+            name=f"{metric}_per_sample",
+            on_click=open_point,
         )
+        st.caption("Click a sample's point to open its errors below.")
         st.dataframe(vals.select("run", "sample_id", "center", "organ", "value"), hide_index=True)
     else:
         st.subheader("Dataset figures of each run's preset")

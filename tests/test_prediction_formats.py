@@ -21,8 +21,8 @@ from shapely.geometry import Polygon, mapping
 
 from cellbench.core.errors import DataError
 from cellbench.data.predictions import prediction_files, read_prediction
+from cellbench.data.rasterize import instance_geometries
 from cellbench.data.sample import Objects
-from cellbench.qupath.geojson import instance_geometries
 
 H, W = 64, 80
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from cellbench.data.rasterize import instance_geometries
 from cellbench.data.readers.qupath_geojson import objects_to_annotations, read_qupath_geojson
-from cellbench.qupath.geojson import detection_features, instance_geometries, write_geojson
+from cellbench.qupath.geojson import detection_features, write_geojson
 from cellbench.runs.synthetic import random_instances
 
 
@@ -226,7 +227,7 @@ def test_point_errors_match_the_point_scores(data_env, catalog):
     """TP / FP / FN of the error review are exactly the counts the metrics engine reports."""
     from cellbench.data.samples import load_predictions, load_sample
     from cellbench.metrics import point_scores
-    from cellbench.viz.review import point_errors
+    from cellbench.metrics.errors import point_errors
 
     pred = load_predictions(catalog, "ocelot", "ocelot_fold0_model")
     for sid in ("fold_0_000", "fold_0_010", "fold_0_040"):

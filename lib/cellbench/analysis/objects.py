@@ -34,8 +34,8 @@ SCHEMA = {
 def object_table(run: dict[str, Any], catalog=None, store=None) -> pl.DataFrame:
     """The objects of every sample of ``run`` (see the module docstring)."""
     from cellbench.data.sample import Points
+    from cellbench.metrics.errors import instance_errors, point_errors
     from cellbench.runs.evaluate import Evaluation, centroid_points, within_region
-    from cellbench.viz.review import instance_errors, point_errors
 
     ev = Evaluation.of_run(run, catalog, store)
     names = {c.id: c.name for c in ev.dataset.classes}

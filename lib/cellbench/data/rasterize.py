@@ -1,4 +1,4 @@
-"""Polygons to instance maps.
+"""Polygons to instance maps, and instance maps to polygons.
 
 Coordinates are ``(x, y)`` in pixels of the full-resolution image, x along columns. A pixel
 belongs to a polygon when its centre lies inside (``skimage.draw.polygon``). Where polygons
@@ -8,8 +8,14 @@ HoVer-Net conversion scripts do.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import shapely
+from scipy import ndimage as ndi
 from skimage.draw import polygon as _fill
+
+from cellbench.data.sample import Objects
 
 
 def is_degenerate(xy: np.ndarray) -> bool:
@@ -47,4 +53,36 @@ def polygons_to_instances(
             continue
         rr, cc = _fill(xy[:, 1], xy[:, 0], shape=shape)
         out[rr, cc] = i
+    return out
+
+
+def crops(labels: np.ndarray | Objects):
+    """``(id, row0, col0, mask crop)`` of every instance of a map or of overlapping objects."""
+    if isinstance(labels, Objects):
+        for i, (r0, c0, _, _), m in zip(labels.ids, labels.boxes, labels.masks, strict=True):
+            yield int(i), int(r0), int(c0), m
+        return
+    lab = np.asarray(labels)
+    for k, sl in enumerate(ndi.find_objects(lab)):
+        if sl is not None:
+            yield k + 1, sl[0].start, sl[1].start, lab[sl] == k + 1
+
+
+def instance_geometries(labels: np.ndarray | Objects) -> dict[int, Any]:
+    """``{id: shapely (Multi)Polygon}`` tracing each instance's pixel edges (QuPath frame).
+
+    Each instance is the union of its row runs as rectangles; collinear vertices are removed.
+    ``labels`` may be :class:`~cellbench.data.sample.Objects` (overlapping objects each get
+    their own polygon, so they overlap in QuPath too).
+    """
+    out: dict[int, Any] = {}
+    for i, r0, c0, m in crops(labels):
+        pad = np.zeros((m.shape[0], m.shape[1] + 2), np.int8)
+        pad[:, 1:-1] = m
+        d = np.diff(pad, axis=1)
+        rs, cs = np.nonzero(d == 1)
+        _, ce = np.nonzero(d == -1)  # same order: row-major, starts and ends alternate per row
+        boxes = shapely.box(c0 + cs, r0 + rs, c0 + ce, r0 + rs + 1)
+        geom = shapely.union_all(boxes)
+        out[i] = shapely.simplify(geom, 0)
     return out

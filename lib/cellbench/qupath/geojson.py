@@ -31,44 +31,13 @@ from typing import Any
 
 import numpy as np
 import shapely
-from scipy import ndimage as ndi
 from shapely.geometry import mapping
 
 from cellbench.core.atomic import write_bytes_atomic
+from cellbench.data.rasterize import crops as _crops
+from cellbench.data.rasterize import instance_geometries
 from cellbench.data.sample import Objects
 from cellbench.viz.overlay import ERROR_COLORS, PALETTE, rgb
-
-
-def _crops(labels: np.ndarray | Objects):
-    """``(id, row0, col0, mask crop)`` of every instance of a map or of overlapping objects."""
-    if isinstance(labels, Objects):
-        for i, (r0, c0, _, _), m in zip(labels.ids, labels.boxes, labels.masks, strict=True):
-            yield int(i), int(r0), int(c0), m
-        return
-    lab = np.asarray(labels)
-    for k, sl in enumerate(ndi.find_objects(lab)):
-        if sl is not None:
-            yield k + 1, sl[0].start, sl[1].start, lab[sl] == k + 1
-
-
-def instance_geometries(labels: np.ndarray | Objects) -> dict[int, Any]:
-    """``{id: shapely (Multi)Polygon}`` tracing each instance's pixel edges (QuPath frame).
-
-    Each instance is the union of its row runs as rectangles; collinear vertices are removed.
-    ``labels`` may be :class:`~cellbench.data.sample.Objects` (overlapping objects each get
-    their own polygon, so they overlap in QuPath too).
-    """
-    out: dict[int, Any] = {}
-    for i, r0, c0, m in _crops(labels):
-        pad = np.zeros((m.shape[0], m.shape[1] + 2), np.int8)
-        pad[:, 1:-1] = m
-        d = np.diff(pad, axis=1)
-        rs, cs = np.nonzero(d == 1)
-        _, ce = np.nonzero(d == -1)  # same order: row-major, starts and ends alternate per row
-        boxes = shapely.box(c0 + cs, r0 + rs, c0 + ce, r0 + rs + 1)
-        geom = shapely.union_all(boxes)
-        out[i] = shapely.simplify(geom, 0)
-    return out
 
 
 def _transform(geom, offset: tuple[float, float], downsample: float):
@@ -252,7 +221,7 @@ def sample_features(
     if isinstance(pred, Points):
         if what == "pred":
             return point_features(pred, ds.classes, **frame)
-        from cellbench.viz.review import point_errors
+        from cellbench.metrics.errors import point_errors
 
         gt = sample.points or Points.empty()
         err = point_errors(gt, pred, ev.preset)
@@ -267,7 +236,7 @@ def sample_features(
         meas = {i: {"Score": float(s)} for i, s in (scores or {}).items()}
         classes = with_default(labels, classes)
         return detection_features(labels, classes, ds.classes, measurements=meas, mpp=mpp, **frame)
-    from cellbench.viz.review import instance_errors
+    from cellbench.metrics.errors import instance_errors
 
     truth = sample.truth
     err = instance_errors(truth, labels, ev.preset, ev.spec.iou)

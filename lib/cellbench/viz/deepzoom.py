@@ -5,7 +5,7 @@ pixels of the image shown (``poly``: the exterior ring of each polygon part, ``[
 ``pt``: a point's ``[x, y]``); ``props`` are what a click shows: the probability where the
 model gave one, the area (px, and µm² with the image's mpp), the perimeter, the matched IoU
 of a true positive, and QuPath's own measurements for objects read from GeoJSON. Pixel
-instances are traced along their pixel edges (:func:`cellbench.qupath.geojson.
+instances are traced along their pixel edges (:func:`cellbench.data.rasterize.
 instance_geometries`, the frame QuPath uses), so an outline sits on the pixels it encloses.
 """
 
@@ -60,7 +60,7 @@ def instance_objects(
     objects of ``layer``; ``ids``: only these; ``classes`` ``{id: class id}`` named and
     coloured by ``class_info`` (the dataset's or card's classes); ``scores`` ``{id: prob}``;
     ``extra`` ``{id: {prop: value}}`` added to what a click shows."""
-    from cellbench.qupath.geojson import instance_geometries
+    from cellbench.data.rasterize import instance_geometries
 
     names = {c.id: c.name for c in class_info or []}
     colors = {k: hex_color(v) for k, v in class_colors(class_info or []).items()}
@@ -155,10 +155,11 @@ def error_objects(run: dict[str, Any], sample_id: str, catalog=None, store=None)
     Needs the run's prediction at hand (:func:`cellbench.viz.review.prediction_ready`).
     """
     from cellbench.data.sample import Points
+    from cellbench.metrics.errors import instance_errors, point_errors
     from cellbench.metrics.instance import parse_thresholds
     from cellbench.runs.evaluate import centroid_points, within_region
     from cellbench.viz.overlay import canvas
-    from cellbench.viz.review import instance_errors, point_errors, run_prediction
+    from cellbench.viz.review import run_prediction
 
     sample, pred, ev = run_prediction(run, sample_id, catalog, store)
     info = ev.dataset.classes

@@ -171,6 +171,11 @@ def distribution(values: pl.DataFrame, x: str, metric: str, title: str | None = 
             jitter=0.4,
             pointpos=0,
             text=part["sample_id"].to_list(),
+            customdata=(  # (run, sample) of each point: a click opens it in the app
+                list(zip(part["run_id"].to_list(), part["sample_id"].to_list(), strict=True))
+                if "run_id" in part.columns
+                else None
+            ),
             hovertemplate="%{text}: %{y:.3f}<extra></extra>",
         )
     fig.update_layout(showlegend=False)
