@@ -457,6 +457,17 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     assert 'width="336"' in svg  # 89 mm at 96 px per inch
     assert min(plot_area(svg)) >= MIN_PLOT_PX
 
+    # a click on a confusion cell (true BC, predicted TC) lists its samples in the grid
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    chart = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stPlotlyChart']")[0]
+    drv.execute_script("arguments[0].scrollIntoView()", chart)
+    cells = chart.find_elements(By.CSS_SELECTOR, "g.trace.scatter path.point")
+    ActionChains(drv).move_to_element(cells[1]).pause(0.3).click().perform()
+    _until(drv, lambda: "samples with true BC objects paired with TC" in _body(drv), "the cell")
+    _wait_rendered(drv, "samples, sorted by")
+    _no_error_box(drv, "grid of a confusion cell")
+
     # a real slide first in the deep-zoom viewer, the workspace's GeoJSON overlaid: wheel
     # zoom, a drag, a click on the object for its class and measurements
     drv.get(f"{server}/Dataset_explorer")

@@ -308,6 +308,7 @@ def confusion_heatmap(analysis: dict, normalise: str = "true") -> go.Figure:
             texttemplate="%{text}",
             colorscale="Blues",
             colorbar={"title": what.get(normalise, "count")},
+            hoverinfo="skip",  # the cells' markers below answer hover and clicks
         )
     )
     # one invisible marker per cell, so that a click on a cell selects it (plotly heatmaps
@@ -319,8 +320,9 @@ def confusion_heatmap(analysis: dict, normalise: str = "true") -> go.Figure:
             y=ys.ravel(),
             mode="markers",
             marker={"size": 28, "opacity": 0.01, "color": "#000000", "symbol": "square"},
-            customdata=np.stack([ys.ravel(), xs.ravel()], axis=1),
-            hoverinfo="skip",
+            customdata=np.stack([ys.ravel(), xs.ravel(), n.ravel().astype(str)], axis=1),
+            hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
+            "%{customdata[2]} objects<extra></extra>",
             showlegend=False,
             name="cells",
         )
