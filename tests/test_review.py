@@ -119,7 +119,7 @@ def test_a_confusion_cell_lists_its_samples_in_the_grid(data_env):
     got = cell_samples(a, bc, tc)
     assert got and sum(got.values()) == a["confusion"][0][1]
     cells = confusion_heatmap(a).data[1]  # the clickable markers: (true, pred) per cell
-    assert [bc, tc] in cells.customdata.tolist()
+    assert [bc, tc, str(a["confusion"][0][1])] in cells.customdata.tolist()
     at = _page("4_Results.py")
     at.session_state["r_view"] = "Sample grid"
     at.session_state["g_run"] = run["run_id"]

@@ -320,7 +320,7 @@ def confusion_heatmap(analysis: dict, normalise: str = "true") -> go.Figure:
             y=ys.ravel(),
             mode="markers",
             marker={"size": 28, "opacity": 0.01, "color": "#000000", "symbol": "square"},
-            customdata=np.stack([ys.ravel(), xs.ravel(), n.ravel().astype(str)], axis=1),
+            customdata=np.stack([ys.ravel(), xs.ravel(), [f"{v:.0f}" for v in n.ravel()]], 1),
             hovertemplate="true %{customdata[0]}, predicted %{customdata[1]}: "
             "%{customdata[2]} objects<extra></extra>",
             showlegend=False,
