@@ -282,6 +282,9 @@ def main() -> None:
 
         first = page("Results", "Mean pq per run")
         _note("first visit of Results, this session", first)
+        # the default grouping is the first key with several groups: center, made explicit
+        t = _select(drv, "Group by", "center", "Mean pq per run and center")
+        _report("Results: group by -> center", t, 1)
         t = _select(drv, "Metric", "aji", "Mean aji per run and center")
         _report("Results: metric -> aji", t, 1)
         t = _select(drv, "Group by", "organ", "Mean aji per run and organ")
@@ -316,7 +319,7 @@ def main() -> None:
         t_grid = time.perf_counter()
         while time.perf_counter() - t_grid < 120 and (
             "drawing ..." in (b := drv.execute_script("return document.body.innerText"))
-            or "ground truth" in b
+            or "· ground truth" in b  # a thumbnail's caption while its errors are not drawn
         ):
             time.sleep(0.05)
         _report(

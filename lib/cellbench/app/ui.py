@@ -559,9 +559,16 @@ def wait_for_predictions(run_id: str, sample_ids, what: str) -> bool:
 
 
 def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
-    """One thumbnail: the run's TP / FP / FN (``errors``) or the sample's ground truth."""
+    """One thumbnail: the run's TP / FP / FN (``errors``: kept on disk once drawn) or the
+    sample's ground truth."""
     if errors:
-        return _error_image(sig, run_id, sample_id, side)[0]
+        from cellbench.runs import predcache
+
+        img = predcache.load_thumb(run_id, sample_id, side)
+        if img is None:
+            img = _error_image(sig, run_id, sample_id, side)[0]
+            predcache.save_thumb(run_id, sample_id, side, img)
+        return img
     from cellbench.data.samples import load_sample
     from cellbench.viz.overlay import sample_overlay
 
@@ -624,6 +631,7 @@ def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]
     With ``CELLBENCH_PREFETCH=0`` (tests) everything is drawn here."""
     import os
 
+    from cellbench.runs import predcache
     from cellbench.viz.review import prediction_ready
 
     sig = store_signature()
@@ -637,6 +645,10 @@ def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]
             want = err if ready else gt
             if want not in _THUMBS:
                 _THUMBS[want] = _draw(want)
+        elif ready and err not in _THUMBS:  # kept on disk (by a keep job, or drawn before)
+            kept = predcache.load_thumb(run_id, sid, side)
+            if kept is not None:
+                _THUMBS[err] = kept
         e, g = _THUMBS.get(err), _THUMBS.get(gt)
         if e is not None and e is not False:
             out.append((e, "errors"))

@@ -140,10 +140,11 @@ def _moments(sx, sy, a, i, run, width):  # pragma: no cover - compiled
 def _pass(tr, pr, lo0, hi0, max_ids, width):  # pragma: no cover - compiled
     # the counting pass over pixels lo0 .. hi0-1: (in range, tables). Not in range: an id of
     # this part is negative or >= max_ids (the caller reads the whole maps to say which)
-    # per-id tables, grown as larger ids appear (up to max_ids)
+    # per-id tables, grown as larger ids appear (up to max_ids); first sized for one id per
+    # 256 pixels (small tiles clear little memory)
     cent = width > 0  # coordinate sums per id (centroids), when a width is given
-    cap_t = min(max_ids, 1024)
-    cap_p = min(max_ids, 1024)
+    cap_t = min(max_ids, max(64, (hi0 - lo0) // 256))
+    cap_p = cap_t
     ta = np.zeros(cap_t, np.int64)
     pa = np.zeros(cap_p, np.int64)
     tsx = np.zeros(cap_t if cent else 0, np.int64)

@@ -10,6 +10,9 @@ The file is :func:`cellbench.data.predictions.pack`'s form: instance maps (``lab
 overlapping objects (``obj_*``), ``cls_ids`` / ``cls`` (absent for class-agnostic models),
 ``score_ids`` / ``scores``; points as ``xy`` (pixels, x then y), ``cls``, ``score``.
 
+Error thumbnails drawn from them are kept beside them (``thumbs/<hash>-<side>.png``), so a
+run's grid is drawn once.
+
 It is a cache: a damaged or unreadable file reads as missing, a write that fails is skipped,
 and ``CELLBENCH_KEEP_PREDICTIONS=0`` turns writing off (each file is about 0.1-0.3 MB per
 1000² tile).
@@ -17,6 +20,7 @@ and ``CELLBENCH_KEEP_PREDICTIONS=0`` turns writing off (each file is about 0.1-0
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -80,6 +84,36 @@ def has(run_id: str, sample_id: str) -> bool:
     return _file(run_id, sample_id).is_file()
 
 
+def _thumb_file(run_id: str, sample_id: str, side: int) -> Path:
+    h = hashlib.sha256(sample_id.encode("utf-8")).hexdigest()[:24]
+    return run_dir(run_id) / "thumbs" / f"{h}-{int(side)}.png"
+
+
+def save_thumb(run_id: str, sample_id: str, side: int, image: np.ndarray) -> None:
+    """Keep the error thumbnail (RGB) of a sample drawn from its kept prediction, so that a
+    later grid of the run reads it instead of drawing it; a failed write is skipped."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, "PNG")
+    with contextlib.suppress(OSError):  # a cache: a full or read-only workspace redraws
+        write_bytes_atomic(_thumb_file(run_id, sample_id, side), buf.getvalue())
+
+
+def load_thumb(run_id: str, sample_id: str, side: int) -> np.ndarray | None:
+    """A kept error thumbnail, or None (missing or unreadable)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = _thumb_file(run_id, sample_id, side)
+    if not path.is_file():
+        return None
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
 def drop(run_id: str) -> None:
-    """Forget every kept prediction of a run."""
+    """Forget every kept prediction (and error thumbnail) of a run."""
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
