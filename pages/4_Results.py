@@ -10,7 +10,7 @@ import polars as pl
 import streamlit as st
 
 from cellbench.app import ui
-from cellbench.viz import figures
+from cellbench.viz import figures, overlay
 
 ui.header(
     "Results",
@@ -167,7 +167,7 @@ def _coverage(table: pl.DataFrame, chosen, labels) -> None:
 
 
 #: Shown where a thumbnail is still being drawn or cannot be drawn.
-PLACEHOLDER = np.full((64, 64, 3), 235, np.uint8)
+PLACEHOLDER = np.full((256, 256, 3), 235, np.uint8)
 NOTES = {
     "errors": "",
     "truth": " · ground truth",
@@ -235,7 +235,7 @@ def _grid_section(chosen, labels, metric) -> None:
         "Sort by", sortable, index=sortable.index(metric) if metric in sortable else 0, key="g_sort"
     )
     desc = c[2].toggle("Descending", False, key="g_desc")
-    per_page = c[3].select_slider("Per page", [8, 12, 24, 48], 12, key="g_per")
+    per_page = c[3].select_slider("Per page", [8, 12, 24, 48, 96, 192], 12, key="g_per")
     f = st.columns(3)
     equals = {}
     for k, col in enumerate(("center", "organ", "category")):
@@ -282,7 +282,7 @@ def _grid_section(chosen, labels, metric) -> None:
                 shown = f"{val:.3f}" if isinstance(val, float) else val
                 note = NOTES[state]
                 st.image(
-                    img if img is not None else PLACEHOLDER,
+                    overlay.square(img) if img is not None else PLACEHOLDER,
                     caption=f"{row['sample_id']} · {sort_by} {shown}{note}",
                     width="stretch",
                 )

@@ -340,3 +340,13 @@ def test_as_text_makes_no_link_of_a_url():
     out = ui.as_text("see http://example.invalid/x and www.example.invalid or a@b.org")
     assert "://" not in out and "http" in out and "<" not in out
     assert "\u2060" not in out and "&#8288;" in out  # the joiner, as an entity
+
+
+def test_grid_tiles_are_squares_of_one_size():
+    from cellbench.viz.overlay import square
+
+    wide = np.zeros((100, 256, 3), np.uint8)
+    got = square(wide)
+    assert got.shape == (256, 256, 3)
+    assert (got[78:178] == 0).all() and (got[:78] == 245).all() and (got[178:] == 245).all()
+    assert square(np.ones((50, 50), np.uint8)).shape == (50, 50, 3)

@@ -261,3 +261,16 @@ def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:
         img, (max(1, round(h / f)), max(1, round(w / f))), anti_aliasing=True, preserve_range=True
     )
     return out.astype(np.uint8)
+
+
+def square(image: np.ndarray, fill: int = 245) -> np.ndarray:
+    """``image`` centred on a square canvas of its longer side (grid tiles of one size)."""
+    img = to_rgb(image)
+    h, w = img.shape[:2]
+    n = max(h, w)
+    if h == w:
+        return img
+    out = np.full((n, n, 3), fill, np.uint8)
+    y, x = (n - h) // 2, (n - w) // 2
+    out[y : y + h, x : x + w] = img
+    return out
