@@ -158,31 +158,39 @@ def _wait_keep_job(home: Path, run_id: str, timeout: float = 900) -> dict:
     raise SystemExit(f"the keep job of {run_id} did not finish in {timeout:.0f} s")
 
 
-def first_start(drv, cpus: int) -> None:
-    """A fresh workspace's first start, nothing listed: launch to a usable Home (its last
-    section shown; the listing runs in the background), then until the listing is done."""
-    env = {**os.environ, "CELLBENCH_HOME": tempfile.mkdtemp(prefix="cellbench_first_")}
+def _start_server(env: dict, cpus: int) -> tuple[subprocess.Popen, str, float]:
+    """``streamlit run app.py`` pinned to ``cpus`` cores, once its port answers: the process,
+    its URL and the launch time (``time.perf_counter``)."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py")]
     cmd += ["--server.headless", "true", "--server.port", str(port)]
+    cmd += ["--browser.gatherUsageStats", "false"]
     if cpus and shutil.which("taskset"):
         cmd = ["taskset", "-c", ",".join(str(i) for i in range(cpus)), *cmd]
     t0 = time.perf_counter()
     server = subprocess.Popen(
         cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    return server, f"http://127.0.0.1:{port}", t0
+
+
+def first_start(drv, cpus: int) -> None:
+    """A fresh workspace's first start, nothing listed: launch to a usable Home (its last
+    section shown; the listing runs in the background), then until the listing is done."""
+    env = {**os.environ, "CELLBENCH_HOME": tempfile.mkdtemp(prefix="cellbench_first_")}
+    server, url, t0 = _start_server(env, cpus)
     try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        drv.get(f"http://127.0.0.1:{port}")
+        drv.get(url)
         while "Running jobs" not in drv.execute_script("return document.body.innerText"):
             time.sleep(0.05)
         _report("first start (nothing listed) to a usable Home", time.perf_counter() - t0, 5.0)
-        while "| listing" in drv.execute_script("return document.body.innerText") or (
+        while "listing ..." in drv.execute_script("return document.body.innerText") or (
             "Listing the local data" in drv.execute_script("return document.body.innerText")
         ):
             time.sleep(0.25)
@@ -244,24 +252,8 @@ def main() -> None:
         f"{time.perf_counter() - t0:.1f} s, {tab.height} samples"
     )
 
-    port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py")]
-    cmd += ["--server.headless", "true", "--server.port", str(port)]
-    cmd += ["--browser.gatherUsageStats", "false"]
-    if args.cpus and shutil.which("taskset"):
-        cmd = ["taskset", "-c", ",".join(str(i) for i in range(args.cpus)), *cmd]
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.perf_counter()
-    server = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ
-    )
+    server, url, t0 = _start_server(dict(os.environ), args.cpus)
     try:
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
         drv.get(url)
         t1 = time.perf_counter()  # _settled's figure leaves out its quiet period
         _report("cold start to a usable Home", t1 - t0 + _settled(drv, "Running jobs"), 3.0)
