@@ -308,8 +308,10 @@ def test_results_of_a_run_without_kept_predictions_keep_them_in_a_background_job
     done = wait_job(jobs[0]["job_id"], timeout=300)
     assert done["status"] == "complete" and done["kept"] == 2, done
     assert keep.missing(run, ["img2d_256", "img2d_512"]) == []
-    thumb = predcache.load_thumb(run["run_id"], "img2d_512", keep.THUMB_SIDE)
-    assert thumb is not None and max(thumb.shape[:2]) == keep.THUMB_SIDE  # drawn by the job
+    from cellbench.viz.review import THUMB_SIDE
+
+    thumb = predcache.load_thumb(run["run_id"], "img2d_512", THUMB_SIDE)
+    assert thumb is not None and max(thumb.shape[:2]) == THUMB_SIDE  # drawn by the job
     at.run()
     _no_errors(at)
     captions = [i.proto.imgs[0].caption for i in at.get("image")]

@@ -20,8 +20,8 @@ from typing import Any
 
 from cellbench.runs import predcache
 
-#: The job entry of :func:`keep_job`.
-ENTRY = "cellbench.runs.keep:keep_job"
+#: The job entry: :func:`keep_job` drawing each sample's error thumbnail as it goes.
+ENTRY = "cellbench.viz.review:keep_with_thumbnails"
 KIND = "keep"
 
 
@@ -91,26 +91,10 @@ def start(run: dict[str, Any], total: int | None = None) -> dict[str, Any]:
     return job_status(job_id)
 
 
-#: Side (pixels) of the error thumbnails the app's sample grid shows.
-THUMB_SIDE = 256
-
-
-def _thumbnail(run: dict[str, Any], sample_id: str, catalog, store) -> None:
-    """Draw and keep the sample's error thumbnail (the grid then reads it); a sample that
-    cannot be drawn is left for the grid, which says why."""
-    from cellbench.core.errors import CellbenchError
-    from cellbench.viz.review import error_view
-
-    try:
-        img = error_view(run, sample_id, catalog, store, THUMB_SIDE)[0]
-    except (CellbenchError, OSError, ValueError):
-        return
-    predcache.save_thumb(run["run_id"], sample_id, THUMB_SIDE, img)
-
-
-def keep_job(job: dict[str, Any], report, should_stop) -> dict[str, Any]:
-    """Job body: replay the run's samples that have no kept prediction, keeping each one and
-    its error thumbnail for the grid.
+def keep_job(job: dict[str, Any], report, should_stop, on_sample=None) -> dict[str, Any]:
+    """Job body: replay the run's samples that have no kept prediction, keeping each one;
+    ``on_sample(run, sample_id, catalog, store)`` after each (the app's entry draws its error
+    thumbnail: :func:`cellbench.viz.review.keep_with_thumbnails`).
 
     Samples already kept (by the evaluation, or by an earlier job) are skipped, so a cancelled
     or killed job resumes where it stopped."""
@@ -126,7 +110,8 @@ def keep_job(job: dict[str, Any], report, should_stop) -> dict[str, Any]:
     t0 = time.perf_counter()
     done = 0
     for rec, _sample, _pred in ev.replay(todo):  # each is kept as it is made
-        _thumbnail(run, rec.sample_id, ev.catalog, store)
+        if on_sample is not None:
+            on_sample(run, rec.sample_id, ev.catalog, store)
         done += 1
         rate = done / max(time.perf_counter() - t0, 1e-9)
         report(

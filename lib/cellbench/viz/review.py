@@ -117,3 +117,24 @@ def _semantic_view(sample, pred, ev, max_side):
         img = draw_mask(img, fit.labels(m.astype(np.uint8)), ERROR_COLORS[key], 0.45)
     counts = {"tp": int(tp.sum()), "fp": int(fp.sum()), "fn": int(fn.sum())}
     return img, counts, f"preset {ev.preset}, pixels (TP/FP/FN counts are pixels)"
+
+
+#: Side (pixels) of the error thumbnails the app's sample grid shows.
+THUMB_SIDE = 256
+
+
+def keep_with_thumbnails(job: dict[str, Any], report, should_stop) -> dict[str, Any]:
+    """The keep job (:func:`cellbench.runs.keep.keep_job`) drawing and keeping each sample's
+    error thumbnail as it goes, so the run's grid reads them; a sample that cannot be drawn
+    is left for the grid, which says why."""
+    from cellbench.core.errors import CellbenchError
+    from cellbench.runs import keep, predcache
+
+    def thumbnail(run, sample_id, catalog, store) -> None:
+        try:
+            img = error_view(run, sample_id, catalog, store, THUMB_SIDE)[0]
+        except (CellbenchError, OSError, ValueError):
+            return
+        predcache.save_thumb(run["run_id"], sample_id, THUMB_SIDE, img)
+
+    return keep.keep_job(job, report, should_stop, thumbnail)
