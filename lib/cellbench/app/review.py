@@ -89,8 +89,9 @@ def compare_runs(run_id: str, sid: str, labels: dict[str, str]) -> None:
     if not others:
         st.caption("No other run scored this sample.")
         return
+    names = {**ui.run_labels(runs), **labels}
     other = st.selectbox(
-        "Compare with", others, format_func=lambda r: labels.get(r, r), key="r_compare"
+        "Compare with", others, format_func=lambda r: names.get(r, r), key="r_compare"
     )
     if not ui.wait_for_predictions(other, [sid], "The comparison"):
         return
@@ -100,7 +101,7 @@ def compare_runs(run_id: str, sid: str, labels: dict[str, str]) -> None:
         with col:
             st.caption(
                 ui.as_text(
-                    f"{labels.get(r, r)}: TP {counts['tp']}, FP {counts['fp']}, "
+                    f"{names.get(r, r)}: TP {counts['tp']}, FP {counts['fp']}, "
                     f"FN {counts['fn']} ({note})"
                 )
             )
