@@ -2,6 +2,12 @@
 
 No analysis here: pages call the library and render; this module only adds caching at the
 data boundary (keyed by what is on disk, so new runs show up) and the common widgets.
+
+It is past 600 lines because every cache key of the app lives here (the store's signature,
+the catalog paths, the listing's state), and the background work that feeds those caches
+(thumbnails, the first listing, keep jobs) must share them; the widgets built on them
+(figure export, job progress, the deep-zoom iframe) are short. Review tools of the Results
+page are in :mod:`cellbench.app.review`, the tile endpoint in :mod:`cellbench.app.tiles`.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ When numba is not installed (e.g. a minimal GPU image) :data:`AVAILABLE` is Fals
 :func:`cellbench.metrics.overlap.compute_overlap` uses its numpy path, which gives identical
 results (tested); in a fresh process numba is loaded only for a map big enough to repay its
 start-up (:func:`use_compiled`).
+
+The module is past 600 lines because numba's cache is per file: the counting pass, its
+helpers and the merge of two halves stay together so that one file's stamp covers the
+compiled code that calls them (callers in other files: :func:`drop_stale_cache`).
 """
 
 from __future__ import annotations
