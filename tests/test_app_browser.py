@@ -105,6 +105,19 @@ def _populate(home: str, env: dict) -> bool:
     (slides / "small_HE_tumour.geojson").write_text(
         json.dumps({"type": "FeatureCollection", "features": [feature]})
     )
+    # a model run whose predictions are not kept (as a bundled reference run's): its first
+    # look in the app starts the one-time keep job
+    got = subprocess.run(
+        [sys.executable, "-m", "cellbench.cli.main", "evaluate", "--dataset", "dsb2018"]
+        + ["--model", "unet2d_nuclei_broad_torchscript", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    run_id = json.loads(got.stdout)["run_id"]
+    shutil.rmtree(Path(home) / "cache" / "predictions" / run_id)
+    (Path(home) / "unkept_run").write_text(run_id)
     return True
 
 
@@ -551,3 +564,33 @@ def _deep_zoom_checks(drv, inside: tuple[float, float], cls: str) -> None:
         assert "area" in drv.find_element(By.ID, "info").text
     finally:
         drv.switch_to.default_content()
+
+
+def test_a_run_without_kept_predictions_gets_them_from_a_background_job(browser, server):
+    """Issue 32: the grid of a model run without kept predictions shows the ground truth and
+    the keep job's progress at once, then the run's errors once the job has kept them."""
+    if not server.populated:
+        pytest.skip("needs ../shared/data (DSB 2018 and its model)")
+    from selenium.webdriver.common.by import By
+
+    drv = browser
+    run_id = (Path(server.home) / "unkept_run").read_text()
+    drv.get(f"{server}/Results?view=grid&run={run_id}")
+    _wait_rendered(drv, "samples, sorted by")
+
+    def captions() -> list[str]:
+        return [
+            e.text for e in drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")
+        ]
+
+    _until(drv, lambda: len(captions()) == 2, "the grid's two tiles")
+    _until(
+        drv,
+        lambda: all("ground truth" not in c and "drawing" not in c for c in captions()),
+        "the errors drawn from the kept predictions",
+        timeout=300,
+    )
+    _no_error_box(drv, "grid after the keep job")
+    _shot(drv, "flow_7_grid_after_keep_job")
+    kept = Path(server.home) / "cache" / "predictions" / run_id
+    assert len(list(kept.glob("*.npz"))) == 2 and list((kept / "thumbs").glob("*.png"))
