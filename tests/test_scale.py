@@ -217,6 +217,25 @@ def test_compiled_overlap_over_several_blocks_equals_the_numpy_path(monkeypatch,
     np.testing.assert_allclose(fields[7][-1], [xs.mean(), ys.mean()])
 
 
+@pytest.mark.parametrize("length", [1, 2, 63, 64, 65, 127, 128, 129, 8191, 8192, 8193, 8257])
+def test_run_starts_at_every_word_and_block_edge(monkeypatch, length):
+    # the counting pass reads run starts as bits of 64-pixel words: runs starting on the
+    # first and last bit of a word, a block's last pixel and a short tail all count
+    from cellbench.metrics import _kernels
+
+    if not _kernels.load():
+        pytest.skip("numba is not installed: only the numpy path exists here")
+    rng = np.random.default_rng(length)
+    t = np.repeat(rng.integers(0, 4, length), rng.integers(1, 3, length))[:length]
+    p = rng.integers(0, 3, length) * (rng.random(length) < 0.7)
+    t, p = t.reshape(1, -1), p.reshape(1, -1)
+    fast = compute_overlap(t, p)
+    _numpy_path(monkeypatch)
+    slow = compute_overlap(t, p)
+    for a, b in zip(_overlap_fields(fast), _overlap_fields(slow), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_compiled_pass_names_the_map_out_of_range_whatever_comes_first():
     # negative ids are reported for the true map first, as a pass over the range would,
     # even where the predicted map's bad pixel comes earlier; ids past max_ids give None

@@ -4,11 +4,12 @@ maps, and connected components of a sparse bipartite graph.
 :func:`joint_counts` reads both maps once and returns the areas of every id and the
 intersections of every overlapping pair, without gathering the foreground or building a dense
 ``(n_true x n_pred)`` histogram. Its cost follows the pixels only, about 0.4 ns per pixel. The
-maps are read in blocks of :data:`FLAG_BLOCK` pixels: a vectorised pass flags where a run of
-pixels with one ``(true, pred)`` pair starts (along a row, background above all, runs are
-long: ~5% of pixels start one on real maps), the starts are gathered eight flags at a time,
-then each run is counted once while the block is still in the core's cache. A large map
-scored from the main thread is counted in two halves on two threads, whose tables are then
+maps are read in blocks of :data:`FLAG_BLOCK` pixels: one vectorised compare per 64 pixels gives
+a word of bits where a run of pixels with one ``(true, pred)`` pair starts (along a row,
+background above all, runs are long: ~5% of pixels start one on real maps), the set bits are
+read off with count-trailing-zeros, then each run is counted once while the block is still in
+the core's cache (branch-free: background runs go to an unused row). A large map scored from
+the main thread is counted in two halves on two threads, whose tables are then
 merged (:func:`joint_fields`). PQ then costs less than half of one ``np.bincount`` over the
 same pixel pairs at 1000^2 (``benchmarks/bench_metrics.py``). Per true id the counting keeps
 two partner slots; the rare runs of a true id that meet a third partner go to an overflow
@@ -41,7 +42,7 @@ LOADED = False
 #: cached machine code) exceeds what it saves on a few hundred small tiles, and repays itself
 #: within a few 1000^2 maps. Once loaded, every map uses it.
 MIN_PIXELS = 1 << 18
-#: Pixels per block of the run-start flags (:func:`_heads`): 8 KB of flags, in L1.
+#: Pixels per block of the counting pass (:func:`_heads`): its run starts stay in L1/L2.
 FLAG_BLOCK = 8192
 #: Status codes of :func:`_joint`.
 _OK, _NEG_TRUE, _NEG_PRED, _TOO_MANY = 0, 1, 2, 3
@@ -62,32 +63,48 @@ def _range(tr, pr):  # pragma: no cover - compiled
     return tmin, tmax, pmin, pmax
 
 
-def _flags(a, b, fl):  # pragma: no cover - compiled
-    # fl[i] = 1 where pixel i starts a run (i >= 1; zero-based views: this loop vectorises)
-    for i in range(1, a.shape[0]):
-        fl[i] = (a[i] != a[i - 1]) | (b[i] != b[i - 1])
+def _cttz(x):  # pragma: no cover - replaced by an LLVM intrinsic in load()
+    # index of the lowest set bit of a non-zero uint64
+    n = 0
+    while not (x >> np.uint64(n)) & np.uint64(1):
+        n += 1
+    return n
 
 
-def _heads(a, b, fl, buf):  # pragma: no cover - compiled
+def _mask64(a, b, g):  # pragma: no cover - compiled
+    # bit j set where pixel g + j (g >= 1) starts a run: branch-free, so it vectorises
+    mask = np.uint64(0)
+    for j in range(64):
+        d = (a[g + j] != a[g + j - 1]) | (b[g + j] != b[g + j - 1])
+        mask |= np.uint64(d) << np.uint64(j)
+    return mask
+
+
+def _heads(a, b, buf):  # pragma: no cover - compiled
     # starts of the runs of one (true, pred) pair in a block (pixel 0 starts one);
-    # buf[m] = the block's end. The flags come from one vectorised pass over the block (its
-    # bytes stay in L1), then the starts are gathered a word of 8 flags at a time, skipping
-    # all-zero words (most are: ~5% of pixels start a run), branch-free within a word.
+    # buf[m] = the block's end. Each 64 pixels give one word of run-start bits (one
+    # vectorised compare of both maps), whose set bits are then read off lowest first
+    # (count trailing zeros, clear the lowest bit): the work follows the runs (~5% of
+    # pixels start one on real maps), with one branch per word.
     n = a.shape[0]
-    _flags(a, b, fl)
-    fl[0] = 1
-    words = fl.view(np.uint64)
     m = 0
-    nw = n // 8
-    for k in range(nw):
-        if words[k]:
-            base = 8 * k
-            for q in range(8):
-                buf[m] = base + q
-                m += fl[base + q]
-    for k in range(8 * nw, n):
-        buf[m] = k
-        m += fl[k]
+    g = 0
+    while g + 64 <= n:
+        if g == 0:
+            if n == 64:  # _mask64(a, b, 1) would read pixel 64
+                break
+            mask = (_mask64(a, b, 1) << np.uint64(1)) | np.uint64(1)  # pixels 0..63
+        else:
+            mask = _mask64(a, b, g)
+        while mask:
+            buf[m] = g + np.int64(_cttz(mask))
+            m += 1
+            mask &= mask - np.uint64(1)
+        g += 64
+    for k in range(g, n):
+        if k == 0 or a[k] != a[k - 1] or b[k] != b[k - 1]:
+            buf[m] = k
+            m += 1
     buf[m] = n
     return m
 
@@ -104,8 +121,10 @@ def _count(  # pragma: no cover - compiled
         b = np.int64(pr[i])
         ta[a] += run
         pa[b] += run
-        if a != 0 and b != 0:
-            m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a, b, run)
+        # a run on background in either map goes to the unused row 0 as pair (0, 0): its
+        # first slot matches (s1[0] stays 0), so no branch depends on the pixels' ids
+        keep = (a != 0) & (b != 0)
+        m = _add_pair(s1, c1, s2, c2, over_a, over_b, over_n, m, a * keep, b * keep, run)
     return m
 
 
@@ -166,14 +185,13 @@ def _pass(tr, pr, lo0, hi0, max_ids, width):  # pragma: no cover - compiled
     m = 0
     tmax = 0
     pmax = 0
-    fl = np.empty(FLAG_BLOCK + 8, np.uint8)
-    buf = np.empty(FLAG_BLOCK + 2, np.int64)
+    buf = np.empty(FLAG_BLOCK + 1, np.int64)
     # block by block: the run starts, the tables grown to the block's ids, then each run
     # counted while the block is in cache (a run crossing a block's end is counted as two:
     # every sum is additive). Tables are only replaced here, outside the counting loop.
     for lo in range(lo0, hi0, FLAG_BLOCK):
         hi = min(hi0, lo + FLAG_BLOCK)
-        n_runs = _heads(tr[lo:hi], pr[lo:hi], fl, buf)
+        n_runs = _heads(tr[lo:hi], pr[lo:hi], buf)
         bt_min = bt_max = np.int64(tr[lo])
         bp_min = bp_max = np.int64(pr[lo])
         for r in range(n_runs):
@@ -431,10 +449,26 @@ def _union_find(a, b, n):  # pragma: no cover - compiled
     return label
 
 
+def _cttz_intrinsic():
+    """LLVM's count-trailing-zeros of a uint64 (one instruction), as a numba intrinsic."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def cttz(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+
+        return types.uint64(types.uint64), codegen
+
+    return cttz
+
+
 def load() -> bool:
     """Compile (or load from numba's cache) the kernels of this module; True when they are.
     Idempotent; called by :func:`use_compiled` when a map is worth it."""
-    global LOADED, _union_find, _range, _flags, _heads, _grown, _count, _centroid_sums
+    global LOADED, _union_find, _range, _cttz, _mask64, _heads, _grown, _count, _centroid_sums
     global _moments, _joint, _add_pair
     if LOADED or not AVAILABLE:
         return LOADED
@@ -442,7 +476,8 @@ def load() -> bool:
 
     _union_find = numba.njit(cache=True, nogil=True)(_union_find)
     _range = numba.njit(cache=True, nogil=True)(_range)
-    _flags = numba.njit(cache=True, nogil=True, inline="always")(_flags)
+    _cttz = _cttz_intrinsic()
+    _mask64 = numba.njit(cache=True, nogil=True, inline="always")(_mask64)
     _heads = numba.njit(cache=True, nogil=True)(_heads)
     _grown = numba.njit(cache=True, nogil=True)(_grown)
     _count = numba.njit(cache=True, nogil=True)(_count)
