@@ -15,8 +15,8 @@ What it does, in one run:
    the new content and Streamlit's running indicator is gone) on Catalog, Results and
    Cross-dataset;
 5. opens the sample grid of a model run evaluated with this version (its predictions kept) on
-   Results, clicks Open on a thumbnail and waits for the error view; then a bundled reference
-   run without kept predictions (cb_monusac on the 46 MoNuSAC test samples): the one-time
+   Results, clicks a tile of the scrolling grid and waits for the error view; then a bundled
+   reference run without kept predictions (cb_monusac on the 46 MoNuSAC test samples): the one-time
    keep job its first look starts, then its grid of error thumbnails and an error view read
    back (target <= 1 s each);
 0. before all that (``--first-start``, default on), a fresh workspace's first start with
@@ -131,6 +131,29 @@ def _click(drv, text: str) -> float:
             return time.perf_counter() - t0
         time.sleep(0.1)
     raise LookupError(f"no button '{text}'")
+
+
+def _grid_images(drv, n: int, timeout: float = 120) -> None:
+    """Wait until the scrolling grid's first ``n`` tiles show their run's errors (images
+    arrived, no tile left on the ground truth)."""
+    script = (
+        "const t = Array.from(document.querySelectorAll('.cbg-tile')).slice(0, arguments[0]);"
+        "return t.length === arguments[0] && t.every(f => !f.classList.contains('cbg-t') && "
+        "f.querySelector('img').complete && f.querySelector('img').naturalWidth > 0)"
+    )
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout and not drv.execute_script(script, n):
+        time.sleep(0.05)
+
+
+def _click_tile(drv) -> float:
+    """Click the grid's first tile; seconds the click itself took."""
+    from selenium.webdriver.common.by import By
+
+    t0 = time.perf_counter()
+    drv.find_elements(By.CSS_SELECTOR, ".cbg-tile")[0].click()
+    time.sleep(0.05)
+    return time.perf_counter() - t0
 
 
 def _note(name: str, value: float) -> None:
@@ -290,13 +313,10 @@ def main() -> None:
         _click(drv, "Sample grid")
         _settled(drv, "samples, sorted by")
         t_grid = time.perf_counter()
-        while time.perf_counter() - t_grid < 120 and "drawing ..." in drv.execute_script(
-            "return document.body.innerText"
-        ):
-            time.sleep(0.05)  # a user clicks a thumbnail they see
-        _note("sample grid: all 12 thumbnails drawn", time.perf_counter() - t_grid)
+        _grid_images(drv, 12)
+        _note("sample grid: 12 thumbnails drawn", time.perf_counter() - t_grid)
         _settled(drv, "samples, sorted by", quiet=1.0)
-        t = _click(drv, "Open") + _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
+        t = _click_tile(drv) + _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
         _report("Results: sample click -> its error view", t, 2)
         # a bundled run without kept predictions: its first look starts the one-time keep
         # job (46 MoNuSAC test samples), then its grid and error view are read back
@@ -309,18 +329,14 @@ def main() -> None:
         drv.get(f"{url}/Results?run={ref}&view=grid")
         _settled(drv, "samples, sorted by")
         t_grid = time.perf_counter()
-        while time.perf_counter() - t_grid < 120 and (
-            "drawing ..." in (b := drv.execute_script("return document.body.innerText"))
-            or "· ground truth" in b  # a thumbnail's caption while its errors are not drawn
-        ):
-            time.sleep(0.05)
+        _grid_images(drv, 12)
         _report(
             "grid of a run with kept predictions: 12 error thumbnails",
             time.perf_counter() - t_grid,
             1,
         )
         _settled(drv, "samples, sorted by", quiet=1.0)
-        t = _click(drv, "Open") + _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
+        t = _click_tile(drv) + _settled(drv, "QuPath GeoJSON (TP / FP / FN)")
         _report("its error view (kept predictions)", t, 1)
 
         first = page("Cross-dataset", "Top-k fusion")

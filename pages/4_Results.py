@@ -3,14 +3,14 @@ views, confusion matrices and threshold curves, per-sample distributions."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 
-import numpy as np
 import polars as pl
 import streamlit as st
 
-from cellbench.app import ui
-from cellbench.viz import figures, overlay
+from cellbench.app import scrollgrid, ui
+from cellbench.viz import figures
 
 ui.header(
     "Results",
@@ -166,30 +166,58 @@ def _coverage(table: pl.DataFrame, chosen, labels) -> None:
     st.dataframe(cov, hide_index=True)
 
 
-#: Shown where a thumbnail is still being drawn or cannot be drawn.
-PLACEHOLDER = np.full((256, 256, 3), 235, np.uint8)
-NOTES = {
-    "errors": "",
-    "truth": " · ground truth",
-    "drawing": " · drawing ...",
-    "failed": " · not drawn (open it for the reason)",
-}
-
-
 def _active(job) -> bool:
     return job is not None and job["status"] in ("queued", "loading", "running")
 
 
+def _grid_tiles(run: str, sel: pl.DataFrame, sort_by: str, job, size: int) -> None:
+    """The scrolling grid of ``sel``'s samples (:mod:`cellbench.app.scrollgrid`), an Open
+    box for the keyboard, and the keep job's progress, polled until it ends (the tiles then
+    show the run's errors)."""
+    from cellbench.viz.review import prediction_ready
+
+    rec = ui.store().get_run(run)
+    ids = sel["sample_id"].to_list()
+    vals = sel[sort_by].to_list() if sort_by in sel.columns else [None] * len(ids)
+    items = []
+    for k, (sid, val) in enumerate(zip(ids, vals, strict=True)):
+        state = "e" if prediction_ready(rec, sid) else "t"
+        shown = f"{val:.3f}" if isinstance(val, float) else val
+        note = "" if state == "e" else " · ground truth"
+        items.append((k, sid, f"{sid} · {sort_by} {shown}{note}", state))
+    base = ui.thumb_set(run, ids)
+    opened = scrollgrid.show(f"g_grid_{run}", base, items, tile=size)
+    pick = st.columns([4, 1], vertical_alignment="bottom")
+    order = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]  # first tile by default
+    sid = pick[0].selectbox("Open a sample", ids, key=f"g_pick_{run}_{order}") if ids else None
+    if pick[1].button("Open", key=f"g_open_{run}", disabled=not ids):
+        opened = sid
+    if opened is not None and opened in ids:
+        st.session_state["r_open"] = (run, opened)
+        st.rerun()
+
+    @st.fragment(run_every=1.0 if _active(job) else None)
+    def progress() -> None:  # the keep job's progress; when it ends, the tiles' errors
+        now = ui.keep_job(run, ids) if job is not None else None
+        if now is not None:
+            ui.job_row(now, prefix="gkeep_")
+        if _active(job) and not _active(now):
+            st.rerun(scope="app")
+
+    progress()
+
+
 def _grid_section(chosen, labels, metric) -> None:
-    from cellbench.analysis.grid import META, page, select
+    from cellbench.analysis.grid import META, select
     from cellbench.data.vocabulary import center_label
 
     st.caption(
         "Every sample of one run, as thumbnails: matched objects green, false positives red, "
         "missed yellow where the run's prediction is at hand (stored predictions, or kept by "
         "the evaluation); otherwise the ground truth, while a background job makes and keeps "
-        "the run's predictions. Sort and filter by any per-sample value or metadata; Open "
-        "shows the sample's errors, values and links."
+        "the run's predictions. Sort and filter by any per-sample value or metadata; one "
+        "scrolling grid, each image drawn as it scrolls into view; a click on a tile shows "
+        "the sample's errors, values and links."
     )
     c = st.columns([3, 2, 1, 2])
     _linked_run("g_run", chosen)
@@ -235,7 +263,7 @@ def _grid_section(chosen, labels, metric) -> None:
         "Sort by", sortable, index=sortable.index(metric) if metric in sortable else 0, key="g_sort"
     )
     desc = c[2].toggle("Descending", False, key="g_desc")
-    per_page = c[3].select_slider("Per page", [8, 12, 24, 48, 96, 192], 12, key="g_per")
+    size = c[3].select_slider("Tile size", scrollgrid.SIZES, 160, key="g_size")
     f = st.columns(3)
     equals = {}
     for k, col in enumerate(("center", "organ", "category")):
@@ -255,47 +283,17 @@ def _grid_section(chosen, labels, metric) -> None:
             if got != (lo, hi):  # samples without a value stay until a range is chosen
                 ranges[metric] = got
     sel = select(g, sort_by, desc, equals, ranges)
-    n_pages = max(1, -(-sel.height // per_page))
-    number = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="g_page")
-    part, _ = page(sel, int(number), per_page)
-    st.caption(f"{sel.height} of {g.height} samples, sorted by {ui.as_text(sort_by)}")
-    ids = part["sample_id"].to_list()
-    rows = list(part.iter_rows(named=True))
-    job = ui.keep_job(run, g["sample_id"].to_list())  # the run's predictions, kept once
-    first = ui.thumbnails(run, ids)
-    waiting = any(state == "drawing" for _, state in first) or (
-        (ui.drawing() or _active(job)) and any(state == "truth" for _, state in first)
+    more = (
+        f"; the first {scrollgrid.MAX_ITEMS} shown, filter to narrow"
+        if sel.height > scrollgrid.MAX_ITEMS
+        else ""
     )
-
-    # the images arrive as the background worker draws them: this part reruns each second
-    # until they are all there, and the page does not wait for them
-    @st.fragment(run_every=1.0 if waiting else None)
-    def images() -> None:
-        now = ui.keep_job(run, g["sample_id"].to_list()) if job is not None else None
-        if now is not None:
-            ui.job_row(now, prefix="gkeep_")
-        thumbs = ui.thumbnails(run, ids)
-        cols = st.columns(4)
-        for k, (row, (img, state)) in enumerate(zip(rows, thumbs, strict=True)):
-            with cols[k % 4]:
-                val = row.get(sort_by)
-                shown = f"{val:.3f}" if isinstance(val, float) else val
-                note = NOTES[state]
-                st.image(
-                    overlay.square(img) if img is not None else PLACEHOLDER,
-                    caption=f"{row['sample_id']} · {sort_by} {shown}{note}",
-                    width="stretch",
-                )
-                if st.button("Open", key=f"g_open_{run}_{row['sample_id']}"):
-                    st.session_state["r_open"] = (run, row["sample_id"])
-                    st.rerun(scope="app")
-        done = all(state != "drawing" for _, state in thumbs) and (
-            not (ui.drawing() or _active(now)) or all(state != "truth" for _, state in thumbs)
-        )
-        if waiting and done:
-            st.rerun(scope="app")  # all drawn: stop polling
-
-    images()
+    st.caption(
+        f"{sel.height} of {g.height} samples, sorted by {ui.as_text(sort_by)}{more}; scroll "
+        "for more, click a tile to open its sample"
+    )
+    job = ui.keep_job(run, g["sample_id"].to_list())  # the run's predictions, kept once
+    _grid_tiles(run, sel.head(scrollgrid.MAX_ITEMS), sort_by, job, size)
     ui.color_legend(
         [("matched", "#00C853"), ("false positive", "#FF1744"), ("missed", "#FFD600")],
         "Thumbnails: ",

@@ -372,6 +372,21 @@ def _button(drv, text: str, timeout: float = 120):
     raise AssertionError(f"no button '{text}'; page shows:\n{_body(drv)[-1500:]}")
 
 
+#: The scrolling sample grid's tiles whose image has arrived (drawn by the tile server).
+GRID_LOADED = (
+    "return Array.from(document.querySelectorAll('.cbg-tile img'))"
+    ".filter(i => i.complete && i.naturalWidth > 0).length"
+)
+
+
+def _grid_captions(drv) -> list[str]:
+    """The captions of the scrolling sample grid's tiles laid out so far."""
+    return drv.execute_script(
+        "return Array.from(document.querySelectorAll('.cbg-tile figcaption'))"
+        ".map(c => c.textContent)"
+    )
+
+
 def _click(drv, text: str) -> None:
     """Click the button labelled ``text``, again if the page replaced it meanwhile."""
     from selenium.common.exceptions import StaleElementReferenceException
@@ -424,12 +439,9 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
     _click(drv, "Sample grid")
     _wait_rendered(drv, "samples, sorted by")
     assert "samples, sorted by f1" in _body(drv)
-    _until(
-        drv,
-        lambda: len(drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 8,
-        "the grid's thumbnails",
-    )
-    first = drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")[0].text
+    _until(drv, lambda: drv.execute_script(GRID_LOADED) >= 8, "the grid's thumbnails")
+    first = _grid_captions(drv)[0]
+    assert len(_grid_captions(drv)) == 81  # one scroll: every sample's tile laid out
     # sorted the other way round: the first thumbnail changes
     toggle = next(
         t
@@ -437,18 +449,26 @@ def test_research_flows_in_chromium(browser, server, tmp_path):
         if "Descending" in t.text
     )
     toggle.click()
+    _until(drv, lambda: _grid_captions(drv)[0] != first, "the grid sorted descending")
+    _until(drv, lambda: drv.execute_script(GRID_LOADED) >= 8, "the sorted grid's thumbnails")
+    # scrolled to the end, the last tiles' images are drawn on request
+    drv.execute_script("document.querySelector('.cbg-root').scrollTop = 1e6")
     _until(
         drv,
-        lambda: (
-            drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")[0].text != first
+        lambda: drv.execute_script(
+            "const t = document.querySelectorAll('.cbg-tile img');"
+            "const i = t[t.length - 1]; return i.complete && i.naturalWidth > 0"
         ),
-        "the grid sorted descending",
+        "the last tile's image after scrolling",
     )
+    drv.execute_script("document.querySelector('.cbg-root').scrollTop = 0")
     _shot(drv, "flow_2_sample_grid")
-    _click(drv, "Open")
+    opened = _grid_captions(drv)[0].split(" · ")[0]
+    drv.find_elements(By.CSS_SELECTOR, ".cbg-tile")[0].click()  # a click on a tile opens it
     _wait_rendered(drv, "QuPath GeoJSON (TP / FP / FN)")
     body = _body(drv)
     assert "TP" in body and "FP" in body and "Open in the Dataset explorer" in body
+    assert opened in body, opened
     _no_error_box(drv, "error view")
     _shot(drv, "flow_3_error_view")
 
@@ -571,25 +591,20 @@ def test_a_run_without_kept_predictions_gets_them_from_a_background_job(browser,
     the keep job's progress at once, then the run's errors once the job has kept them."""
     if not server.populated:
         pytest.skip("needs ../shared/data (DSB 2018 and its model)")
-    from selenium.webdriver.common.by import By
 
     drv = browser
     run_id = (Path(server.home) / "unkept_run").read_text()
     drv.get(f"{server}/Results?view=grid&run={run_id}")
     _wait_rendered(drv, "samples, sorted by")
 
-    def captions() -> list[str]:
-        return [
-            e.text for e in drv.find_elements(By.CSS_SELECTOR, "[data-testid='stImageCaption']")
-        ]
-
-    _until(drv, lambda: len(captions()) == 2, "the grid's two tiles")
+    _until(drv, lambda: len(_grid_captions(drv)) == 2, "the grid's two tiles")
     _until(
         drv,
-        lambda: all("ground truth" not in c and "drawing" not in c for c in captions()),
+        lambda: all("ground truth" not in c for c in _grid_captions(drv)),
         "the errors drawn from the kept predictions",
         timeout=300,
     )
+    _until(drv, lambda: drv.execute_script(GRID_LOADED) == 2, "both error thumbnails")
     _no_error_box(drv, "grid after the keep job")
     _shot(drv, "flow_7_grid_after_keep_job")
     kept = Path(server.home) / "cache" / "predictions" / run_id

@@ -33,6 +33,17 @@ def _text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def _grid_items(at: AppTest) -> list[list]:
+    """The scrolling sample grid's tiles: ``[k, sample id, caption, state]`` each."""
+    grids = [e for e in at.get("bidi_component") if e.proto.component_name.endswith("scrollgrid")]
+    assert len(grids) == 1, len(grids)
+    return json.loads(grids[0].proto.json)["items"]
+
+
+def _grid_captions(at: AppTest) -> list[str]:
+    return [item[2] for item in _grid_items(at)]
+
+
 def _charts(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
@@ -268,11 +279,12 @@ def test_results_error_view(data_env):
     _no_errors(at)
     at.segmented_control(key="r_view").set_value("Sample grid").run()
     _no_errors(at)
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = _grid_captions(at)
     assert len(captions) == 2 and not any("ground truth" in c for c in captions), captions
+    assert {item[3] for item in _grid_items(at)} == {"e"}  # the run's errors, not the truth
     at.selectbox(key="g_sort").set_value("n_true").run()
     at.toggle(key="g_desc").set_value(True).run()
-    assert at.get("image")[0].proto.imgs[0].caption.startswith("img2d_512")
+    assert _grid_captions(at)[0].startswith("img2d_512")
     next(b for b in at.button if b.key.startswith("g_open")).click().run()
     _no_errors(at)
     counts = {m.label: int(m.value) for m in at.metric}
@@ -299,7 +311,7 @@ def test_results_of_a_run_without_kept_predictions_keep_them_in_a_background_job
     at = _page("4_Results.py").run()
     at.segmented_control(key="r_view").set_value("Sample grid").run()
     _no_errors(at)
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = _grid_captions(at)
     assert len(captions) == 2 and all("ground truth" in c for c in captions), captions
     jobs = [j for j in list_jobs() if j.get("kind") == "keep"]
     assert len(jobs) == 1 and jobs[0]["spec"]["run_id"] == run["run_id"]
@@ -314,7 +326,7 @@ def test_results_of_a_run_without_kept_predictions_keep_them_in_a_background_job
     assert thumb is not None and max(thumb.shape[:2]) == THUMB_SIDE  # drawn by the job
     at.run()
     _no_errors(at)
-    captions = [i.proto.imgs[0].caption for i in at.get("image")]
+    captions = _grid_captions(at)
     assert not any("ground truth" in c for c in captions), captions
     next(b for b in at.button if b.key.startswith("g_open")).click().run()
     _no_errors(at)

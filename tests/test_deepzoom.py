@@ -100,6 +100,34 @@ def test_the_endpoint_serves_only_what_was_registered_under_its_token(pyramid):
         assert _get(missing)[0] == 404, missing
 
 
+def test_grid_thumbnails_are_drawn_on_request_by_their_set(monkeypatch):
+    # the scrolling grid's images: thumbnail k of a registered set, drawn by the set's own
+    # function when the browser first asks (errors or ground truth), 404 where it cannot be
+    from cellbench.app import tiles
+
+    asked = []
+
+    def draw(sid, errors):
+        asked.append((sid, errors))
+        if sid == "broken":
+            return None
+        return np.full((40, 40, 3), 200 if errors else 50, np.uint8)
+
+    srv = tiles.server()
+    key = tiles.REGISTRY.thumb_set("t" * 24, tiles.Thumbs(["a", "b/../x", "broken"], draw))
+    base = f"{srv.base()}thumb/{key}"
+    assert asked == []  # nothing drawn before the browser asks
+    code, body, ctype = _get(f"{base}/1_e.jpg")
+    assert code == 200 and ctype == "image/jpeg"
+    assert np.asarray(Image.open(io.BytesIO(body))).mean() > 150
+    code, body, _ = _get(f"{base}/0_t.jpg")
+    assert code == 200 and np.asarray(Image.open(io.BytesIO(body))).mean() < 100
+    assert asked == [("b/../x", True), ("a", False)]
+    for missing in (f"{base}/2_e.jpg", f"{base}/3_e.jpg", f"{base}/0_x.jpg", f"{base}/-1_e.jpg"):
+        assert _get(missing)[0] == 404, missing
+    assert _get(f"http://127.0.0.1:{srv.port}/wrong/thumb/{key}/0_e.jpg")[0] == 403
+
+
 def test_an_unreadable_slide_is_refused_when_registered(tmp_path):
     from cellbench.app import tiles
     from cellbench.core.errors import CellbenchError

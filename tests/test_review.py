@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from test_app_pages import _no_errors, _page, _text
+from test_app_pages import _grid_captions, _no_errors, _page, _text
 
 
 def test_tags_are_kept_exported_and_never_lost(tmp_path):
@@ -95,7 +95,7 @@ def test_a_shared_view_link_restores_the_grid(data_env):
     _no_errors(at)
     assert at.segmented_control(key="r_view").value == "Sample grid"
     assert at.selectbox(key="g_sort").value == "n_true" and at.toggle(key="g_desc").value
-    assert at.get("image")[0].proto.imgs[0].caption.startswith("img2d_512")
+    assert _grid_captions(at)[0].startswith("img2d_512")
 
 
 def test_a_confusion_cell_lists_its_samples_in_the_grid(data_env):

@@ -17,7 +17,13 @@ serves only what a page registered, under a random per-process token:
 ``/<token>/objects/<view>.json``  the view's objects (level-0 pixel polygons or points, class,
                                   colour, layer such as ground truth / prediction / TP / FP /
                                   FN, and measurements), drawn and hit-tested by the viewer;
-``/<token>/openseadragon.min.js`` the library.
+``/<token>/openseadragon.min.js`` the library;
+``/<token>/thumb/<set>/<k>_<state>.jpg``
+                                  thumbnail ``k`` of a registered set of samples (the scrolling
+                                  sample grid, :mod:`cellbench.app.scrollgrid`), drawn by the
+                                  set's own function on the first request (``state`` ``e``: the
+                                  run's errors, ``t``: the ground truth) and kept by the page's
+                                  cache; one thumbnail is drawn at a time.
 
 Slide paths reach this module only from pages that confined them (``ui.confined``); an id
 that was not registered, or a wrong token, is answered 404 / 403 without reading anything.
@@ -142,12 +148,23 @@ class View:
     hidden: list[str] = field(default_factory=list)  # layers that start hidden
 
 
+@dataclass
+class Thumbs:
+    """A set of thumbnails: sample ids and the function that draws one (``(sample id,
+    errors) -> RGB array or None`` where it cannot be drawn)."""
+
+    ids: list[str]
+    draw: Any
+
+
 class Registry:
-    """The sources and views this process serves (bounded: oldest dropped first)."""
+    """The sources, views and thumbnail sets this process serves (bounded: oldest dropped
+    first)."""
 
     def __init__(self, limit: int = 64):
         self.sources: dict[str, Source] = {}
         self.views: dict[str, View] = {}
+        self.thumbs: dict[str, Thumbs] = {}
         self.limit = limit
         self.lock = threading.Lock()
 
@@ -191,8 +208,14 @@ class Registry:
         key = hashlib.sha256(doc.encode()).hexdigest()[:24]
         return self._put(self.views, key, view)
 
+    def thumb_set(self, key: str, thumbs: Thumbs) -> str:
+        """Register a thumbnail set under ``key`` (the caller's digest of what it shows)."""
+        return self._put(self.thumbs, key, thumbs)
+
 
 REGISTRY = Registry()
+#: One thumbnail drawn at a time: the grid's requests never crowd out the app's own work.
+_DRAW_LOCK = threading.Lock()
 
 
 def _jpeg(arr: np.ndarray) -> bytes:
@@ -250,6 +273,16 @@ class _Handler(BaseHTTPRequestHandler):
             if arr is None or arr.size == 0:
                 return self._send(404, b"no such tile", "text/plain")
             return self._send(200, _jpeg(arr), "image/jpeg", cache=True)
+        if len(p) == 3 and p[0] == "thumb" and p[1] in reg.thumbs and p[2].endswith(".jpg"):
+            k, _, state = p[2].removesuffix(".jpg").partition("_")
+            ts = reg.thumbs[p[1]]
+            if not (k.isdigit() and int(k) < len(ts.ids) and state in ("e", "t")):
+                return self._send(404, b"no such thumbnail", "text/plain")
+            with _DRAW_LOCK:
+                arr = ts.draw(ts.ids[int(k)], state == "e")
+            if arr is None:
+                return self._send(404, b"cannot be drawn", "text/plain")
+            return self._send(200, _jpeg(arr), "image/jpeg", cache=True)
         return self._send(404, b"not found", "text/plain")
 
 
@@ -282,10 +315,15 @@ class Server:
     token: str
     httpd: ThreadingHTTPServer
 
+    def base(self, host: str | None = None) -> str:
+        """The server's URL prefix (token included, ending in ``/``) as a browser reaches it
+        (``host``: the name the browser used for the app, when the server listens on every
+        interface)."""
+        return f"http://{host or self.host}:{self.port}/{self.token}/"
+
     def url(self, view_id: str, host: str | None = None) -> str:
-        """The viewer's URL as a browser reaches it (``host``: the name the browser used for
-        the app, when the server listens on every interface)."""
-        return f"http://{host or self.host}:{self.port}/{self.token}/viewer/{view_id}"
+        """The viewer's URL as a browser reaches it (``host``: as :meth:`base`)."""
+        return f"{self.base(host)}viewer/{view_id}"
 
 
 _SERVER: Server | None = None

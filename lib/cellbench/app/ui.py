@@ -13,6 +13,8 @@ page are in :mod:`cellbench.app.review`, the tile endpoint in :mod:`cellbench.ap
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -585,39 +587,9 @@ def _thumb(sig: tuple, run_id: str, sample_id: str, errors: bool, side: int):
 
 
 #: Thumbnails of this server process: ``(store signature, run, sample, side, errors) ->
-#: image``; drawn by one background worker, so that a grid renders at once and its images
-#: arrive as they are drawn.
+#: image`` (False: cannot be drawn), drawn when the grid's browser asks for them
+#: (:func:`thumb_set`).
 _THUMBS: dict[tuple, Any] = {}
-_THUMB_QUEUE: list[tuple] = []
-_THUMB_LOCK = threading.Lock()
-
-
-def _thumb_worker() -> None:
-    import os
-    import time
-
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    time.sleep(0.6)  # let the page that asked finish its run first (one GIL, two cores)
-    while True:
-        time.sleep(0.01)
-        with _THUMB_LOCK:
-            if not _THUMB_QUEUE:
-                return
-            key = _THUMB_QUEUE.pop(0)
-        if key in _THUMBS:
-            continue
-        img = _draw(key)
-        if len(_THUMBS) > 4096:
-            _THUMBS.clear()
-        _THUMBS[key] = img
-
-
-def drawing() -> bool:
-    """Whether the thumbnail worker has work left."""
-    return bool(_THUMB_QUEUE) or any(
-        t.name == "cellbench-thumbnails" for t in threading.enumerate()
-    )
 
 
 def _draw(key: tuple) -> Any:
@@ -627,57 +599,6 @@ def _draw(key: tuple) -> Any:
         return _thumb(sig, run_id, sid, errors, side)
     except Exception:  # noqa: BLE001 - the reason shows when the sample is opened
         return False
-
-
-def thumbnails(run_id: str, sample_ids, side: int = 256) -> list[tuple[Any, str]]:
-    """``(image or None, state)`` per sample, never waiting. ``state``: ``errors`` (the run's
-    TP / FP / FN), ``truth`` (the ground truth, while the run's keep job makes the prediction:
-    :func:`keep_job`), ``drawing`` (not drawn yet: image None) or ``failed`` (cannot be
-    drawn, e.g. the data is not here: image None). The model never runs in the server.
-    With ``CELLBENCH_PREFETCH=0`` (tests) everything is drawn here."""
-    import os
-
-    from cellbench.runs import predcache
-    from cellbench.viz.review import prediction_ready
-
-    sig = store_signature()
-    run = store().get_run(run_id)
-    inline = os.environ.get("CELLBENCH_PREFETCH", "1") == "0"
-    out, todo = [], []
-    for sid in sample_ids:
-        ready = prediction_ready(run, sid)
-        err, gt = (sig, run_id, sid, side, True), (sig, run_id, sid, side, False)
-        if inline:
-            want = err if ready else gt
-            if want not in _THUMBS:
-                _THUMBS[want] = _draw(want)
-        elif ready and err not in _THUMBS:  # kept on disk (by a keep job, or drawn before)
-            kept = predcache.load_thumb(run_id, sid, side)
-            if kept is not None:
-                _THUMBS[err] = kept
-        e, g = _THUMBS.get(err), _THUMBS.get(gt)
-        if e is not None and e is not False:
-            out.append((e, "errors"))
-            continue
-        if g is not None and g is not False:
-            out.append((g, "truth"))
-        elif e is False or g is False:
-            out.append((None, "failed"))
-        else:
-            out.append((None, "drawing"))
-        if inline or e is False:
-            continue
-        if not ready and gt not in _THUMBS:
-            todo.append(gt)  # the ground truth until the keep job has the prediction
-        if ready and err not in _THUMBS:
-            todo.append(err)
-    if todo:
-        with _THUMB_LOCK:
-            queued = set(_THUMB_QUEUE)
-            _THUMB_QUEUE.extend(k for k in todo if k not in queued)
-        if not any(t.name == "cellbench-thumbnails" for t in threading.enumerate()):
-            threading.Thread(target=_thumb_worker, name="cellbench-thumbnails", daemon=True).start()
-    return out
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -808,14 +729,47 @@ def deep_zoom(
     objs = objects or []
     lay = layers if layers is not None else {o["layer"]: "" for o in objs}
     view = reg.view(tiles.View(src, objs, lay, title, list(hidden or [])))
+    st.iframe(f"{tile_base()}viewer/{view}", height=height)
+
+
+def tile_base() -> str:
+    """The URL prefix of this process's tile server (:mod:`cellbench.app.tiles`) as the
+    browser reaches it: the server is started on the interface Streamlit listens on, and a
+    browser on a lab network reaches it by the name it used for the app."""
+    from cellbench.app import tiles
+
     bind = st.get_option("server.address") or ""
     srv = tiles.server(bind or "127.0.0.1")
-    # the browser reaches the tiles by the name it used for the app (a lab network's name)
     host = None
     if bind in ("0.0.0.0", "::"):
         with contextlib.suppress(Exception):
             host = (st.context.headers.get("Host") or "").rsplit(":", 1)[0] or None
-    st.iframe(srv.url(view, host), height=height)
+    return srv.base(host)
+
+
+def thumb_set(run_id: str, sample_ids: list[str], side: int = 256) -> str:
+    """Register the thumbnails of ``sample_ids`` in run ``run_id`` with the tile server; the
+    URL prefix of thumbnail ``k`` (``<prefix><k>_<e|t>.jpg``: the run's errors or the ground
+    truth). Each is drawn on its first request, as :func:`thumbnails` draws it (kept error
+    thumbnails read from disk), squared, and kept in this process."""
+    from cellbench.app import tiles
+    from cellbench.viz.overlay import square
+
+    sig = store_signature()
+
+    def draw(sid: str, errors: bool):
+        key = (sig, run_id, sid, side, errors)
+        img = _THUMBS.get(key)
+        if img is None:
+            img = _draw(key)
+            if len(_THUMBS) > 4096:
+                _THUMBS.clear()
+            _THUMBS[key] = img
+        return None if img is False else square(img)
+
+    digest = hashlib.sha256(json.dumps([sig, run_id, side, sample_ids], default=str).encode())
+    key = tiles.REGISTRY.thumb_set(digest.hexdigest()[:24], tiles.Thumbs(list(sample_ids), draw))
+    return f"{tile_base()}thumb/{key}/"
 
 
 @st.cache_data(show_spinner="Matching every object of the run ...", max_entries=8)
