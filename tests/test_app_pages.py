@@ -107,11 +107,18 @@ def test_catalog_sample_filters(data_env):
     assert set(at.dataframe[0].value["id"]) == {"ocelot", "pannuke"}
     samples = at.dataframe[1].value
     assert set(samples["dataset"]) == {"ocelot"} and len(samples) > 0
+    # one distribution at a time, of the filtered samples: centers first, then the one asked
+    assert [c["layout"]["title"]["text"] for c in _charts(at)] == ["Samples per center"]
+    at.segmented_control(key="dist").set_value("Nuclei per sample").run()
+    (chart,) = _charts(at)
+    assert chart["layout"]["title"]["text"].startswith("Nuclei per sample")
+    assert len(chart["data"][0]["x"]) == len(samples)
     at.multiselect(key="facet_organ").set_value([])
     at.multiselect(key="facet_dataset").set_value(["monuseg"])
     at.multiselect(key="facet_split").set_value(["test"]).run()
-    titles = [c["layout"]["title"]["text"] for c in _charts(at)]
-    assert "Samples per center" in titles and any("Nuclei per sample" in t for t in titles)
+    (chart,) = _charts(at)
+    assert chart["layout"]["title"]["text"].startswith("Nuclei per sample")
+    assert len(chart["data"][0]["x"]) == 14  # the 14 MoNuSeg test samples
     at.multiselect(key="facet_dataset").set_value([])
     at.multiselect(key="facet_split").set_value([])
     at.selectbox(key="facet_avail").set_value("available here").run()

@@ -160,6 +160,8 @@ def test_the_catalog_page_form_adds_and_removes(tmp_path, monkeypatch):
     monkeypatch.setenv("CELLBENCH_DATA", str(tmp_path / "nodata"))
     d = _folder(tmp_path, 4)
     at = AppTest.from_file(str(repo / "pages" / "1_Catalog.py"), default_timeout=120).run()
+    assert not [w for w in at.text_input if w.key == "a_id"]  # the form is built when asked for
+    at.toggle(key="a_open").set_value(True).run()
     at.text_input(key="a_id").set_value("formed")
     at.text_input(key="a_images").set_value(f"{d}/img/*.png")
     at.text_input(key="a_labels").set_value(f"{d}/mask/{{stem}}.tif")
