@@ -184,7 +184,7 @@ def _grid_tiles(run: str, sel: pl.DataFrame, sort_by: str, job, size: int) -> No
         state = "e" if prediction_ready(rec, sid) else "t"
         shown = f"{val:.3f}" if isinstance(val, float) else val
         note = "" if state == "e" else " · ground truth"
-        items.append((k, sid, f"{sid} · {sort_by} {shown}{note}", state))
+        items.append((k, sid, f"{sort_by} {shown}{note}", state))
     base = ui.thumb_set(run, ids)
     opened = scrollgrid.show(f"g_grid_{run}", base, items, tile=size)
     pick = st.columns([4, 1], vertical_alignment="bottom")

@@ -383,7 +383,7 @@ def _grid_captions(drv) -> list[str]:
     """The captions of the scrolling sample grid's tiles laid out so far."""
     return drv.execute_script(
         "return Array.from(document.querySelectorAll('.cbg-tile figcaption'))"
-        ".map(c => c.textContent)"
+        ".map(c => Array.from(c.children).map(s => s.textContent).join(' · '))"
     )
 
 

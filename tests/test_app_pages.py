@@ -41,7 +41,8 @@ def _grid_items(at: AppTest) -> list[list]:
 
 
 def _grid_captions(at: AppTest) -> list[str]:
-    return [item[2] for item in _grid_items(at)]
+    """Each tile's sample id and caption, as the tile shows them (two lines)."""
+    return [f"{item[1]} · {item[2]}" for item in _grid_items(at)]
 
 
 def _charts(at: AppTest) -> list[dict]:

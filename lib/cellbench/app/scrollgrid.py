@@ -55,8 +55,9 @@ def show(
     base
         URL prefix of the thumbnails: thumbnail ``k`` in state ``s`` is ``<base><k>_<s>.jpg``.
     items
-        ``(k, sample id, caption, state)`` per tile in display order; ``state`` ``e`` (the
-        run's errors) or ``t`` (the ground truth). At most :data:`MAX_ITEMS` are shown.
+        ``(k, sample id, caption, state)`` per tile in display order (the caption is shown
+        under the sample id, e.g. the sort value); ``state`` ``e`` (the run's errors) or ``t``
+        (the ground truth). At most :data:`MAX_ITEMS` are shown.
     tile, height
         Smallest tile side and the scrolling box's height, in CSS pixels.
     """

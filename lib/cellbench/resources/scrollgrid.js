@@ -31,7 +31,11 @@ export default function (component) {
     img.src = data.base + k + "_" + state + ".jpg";
     img.onerror = () => { fig.classList.add("cbg-failed"); };
     const cap = document.createElement("figcaption");
-    cap.textContent = caption;
+    const name = document.createElement("span");
+    const value = document.createElement("span");
+    name.textContent = sid;
+    value.textContent = caption;
+    cap.append(name, value);
     fig.append(img, cap);
     const open = () => setTriggerValue("open", sid);
     fig.addEventListener("click", open);
