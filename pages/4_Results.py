@@ -170,12 +170,13 @@ def _active(job) -> bool:
     return job is not None and job["status"] in ("queued", "loading", "running")
 
 
-def _grid_tiles(run: str, sel: pl.DataFrame, sort_by: str, job, size: int) -> None:
+def _grid_tiles(run: str, sel: pl.DataFrame, sort_by: str, size: int, every: list[str]) -> None:
     """The scrolling grid of ``sel``'s samples (:mod:`cellbench.app.scrollgrid`), an Open
-    box for the keyboard, and the keep job's progress, polled until it ends (the tiles then
-    show the run's errors)."""
+    box for the keyboard, and the progress of the keep job of the run's samples ``every``,
+    polled until it ends (the tiles then show the run's errors)."""
     from cellbench.viz.review import prediction_ready
 
+    job = ui.keep_job(run, every)  # the run's predictions, kept once
     rec = ui.store().get_run(run)
     ids = sel["sample_id"].to_list()
     vals = sel[sort_by].to_list() if sort_by in sel.columns else [None] * len(ids)
@@ -198,7 +199,7 @@ def _grid_tiles(run: str, sel: pl.DataFrame, sort_by: str, job, size: int) -> No
 
     @st.fragment(run_every=1.0 if _active(job) else None)
     def progress() -> None:  # the keep job's progress; when it ends, the tiles' errors
-        now = ui.keep_job(run, ids) if job is not None else None
+        now = ui.keep_job(run, every) if job is not None else None
         if now is not None:
             ui.job_row(now, prefix="gkeep_")
         if _active(job) and not _active(now):
@@ -292,8 +293,7 @@ def _grid_section(chosen, labels, metric) -> None:
         f"{sel.height} of {g.height} samples, sorted by {ui.as_text(sort_by)}{more}; scroll "
         "for more, click a tile to open its sample"
     )
-    job = ui.keep_job(run, g["sample_id"].to_list())  # the run's predictions, kept once
-    _grid_tiles(run, sel.head(scrollgrid.MAX_ITEMS), sort_by, job, size)
+    _grid_tiles(run, sel.head(scrollgrid.MAX_ITEMS), sort_by, size, g["sample_id"].to_list())
     ui.color_legend(
         [("matched", "#00C853"), ("false positive", "#FF1744"), ("missed", "#FFD600")],
         "Thumbnails: ",

@@ -321,10 +321,6 @@ class Server:
         interface)."""
         return f"http://{host or self.host}:{self.port}/{self.token}/"
 
-    def url(self, view_id: str, host: str | None = None) -> str:
-        """The viewer's URL as a browser reaches it (``host``: as :meth:`base`)."""
-        return f"{self.base(host)}viewer/{view_id}"
-
 
 _SERVER: Server | None = None
 _SERVER_LOCK = threading.Lock()

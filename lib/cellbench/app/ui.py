@@ -750,8 +750,8 @@ def tile_base() -> str:
 def thumb_set(run_id: str, sample_ids: list[str], side: int = 256) -> str:
     """Register the thumbnails of ``sample_ids`` in run ``run_id`` with the tile server; the
     URL prefix of thumbnail ``k`` (``<prefix><k>_<e|t>.jpg``: the run's errors or the ground
-    truth). Each is drawn on its first request, as :func:`thumbnails` draws it (kept error
-    thumbnails read from disk), squared, and kept in this process."""
+    truth). Each is drawn on its first request by :func:`_thumb` (an error thumbnail kept on
+    disk is read back, else drawn and kept), squared, and kept in this process."""
     from cellbench.app import tiles
     from cellbench.viz.overlay import square
 
