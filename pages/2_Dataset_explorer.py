@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from cellbench.app import ui
+from cellbench.app import scrollgrid, ui
 from cellbench.viz import figures, overlay
 
 ui.header(
@@ -30,7 +30,7 @@ def _overlay(dataset: str, sample_id: str, inst: bool, pts: bool, tissue: bool, 
 SORTABLE = ("sample_id", "n_objects", "center", "organ", "category", "split", "width", "mpp")
 
 with ui.guard("The explorer"):
-    from cellbench.analysis.grid import page, select
+    from cellbench.analysis.grid import select
     from cellbench.data.vocabulary import center_label
 
     cat = ui.catalog()
@@ -74,27 +74,33 @@ with ui.guard("The explorer"):
                 key=f"x_f_{col}",
                 format_func=(lambda v: center_label(v, names.get(v))) if col == "center" else str,
             )
-    per_page = g[4].selectbox("Per page", [8, 12, 24], key="x_per")
+    size = g[4].select_slider("Tile size", scrollgrid.SIZES, 160, key="x_size")
     ranges = {}
     counts = rows["n_objects"].drop_nulls()
     if counts.len() > 1 and counts.min() < counts.max():
         lo, hi = int(counts.min()), int(counts.max())
         ranges["n_objects"] = st.slider("Objects per sample", lo, hi, (lo, hi), key="x_nobj")
-    sel = select(rows, sort_by, desc, equals, ranges)
-    n_pages = max(1, -(-sel.height // per_page))
-    number = st.number_input(f"Gallery page (of {n_pages})", 1, n_pages, 1, key="x_page")
-    chunk, _ = page(sel, int(number), per_page)
+    sel = select(rows, sort_by, desc, equals, ranges).head(scrollgrid.MAX_ITEMS)
     st.subheader(f"Gallery: {ui.as_text(dataset)} ({sel.height} of {rows.height} samples)")
-    cols = st.columns(4)
     classes = cat.get(dataset).classes
-    for k, r in enumerate(chunk.iter_rows(named=True)):
-        sid = r["sample_id"]
-        thumb, _ = _overlay(dataset, sid, show_inst, show_pts, show_tissue, 256)
-        with cols[k % 4]:
-            extra = f" · {r[sort_by]}" if sort_by != "sample_id" else ""
-            st.image(thumb, caption=f"{sid}{extra}", width="stretch")
-            if st.button("Open", key=f"x_open_{dataset}_{sid}"):
-                st.session_state["x_sample"] = sid
+    flags = (show_inst, show_pts, show_tissue)
+
+    def draw(sid: str, _errors: bool):  # on the tile server's thread, when scrolled to
+        try:
+            return overlay.square(_overlay(dataset, sid, *flags, 256)[0])
+        except Exception:  # noqa: BLE001 - the reason shows when the sample is opened
+            return None
+
+    ids = sel["sample_id"].to_list()
+    vals = sel[sort_by].to_list()
+    items = [
+        (k, sid, f"{sort_by} {v}" if sort_by != "sample_id" else "", "t")
+        for k, (sid, v) in enumerate(zip(ids, vals, strict=True))
+    ]
+    base = ui.thumb_urls(["explorer", dataset, *flags], ids, draw)
+    clicked = scrollgrid.show(f"x_grid_{dataset}", base, items, tile=size, height=560)
+    if clicked in ids:
+        st.session_state["x_sample"] = clicked  # shown below, under "One sample"
     if classes:
         cc = overlay.class_colors(classes)
         ui.color_legend([(c.name, cc[c.id]) for c in classes], "Classes: ")

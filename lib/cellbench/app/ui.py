@@ -747,12 +747,23 @@ def tile_base() -> str:
     return srv.base(host)
 
 
-def thumb_set(run_id: str, sample_ids: list[str], side: int = 256) -> str:
-    """Register the thumbnails of ``sample_ids`` in run ``run_id`` with the tile server; the
-    URL prefix of thumbnail ``k`` (``<prefix><k>_<e|t>.jpg``: the run's errors or the ground
-    truth). Each is drawn on its first request by :func:`_thumb` (an error thumbnail kept on
-    disk is read back, else drawn and kept), squared, and kept in this process."""
+def thumb_urls(what: list, sample_ids: list[str], draw) -> str:
+    """Register thumbnails with the tile server: ``draw(sample id, errors)`` makes one (an RGB
+    array, None where it cannot be drawn) when the browser first asks for it. ``what``
+    names what is drawn (JSON-able; one registration per distinct ``what`` and ids). The URL
+    prefix of thumbnail ``k`` (``<prefix><k>_<e|t>.jpg``: the run's errors or the ground
+    truth) is returned."""
     from cellbench.app import tiles
+
+    digest = hashlib.sha256(json.dumps([what, sample_ids], default=str).encode())
+    key = tiles.REGISTRY.thumb_set(digest.hexdigest()[:24], tiles.Thumbs(list(sample_ids), draw))
+    return f"{tile_base()}thumb/{key}/"
+
+
+def thumb_set(run_id: str, sample_ids: list[str], side: int = 256) -> str:
+    """:func:`thumb_urls` of ``sample_ids`` in run ``run_id``: each drawn on its first
+    request by :func:`_thumb` (an error thumbnail kept on disk is read back, else drawn and
+    kept), squared, and kept in this process."""
     from cellbench.viz.overlay import square
 
     sig = store_signature()
@@ -767,9 +778,7 @@ def thumb_set(run_id: str, sample_ids: list[str], side: int = 256) -> str:
             _THUMBS[key] = img
         return None if img is False else square(img)
 
-    digest = hashlib.sha256(json.dumps([sig, run_id, side, sample_ids], default=str).encode())
-    key = tiles.REGISTRY.thumb_set(digest.hexdigest()[:24], tiles.Thumbs(list(sample_ids), draw))
-    return f"{tile_base()}thumb/{key}/"
+    return thumb_urls([sig, run_id, side], sample_ids, draw)
 
 
 @st.cache_data(show_spinner="Matching every object of the run ...", max_entries=8)
