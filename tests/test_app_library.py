@@ -84,8 +84,8 @@ def test_one_set_of_filters_drives_datasets_and_samples():
     assert d["id"].to_list() == ["c"] and s.is_empty()
 
 
-def test_sample_grid_sorts_filters_and_pages():
-    from cellbench.analysis.grid import page, sample_grid, select
+def test_sample_grid_sorts_and_filters():
+    from cellbench.analysis.grid import sample_grid, select
     from cellbench.runs.store import Store
 
     store = Store()
@@ -134,9 +134,6 @@ def test_sample_grid_sorts_filters_and_pages():
     assert s["sample_id"].to_list() == ["s0", "s2"]
     s = select(g, "pq", False, ranges={"pq": (0.4, 1.0)})
     assert s["sample_id"].to_list() == ["s0", "s1"]
-    part, n = page(g, 2, 2)
-    assert n == 2 and part["sample_id"].to_list() == ["s2"]
-    assert page(g, 9, 2)[0]["sample_id"].to_list() == ["s2"]  # clamped to the last page
 
 
 def test_kept_predictions_round_trip_and_damage():

@@ -1,5 +1,5 @@
 """The sample grid of a run: one row per sample with its metadata and every per-sample value,
-sorted, filtered and paged the way the app's grid shows it.
+sorted and filtered the way the app's grid shows it.
 
 Columns: ``sample_id``, the run's metadata columns (``center``, ``organ``, ``stain``,
 ``category``, ``slide_id``, ``patient_id``), every metric of class ``all`` under its own name
@@ -53,10 +53,3 @@ def select(
     if sort_by:
         out = out.sort(sort_by, descending=descending, nulls_last=True, maintain_order=True)
     return out
-
-
-def page(grid: pl.DataFrame, number: int, per_page: int) -> tuple[pl.DataFrame, int]:
-    """Page ``number`` (from 1, clamped) of ``per_page`` rows, and the number of pages."""
-    n_pages = max(1, -(-grid.height // per_page))
-    k = min(max(1, number), n_pages)
-    return grid.slice((k - 1) * per_page, per_page), n_pages
