@@ -88,3 +88,8 @@ with ui.guard("The job list"):
         st.caption("No job is running.")
     for j in active:
         ui.job_progress(j)
+
+# what the next pages load and read (tables' and figures' lazy imports, the sample table once
+# listed), in the background while the user reads Home: their first visit then skips it
+ui.prefetch(ui.warm, [()])
+ui.prefetch_sample_table()

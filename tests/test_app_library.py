@@ -347,3 +347,14 @@ def test_grid_tiles_are_squares_of_one_size():
     assert got.shape == (256, 256, 3)
     assert (got[78:178] == 0).all() and (got[:78] == 245).all() and (got[178:] == 245).all()
     assert square(np.ones((50, 50), np.uint8)).shape == (50, 50, 3)
+
+
+def test_warm_loads_what_a_first_table_and_figure_load():
+    # Home warms these in the background (ui.prefetch); Streamlit's and plotly's lazy parts
+    # must still be where ui.warm reaches them after an upgrade
+    import sys
+
+    from cellbench.app import ui
+
+    ui.warm()
+    assert {"pandas", "pyarrow", "plotly.graph_objs"} <= set(sys.modules)

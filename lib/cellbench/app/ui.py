@@ -180,6 +180,28 @@ def sample_table(what: str = "This page") -> pl.DataFrame:
     return _sample_table(*_paths())
 
 
+def warm() -> None:
+    """Load what a page's first table and first figure load lazily: pandas and pyarrow behind
+    ``st.dataframe`` (~0.5 s), plotly's validators (:func:`cellbench.viz.figures.warm`);
+    run in the background (:func:`prefetch`) so that no page's first visit pays for them."""
+    import importlib
+
+    from streamlit import dataframe_util
+
+    from cellbench.viz import figures
+
+    importlib.import_module("pandas")  # st.dataframe imports it on first use (~0.5 s)
+    dataframe_util.convert_anything_to_arrow_bytes(pl.DataFrame({"a": [1], "b": ["x"]}))
+    figures.warm()
+
+
+def prefetch_sample_table() -> None:
+    """Read the sample table into the cache in the background (:func:`prefetch`) once the
+    local data is listed (never while the listing runs: that would list it twice)."""
+    if not listing()["pending"]:
+        prefetch(_sample_table, [_paths()])
+
+
 @st.cache_data(show_spinner=False)
 def _catalog_rows(cat_path: str, root: str, user: str = "", listed: tuple = ()) -> list[dict]:
     from cellbench.data.samples import catalog_rows

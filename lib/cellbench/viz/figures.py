@@ -42,6 +42,14 @@ def _labels(values) -> list[str]:
     return ["unknown" if v is None else str(v) for v in values]
 
 
+def warm() -> None:
+    """Build and serialise one small figure: plotly loads its trace validators and JSON
+    encoders lazily (~0.15 s on first use), here instead of in the first page that draws."""
+    fig = count_bar(pl.DataFrame({"x": ["a", "b", "a"]}), "x")
+    fig.to_json()
+    print_layout(fig, *next(iter(PUBLICATION_SIZES.values())))
+
+
 def count_bar(df: pl.DataFrame, column: str, title: str | None = None) -> go.Figure:
     """Number of rows per value of ``column`` (null shown as "unknown"), largest first."""
     counts = df.group_by(column).len().sort("len", descending=True)
