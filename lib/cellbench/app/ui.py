@@ -198,7 +198,11 @@ def warm() -> None:
 def prefetch_sample_table() -> None:
     """Read the sample table into the cache in the background (:func:`prefetch`) once the
     local data is listed (never while the listing runs: that would list it twice)."""
-    if not listing()["pending"]:
+    try:
+        ready = not listing()["pending"]
+    except Exception:  # noqa: BLE001 - e.g. no catalog: the page that needs it says why
+        return
+    if ready:
         prefetch(_sample_table, [_paths()])
 
 

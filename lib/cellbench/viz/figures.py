@@ -511,9 +511,7 @@ def print_layout(fig: go.Figure, width_mm: float, height_mm: float) -> tuple[go.
     and every plot keeps at least :data:`MIN_PLOT_PX` of height. Raises
     :class:`FigureTooSmall` (with the width needed) when the x categories cannot fit.
     """
-    # a copy without re-validating every property (fig is valid; validation costs 6-20 ms a
-    # figure, paid on every page that offers an export)
-    f = go.Figure(fig.to_dict(), _validate=False)
+    f = go.Figure(fig)
     px = PRINT_FONT_PX
     char, line = 0.55 * px, 1.3 * px  # average glyph width and line height, CSS px
     w = width_mm / 25.4 * 96
