@@ -80,8 +80,11 @@ with ui.guard("The explorer"):
     if counts.len() > 1 and counts.min() < counts.max():
         lo, hi = int(counts.min()), int(counts.max())
         ranges["n_objects"] = st.slider("Objects per sample", lo, hi, (lo, hi), key="x_nobj")
-    sel = select(rows, sort_by, desc, equals, ranges).head(scrollgrid.MAX_ITEMS)
+    sel = select(rows, sort_by, desc, equals, ranges)
     st.subheader(f"Gallery: {ui.as_text(dataset)} ({sel.height} of {rows.height} samples)")
+    if sel.height > scrollgrid.MAX_ITEMS:
+        st.caption(f"The first {scrollgrid.MAX_ITEMS} are shown: filter to narrow.")
+        sel = sel.head(scrollgrid.MAX_ITEMS)
     classes = cat.get(dataset).classes
     flags = (show_inst, show_pts, show_tissue)
 
