@@ -4,8 +4,9 @@ No analysis here: pages call the library and render; this module only adds cachi
 data boundary (keyed by what is on disk, so new runs show up) and the common widgets.
 
 It is past 600 lines because every cache key of the app lives here (the store's signature,
-the catalog paths, the listing's state), and the background work that feeds those caches
-(thumbnails, the first listing, keep jobs) must share them; the widgets built on them
+the catalog paths, the listing's state), and the work outside a page's run that feeds those
+caches (thumbnails drawn for the tile server, the first listing, keep jobs, prefetches) must
+share them; the widgets built on them
 (figure export, job progress, the deep-zoom iframe) are short. Review tools of the Results
 page are in :mod:`cellbench.app.review`, the tile endpoint in :mod:`cellbench.app.tiles`.
 """
@@ -424,7 +425,6 @@ def geojson_button(
     """A download of one sample's QuPath GeoJSON (:func:`cellbench.qupath.geojson.
     sample_features`: ``gt``, a run's ``pred`` or its ``errors``), built when clicked unless
     ``features`` are given."""
-    import json
 
     def doc() -> bytes:
         from cellbench.qupath.geojson import sample_features
