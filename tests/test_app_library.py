@@ -358,3 +358,13 @@ def test_warm_loads_what_a_first_table_and_figure_load():
 
     ui.warm()
     assert {"pandas", "pyarrow", "plotly.graph_objs"} <= set(sys.modules)
+
+
+def test_figure_titles_show_user_strings_as_text():
+    # plotly reads <b>, <a href>, <br> in titles: a sample id with markup must stay text
+    import numpy as np
+
+    from cellbench.viz import figures
+
+    fig = figures.image_figure(np.zeros((4, 4, 3), np.uint8), "<b>x</b> & <a href='y'>z</a>")
+    assert fig.layout.title.text == "&lt;b&gt;x&lt;/b&gt; &amp; &lt;a href='y'&gt;z&lt;/a&gt;"

@@ -59,8 +59,9 @@ def show(
         under the sample id, e.g. the sort value); ``state`` ``e`` (the run's errors) or ``t``
         (the ground truth). At most :data:`MAX_ITEMS` are shown.
     tile, height
-        Smallest tile side and the scrolling box's height, in CSS pixels.
+        Smallest tile side and the scrolling box's largest height, in CSS pixels (a grid
+        of a few rows takes only their height).
     """
     data = {"base": base, "items": items[:MAX_ITEMS], "tile": int(tile), "height": int(height)}
-    res = _component()(key=key, data=data, on_open_change=lambda: None, height=height + 8)
+    res = _component()(key=key, data=data, on_open_change=lambda: None)
     return getattr(res, "open", None) if res is not None else None

@@ -10,7 +10,7 @@ export default function (component) {
   if (root.dataset.sig === sig) return;  // the same grid: keep its scroll position
   root.dataset.sig = sig;
   root.textContent = "";
-  root.style.height = data.height + "px";
+  root.style.maxHeight = data.height + "px";  // a short grid takes only its rows
   root.style.setProperty("--cbg-tile", data.tile + "px");
   const CHUNK = 120;
   let shown = 0;

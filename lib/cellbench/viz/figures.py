@@ -26,12 +26,19 @@ SCALE = "Viridis"
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
 
+def plain(text: str) -> str:
+    """``text`` shown as written by plotly, whose labels read a subset of HTML (``<b>``,
+    ``<a href>``, ``<br>``): a sample id or class name with markup stays text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def style(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
-    """The house style: white template, sans-serif, compact margins."""
+    """The house style: white template, sans-serif, compact margins. ``title`` is shown as
+    written (:func:`plain`; print layouts break it into lines later)."""
     fig.update_layout(
         template="plotly_white",
         font={"family": FONT, "size": 12},
-        title={"text": title, "font": {"size": 14}} if title else None,
+        title={"text": plain(title), "font": {"size": 14}} if title else None,
         margin={"l": 60, "r": 20, "t": 50 if title else 20, "b": 50},
         height=height,
     )
